@@ -1,0 +1,1 @@
+"""Device kinds, wire payload models and message decoding: the pure core of the wire contract."""

@@ -1,0 +1,295 @@
+"""Topic routing and payload decoding: raw MQTT messages become readings or rejections."""
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from hub.devices.kinds import Channel, Kind
+from hub.devices.payloads import (
+    PAYLOAD_MODELS,
+    CommandAckPayload,
+    Payload,
+    StatusPayload,
+)
+
+DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class RejectReason(StrEnum):
+    """Why a message became a dead letter; also the `reason` label of the rejected metric."""
+
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_KIND = "unknown_kind"
+    OVERSIZE = "oversize"
+    INVALID_JSON = "invalid_json"
+    SCHEMA = "schema"
+    ID_MISMATCH = "id_mismatch"
+    UNREGISTERED = "unregistered"
+    KIND_MISMATCH = "kind_mismatch"
+    TS_TOO_OLD = "ts_too_old"
+    TS_IN_FUTURE = "ts_in_future"
+
+
+class DecodeError(ValueError):
+    """A message the hub cannot accept, with the reason code and a human-readable detail."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed `<root>/<kind>/<device_id>/<channel>` topic."""
+
+    kind: Kind
+    device_id: str
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One validated reading: a telemetry or event object of one device at one instant."""
+
+    kind: Kind
+    device_id: str
+    channel: Channel
+    ts: datetime
+    received_at: datetime
+    payload: Payload
+
+    def value(self, name: str) -> Any:
+        """A contract field or an extra field by name, None when absent."""
+        return getattr(self.payload, name, None)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A device's retained online/offline status."""
+
+    kind: Kind
+    device_id: str
+    online: bool
+    ts: datetime
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAck:
+    """A device's acknowledgement of a command."""
+
+    kind: Kind
+    device_id: str
+    command_id: str
+    result: str
+    detail: str | None
+    ts: datetime
+    received_at: datetime
+
+
+Decoded = Sequence[Reading] | StatusChange | CommandAck
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Acceptance limits: payload size and how far `ts` may be from the receive time."""
+
+    max_payload_bytes: int = 256 * 1024
+    max_batch: int = 10_000
+    max_age: timedelta = timedelta(days=7)
+    max_ahead: timedelta = timedelta(minutes=5)
+
+
+_CHANNELS = {c.value: c for c in Channel}
+_KINDS = {k.value: k for k in Kind}
+
+
+def parse_topic(topic: str, root: str) -> Topic:
+    """Split a topic of the wire contract; raise DecodeError for anything else."""
+    parts = topic.split("/")
+    if len(parts) < 4 or parts[0] != root:
+        raise DecodeError(
+            RejectReason.BAD_TOPIC, f"expected {root}/<kind>/<device_id>/<channel>, got {topic!r}"
+        )
+    kind_text, device_id, channel_text = parts[1], parts[2], "/".join(parts[3:])
+    kind = _KINDS.get(kind_text)
+    if kind is None:
+        raise DecodeError(
+            RejectReason.UNKNOWN_KIND,
+            f"unknown kind {kind_text!r}; expected one of {', '.join(_KINDS)}",
+        )
+    channel = _CHANNELS.get(channel_text)
+    if channel is None:
+        raise DecodeError(RejectReason.BAD_TOPIC, f"unknown channel {channel_text!r}")
+    if not DEVICE_ID_PATTERN.match(device_id):
+        raise DecodeError(
+            RejectReason.BAD_TOPIC,
+            "device id must be 1-64 characters of letters, digits, '_', '.', ':' or '-'",
+        )
+    return Topic(kind=kind, device_id=device_id, channel=channel)
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors(include_url=False, include_input=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "payload"
+        parts.append(f"{where}: {item['msg']}")
+    more = err.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _load_json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise DecodeError(RejectReason.INVALID_JSON, str(err)) from err
+
+
+def _check_time(ts: datetime, received_at: datetime, limits: DecodeLimits) -> None:
+    if ts < received_at - limits.max_age:
+        raise DecodeError(
+            RejectReason.TS_TOO_OLD,
+            f"ts {ts.isoformat()} is more than {limits.max_age} before receipt",
+        )
+    if ts > received_at + limits.max_ahead:
+        raise DecodeError(
+            RejectReason.TS_IN_FUTURE,
+            f"ts {ts.isoformat()} is more than {limits.max_ahead} after receipt",
+        )
+
+
+def decode_readings(
+    topic: Topic,
+    raw: bytes,
+    received_at: datetime,
+    limits: DecodeLimits,
+) -> list[Reading]:
+    """Decode a telemetry or event payload (one object or a batch) into readings.
+
+    The whole message is rejected if any object in it is bad, so a batch is stored or
+    dead-lettered as the unit it arrived as.
+    """
+    if len(raw) > limits.max_payload_bytes:
+        raise DecodeError(
+            RejectReason.OVERSIZE, f"{len(raw)} bytes exceeds {limits.max_payload_bytes}"
+        )
+    data = _load_json(raw)
+    objects: list[Any]
+    if isinstance(data, dict):
+        objects = [data]
+    elif isinstance(data, list):
+        if not data:
+            raise DecodeError(RejectReason.SCHEMA, "empty batch")
+        if len(data) > limits.max_batch:
+            raise DecodeError(
+                RejectReason.OVERSIZE, f"batch of {len(data)} exceeds {limits.max_batch}"
+            )
+        objects = data
+    else:
+        raise DecodeError(RejectReason.SCHEMA, "payload must be a JSON object or array of objects")
+    model = PAYLOAD_MODELS[topic.kind]
+    readings: list[Reading] = []
+    for index, obj in enumerate(objects):
+        where = f"item {index}: " if len(objects) > 1 else ""
+        if not isinstance(obj, dict):
+            raise DecodeError(RejectReason.SCHEMA, f"{where}not a JSON object")
+        try:
+            payload = model.model_validate(obj)
+        except ValidationError as err:
+            raise DecodeError(RejectReason.SCHEMA, where + _describe(err)) from err
+        if payload.device_id is not None and payload.device_id != topic.device_id:
+            raise DecodeError(
+                RejectReason.ID_MISMATCH,
+                f"{where}device_id {payload.device_id!r} differs from topic's {topic.device_id!r}",
+            )
+        _check_time(payload.ts, received_at, limits)
+        readings.append(
+            Reading(
+                kind=topic.kind,
+                device_id=topic.device_id,
+                channel=topic.channel,
+                ts=payload.ts,
+                received_at=received_at,
+                payload=payload,
+            )
+        )
+    return readings
+
+
+def decode_status(topic: Topic, raw: bytes, received_at: datetime) -> StatusChange:
+    """Decode a status message: bare `online`/`offline` or `{"state": ..., "ts": ...}`."""
+    text = raw.strip()
+    if text in (b"online", b"offline"):
+        return StatusChange(
+            topic.kind, topic.device_id, text == b"online", received_at, received_at
+        )
+    data = _load_json(raw)
+    if not isinstance(data, dict):
+        raise DecodeError(RejectReason.SCHEMA, 'status must be "online", "offline" or an object')
+    try:
+        status = StatusPayload.model_validate(data)
+    except ValidationError as err:
+        raise DecodeError(RejectReason.SCHEMA, _describe(err)) from err
+    return StatusChange(
+        topic.kind,
+        topic.device_id,
+        status.state == "online",
+        status.ts or received_at,
+        received_at,
+    )
+
+
+def decode_command_ack(topic: Topic, raw: bytes, received_at: datetime) -> CommandAck:
+    """Decode a device's `cmd/ack` reply."""
+    data = _load_json(raw)
+    if not isinstance(data, dict):
+        raise DecodeError(RejectReason.SCHEMA, "cmd/ack must be a JSON object")
+    try:
+        ack = CommandAckPayload.model_validate(data)
+    except ValidationError as err:
+        raise DecodeError(RejectReason.SCHEMA, _describe(err)) from err
+    return CommandAck(
+        topic.kind, topic.device_id, ack.command_id, ack.result, ack.detail, ack.ts, received_at
+    )
+
+
+RegistryLookup = Callable[[str], Kind | None]
+
+
+def decode_message(
+    topic_text: str,
+    raw: bytes,
+    received_at: datetime,
+    *,
+    root: str,
+    registry: RegistryLookup | Mapping[str, Kind],
+    limits: DecodeLimits,
+) -> Decoded:
+    """Route one MQTT message by topic and decode it; raise DecodeError to dead-letter it."""
+    topic = parse_topic(topic_text, root)
+    lookup = registry.get if isinstance(registry, Mapping) else registry
+    registered = lookup(topic.device_id)
+    if registered is None:
+        raise DecodeError(
+            RejectReason.UNREGISTERED,
+            f"device {topic.device_id!r} is not registered; import it, then replay",
+        )
+    if registered != topic.kind:
+        raise DecodeError(
+            RejectReason.KIND_MISMATCH,
+            f"device {topic.device_id!r} is registered as {registered}, topic says {topic.kind}",
+        )
+    if topic.channel in (Channel.TELEMETRY, Channel.EVENT):
+        return decode_readings(topic, raw, received_at, limits)
+    if topic.channel is Channel.STATUS:
+        return decode_status(topic, raw, received_at)
+    if topic.channel is Channel.CMD_ACK:
+        return decode_command_ack(topic, raw, received_at)
+    raise DecodeError(RejectReason.BAD_TOPIC, "the cmd channel is hub-to-device only")
