@@ -1,0 +1,303 @@
+"""Command line and composition root: builds settings and wires ingest, store, rules and API."""
+
+import argparse
+import csv
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from hub.devices.registry import parse_device_file
+from hub.settings import Settings
+
+log = logging.getLogger("hub")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply pending migrations and report the storage mode."""
+    from hub.store.migrations import apply_migrations  # noqa: PLC0415 - keep --help fast
+
+    report = apply_migrations(settings.database_url, args.mode)
+    print(f"storage mode: {report.mode}; schema version {report.current_version}")
+    for name in report.applied:
+        print(f"applied {name}")
+    if not report.applied:
+        print("schema is up to date")
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run ingest, rules and the HTTP API in this process until SIGINT/SIGTERM."""
+    from hub.runtime import HubProcess  # noqa: PLC0415
+
+    process = HubProcess(settings, api_enabled=settings.api_enabled and not args.no_api)
+    return process.run()
+
+
+def cmd_devices_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate a registry file and upsert its devices (all or nothing unless --partial)."""
+    from hub.store.database import Database  # noqa: PLC0415
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        print(f"cannot read {path}: {err.strerror}", file=sys.stderr)
+        return 2
+    parsed = parse_device_file(path.name, text)
+    for problem in parsed.problems:
+        print(f"{path}: {problem}", file=sys.stderr)
+    if parsed.problems and not args.partial:
+        print(
+            f"{len(parsed.problems)} bad row(s); nothing imported "
+            "(fix them, or pass --partial to import the good rows)",
+            file=sys.stderr,
+        )
+        return 1
+    db = Database(settings.database_url, max_size=2)
+    db.open()
+    try:
+        created, updated = db.upsert_devices(parsed.records)
+    finally:
+        db.close()
+    skipped = f", {len(parsed.problems)} bad row(s) skipped" if parsed.problems else ""
+    print(f"imported {len(parsed.records)} device(s): {created} new, {updated} updated{skipped}")
+    return 0
+
+
+def cmd_devices_list(settings: Settings, args: argparse.Namespace) -> int:
+    """Print registered devices as a table, CSV or JSON lines."""
+    from hub.devices.kinds import Kind  # noqa: PLC0415
+    from hub.store.database import Database  # noqa: PLC0415
+
+    db = Database(settings.database_url, max_size=2)
+    db.open()
+    try:
+        devices = db.list_devices(Kind(args.kind) if args.kind else None, args.limit, 0)
+    finally:
+        db.close()
+    if args.format == "json":
+        for device in devices:
+            sys.stdout.write(device.model_dump_json() + "\n")
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(
+            [
+                "device_id",
+                "kind",
+                "lat",
+                "lon",
+                "name",
+                "grid_code",
+                "class_code",
+                "department",
+                "parent_id",
+                "attributes",
+            ]
+        )
+        for d in devices:
+            writer.writerow(
+                [
+                    d.device_id,
+                    d.kind.value,
+                    d.lat,
+                    d.lon,
+                    d.name or "",
+                    d.grid_code or "",
+                    d.class_code or "",
+                    d.department or "",
+                    d.parent_id or "",
+                    orjson.dumps(d.attributes).decode(),
+                ]
+            )
+    else:
+        print(f"{'device_id':<24} {'kind':<9} {'lat':>10} {'lon':>11}  {'class':<5} department")
+        for d in devices:
+            print(
+                f"{d.device_id:<24} {d.kind.value:<9} {d.lat:>10.6f} {d.lon:>11.6f}  "
+                f"{d.class_code or '':<5} {d.department or ''}"
+            )
+        print(f"{len(devices)} device(s)")
+    return 0
+
+
+def cmd_deadletters_list(settings: Settings, args: argparse.Namespace) -> int:
+    """Print dead letters with their reason and a preview of the payload."""
+    from hub.store.database import Database  # noqa: PLC0415
+
+    db = Database(settings.database_url, max_size=2)
+    db.open()
+    try:
+        letters = db.list_dead_letters(args.reason, not args.all, 0, args.limit)
+        counts = db.count_dead_letters()
+    finally:
+        db.close()
+    for letter in letters:
+        preview = letter.payload[:80].decode("utf-8", "replace").replace("\n", " ")
+        state = f" replayed {letter.replayed_at:%Y-%m-%d %H:%M}" if letter.replayed_at else ""
+        print(f"#{letter.id} {letter.received_at:%Y-%m-%dT%H:%M:%SZ} {letter.reason}{state}")
+        print(f"    topic:   {letter.topic}")
+        print(f"    detail:  {letter.detail}")
+        print(f"    payload: {preview}{'…' if len(letter.payload) > 80 else ''}")
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"
+    print(f"pending dead letters by reason: {summary}")
+    return 0
+
+
+def cmd_deadletters_replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Replay pending dead letters; those that now pass are stored as readings."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from hub.devices.decode import DecodeLimits  # noqa: PLC0415
+    from hub.store.database import Database  # noqa: PLC0415
+    from hub.store.replay import replay_dead_letters  # noqa: PLC0415
+
+    db = Database(settings.database_url, max_size=2)
+    db.open()
+    try:
+        with db.connection() as conn:
+            report = replay_dead_letters(
+                conn,
+                root=settings.mqtt_root,
+                limits=DecodeLimits(
+                    max_payload_bytes=settings.max_payload_bytes,
+                    max_age=settings.max_age,
+                    max_ahead=settings.max_ahead,
+                ),
+                now=datetime.now(UTC),
+                reason=args.reason,
+                ids=args.id or None,
+            )
+    finally:
+        db.close()
+    print(f"replayed: {report.stored} stored, {report.still_dead} still rejected")
+    for reason, n in sorted(report.reasons.items()):
+        print(f"    still {reason}: {n}")
+    return 0
+
+
+def cmd_services(settings: Settings, args: argparse.Namespace) -> int:
+    """Start or stop the local PostgreSQL and Mosquitto of the demo."""
+    from hub.local_services import LocalMosquitto, LocalPostgres  # noqa: PLC0415
+
+    data = settings.data_dir.resolve()
+    pg = LocalPostgres(data / "postgres", args.pg_port)
+    broker = LocalMosquitto(data / "mosquitto", args.mqtt_port)
+    if args.action == "up":
+        pg.start()
+        pid_file = data / "mosquitto" / "mosquitto.pid"
+        running = pid_file.exists() and _pid_alive(int(pid_file.read_text() or 0))
+        if not running:
+            broker.start()
+            if broker.process is not None:
+                pid_file.write_text(str(broker.process.pid))
+        print(f"HUB_DATABASE_URL={pg.url}")
+        print(f"HUB_MQTT_URL={broker.url}")
+    else:
+        pg.stop()
+        pid_file = data / "mosquitto" / "mosquitto.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text() or 0)
+            if _pid_alive(pid):
+                import os  # noqa: PLC0415
+
+                os.kill(pid, signal.SIGTERM)
+            pid_file.unlink()
+        print("local services stopped")
+    return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    import os  # noqa: PLC0415
+
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m hub` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m hub",
+        description="City telemetry hub. Settings come from HUB_* environment variables "
+        "(HUB_DATABASE_URL, HUB_MQTT_URL, HUB_API_HOST, HUB_API_PORT, ...); see README.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser("migrate", help="create or update the database schema")
+    migrate.add_argument(
+        "--mode",
+        choices=["auto", "timescale", "plain"],
+        default="auto",
+        help="storage mode at first migration (default: timescale if available)",
+    )
+    migrate.set_defaults(handler=cmd_migrate)
+
+    run = commands.add_parser("run", help="run ingest, rules and the HTTP API")
+    run.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
+    run.set_defaults(handler=cmd_run)
+
+    devices = commands.add_parser("devices", help="the device registry")
+    device_cmds = devices.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
+    imp = device_cmds.add_parser("import", help="import devices from CSV or GeoJSON")
+    imp.add_argument("file", help="CSV with header device_id,kind,lat,lon[,...] or GeoJSON")
+    imp.add_argument(
+        "--partial", action="store_true", help="import the good rows even if some rows are bad"
+    )
+    imp.set_defaults(handler=cmd_devices_import)
+    lst = device_cmds.add_parser("list", help="list registered devices")
+    lst.add_argument("--kind", choices=["lighting", "cabinet", "truck", "manhole", "parking"])
+    lst.add_argument("--limit", type=int, default=1000)
+    lst.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    lst.set_defaults(handler=cmd_devices_list)
+
+    dead = commands.add_parser("deadletters", help="rejected messages")
+    dead_cmds = dead.add_subparsers(dest="deadletters_command", required=True, metavar="ACTION")
+    dlist = dead_cmds.add_parser("list", help="list dead letters with their reasons")
+    dlist.add_argument("--reason", help="only this reason, e.g. unregistered")
+    dlist.add_argument("--all", action="store_true", help="include already replayed ones")
+    dlist.add_argument("--limit", type=int, default=50)
+    dlist.set_defaults(handler=cmd_deadletters_list)
+    replay = dead_cmds.add_parser("replay", help="store dead letters that now pass validation")
+    replay.add_argument("--reason", help="only this reason, e.g. unregistered")
+    replay.add_argument("--id", type=int, action="append", help="only this id (repeatable)")
+    replay.set_defaults(handler=cmd_deadletters_replay)
+
+    services = commands.add_parser("services", help="local PostgreSQL and Mosquitto for the demo")
+    services.add_argument("action", choices=["up", "down"])
+    services.add_argument("--pg-port", type=int, default=55432)
+    services.add_argument("--mqtt-port", type=int, default=51883)
+    services.set_defaults(handler=cmd_services)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, build settings from the environment, run the command."""
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    _configure_logging(settings.log_level)
+    handler = args.handler
+    try:
+        code: int = handler(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

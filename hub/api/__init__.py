@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): the only importer of FastAPI; reads and writes through hub.store."""

@@ -1,0 +1,190 @@
+"""The FastAPI application: health, metrics, device registry and telemetry reads."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import ValidationError
+
+from hub.api.schemas import DeviceUpdate, Health, ReadingsPage
+from hub.api.status import NoIngest, RuntimeStatus
+from hub.devices.kinds import Kind
+from hub.devices.registry import DeviceRecord
+from hub.store.database import Database, SchemaNotReadyError
+
+
+def get_db(request: Request) -> Database:
+    """The store this app was built with."""
+    db: Database = request.app.state.db
+    return db
+
+
+def get_status(request: Request) -> RuntimeStatus:
+    """The runtime status provider this app was built with."""
+    runtime: RuntimeStatus = request.app.state.runtime
+    return runtime
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+StatusDep = Annotated[RuntimeStatus, Depends(get_status)]
+
+router = APIRouter()
+
+
+@router.get("/health", response_model=Health, tags=["system"])
+def health(db: DbDep, runtime: StatusDep) -> Health:
+    """Broker and database reachability, storage mode and ingest lag."""
+    database_ok = db.ping()
+    mode: str | None = None
+    if database_ok:
+        try:
+            mode = db.storage_mode().value
+        except SchemaNotReadyError:
+            database_ok = False
+    broker_ok = runtime.broker_connected()
+    return Health(
+        status="ok" if database_ok and broker_ok else "degraded",
+        database=database_ok,
+        broker=broker_ok,
+        storage_mode=mode,
+        ingest_lag_s=round(runtime.ingest_lag_s(), 3),
+        ingest_pending=runtime.ingest_pending(),
+    )
+
+
+@router.get("/metrics", tags=["system"], response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition of the ingest metrics."""
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _not_found(device_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not registered")
+
+
+@router.get("/devices", response_model=list[DeviceRecord], tags=["devices"])
+def list_devices(
+    db: DbDep,
+    kind: Kind | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DeviceRecord]:
+    """Registered devices, by id, optionally of one kind."""
+    return db.list_devices(kind, limit, offset)
+
+
+@router.post(
+    "/devices", response_model=DeviceRecord, status_code=status.HTTP_201_CREATED, tags=["devices"]
+)
+def create_device(db: DbDep, device: DeviceRecord) -> DeviceRecord:
+    """Register a new device; 409 if the id exists (use PUT to update)."""
+    if db.get_device(device.device_id) is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"device {device.device_id!r} exists; PUT /devices/{device.device_id} to update it",
+        )
+    db.upsert_devices([device])
+    return device
+
+
+@router.get("/devices/{device_id}", response_model=DeviceRecord, tags=["devices"])
+def get_device(db: DbDep, device_id: str) -> DeviceRecord:
+    """One registered device."""
+    device = db.get_device(device_id)
+    if device is None:
+        raise _not_found(device_id)
+    return device
+
+
+@router.put("/devices/{device_id}", response_model=DeviceRecord, tags=["devices"])
+def put_device(db: DbDep, device_id: str, update: DeviceUpdate) -> DeviceRecord:
+    """Create or replace a device's registration."""
+    try:
+        record = DeviceRecord.model_validate({"device_id": device_id, **update.model_dump()})
+    except ValidationError as err:
+        raise RequestValidationError(err.errors()) from err
+    db.upsert_devices([record])
+    return record
+
+
+@router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["devices"])
+def delete_device(db: DbDep, device_id: str) -> Response:
+    """Remove a device from the registry; its stored telemetry is kept."""
+    if not db.delete_device(device_id):
+        raise _not_found(device_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/devices/{device_id}/latest", tags=["telemetry"])
+def latest_reading(db: DbDep, device_id: str) -> dict[str, Any]:
+    """The device's newest reading by event time."""
+    device = db.get_device(device_id)
+    if device is None:
+        raise _not_found(device_id)
+    reading = db.latest_reading(device.kind, device_id)
+    if reading is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no readings stored for {device_id!r}")
+    return reading
+
+
+@router.get("/devices/{device_id}/readings", response_model=ReadingsPage, tags=["telemetry"])
+def readings(
+    db: DbDep,
+    device_id: str,
+    start: Annotated[datetime | None, Query(description="inclusive, RFC 3339")] = None,
+    end: Annotated[datetime | None, Query(description="exclusive, RFC 3339; default now")] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> ReadingsPage:
+    """The device's readings with start <= ts < end, oldest first (default: the last 24 h)."""
+    device = db.get_device(device_id)
+    if device is None:
+        raise _not_found(device_id)
+    end_at = end or datetime.now(UTC)
+    start_at = start or end_at - timedelta(hours=24)
+    for name, value in (("start", start_at), ("end", end_at)):
+        if value.tzinfo is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, f"{name} needs a UTC offset, e.g. Z"
+            )
+    if start_at >= end_at:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "start must be before end")
+    rows = db.readings(device.kind, device_id, start_at, end_at, limit)
+    return ReadingsPage(
+        device_id=device_id,
+        kind=device.kind.value,
+        start=start_at,
+        end=end_at,
+        count=len(rows),
+        readings=rows,
+    )
+
+
+def create_app(
+    db: Database,
+    metrics_registry: CollectorRegistry,
+    runtime: RuntimeStatus | None = None,
+    routers: Iterator[APIRouter] | None = None,
+) -> FastAPI:
+    """Build the API around an opened store; nothing happens at import time."""
+    app = FastAPI(
+        title="City telemetry hub",
+        version="0.1.0",
+        description="Street assets' telemetry, alarms and 数字城管 cases.",
+    )
+    app.state.db = db
+    app.state.runtime = runtime or NoIngest()
+    app.state.metrics_registry = metrics_registry
+    app.include_router(router)
+    for extra in routers or ():
+        app.include_router(extra)
+
+    @app.exception_handler(SchemaNotReadyError)
+    def _schema_not_ready(request: Request, exc: SchemaNotReadyError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    return app

@@ -1,0 +1,215 @@
+"""The MQTT receiving edge: paho on its own network thread, acks only after commit."""
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from hub.ingest.pipeline import RawMessage
+from hub.settings import MqttEndpoint
+
+log = logging.getLogger(__name__)
+
+# Topics under the root that the hub itself publishes; never telemetry.
+HUB_OWN_SEGMENTS = frozenset({"alarms", "alerts"})
+
+
+def _is_hub_topic(topic: str, root: str) -> bool:
+    parts = topic.split("/")
+    return (
+        len(parts) >= 2
+        and parts[0] == root
+        and (parts[1] in HUB_OWN_SEGMENTS or parts[-1] == "cmd")
+    )
+
+
+class MqttReceiver:
+    """Subscribes to the root with a persistent MQTT v5 session and feeds a message handler.
+
+    paho's network loop runs on a thread of its own. Acknowledgements arrive from the
+    writer thread as tokens and are sent from the network thread, because paho writes to
+    the socket from whichever thread queues a packet. A token encodes the connection
+    generation, so a commit that finishes after a reconnect does not acknowledge a packet
+    id the broker has since reused; the broker redelivers those and storage dedupes them.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        client_id: str,
+        root: str,
+        on_message: Callable[[RawMessage], None],
+        shared_group: str | None = None,
+        session_expiry_s: int = 7 * 24 * 3600,
+        receive_maximum: int = 20_000,
+        on_connection_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self._endpoint = MqttEndpoint(url)
+        self._root = root
+        self._handler = on_message
+        self._on_connection_change = on_connection_change
+        self._shared_group = shared_group
+        self._session_expiry_s = session_expiry_s
+        self._receive_maximum = receive_maximum
+        self._acks: deque[int] = deque()
+        self._generation = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.connected = False
+        self.hub_topics_skipped = 0
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv5,
+            manual_ack=True,
+        )
+        if self._endpoint.username:
+            client.username_pw_set(self._endpoint.username, self._endpoint.password)
+        if self._endpoint.tls:
+            client.tls_set()
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+
+    @property
+    def subscription(self) -> str:
+        """The topic filter subscribed to (a shared subscription when a group is set)."""
+        base = f"{self._root}/#"
+        return f"$share/{self._shared_group}/{base}" if self._shared_group else base
+
+    def ack(self, tokens: Sequence[int]) -> None:
+        """Queue acknowledgements; the network thread sends them."""
+        self._acks.extend(tokens)
+
+    def _drain_acks(self) -> None:
+        generation = self._generation
+        client = self._client
+        acks = self._acks
+        while acks:
+            token = acks.popleft()
+            if token >> 16 == generation:
+                client.ack(token & 0xFFFF, 1)
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused connection: %s", reason)
+            return
+        self._generation += 1
+        self._acks.clear()
+        log.info(
+            "connected to %s:%s (session present: %s); subscribing to %s",
+            self._endpoint.host,
+            self._endpoint.port,
+            flags.session_present,
+            self.subscription,
+        )
+        client.subscribe(self.subscription, options=SubscribeOptions(qos=1, noLocal=True))
+        self.connected = True
+        if self._on_connection_change:
+            self._on_connection_change(True)
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if self.connected:
+            log.warning("disconnected from broker: %s", reason)
+        self.connected = False
+        if self._on_connection_change:
+            self._on_connection_change(False)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        received_at = datetime.now(UTC)
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = repr(message._topic)  # the raw bytes are the only evidence left
+        token = (self._generation << 16) | message.mid
+        if message.qos == 0:
+            token = -1
+        if _is_hub_topic(topic, self._root):
+            self.hub_topics_skipped += 1
+            if token >= 0:
+                client.ack(message.mid, message.qos)
+            return
+        self._handler(RawMessage(topic, bytes(message.payload), received_at, token))
+        if self._acks:
+            self._drain_acks()
+
+    def _connect(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._session_expiry_s
+        props.ReceiveMaximum = self._receive_maximum
+        self._client.connect(
+            self._endpoint.host,
+            self._endpoint.port,
+            keepalive=30,
+            clean_start=False,
+            properties=props,
+        )
+
+    def _loop(self) -> None:
+        backoff_s = 0.2
+        client = self._client
+        while not self._stop.is_set():
+            if not client.is_connected():
+                try:
+                    self._connect()
+                except OSError as err:
+                    log.warning("cannot reach broker (%s); retrying in %.1f s", err, backoff_s)
+                    self._stop.wait(backoff_s)
+                    backoff_s = min(backoff_s * 2, 10.0)
+                    continue
+            rc = client.loop(timeout=0.05)
+            if rc is MQTTErrorCode.MQTT_ERR_SUCCESS:
+                backoff_s = 0.2
+                if self._acks:
+                    self._drain_acks()
+            else:
+                self._stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 10.0)
+                try:
+                    client.reconnect()
+                except OSError as err:
+                    log.warning("reconnect failed (%s)", err)
+        # Send the last acknowledgements before leaving.
+        deadline = time.monotonic() + 2.0
+        while self._acks and client.is_connected() and time.monotonic() < deadline:
+            self._drain_acks()
+            client.loop(timeout=0.05)
+        client.disconnect()
+        client.loop(timeout=0.1)
+
+    def start(self) -> None:
+        """Start the network thread; it connects and reconnects with backoff."""
+        self._thread = threading.Thread(target=self._loop, name="mqtt-network", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Send pending acknowledgements, disconnect and join the network thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,145 @@
+"""The `run` composition: one process with MQTT ingest, the writer, the rules and the API."""
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import uvicorn
+
+from hub.api.app import create_app
+from hub.devices.decode import DecodeLimits
+from hub.ingest.metrics import IngestMetrics
+from hub.ingest.mqtt import MqttReceiver
+from hub.ingest.pipeline import IngestPipeline, KindIndex
+from hub.settings import Settings
+from hub.store.database import Database, SchemaNotReadyError
+from hub.store.migrations import StorageMode
+from hub.store.telemetry import ReconnectingWriter
+
+log = logging.getLogger(__name__)
+
+
+class IngestStatus:
+    """RuntimeStatus for the API, read from the live receiver and pipeline."""
+
+    def __init__(self, receiver: MqttReceiver, pipeline: IngestPipeline) -> None:
+        self._receiver = receiver
+        self._pipeline = pipeline
+
+    def broker_connected(self) -> bool:
+        """Whether the MQTT client is connected."""
+        return self._receiver.connected
+
+    def ingest_lag_s(self) -> float:
+        """Age of the oldest uncommitted message."""
+        return self._pipeline.lag_s()
+
+    def ingest_pending(self) -> int:
+        """Messages not yet committed."""
+        return self._pipeline.pending
+
+
+class HubProcess:
+    """Builds and runs every part of a hub process; stops them in order on a signal."""
+
+    def __init__(self, settings: Settings, *, api_enabled: bool = True) -> None:
+        self.settings = settings
+        self.api_enabled = api_enabled
+        self.stop = threading.Event()
+
+    def _retention_loop(self, db: Database, mode: StorageMode) -> None:
+        while not self.stop.wait(5.0):
+            try:
+                deleted = db.enforce_retention(mode)
+            except Exception:
+                log.exception("retention pass failed; will retry")
+                continue
+            if any(deleted.values()):
+                log.info("retention removed %s", deleted)
+            self.stop.wait(3600.0)
+
+    def run(self) -> int:
+        """Run until SIGINT or SIGTERM; flush what was accepted before exiting."""
+        settings = self.settings
+        db = Database(settings.database_url, max_size=10)
+        db.open()
+        try:
+            mode = db.storage_mode()
+        except SchemaNotReadyError as err:
+            log.error("%s", err)  # noqa: TRY400 - the message says what to do; no traceback
+            db.close()
+            return 2
+        log.info("storage mode: %s", mode)
+
+        metrics = IngestMetrics()
+        kinds = KindIndex(db.fetch_kind_index, db.fetch_all_ids, settings.registry_refresh_s)
+        kinds.refresh(force=True)
+        log.info("registry: %d devices", len(kinds))
+        sink = ReconnectingWriter(settings.database_url)
+        pipeline = IngestPipeline(
+            sink=sink,
+            kinds=kinds,
+            root=settings.mqtt_root,
+            limits=DecodeLimits(
+                max_payload_bytes=settings.max_payload_bytes,
+                max_age=settings.max_age,
+                max_ahead=settings.max_ahead,
+            ),
+            metrics=metrics,
+            batch_max_rows=settings.batch_max_rows,
+            batch_interval_s=settings.batch_interval_ms / 1000,
+        )
+        receiver = MqttReceiver(
+            url=settings.mqtt_url,
+            client_id=settings.mqtt_client_id,
+            root=settings.mqtt_root,
+            on_message=pipeline.submit,
+            shared_group=settings.mqtt_shared_group,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+            receive_maximum=settings.mqtt_receive_maximum,
+            on_connection_change=lambda up: metrics.broker_connected.set(1 if up else 0),
+        )
+        pipeline.set_acknowledger(receiver)
+        writer = threading.Thread(target=pipeline.run, args=(self.stop,), name="ingest-writer")
+        retention = threading.Thread(
+            target=self._retention_loop, args=(db, mode), name="retention", daemon=True
+        )
+        writer.start()
+        retention.start()
+        receiver.start()
+        try:
+            if self.api_enabled:
+                app = create_app(db, metrics.registry, IngestStatus(receiver, pipeline))
+                server = uvicorn.Server(
+                    uvicorn.Config(
+                        app,
+                        host=settings.api_host,
+                        port=settings.api_port,
+                        log_level=settings.log_level.lower(),
+                        access_log=False,
+                    )
+                )
+                log.info("API on http://%s:%d/docs", settings.api_host, settings.api_port)
+                server.run()
+            else:
+                self._wait_for_signal()
+        finally:
+            log.info("stopping: flushing %d pending message(s)", pipeline.pending)
+            self.stop.set()
+            pipeline.stop_waiting()
+            writer.join(timeout=60)
+            receiver.stop()
+            sink.close()
+            db.close()
+            log.info("stopped; %d message(s) committed", pipeline.committed_messages)
+        return 0
+
+    def _wait_for_signal(self) -> None:
+        def _handle(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d received", signum)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, _handle)
+        signal.signal(signal.SIGINT, _handle)
+        self.stop.wait()

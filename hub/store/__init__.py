@@ -1,0 +1,1 @@
+"""PostgreSQL/TimescaleDB storage: the only importer of psycopg; SQL migrations live here."""

@@ -1,0 +1,181 @@
+"""The store facade: a connection pool plus the queries the API and the CLI need."""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from hub.devices.kinds import Kind
+from hub.devices.registry import DeviceRecord
+from hub.store import deadletters, registry, telemetry
+from hub.store.migrations import StorageMode
+
+log = logging.getLogger(__name__)
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+class SchemaNotReadyError(RuntimeError):
+    """The database has not been migrated."""
+
+
+class Database:
+    """Pooled access to the hub's PostgreSQL database."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self.pool: ConnectionPool[Conn] = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False, name="hub"
+        )
+
+    def open(self) -> None:
+        """Open the pool and wait until one connection works."""
+        self.pool.open(wait=True, timeout=30)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[Conn]:
+        """A pooled connection inside a transaction that commits on success."""
+        with self.pool.connection() as conn:
+            yield conn
+
+    def connect_writer(self) -> Conn:
+        """A dedicated connection for the ingest writer (kept out of the pool)."""
+        return psycopg.connect(self.url, autocommit=True)
+
+    def storage_mode(self) -> StorageMode:
+        """The mode the schema was created in; raise if the database is not migrated."""
+        with self.connection() as conn:
+            try:
+                row = conn.execute(
+                    "SELECT value FROM hub_meta WHERE key = 'storage_mode'"
+                ).fetchone()
+            except psycopg.errors.UndefinedTable as err:
+                raise SchemaNotReadyError(
+                    "database is not migrated: run `python -m hub migrate`"
+                ) from err
+        if row is None:
+            raise SchemaNotReadyError("database is not migrated: run `python -m hub migrate`")
+        return StorageMode(str(row[0]))
+
+    def ping(self) -> bool:
+        """Whether the database answers now."""
+        try:
+            with self.pool.connection(timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, TimeoutError):
+            return False
+        return True
+
+    # registry
+    def upsert_devices(self, records: list[DeviceRecord]) -> tuple[int, int]:
+        """Create or update devices; (created, updated)."""
+        with self.connection() as conn:
+            return registry.upsert_devices(conn, records)
+
+    def list_devices(
+        self, kind: Kind | None = None, limit: int = 1000, offset: int = 0
+    ) -> list[DeviceRecord]:
+        """Registered devices by id."""
+        with self.connection() as conn:
+            return registry.list_devices(conn, kind=kind, limit=limit, offset=offset)
+
+    def get_device(self, device_id: str) -> DeviceRecord | None:
+        """One device."""
+        with self.connection() as conn:
+            return registry.get_device(conn, device_id)
+
+    def delete_device(self, device_id: str) -> bool:
+        """Remove a device from the registry."""
+        with self.connection() as conn:
+            return registry.delete_device(conn, device_id)
+
+    def count_devices(self) -> dict[str, int]:
+        """Registered devices per kind."""
+        with self.connection() as conn:
+            return registry.count_devices(conn)
+
+    def fetch_kind_index(self, since: datetime | None) -> tuple[dict[str, Kind], datetime | None]:
+        """Device id → kind of devices changed since a time."""
+        with self.connection() as conn:
+            return registry.fetch_kind_index(conn, since)
+
+    def fetch_all_ids(self) -> set[str]:
+        """All registered ids."""
+        with self.connection() as conn:
+            return registry.fetch_all_ids(conn)
+
+    # telemetry
+    def latest_reading(self, kind: Kind, device_id: str) -> dict[str, Any] | None:
+        """A device's newest reading."""
+        with self.connection() as conn:
+            return telemetry.fetch_latest(conn, kind, device_id)
+
+    def readings(
+        self, kind: Kind, device_id: str, start: datetime, end: datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        """A device's readings in [start, end)."""
+        with self.connection() as conn:
+            return telemetry.fetch_readings(conn, kind, device_id, start, end, limit)
+
+    def count_readings(self) -> dict[str, int]:
+        """Stored readings per kind (exact count; for tests and small installs)."""
+        out: dict[str, int] = {}
+        with self.connection() as conn:
+            for kind, table in telemetry.TABLES.items():
+                row = conn.execute(f"SELECT count(*) FROM {table.table}").fetchone()
+                out[kind.value] = int(row[0]) if row else 0
+        return out
+
+    # dead letters
+    def list_dead_letters(
+        self,
+        reason: str | None = None,
+        pending_only: bool = True,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[deadletters.StoredDeadLetter]:
+        """Dead letters in arrival order."""
+        with self.connection() as conn:
+            return deadletters.list_dead_letters(
+                conn, reason=reason, pending_only=pending_only, after_id=after_id, limit=limit
+            )
+
+    def count_dead_letters(self) -> dict[str, int]:
+        """Unreplayed dead letters per reason."""
+        with self.connection() as conn:
+            return deadletters.count_dead_letters(conn)
+
+    # retention
+    def enforce_retention(self, mode: StorageMode) -> dict[str, int]:
+        """Delete rows older than each table's retention (hypertables are left to TimescaleDB)."""
+        deleted: dict[str, int] = {}
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT table_name, time_column, keep FROM retention_settings"
+            ).fetchall()
+            hypertables: set[str] = set()
+            if mode is StorageMode.TIMESCALE:
+                hypertables = {
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT hypertable_name FROM timescaledb_information.hypertables"
+                    )
+                }
+            for table, column, keep in rows:
+                if table in hypertables:
+                    continue
+                cursor = conn.execute(
+                    psycopg.sql.SQL("DELETE FROM {} WHERE {} < now() - %s").format(
+                        psycopg.sql.Identifier(table), psycopg.sql.Identifier(column)
+                    ),
+                    (keep,),
+                )
+                deleted[str(table)] = cursor.rowcount
+        return deleted

@@ -1,0 +1,222 @@
+"""Telemetry tables: batched COPY writes, idempotent on (device, ts), and time-range reads."""
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from hub.devices.batch import Batch
+from hub.devices.decode import Reading
+from hub.devices.kinds import Channel, Kind
+from hub.devices.payloads import measurement_fields
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KindTable:
+    """How one kind's readings map onto its telemetry table."""
+
+    kind: Kind
+    table: str
+    fields: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+def kind_table(kind: Kind) -> KindTable:
+    """The table layout of a kind, derived from its payload model."""
+    fields = measurement_fields(kind)
+    columns = ("device_id", "ts", "received_at", "is_event", *fields, "extra")
+    return KindTable(kind, f"telemetry_{kind.value}", fields, columns)
+
+
+TABLES: dict[Kind, KindTable] = {kind: kind_table(kind) for kind in Kind}
+
+
+def reading_row(table: KindTable, reading: Reading) -> tuple[Any, ...]:
+    """The COPY row of a reading, in the table's column order."""
+    payload = reading.payload
+    extra = payload.model_extra
+    return (
+        reading.device_id,
+        reading.ts,
+        reading.received_at,
+        reading.channel is Channel.EVENT,
+        *(getattr(payload, name) for name in table.fields),
+        Jsonb(extra) if extra else None,
+    )
+
+
+class TelemetryWriter:
+    """Writes whole batches in one transaction: readings by COPY into staging, then merged."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        self._conn = conn
+        self._copy_types: dict[Kind, list[str]] = {}
+
+    def _ensure_stage(self, table: KindTable) -> tuple[str, list[str]]:
+        """The session's staging table of a kind and the binary COPY types of its columns."""
+        stage = f"stage_{table.kind.value}"
+        types = self._copy_types.get(table.kind)
+        if types is None:
+            self._conn.execute(
+                sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS)"
+                    " ON COMMIT DELETE ROWS"
+                ).format(sql.Identifier(stage), sql.Identifier(table.table))
+            )
+            found = dict(
+                self._conn.execute(
+                    "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute"
+                    " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                    (table.table,),
+                ).fetchall()
+            )
+            types = [str(found[column]) for column in table.columns]
+            self._copy_types[table.kind] = types
+        return stage, types
+
+    def write_batch(self, batch: Batch) -> int:
+        """Commit the batch; return how many readings were new rather than redelivered."""
+        conn = self._conn
+        inserted = 0
+        with conn.transaction():
+            by_kind: dict[Kind, list[Reading]] = defaultdict(list)
+            for reading in batch.readings:
+                by_kind[reading.kind].append(reading)
+            for kind, readings in by_kind.items():
+                inserted += self._write_kind(TABLES[kind], readings)
+            if batch.dead_letters:
+                with conn.cursor().copy(
+                    "COPY dead_letters (received_at, topic, payload, reason, detail) FROM STDIN"
+                ) as copy:
+                    for dead in batch.dead_letters:
+                        copy.write_row(
+                            (
+                                dead.received_at,
+                                dead.topic.replace("\x00", "\\0"),
+                                dead.payload,
+                                dead.reason.value,
+                                dead.detail.replace("\x00", "\\0"),
+                            )
+                        )
+            if batch.statuses:
+                conn.cursor().executemany(
+                    "INSERT INTO device_status (device_id, online, changed_at, received_at)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (device_id) DO UPDATE SET"
+                    " online = excluded.online, changed_at = excluded.changed_at,"
+                    " received_at = excluded.received_at"
+                    " WHERE device_status.changed_at <= excluded.changed_at",
+                    [(s.device_id, s.online, s.ts, s.received_at) for s in batch.statuses],
+                )
+            if batch.command_acks:
+                conn.cursor().executemany(
+                    "INSERT INTO command_acks"
+                    " (device_id, command_id, result, detail, ts, received_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [
+                        (a.device_id, a.command_id, a.result, a.detail, a.ts, a.received_at)
+                        for a in batch.command_acks
+                    ],
+                )
+        return inserted
+
+    def _write_kind(self, table: KindTable, readings: Sequence[Reading]) -> int:
+        stage, types = self._ensure_stage(table)
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+        cursor = self._conn.cursor()
+        with cursor.copy(
+            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(stage), columns
+            )
+        ) as copy:
+            copy.set_types(types)
+            for reading in readings:
+                copy.write_row(reading_row(table, reading))
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {table} ({columns}) SELECT DISTINCT ON (device_id, ts) {columns}"
+                " FROM {stage} ORDER BY device_id, ts ON CONFLICT (device_id, ts) DO NOTHING"
+            ).format(
+                table=sql.Identifier(table.table), columns=columns, stage=sql.Identifier(stage)
+            )
+        )
+        return cursor.rowcount
+
+
+def row_to_reading_dict(table: KindTable, row: Sequence[Any]) -> dict[str, Any]:
+    """A stored row as the JSON object the API returns: contract fields plus extras."""
+    record = dict(zip(table.columns, row, strict=True))
+    extra = record.pop("extra") or {}
+    out: dict[str, Any] = {"device_id": record.pop("device_id"), "ts": record.pop("ts")}
+    out.update(record)
+    if extra:
+        out["extra"] = extra if isinstance(extra, dict) else orjson.loads(extra)
+    return out
+
+
+def fetch_readings(
+    conn: psycopg.Connection[tuple[Any, ...]],
+    kind: Kind,
+    device_id: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A device's readings with start <= ts < end, oldest first, at most `limit`."""
+    table = TABLES[kind]
+    query = sql.SQL(
+        "SELECT {columns} FROM {table} WHERE device_id = %s AND ts >= %s AND ts < %s"
+        " ORDER BY ts LIMIT %s"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
+        table=sql.Identifier(table.table),
+    )
+    rows = conn.execute(query, (device_id, start, end, limit)).fetchall()
+    return [row_to_reading_dict(table, row) for row in rows]
+
+
+def fetch_latest(
+    conn: psycopg.Connection[tuple[Any, ...]], kind: Kind, device_id: str
+) -> dict[str, Any] | None:
+    """A device's newest reading by event time."""
+    table = TABLES[kind]
+    query = sql.SQL(
+        "SELECT {columns} FROM {table} WHERE device_id = %s ORDER BY ts DESC LIMIT 1"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
+        table=sql.Identifier(table.table),
+    )
+    row = conn.execute(query, (device_id,)).fetchone()
+    return row_to_reading_dict(table, row) if row else None
+
+
+class ReconnectingWriter:
+    """A BatchSink over a dedicated connection that is reopened after the database comes back."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._writer: TelemetryWriter | None = None
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+
+    def write_batch(self, batch: Batch) -> int:
+        """Commit the batch, reconnecting first if the last attempt broke the connection."""
+        writer = self._writer
+        if writer is None or self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = psycopg.connect(self._url, autocommit=True)
+            writer = self._writer = TelemetryWriter(self._conn)
+        return writer.write_batch(batch)
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()
