@@ -1,0 +1,100 @@
+"""Fixtures: a real PostgreSQL and a real Mosquitto on free ports, started once per session.
+
+Set HUB_TEST_DATABASE_URL (a superuser URL) or HUB_TEST_MQTT_URL to use running servers
+instead of starting new ones.
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hub.local_services import LocalMosquitto, LocalPostgres, free_port
+from hub.store.migrations import apply_migrations
+
+
+@pytest.fixture(scope="session")
+def service_dir() -> Iterator[Path]:
+    """A scratch directory for the session's servers."""
+    path = Path(tempfile.mkdtemp(prefix="hub-test-"))
+    os.chmod(path, 0o755)  # noqa: S103 - the postgres user must reach its data dir
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(service_dir: Path) -> Iterator[str]:
+    """URL of a PostgreSQL database with rights to create databases."""
+    given = os.environ.get("HUB_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    server = LocalPostgres(service_dir / "pg", free_port(), durable=False)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop("immediate")
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_url: str) -> str:
+    """Name of a migrated template database that tests clone."""
+    name = f"hub_tpl_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    apply_migrations(_url_for(pg_admin_url, name), "plain")
+    return name
+
+
+def _url_for(admin_url: str, database: str) -> str:
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture
+def database_url(pg_admin_url: str, migrated_template: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"hub_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    yield _url_for(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_database_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh database with no schema, for migration tests."""
+    name = f"hub_e_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield _url_for(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def mqtt_url(service_dir: Path) -> Iterator[str]:
+    """URL of a Mosquitto broker running the repository's tuning."""
+    given = os.environ.get("HUB_TEST_MQTT_URL")
+    if given:
+        yield given
+        return
+    broker = LocalMosquitto(service_dir / "mosquitto", free_port())
+    broker.start()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mqtt_root() -> str:
+    """A topic root of this test's own, so tests sharing a broker never see each other."""
+    return f"t{uuid.uuid4().hex[:10]}"
