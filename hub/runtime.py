@@ -7,6 +7,7 @@ from types import FrameType
 
 import uvicorn
 
+from hub.alarm_flow import AlarmServices
 from hub.api.app import create_app
 from hub.devices.decode import DecodeLimits
 from hub.ingest.metrics import IngestMetrics
@@ -101,6 +102,11 @@ class HubProcess:
             on_connection_change=lambda up: metrics.broker_connected.set(1 if up else 0),
         )
         pipeline.set_acknowledger(receiver)
+        alarm_services = AlarmServices(
+            settings, db, ingest_healthy=lambda: receiver.connected and pipeline.lag_s() < 30
+        )
+        alarm_services.start()
+        pipeline.add_observer(alarm_services.flow)
         writer = threading.Thread(target=pipeline.run, args=(self.stop,), name="ingest-writer")
         retention = threading.Thread(
             target=self._retention_loop, args=(db, mode), name="retention", daemon=True
@@ -109,8 +115,17 @@ class HubProcess:
         retention.start()
         receiver.start()
         try:
+            # Also under uvicorn: it re-raises the signal once it has shut down, and that
+            # must reach this handler, not the default one that kills before the flush.
+            self._handle_signals()
             if self.api_enabled:
-                app = create_app(db, metrics.registry, IngestStatus(receiver, pipeline))
+                app = create_app(
+                    db,
+                    metrics.registry,
+                    IngestStatus(receiver, pipeline),
+                    routers=alarm_services.routers,
+                    state=alarm_services.api_state,
+                )
                 server = uvicorn.Server(
                     uvicorn.Config(
                         app,
@@ -123,23 +138,23 @@ class HubProcess:
                 log.info("API on http://%s:%d/docs", settings.api_host, settings.api_port)
                 server.run()
             else:
-                self._wait_for_signal()
+                self.stop.wait()
         finally:
             log.info("stopping: flushing %d pending message(s)", pipeline.pending)
             self.stop.set()
             pipeline.stop_waiting()
             writer.join(timeout=60)
+            alarm_services.stop()
             receiver.stop()
             sink.close()
             db.close()
             log.info("stopped; %d message(s) committed", pipeline.committed_messages)
         return 0
 
-    def _wait_for_signal(self) -> None:
+    def _handle_signals(self) -> None:
         def _handle(signum: int, frame: FrameType | None) -> None:
             log.info("signal %d received", signum)
             self.stop.set()
 
         signal.signal(signal.SIGTERM, _handle)
         signal.signal(signal.SIGINT, _handle)
-        self.stop.wait()

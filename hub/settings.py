@@ -2,9 +2,10 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://hub@127.0.0.1:55432/hub"
@@ -47,6 +48,52 @@ class Settings(BaseSettings):
     deadletter_retention_days: int = Field(default=90, ge=1)
     log_level: str = "INFO"
     data_dir: Path = Field(default=Path("var"), description="local demo services keep data here")
+    # rules, alarms and cases
+    rules_file: Path | None = Field(default=None, description="rules YAML; default: packaged")
+    case_policy_file: Path | None = Field(
+        default=None, description="case policy YAML (routing, filing, deadlines); default: packaged"
+    )
+    calendar_file: Path | None = Field(
+        default=None, description="working calendar YAML; default: packaged"
+    )
+    grid_file: Path | None = Field(
+        default=None,
+        description="GeoJSON of unit grids (polygons with a 15-digit grid_code property)",
+    )
+    case_number_prefix: str = Field(
+        default="", pattern=r"^(?:[A-Za-z](?:[A-Za-z0-9_-]*[A-Za-z_-])?)?$"
+    )
+    alarm_tick_s: float = Field(
+        default=1.0, gt=0, le=60, description="rule engine clock tick and filing check interval"
+    )
+    alarm_queue_batches: int = Field(
+        default=64, ge=1, description="committed batches the rules may lag before ingest waits"
+    )
+    case_clear_confirm_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="how long an alarm behind a case must stay clear to be attached as evidence",
+    )
+    case_webhook_url: str | None = Field(
+        default=None, description="external case system: POST each case event here as JSON"
+    )
+    case_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of the X-Hub-Signature-256 header"
+    )
+    case_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    case_retry_base_s: float = Field(
+        default=2.0, gt=0, description="first retry delay of a failed delivery; doubles after"
+    )
+    case_retry_max_s: float = Field(default=600.0, gt=0, description="longest retry delay")
+    case_open311_url: str | None = Field(
+        default=None, description="a city's Open311 GeoReport v2 endpoint to file cases into"
+    )
+    case_open311_api_key: SecretStr | None = None
+    case_open311_jurisdiction_id: str | None = None
+    open311_api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="comma-separated api_key values accepted by POST /open311/v2/requests",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -62,6 +109,27 @@ class Settings(BaseSettings):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("HUB_MQTT_URL must look like mqtt://host:port")
         return value
+
+    @field_validator("case_webhook_url", "case_open311_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Self:
+        if self.case_webhook_url and not self.case_webhook_secret:
+            raise ValueError(
+                "HUB_CASE_WEBHOOK_URL needs HUB_CASE_WEBHOOK_SECRET to sign deliveries"
+            )
+        return self
+
+    @property
+    def open311_api_key_set(self) -> frozenset[str]:
+        """The api_key values Open311 clients may post with."""
+        keys = self.open311_api_keys.get_secret_value().split(",")
+        return frozenset(k.strip() for k in keys if k.strip())
 
     @property
     def max_age(self) -> timedelta:

@@ -1,6 +1,6 @@
 """The FastAPI application: health, metrics, device registry and telemetry reads."""
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -168,7 +168,8 @@ def create_app(
     db: Database,
     metrics_registry: CollectorRegistry,
     runtime: RuntimeStatus | None = None,
-    routers: Iterator[APIRouter] | None = None,
+    routers: Iterable[APIRouter] | None = None,
+    state: Mapping[str, object] | None = None,
 ) -> FastAPI:
     """Build the API around an opened store; nothing happens at import time."""
     app = FastAPI(
@@ -179,6 +180,8 @@ def create_app(
     app.state.db = db
     app.state.runtime = runtime or NoIngest()
     app.state.metrics_registry = metrics_registry
+    for name, value in (state or {}).items():
+        setattr(app.state, name, value)
     app.include_router(router)
     for extra in routers or ():
         app.include_router(extra)

@@ -106,6 +106,13 @@ class Database:
         with self.connection() as conn:
             return registry.fetch_kind_index(conn, since)
 
+    def fetch_devices_changed_since(
+        self, since: datetime | None
+    ) -> tuple[list[DeviceRecord], datetime | None]:
+        """Full records of devices changed since a time (all when None), and the newest change."""
+        with self.connection() as conn:
+            return registry.fetch_devices_changed_since(conn, since)
+
     def fetch_all_ids(self) -> set[str]:
         """All registered ids."""
         with self.connection() as conn:

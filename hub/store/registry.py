@@ -122,3 +122,16 @@ def fetch_kind_index(
 def fetch_all_ids(conn: Conn) -> set[str]:
     """Every registered device id (to notice deletions)."""
     return {str(r[0]) for r in conn.execute("SELECT device_id FROM devices")}
+
+
+def fetch_devices_changed_since(
+    conn: Conn, changed_since: datetime | None
+) -> tuple[list[DeviceRecord], datetime | None]:
+    """Full records of devices changed since a time (all when None), and the newest change."""
+    rows = conn.execute(
+        f"SELECT {', '.join(_COLUMNS)}, updated_at FROM devices"
+        " WHERE %(since)s::timestamptz IS NULL OR updated_at >= %(since)s ORDER BY device_id",
+        {"since": changed_since},
+    ).fetchall()
+    newest = max((r[-1] for r in rows), default=changed_since)
+    return [_record(r[:-1]) for r in rows], newest

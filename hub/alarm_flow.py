@@ -1,0 +1,388 @@
+"""Composition of rules, alarms and cases: committed readings become alarms, alarms become cases.
+
+`AlarmFlow` is the ingest pipeline's `BatchObserver`. The writer thread only queues each
+committed batch; one thread of the flow owns the rule engine (it is not thread-safe),
+feeds it the batches, ticks its clock about once a second, applies the signals to the
+alarm table, publishes the changes (MQTT and SSE), and runs the case policy: filing
+alarms at once or after a duration, and attaching a cleared alarm that stayed clear to
+its case as verification evidence. At start-up it rebuilds the engine from the registry,
+the devices' last readings and the alarms still open, so a restart neither re-raises nor
+forgets an alarm.
+
+Overflow policy: the queue holds `queue_batches` batches; when the rules fall that far
+behind, the writer waits (ingest slows down, the broker keeps the messages) rather than
+letting readings through unjudged.
+"""
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
+
+import httpx
+
+from hub.api import alarms as alarms_api
+from hub.api import cases as cases_api
+from hub.api import open311 as open311_api
+from hub.api.alarms import AlarmFanout
+from hub.case_forwarder import CaseForwarder, build_forwarder, outbox_targets
+from hub.cases.calendar import load_calendar, parse_calendar_yaml
+from hub.cases.classification import load_classification
+from hub.cases.grid_file import parse_grid_geojson
+from hub.cases.intake import CaseSetup
+from hub.cases.routing import load_case_policy, parse_case_policy
+from hub.devices.decode import Reading
+from hub.devices.registry import DeviceRecord
+from hub.ingest.alarm_publisher import MqttAlarmPublisher
+from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
+from hub.rules.config import RuleConfigError, RulesConfig, load_rules_config
+from hub.rules.engine import DeviceInfo, GroupRule, Rule, RuleEngine
+from hub.rules.signals import AlarmSignal
+from hub.settings import Settings
+from hub.store.alarms import AlarmStore
+from hub.store.cases import CaseStore
+from hub.store.database import Database
+from hub.store.outbox import Outbox
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter  # only hub.api imports FastAPI at run time
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+_FULL_RELOAD_S = 60.0
+# Registry changes are re-read this far back, so a device whose change committed a little
+# after a refresh (with an earlier updated_at) is still picked up; older ones are not re-read.
+_REGISTRY_SLACK = timedelta(seconds=10)
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware UTC."""
+    return datetime.now(UTC)
+
+
+def _always() -> bool:
+    return True
+
+
+def load_case_setup(settings: Settings) -> CaseSetup:
+    """Policy, classification, calendar and grids from the packaged files or the settings' paths."""
+    policy = (
+        parse_case_policy(settings.case_policy_file.read_text("utf-8"))
+        if settings.case_policy_file
+        else load_case_policy()
+    )
+    calendar = (
+        parse_calendar_yaml(settings.calendar_file.read_text("utf-8"))
+        if settings.calendar_file
+        else load_calendar()
+    )
+    grids = parse_grid_geojson(settings.grid_file.read_bytes()) if settings.grid_file else None
+    return CaseSetup(
+        policy=policy,
+        classes=load_classification(),
+        calendar=calendar,
+        grids=grids,
+        number_prefix=settings.case_number_prefix,
+    )
+
+
+class PublisherGroup:
+    """Publishes to several publishers; one failing does not stop the others."""
+
+    def __init__(self, publishers: Iterable[AlarmPublisher]) -> None:
+        self._publishers = tuple(publishers)
+
+    def publish_changes(self, changes: Sequence[AlarmChange]) -> None:
+        """Hand the changes to each publisher."""
+        for publisher in self._publishers:
+            try:
+                publisher.publish_changes(changes)
+            except Exception:
+                log.exception("alarm publisher %r failed", publisher)
+
+
+class AlarmFlow:
+    """Readings → rule engine → alarm table → publishers and case filing, on one thread."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        alarms: AlarmStore,
+        cases: CaseStore,
+        config: RulesConfig,
+        publisher: AlarmPublisher,
+        clock: Clock = utc_now,
+        rules: Sequence[Rule] = (),
+        group_rules: Sequence[GroupRule] = (),
+        tick_s: float = 1.0,
+        queue_batches: int = 64,
+        stay_clear: timedelta = timedelta(minutes=15),
+        registry_refresh_s: float = 5.0,
+        ingest_healthy: Callable[[], bool] = _always,
+    ) -> None:
+        self._db = db
+        self._alarms = alarms
+        self._cases = cases
+        self._config = config
+        self._publisher = publisher
+        self._clock = clock
+        self._rules = tuple(rules)
+        self._group_rules = tuple(group_rules)
+        self._tick_s = tick_s
+        self._stay_clear = stay_clear
+        self._registry_refresh_s = registry_refresh_s
+        self._ingest_healthy = ingest_healthy
+        self._queue: queue.Queue[Sequence[Reading]] = queue.Queue(maxsize=queue_batches)
+        self._unapplied: list[AlarmSignal] = []
+        self._engine: RuleEngine | None = None
+        self._registry_since: datetime | None = None
+        self._known_ids: set[str] = set()
+        self._registry_at = 0.0
+        self._full_reload_at = 0.0
+        self._closed = False
+
+    @property
+    def engine(self) -> RuleEngine:
+        """The rule engine (after `start_up`)."""
+        if self._engine is None:
+            raise RuntimeError("AlarmFlow.start_up() has not run")
+        return self._engine
+
+    # start-up
+
+    def start_up(self) -> None:
+        """Build the engine from the registry, seed last-seen times, restore open alarms."""
+        now = self._clock()
+        self._engine = RuleEngine(
+            self._config, (), now=now, rules=self._rules, group_rules=self._group_rules
+        )
+        records, newest = self._db.fetch_devices_changed_since(None)
+        self._registry_since = self._next_since(newest, now)
+        self._upsert_devices(records, now)
+        self._registry_at = self._full_reload_at = time.monotonic()
+        for device_id, received_at in self._alarms.last_seen().items():
+            self._engine.seed_last_seen(device_id, received_at)
+        restored = 0
+        for alarm in self._alarms.open_alarms():
+            self._engine.restore_alarm(
+                alarm.source_kind,
+                alarm.source_id,
+                alarm.alarm_type,
+                alarm.severity,
+                alarm.raised_at,
+                alarm.count,
+            )
+            restored += 1
+        log.info("rules: %d devices, %d open alarms restored", len(self._known_ids), restored)
+        self._run_case_policy(now)
+
+    def _upsert_devices(self, records: Iterable[DeviceRecord], now: datetime) -> None:
+        engine = self.engine
+        for record in records:
+            try:
+                engine.upsert_device(DeviceInfo.from_record(record), now)
+            except RuleConfigError as err:
+                log.warning("device %s left out of the rules: %s", record.device_id, err)
+                continue
+            self._known_ids.add(record.device_id)
+
+    @staticmethod
+    def _next_since(newest: datetime | None, now: datetime) -> datetime | None:
+        return None if newest is None else min(newest, now - _REGISTRY_SLACK)
+
+    def _refresh_registry(self, now: datetime) -> None:
+        mono = time.monotonic()
+        if mono - self._registry_at < self._registry_refresh_s:
+            return
+        records, newest = self._db.fetch_devices_changed_since(self._registry_since)
+        self._registry_since = self._next_since(newest, now)
+        self._upsert_devices(records, now)
+        self._registry_at = mono
+        if mono - self._full_reload_at >= _FULL_RELOAD_S:
+            ids = self._db.fetch_all_ids()
+            for gone in self._known_ids - ids:
+                self.engine.remove_device(gone)
+            self._known_ids &= ids
+            self._full_reload_at = mono
+
+    # the work
+
+    def on_batch(self, readings: Sequence[Reading], now: datetime) -> None:
+        """Queue a committed batch for the flow thread (called on the ingest writer thread)."""
+        if not readings:
+            return
+        while True:
+            try:
+                self._queue.put(readings, timeout=1.0)
+            except queue.Full:
+                if self._closed:
+                    log.warning("alarm flow stopped; %d readings not judged", len(readings))
+                    return
+                log.warning("rules are %d batches behind; ingest waits", self._queue.qsize())
+                continue
+            return
+
+    def process(self, readings: Sequence[Reading]) -> list[AlarmChange]:
+        """Judge a batch, apply and publish the alarm changes, file what the policy says."""
+        now = self._clock()
+        changes = self._apply(self.engine.process(readings), now)
+        if any(c.kind in (AlarmChangeKind.RAISED, AlarmChangeKind.UPDATED) for c in changes):
+            self._run_case_policy(now)
+        return changes
+
+    def tick(self, now: datetime) -> list[AlarmChange]:
+        """Clock work: registry changes, held readings, offline checks, due filings, clearances."""
+        self._refresh_registry(now)
+        signals: list[AlarmSignal] = []
+        if self._ingest_healthy():
+            signals = self.engine.tick(now)
+        # else: while ingest is stalled, silence proves nothing; offline checks wait.
+        changes = self._apply(signals, now)
+        self._run_case_policy(now)
+        return changes
+
+    def _apply(self, signals: Sequence[AlarmSignal], now: datetime) -> list[AlarmChange]:
+        self._unapplied.extend(signals)
+        if not self._unapplied:
+            return []
+        try:
+            changes = self._alarms.apply(self._unapplied, now)
+        except Exception:
+            # The store's errors (database away) keep the signals queued, in order, for
+            # the next batch or tick: the engine has moved on and will not send them again.
+            log.exception("%d alarm signal(s) not stored; will retry", len(self._unapplied))
+            return []
+        self._unapplied = []
+        if changes:
+            counts: dict[str, int] = {}
+            for change in changes:
+                counts[change.kind] = counts.get(change.kind, 0) + 1
+            log.info("alarms: %s", ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
+            self._publisher.publish_changes(changes)
+        return changes
+
+    def _run_case_policy(self, now: datetime) -> None:
+        for filed in self._cases.file_due_alarms(now):
+            if filed.case is not None:
+                log.info(
+                    "alarm %d filed into case %s (%s)",
+                    filed.alarm_id,
+                    filed.case.case_number,
+                    filed.reason,
+                )
+        for check in self._cases.check_clearances(now, self._stay_clear):
+            if check.attached:
+                log.info(
+                    "alarm %d stayed clear: attached to case %d", check.alarm_id, check.case_id
+                )
+
+    def run(self, stop: threading.Event) -> None:
+        """The flow thread: batches as they come, a tick every `tick_s`; drain on stop."""
+        next_tick = time.monotonic()
+        while not (stop.is_set() and self._queue.empty()):
+            timeout = max(0.0, next_tick - time.monotonic())
+            try:
+                readings = self._queue.get(timeout=min(timeout, 0.5))
+            except queue.Empty:
+                pass
+            else:
+                self._supervised("batch", partial(self.process, readings))
+            if time.monotonic() >= next_tick:
+                self._supervised("tick", lambda: self.tick(self._clock()))
+                next_tick = time.monotonic() + self._tick_s
+        self._closed = True
+        if self._unapplied:
+            self._apply((), self._clock())
+
+    def _supervised(self, what: str, work: Callable[[], object]) -> None:
+        try:
+            work()
+        except Exception:
+            log.exception("alarm flow %s failed; continuing", what)
+
+
+class AlarmServices:
+    """Everything of rules, alarms and cases one hub process runs, built from the settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        ingest_healthy: Callable[[], bool] = _always,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.alarms = AlarmStore(db)
+        self.setup = load_case_setup(settings)
+        self.cases = CaseStore(db, self.setup, outbox_targets(settings))
+        self.fanout = AlarmFanout()
+        self.mqtt = MqttAlarmPublisher(
+            url=settings.mqtt_url,
+            client_id=f"{settings.mqtt_client_id}-alarms",
+            root=settings.mqtt_root,
+        )
+        self.publisher = PublisherGroup([self.mqtt, self.fanout])
+        self.flow = AlarmFlow(
+            db=db,
+            alarms=self.alarms,
+            cases=self.cases,
+            config=load_rules_config(settings.rules_file),
+            publisher=self.publisher,
+            clock=clock,
+            tick_s=settings.alarm_tick_s,
+            queue_batches=settings.alarm_queue_batches,
+            stay_clear=timedelta(seconds=settings.case_clear_confirm_s),
+            registry_refresh_s=settings.registry_refresh_s,
+            ingest_healthy=ingest_healthy,
+        )
+        self._http = httpx.Client(timeout=settings.case_webhook_timeout_s)
+        self.forwarder: CaseForwarder | None = build_forwarder(settings, Outbox(db), self._http)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def routers(self) -> list["APIRouter"]:
+        """The API routers of alarms, cases and Open311."""
+        return [alarms_api.router, cases_api.router, open311_api.router]
+
+    @property
+    def api_state(self) -> dict[str, object]:
+        """What the routers find on `app.state`."""
+        return {
+            "alarm_store": self.alarms,
+            "case_store": self.cases,
+            "alarm_fanout": self.fanout,
+            "alarm_publisher": self.publisher,
+            "open311_api_keys": self.settings.open311_api_key_set,
+        }
+
+    def start(self) -> None:
+        """Restore the rules' state, then start the flow, the publisher and the forwarder."""
+        self.flow.start_up()
+        self.mqtt.start()
+        self._threads.append(
+            threading.Thread(target=self.flow.run, args=(self._stop,), name="alarm-flow")
+        )
+        if self.forwarder is not None:
+            self._threads.append(
+                threading.Thread(
+                    target=self.forwarder.run, args=(self._stop,), name="case-forwarder"
+                )
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Judge what was queued, stop the threads, disconnect (after the ingest writer stops)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self.mqtt.stop()
+        self._http.close()

@@ -1,0 +1,509 @@
+"""Working-time calendar, stage deadlines and the green/yellow/red light of a case stage.
+
+Instants are timezone-aware UTC; the calendar knows the city's local zone, its working
+periods, weekends, public holidays and make-up working days (调休). A stage clock counts
+either working time or absolute time, and stops during paused intervals (an approved
+extension or suspension).
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Annotated, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from hub.cases.classification import validate_class_code
+
+_MAX_SCAN_DAYS = 366 * 20
+_FAR_FUTURE_AT = datetime.max.replace(tzinfo=UTC)
+_ISO_DAYS = range(1, 8)
+
+
+class CalendarError(ValueError):
+    """A calendar or deadline configuration is inconsistent, or an instant is not aware."""
+
+
+class Basis(StrEnum):
+    """How a stage clock counts: working time on the calendar, or wall-clock hours."""
+
+    WORKING = "working"
+    ABSOLUTE = "absolute"
+
+
+class Stage(StrEnum):
+    """A timed stage of the case workflow, named after the step that ends it."""
+
+    REGISTER = "register"
+    DISPATCH = "dispatch"
+    HANDLE = "handle"
+    VERIFY = "verify"
+
+
+class Urgency(StrEnum):
+    """Case urgency; urgent cases may have shorter or absolute-hour limits."""
+
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class Light(StrEnum):
+    """Stage light: green below 80% of the limit, yellow 80-100%, red beyond."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+def require_aware(at: datetime, name: str = "instant") -> datetime:
+    """Return `at` in UTC, refusing naive datetimes."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise CalendarError(f"{name} must be timezone-aware, got {at!r}")
+    return at.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A stop of the stage clock from `start_at`.
+
+    A suspension runs until `end_at` (None while it lasts); an extension stops the clock
+    for `granted` working time, cut short at `end_at` when the stage ends earlier.
+    """
+
+    start_at: datetime
+    end_at: datetime | None = None
+    granted: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingPeriod:
+    """A working period of a working day, in local wall-clock time."""
+
+    start: time
+    end: time
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingCalendar:
+    """The city's working time: periods per working day, weekends, holidays, make-up days."""
+
+    tz: ZoneInfo
+    periods: tuple[WorkingPeriod, ...]
+    weekend_isodays: frozenset[int] = frozenset({6, 7})
+    holidays: frozenset[date] = frozenset()
+    makeup_workdays: frozenset[date] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.periods:
+            raise CalendarError("a working calendar needs at least one working period")
+        previous_end = time.min
+        for index, period in enumerate(self.periods):
+            if period.start >= period.end:
+                raise CalendarError(f"working period {period.start}-{period.end} is empty")
+            if index and period.start < previous_end:
+                raise CalendarError("working periods must be sorted and must not overlap")
+            previous_end = period.end
+        if not self.weekend_isodays <= set(_ISO_DAYS):
+            raise CalendarError("weekend days are ISO weekdays 1 (Monday) to 7 (Sunday)")
+        both = self.holidays & self.makeup_workdays
+        if both:
+            raise CalendarError(f"days both holiday and make-up working day: {sorted(both)}")
+
+    @property
+    def working_day(self) -> timedelta:
+        """The working time of one full working day."""
+        day = date(2000, 1, 3)
+        return sum(
+            (datetime.combine(day, p.end) - datetime.combine(day, p.start) for p in self.periods),
+            timedelta(),
+        )
+
+    def is_working_day(self, day: date) -> bool:
+        """True on make-up working days, false on holidays, else by the weekday."""
+        if day in self.makeup_workdays:
+            return True
+        if day in self.holidays:
+            return False
+        return day.isoweekday() not in self.weekend_isodays
+
+    def local_date(self, at: datetime) -> date:
+        """The local calendar date of an instant."""
+        return require_aware(at).astimezone(self.tz).date()
+
+    def _periods_on(self, day: date) -> Iterator[tuple[datetime, datetime]]:
+        for period in self.periods:
+            start_at = datetime.combine(day, period.start, tzinfo=self.tz).astimezone(UTC)
+            end_at = datetime.combine(day, period.end, tzinfo=self.tz).astimezone(UTC)
+            yield start_at, end_at
+
+    def _counting_spans(
+        self, start_at: datetime, basis: Basis
+    ) -> Iterator[tuple[datetime, datetime]]:
+        """Ascending spans from `start_at` on during which the clock runs (before pauses)."""
+        if basis is Basis.ABSOLUTE:
+            span_start_at = start_at
+            while span_start_at < _FAR_FUTURE_AT - timedelta(days=2):
+                span_end_at = span_start_at + timedelta(days=1)
+                yield span_start_at, span_end_at
+                span_start_at = span_end_at
+            return
+        day = start_at.astimezone(self.tz).date()
+        for _ in range(_MAX_SCAN_DAYS):
+            if self.is_working_day(day):
+                for period_start_at, period_end_at in self._periods_on(day):
+                    clipped_start_at = max(period_start_at, start_at)
+                    if period_end_at > clipped_start_at:
+                        yield clipped_start_at, period_end_at
+            day += timedelta(days=1)
+        raise CalendarError(f"no working time found within {_MAX_SCAN_DAYS} days of {start_at}")
+
+    def _resolve_pauses(self, pauses: Iterable[Pause]) -> list[tuple[datetime, datetime]]:
+        """Pauses as merged, sorted UTC intervals; an open pause runs to the far future."""
+        intervals: list[tuple[datetime, datetime]] = []
+        for pause in pauses:
+            start_at = require_aware(pause.start_at, "pause start")
+            end_at = _FAR_FUTURE_AT
+            if pause.granted is not None:
+                granted_end_at = self.advance(start_at, pause.granted)
+                end_at = granted_end_at if granted_end_at is not None else _FAR_FUTURE_AT
+            if pause.end_at is not None:
+                end_at = min(end_at, require_aware(pause.end_at, "pause end"))
+            if end_at > start_at:
+                intervals.append((start_at, end_at))
+        intervals.sort()
+        merged: list[tuple[datetime, datetime]] = []
+        for start_at, end_at in intervals:
+            if merged and start_at <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end_at))
+            else:
+                merged.append((start_at, end_at))
+        return merged
+
+    def _running_spans(
+        self, start_at: datetime, basis: Basis, pauses: Iterable[Pause]
+    ) -> Iterator[tuple[datetime, datetime]]:
+        """Spans during which the clock runs: counting spans minus pauses."""
+        paused = self._resolve_pauses(pauses)
+        for span_start_at, span_end_at in self._counting_spans(start_at, basis):
+            cursor_at = span_start_at
+            for pause_start_at, pause_end_at in paused:
+                if pause_end_at <= cursor_at or pause_start_at >= span_end_at:
+                    continue
+                if pause_start_at > cursor_at:
+                    yield cursor_at, pause_start_at
+                cursor_at = max(cursor_at, pause_end_at)
+                if cursor_at >= _FAR_FUTURE_AT:
+                    return
+            if cursor_at < span_end_at:
+                yield cursor_at, span_end_at
+
+    def elapsed(
+        self,
+        start_at: datetime,
+        end_at: datetime,
+        *,
+        basis: Basis = Basis.WORKING,
+        pauses: Iterable[Pause] = (),
+    ) -> timedelta:
+        """Clock time between two instants, excluding non-working time (if working) and pauses."""
+        start_at = require_aware(start_at, "start")
+        end_at = require_aware(end_at, "end")
+        total = timedelta()
+        if end_at <= start_at:
+            return total
+        for span_start_at, span_end_at in self._running_spans(start_at, basis, pauses):
+            if span_start_at >= end_at:
+                break
+            total += min(span_end_at, end_at) - span_start_at
+        return total
+
+    def advance(
+        self,
+        start_at: datetime,
+        amount: timedelta,
+        *,
+        basis: Basis = Basis.WORKING,
+        pauses: Iterable[Pause] = (),
+    ) -> datetime | None:
+        """The instant at which `amount` of clock time has run from `start_at`.
+
+        None when an open pause stops the clock for good before the amount is reached.
+        """
+        start_at = require_aware(start_at, "start")
+        if amount < timedelta():
+            raise CalendarError(f"cannot advance by a negative amount {amount}")
+        if amount == timedelta():
+            return start_at
+        remaining = amount
+        for span_start_at, span_end_at in self._running_spans(start_at, basis, pauses):
+            span = span_end_at - span_start_at
+            if span >= remaining:
+                return span_start_at + remaining
+            remaining -= span
+        return None
+
+    def add_working_hours(self, start_at: datetime, hours_h: float) -> datetime:
+        """The instant `hours_h` working hours after `start_at`."""
+        result_at = self.advance(start_at, timedelta(hours=hours_h))
+        if result_at is None:  # pragma: no cover - only open pauses stop the clock
+            raise CalendarError("working time never runs out without pauses")
+        return result_at
+
+    def add_working_days(self, start_at: datetime, days: int) -> datetime:
+        """The instant `days` full working days (of `working_day` length) after `start_at`."""
+        return self.add_working_hours(start_at, days * self.working_day / timedelta(hours=1))
+
+    def working_hours_between(
+        self, start_at: datetime, end_at: datetime, pauses: Iterable[Pause] = ()
+    ) -> float:
+        """Working hours between two instants, excluding pauses."""
+        return self.elapsed(start_at, end_at, pauses=pauses) / timedelta(hours=1)
+
+
+# --- configuration -----------------------------------------------------------------
+
+_HhMm = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class HolidayModel(BaseModel):
+    """A public holiday stretch, first and last day inclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    first: date
+    last: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.last < self.first:
+            raise ValueError(f"holiday {self.name}: last day {self.last} before {self.first}")
+        return self
+
+
+class CalendarModel(BaseModel):
+    """The calendar file: zone, working periods, weekend, holidays and make-up working days."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = "Asia/Shanghai"
+    working_periods: list[tuple[_HhMm, _HhMm]] = Field(min_length=1)
+    weekend_isodays: list[Annotated[int, Field(ge=1, le=7)]] = [6, 7]
+    holidays: list[HolidayModel] = []
+    makeup_workdays: list[date] = []
+
+    def to_calendar(self) -> WorkingCalendar:
+        """Build the calendar; raises CalendarError when the periods or days conflict."""
+        try:
+            tz = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise CalendarError(f"unknown time zone {self.timezone!r}") from err
+        holidays = {
+            h.first + timedelta(days=offset)
+            for h in self.holidays
+            for offset in range((h.last - h.first).days + 1)
+        }
+        return WorkingCalendar(
+            tz=tz,
+            periods=tuple(
+                WorkingPeriod(time.fromisoformat(start), time.fromisoformat(end))
+                for start, end in self.working_periods
+            ),
+            weekend_isodays=frozenset(self.weekend_isodays),
+            holidays=frozenset(holidays),
+            makeup_workdays=frozenset(self.makeup_workdays),
+        )
+
+
+def parse_calendar_yaml(text: str) -> WorkingCalendar:
+    """Validate a calendar YAML document and build the calendar."""
+    return CalendarModel.model_validate(yaml.safe_load(text)).to_calendar()
+
+
+@cache
+def load_calendar() -> WorkingCalendar:
+    """The packaged calendar (`calendar.yaml`), read once per process."""
+    text = resources.files("hub.cases").joinpath("calendar.yaml").read_text(encoding="utf-8")
+    return parse_calendar_yaml(text)
+
+
+# --- deadlines and lights ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimeLimit:
+    """A stage limit: an amount of clock time on a basis."""
+
+    amount: timedelta
+    basis: Basis
+
+
+def _class_selector(value: str) -> str:
+    """A class selector: a 2-digit major or a 5-digit class code."""
+    if len(value) == 2 and value.isascii() and value.isdigit():
+        return value
+    return validate_class_code(value)
+
+
+def class_specificity(selectors: Sequence[str], class_code: str) -> int | None:
+    """How specifically selectors match a class: 2 exact, 1 major, 0 any, None no match."""
+    if not selectors:
+        return 0
+    if class_code in selectors:
+        return 2
+    if class_code[:2] in selectors:
+        return 1
+    return None
+
+
+class DeadlineRule(BaseModel):
+    """A limit for one stage, optionally narrowed to classes (code or major) and an urgency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Stage
+    class_codes: list[str] = []
+    urgency: Urgency | None = None
+    working_h: float | None = Field(default=None, gt=0)
+    working_days: int | None = Field(default=None, gt=0)
+    absolute_h: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Self:
+        given = [v for v in (self.working_h, self.working_days, self.absolute_h) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"deadline for stage {self.stage}: give exactly one of "
+                "working_h, working_days, absolute_h"
+            )
+        for selector in self.class_codes:
+            _class_selector(selector)
+        return self
+
+    def limit(self, calendar: WorkingCalendar) -> TimeLimit:
+        """The limit as clock time; working days count `calendar.working_day` each."""
+        if self.absolute_h is not None:
+            return TimeLimit(timedelta(hours=self.absolute_h), Basis.ABSOLUTE)
+        if self.working_days is not None:
+            return TimeLimit(self.working_days * calendar.working_day, Basis.WORKING)
+        if self.working_h is not None:
+            return TimeLimit(timedelta(hours=self.working_h), Basis.WORKING)
+        raise CalendarError(f"deadline for stage {self.stage} has no limit")  # pragma: no cover
+
+    def specificity(self, class_code: str, urgency: Urgency) -> tuple[int, int] | None:
+        """(urgency match, class match) for ranking, or None when the rule does not apply."""
+        class_rank = class_specificity(self.class_codes, class_code)
+        if class_rank is None or (self.urgency is not None and self.urgency is not urgency):
+            return None
+        return (0 if self.urgency is None else 1, class_rank)
+
+
+class DeadlineTable(BaseModel):
+    """Stage limits; the most specific rule wins: a matching urgency first, then class.
+
+    A rule naming the urgency beats one that does not (an urgent case is never slower
+    because its class has a generous normal limit); then exact class > major > any.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rules: list[DeadlineRule] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _complete_and_unambiguous(self) -> Self:
+        for stage in Stage:
+            if not any(
+                r.stage is stage and not r.class_codes and r.urgency is None for r in self.rules
+            ):
+                raise ValueError(f"deadlines: stage {stage} needs a rule for any class and urgency")
+        seen: dict[tuple[Stage, str, Urgency | None], int] = {}
+        for index, rule in enumerate(self.rules):
+            for selector in rule.class_codes or ["*"]:
+                key = (rule.stage, selector, rule.urgency)
+                if key in seen:
+                    raise ValueError(
+                        f"deadlines: rules {seen[key]} and {index} both set stage {rule.stage} "
+                        f"for class {selector} and urgency {rule.urgency or 'any'}"
+                    )
+                seen[key] = index
+        return self
+
+    def rule_for(self, stage: Stage, class_code: str, urgency: Urgency) -> DeadlineRule:
+        """The most specific rule for a stage, class and urgency."""
+        ranked = [
+            (rank, rule)
+            for rule in self.rules
+            if rule.stage is stage and (rank := rule.specificity(class_code, urgency)) is not None
+        ]
+        return max(ranked, key=lambda pair: pair[0])[1]
+
+    def limit_for(
+        self, stage: Stage, class_code: str, urgency: Urgency, calendar: WorkingCalendar
+    ) -> TimeLimit:
+        """The limit of a stage for a class and urgency."""
+        return self.rule_for(stage, class_code, urgency).limit(calendar)
+
+
+def evaluate_light(elapsed: timedelta, limit: timedelta) -> Light:
+    """Green below 80% of the limit, yellow from 80% to 100% inclusive, red beyond."""
+    if limit <= timedelta():
+        raise CalendarError(f"a stage limit must be positive, got {limit}")
+    if elapsed * 5 < limit * 4:
+        return Light.GREEN
+    if elapsed <= limit:
+        return Light.YELLOW
+    return Light.RED
+
+
+@dataclass(frozen=True, slots=True)
+class StageClock:
+    """Where a stage stands against its limit at an instant (or at its end, if finished)."""
+
+    stage: Stage
+    started_at: datetime
+    ended_at: datetime | None
+    limit: TimeLimit
+    elapsed: timedelta
+    due_at: datetime | None
+    light: Light
+
+    @property
+    def overdue(self) -> bool:
+        """True once elapsed clock time exceeds the limit."""
+        return self.elapsed > self.limit.amount
+
+    @property
+    def ratio(self) -> float:
+        """Elapsed over limit (1.0 = exactly at the limit)."""
+        return self.elapsed / self.limit.amount
+
+
+def evaluate_stage_clock(
+    calendar: WorkingCalendar,
+    stage: Stage,
+    limit: TimeLimit,
+    *,
+    started_at: datetime,
+    now_at: datetime,
+    ended_at: datetime | None = None,
+    pauses: Iterable[Pause] = (),
+) -> StageClock:
+    """Measure a stage from its start to its end (if ended) or to `now_at`."""
+    pause_list = tuple(pauses)
+    until_at = ended_at if ended_at is not None else now_at
+    elapsed = calendar.elapsed(started_at, until_at, basis=limit.basis, pauses=pause_list)
+    due_at = calendar.advance(started_at, limit.amount, basis=limit.basis, pauses=pause_list)
+    return StageClock(
+        stage=stage,
+        started_at=require_aware(started_at, "stage start"),
+        ended_at=None if ended_at is None else require_aware(ended_at, "stage end"),
+        limit=limit,
+        elapsed=elapsed,
+        due_at=due_at,
+        light=evaluate_light(elapsed, limit.amount),
+    )

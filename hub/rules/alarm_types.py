@@ -1,0 +1,60 @@
+"""Alarm types the rules raise; the simulators' ground truth and `score` use the same names."""
+
+from enum import StrEnum
+
+
+class AlarmType(StrEnum):
+    """What went wrong; one active alarm per (source, type)."""
+
+    OFFLINE = "offline"
+    # lighting (lamp and cabinet)
+    LAMP_OUT = "lamp_out"
+    LIT_BY_DAY = "lit_by_day"
+    OVER_VOLTAGE = "over_voltage"
+    UNDER_VOLTAGE = "under_voltage"
+    OVER_CURRENT = "over_current"
+    POWER_ABNORMAL = "power_abnormal"
+    FLICKER = "flicker"
+    CABINET_TRIP = "cabinet_trip"
+    CIRCUIT_DARK = "circuit_dark"
+    DOOR_OPEN = "door_open"
+    CONTACTOR_ANOMALY = "contactor_anomaly"
+    SUPPLY_LOSS = "supply_loss"
+    # muck trucks
+    ROUTE_DEVIATION = "route_deviation"
+    ILLEGAL_DUMPING = "illegal_dumping"
+    UNAPPROVED_DISPOSAL = "unapproved_disposal"
+    OUTSIDE_HOURS = "outside_hours"
+    NO_PERMIT = "no_permit"
+    COVER_OPEN_MOVING = "cover_open_moving"
+    OVERSPEED = "overspeed"
+    TRACK_GAP = "track_gap"
+    TRACK_JUMP = "track_jump"
+    RESTRICTED_ZONE = "restricted_zone"
+    # manhole covers
+    TILT = "tilt"
+    COVER_OPEN = "cover_open"
+    WATER_ALERT = "water_alert"
+    WATER_DANGER = "water_danger"
+    GAS = "gas"
+    LOW_BATTERY = "low_battery"
+    # parking
+    OVERSTAY = "overstay"
+    STUCK_SENSOR = "stuck_sensor"
+
+
+class Severity(StrEnum):
+    """Alarm severity, most severe first in `SEVERITY_ORDER`."""
+
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    WARNING = "warning"
+
+
+SEVERITY_ORDER: tuple[Severity, ...] = (
+    Severity.CRITICAL,
+    Severity.MAJOR,
+    Severity.MINOR,
+    Severity.WARNING,
+)

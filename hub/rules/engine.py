@@ -1,0 +1,635 @@
+"""The rule engine: batches of readings and clock ticks in, alarm signals out.
+
+Readings are evaluated in event time, per device in `ts` order. Each device has a reorder
+buffer: a reading waits until the device's newest `ts` is `reorder_tolerance_s` ahead of
+it, or until it has been held that long by the injected clock (`tick`), then readings are
+released oldest first. A reading with the `ts` of one already accepted is a duplicate
+and dropped; one older than the newest released reading is late and dropped (it still
+proves the device is alive, and the store keeps it). So any arrival order within the
+tolerance gives the same alarms, and nothing beyond it can flap an alarm. With a
+tolerance of 0 a batch is still sorted per device, and nothing waits.
+
+Per-device rules (`Rule`) see one reading with the device's state and parameters and
+return observations; group rules (`GroupRule`) see the latest projected state of every
+member of a group (a lamp's circuit or cabinet) and may cover members' own alarms of
+listed types while the group alarm is active: those member alarms are cleared (reason
+given) or never announced, and announced again if still active when the group clears.
+The offline rule is built in and runs for every kind.
+
+The engine is not thread-safe: one task owns it. Its state is per device, so hub
+processes that share the stream must keep device affinity (all of a device's readings,
+and all members of a group, reach the same engine).
+"""
+
+import heapq
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel
+
+from hub.devices.decode import Reading
+from hub.devices.kinds import Kind
+from hub.devices.registry import DeviceRecord
+from hub.rules.alarm_types import AlarmType, Severity
+from hub.rules.condition import ConditionKey, ConditionTable, Observation
+from hub.rules.config import (
+    OFFLINE_RULE,
+    OfflineParams,
+    ResolvedRule,
+    RuleConfigError,
+    RulesConfig,
+    device_overrides,
+    has_device_overrides,
+    resolve_rule,
+)
+from hub.rules.offline import OfflineMonitor
+from hub.rules.signals import AlarmSignal, SignalAction, SourceKind, empty_mapping
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What the engine needs from the registry about one device."""
+
+    device_id: str
+    kind: Kind
+    group_id: str | None = None
+    attributes: Mapping[str, object] = field(default_factory=empty_mapping)
+
+    @classmethod
+    def from_record(cls, record: DeviceRecord) -> "DeviceInfo":
+        """A registry record's view for the rules; the parent (cabinet, circuit) is the group."""
+        return cls(record.device_id, record.kind, record.parent_id, record.attributes)
+
+
+class Rule(Protocol):
+    """A per-device rule: the kinds it judges and how one reading bears on its conditions."""
+
+    @property
+    def name(self) -> str:
+        """Section name in the rules file."""
+        ...
+
+    @property
+    def kinds(self) -> frozenset[Kind]:
+        """Kinds of device the rule applies to."""
+        ...
+
+    @property
+    def alarm_types(self) -> frozenset[AlarmType]:
+        """Alarm types the rule's observations may carry."""
+        ...
+
+    @property
+    def params_model(self) -> type[BaseModel]:
+        """Pydantic model of the rule's own parameters (extra keys of its section)."""
+        ...
+
+    def initial_state(self) -> Any:
+        """A fresh per-device state (mutable, slotted), or None for a stateless rule."""
+        ...
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """Observations about the device's conditions at the reading's event time."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """A group as a group rule sees it: members and each member's latest projected state."""
+
+    group_id: str
+    member_ids: tuple[str, ...]
+    latest: Mapping[str, object]
+    ts: datetime
+
+
+class GroupRule(Protocol):
+    """A rule over a group's members (e.g. most lamps of a circuit dark → one group alarm)."""
+
+    @property
+    def name(self) -> str:
+        """Section name in the rules file."""
+        ...
+
+    @property
+    def member_kinds(self) -> frozenset[Kind]:
+        """Kinds of member whose readings the rule follows."""
+        ...
+
+    @property
+    def alarm_types(self) -> frozenset[AlarmType]:
+        """Alarm types the rule's group observations may carry."""
+        ...
+
+    @property
+    def suppresses(self) -> frozenset[AlarmType]:
+        """Member alarm types covered while this rule's group alarm is active."""
+        ...
+
+    @property
+    def params_model(self) -> type[BaseModel]:
+        """Pydantic model of the rule's own parameters."""
+        ...
+
+    def project(self, reading: Reading, params: Any) -> object:
+        """The small piece of a member's reading the group rule keeps (memory per member)."""
+        ...
+
+    def evaluate_group(self, group: GroupView, params: Any) -> Iterable[Observation]:
+        """Observations about the group's conditions after members changed."""
+        ...
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters for metrics: what came in and what was dropped, by reason."""
+
+    readings: int = 0
+    evaluated: int = 0
+    duplicates: int = 0
+    late: int = 0
+    unknown_device: int = 0
+
+
+class _DeviceSlot:
+    """Per-device engine bookkeeping; slotted because there are 100,000 of them."""
+
+    __slots__ = ("index", "info", "max_ts_s", "released_ts_s", "resolved")
+
+    def __init__(self, info: DeviceInfo, index: int, resolved: Mapping[str, ResolvedRule]) -> None:
+        self.info = info
+        self.index = index
+        self.resolved = resolved
+        self.max_ts_s = -math.inf
+        self.released_ts_s = -math.inf
+
+
+def _held_ts(held: tuple[float, float, Reading]) -> float:
+    return held[0]
+
+
+class RuleEngine:
+    """Evaluates rules over readings and clock ticks; holds all rule and alarm condition state."""
+
+    def __init__(
+        self,
+        config: RulesConfig,
+        devices: Iterable[DeviceInfo],
+        *,
+        now: datetime,
+        rules: Sequence[Rule] = (),
+        group_rules: Sequence[GroupRule] = (),
+    ) -> None:
+        names = [OFFLINE_RULE, *(r.name for r in rules), *(g.name for g in group_rules)]
+        duplicated = {n for n in names if names.count(n) > 1}
+        if duplicated:
+            raise RuleConfigError(f"rule names must be unique: {', '.join(sorted(duplicated))}")
+        unknown = set(config.rules) - set(names)
+        if unknown:
+            logger.warning("rules file has sections for rules not loaded: %s", sorted(unknown))
+        self._config = config
+        self._tolerance_s = config.reorder_tolerance_s
+        self._rules = tuple(rules)
+        self._group_rules = tuple(group_rules)
+        self._kind_rules: dict[Kind, tuple[Rule, ...]] = {
+            kind: tuple(r for r in rules if kind in r.kinds) for kind in Kind
+        }
+        self._kind_group_rules: dict[Kind, tuple[GroupRule, ...]] = {
+            kind: tuple(g for g in group_rules if kind in g.member_kinds) for kind in Kind
+        }
+        self._kind_models: dict[Kind, dict[str, type[BaseModel]]] = {
+            kind: {
+                OFFLINE_RULE: OfflineParams,
+                **{r.name: r.params_model for r in self._kind_rules[kind]},
+            }
+            for kind in Kind
+        }
+        self._kind_resolved: dict[Kind, dict[str, ResolvedRule]] = {
+            kind: {
+                name: resolve_rule(config, name, model, kind)
+                for name, model in self._kind_models[kind].items()
+            }
+            for kind in Kind
+        }
+        self._group_rule_by_type: dict[AlarmType, GroupRule] = {}
+        for group_rule in group_rules:
+            for alarm_type in group_rule.alarm_types:
+                if alarm_type in self._group_rule_by_type:
+                    raise RuleConfigError(f"two group rules raise {alarm_type}")
+                self._group_rule_by_type[alarm_type] = group_rule
+        self._coverable: frozenset[AlarmType] = frozenset().union(
+            *(g.suppresses for g in group_rules)
+        )
+        self._deferred: list[AlarmSignal] = []
+        self._group_resolved: dict[str, ResolvedRule] = {
+            g.name: resolve_rule(config, g.name, g.params_model, None) for g in group_rules
+        }
+        self._slots: dict[str, _DeviceSlot] = {}
+        self._groups: dict[str, set[str]] = {}
+        self._rule_states: dict[str, dict[str, Any]] = {r.name: {} for r in rules}
+        self._group_latest: dict[str, dict[str, dict[str, object]]] = {
+            g.name: {} for g in group_rules
+        }
+        self._group_covers: dict[str, dict[str, frozenset[AlarmType]]] = {}
+        # Per device, readings not yet evaluated as (ts_s, received_s, reading).
+        self._pending: dict[str, list[tuple[float, float, Reading]]] = {}
+        # (release time by the injected clock, device) for every device with held readings;
+        # stale entries (released earlier by event time) are skipped when popped.
+        self._hold_queue: list[tuple[float, str]] = []
+        self._dirty_groups: dict[tuple[int, str], tuple[datetime, float]] = {}
+        self._group_ts: dict[tuple[int, str], datetime] = {}
+        self._table = ConditionTable()
+        self._offline = OfflineMonitor()
+        self.stats = EngineStats()
+        for info in devices:
+            self.upsert_device(info, now)
+
+    # registry
+
+    def upsert_device(self, info: DeviceInfo, now: datetime) -> None:
+        """Add or update a device; `now` starts its silence clock if it has never reported.
+
+        Raises RuleConfigError naming the device and field when its overrides are invalid.
+        """
+        resolved = self._resolve_device(info)
+        offline = resolved[OFFLINE_RULE]
+        params: OfflineParams = offline.params
+        threshold_s = params.threshold_s if offline.enabled else math.inf
+        slot = self._slots.get(info.device_id)
+        if slot is None:
+            index = self._offline.add(info.device_id, threshold_s, offline.policy, now.timestamp())
+            self._slots[info.device_id] = _DeviceSlot(info, index, resolved)
+        else:
+            self._leave_group(slot.info)
+            if slot.info.kind != info.kind:
+                self._forget_rule_state(info.device_id)
+            slot.info = info
+            slot.resolved = resolved
+            self._offline.configure(slot.index, threshold_s, offline.policy)
+        if info.group_id is not None:
+            self._groups.setdefault(info.group_id, set()).add(info.device_id)
+
+    def remove_device(self, device_id: str) -> None:
+        """Forget a device (decommissioned); its open alarms are the store's to close."""
+        slot = self._slots.pop(device_id, None)
+        if slot is None:
+            return
+        self._leave_group(slot.info)
+        self._forget_rule_state(device_id)
+        self._pending.pop(device_id, None)
+        self._offline.configure(slot.index, math.inf, slot.resolved[OFFLINE_RULE].policy)
+
+    def seed_last_seen(self, device_id: str, received_at: datetime) -> None:
+        """Tell the engine when a device last reported (from the store, after a restart)."""
+        slot = self._slots.get(device_id)
+        if slot is not None:
+            self._offline.seed(slot.index, received_at.timestamp())
+
+    def restore_alarm(
+        self,
+        source_kind: SourceKind,
+        source_id: str,
+        alarm_type: AlarmType,
+        severity: Severity,
+        raised_at: datetime,
+        count: int = 1,
+    ) -> None:
+        """Load an alarm still open in the store so it is updated and cleared, not raised again."""
+        if source_kind is SourceKind.DEVICE:
+            slot = self._slots.get(source_id)
+            if slot is None:
+                return
+            rule_name = OFFLINE_RULE
+            for rule in self._kind_rules[slot.info.kind]:
+                if alarm_type in rule.alarm_types:
+                    rule_name = rule.name
+            resolved = slot.resolved[rule_name]
+        else:
+            group_rule = self._group_rule_by_type.get(alarm_type)
+            if group_rule is None:
+                return
+            resolved = self._group_resolved[group_rule.name]
+            if group_rule.suppresses:
+                self._group_covers.setdefault(source_id, {})[group_rule.name] = (
+                    group_rule.suppresses
+                )
+        key: ConditionKey = (source_kind, source_id, alarm_type)
+        self._table.restore(key, resolved.policy, severity, raised_at, count)
+        if source_kind is SourceKind.DEVICE and alarm_type is AlarmType.OFFLINE:
+            self._offline.sync(self._slots[source_id].index, self._table)
+
+    def device_params(self, device_id: str, rule_name: str) -> ResolvedRule | None:
+        """The effective policy and parameters of a rule for a device (for display and tests)."""
+        slot = self._slots.get(device_id)
+        return None if slot is None else slot.resolved.get(rule_name)
+
+    @property
+    def pending_readings(self) -> int:
+        """Readings held in reorder buffers."""
+        return sum(len(b) for b in self._pending.values())
+
+    @property
+    def live_conditions(self) -> int:
+        """Conditions active, pending or in a suppression window (the memory that grows)."""
+        return len(self._table)
+
+    # evaluation
+
+    def process(self, batch: Sequence[Reading]) -> list[AlarmSignal]:
+        """Evaluate a batch of readings; return the alarm signals they cause, in order."""
+        signals: list[AlarmSignal] = []
+        touched: dict[str, _DeviceSlot] = {}
+        alive_index: list[int] = []
+        alive_received_s: list[float] = []
+        stats = self.stats
+        for reading in batch:
+            stats.readings += 1
+            slot = self._slots.get(reading.device_id)
+            if slot is None or slot.info.kind is not reading.kind:
+                stats.unknown_device += 1
+                continue
+            ts_s = reading.ts.timestamp()
+            received_s = reading.received_at.timestamp()
+            if ts_s <= slot.released_ts_s:
+                if ts_s == slot.released_ts_s:
+                    stats.duplicates += 1
+                    continue
+                stats.late += 1
+            else:
+                buffer = self._pending.get(reading.device_id)
+                if buffer is None:
+                    self._pending[reading.device_id] = [(ts_s, received_s, reading)]
+                    heapq.heappush(
+                        self._hold_queue, (received_s + self._tolerance_s, reading.device_id)
+                    )
+                elif any(held[0] == ts_s for held in buffer):
+                    stats.duplicates += 1
+                    continue
+                else:
+                    buffer.append((ts_s, received_s, reading))
+                slot.max_ts_s = max(slot.max_ts_s, ts_s)
+                touched[reading.device_id] = slot
+            alive_index.append(slot.index)
+            alive_received_s.append(received_s)
+        raw = self._offline.evaluate_readings(
+            np.asarray(alive_index, dtype=np.intp),
+            np.asarray(alive_received_s, dtype=np.float64),
+            self._table,
+        )
+        self._emit_all(raw, signals)
+        for slot in touched.values():
+            self._release(slot, slot.max_ts_s - self._tolerance_s, -math.inf, signals)
+        self._evaluate_groups(signals)
+        self._flush_deferred(signals)
+        return signals
+
+    def tick(self, now: datetime) -> list[AlarmSignal]:
+        """Clock-driven work at `now`: held readings, offline checks, persisting verdicts."""
+        signals: list[AlarmSignal] = []
+        now_s = now.timestamp()
+        held_until_s = now_s - self._tolerance_s
+        queue = self._hold_queue
+        while queue and queue[0][0] <= now_s:
+            _, device_id = heapq.heappop(queue)
+            if device_id in self._pending:
+                self._release(self._slots[device_id], -math.inf, held_until_s, signals)
+        self._evaluate_groups(signals)
+        self._flush_deferred(signals)
+        self._emit_all(self._offline.evaluate_tick(now, self._table), signals)
+        self._emit_all(self._table.advance(now_s), signals)
+        self._offline.sync_all(self._table)
+        return signals
+
+    # internals
+
+    def _release(
+        self,
+        slot: _DeviceSlot,
+        ts_cutoff_s: float,
+        received_cutoff_s: float,
+        signals: list[AlarmSignal],
+    ) -> None:
+        """Evaluate, oldest first, the buffered readings past the event-time or hold cutoff."""
+        device_id = slot.info.device_id
+        buffer = self._pending[device_id]
+        if len(buffer) > 1:
+            buffer.sort(key=_held_ts)
+        elif buffer[0][0] > ts_cutoff_s and buffer[0][1] > received_cutoff_s:
+            return  # the common case: one reading, still inside its hold time
+        count = 0
+        for position, (ts_s, received_s, _) in enumerate(buffer):
+            if ts_s <= ts_cutoff_s or received_s <= received_cutoff_s:
+                count = position + 1
+        if count == 0:
+            return
+        released = buffer[:count]
+        if count == len(buffer):
+            del self._pending[device_id]
+        else:
+            del buffer[:count]
+            oldest_received_s = min(held[1] for held in buffer)
+            heapq.heappush(self._hold_queue, (oldest_received_s + self._tolerance_s, device_id))
+        for ts_s, received_s, reading in released:
+            slot.released_ts_s = ts_s
+            self._evaluate(slot, reading, received_s, signals)
+
+    def _evaluate(
+        self, slot: _DeviceSlot, reading: Reading, received_s: float, signals: list[AlarmSignal]
+    ) -> None:
+        """Run every rule of the device's kind on one reading, in event-time order."""
+        self.stats.evaluated += 1
+        info = slot.info
+        for rule in self._kind_rules[info.kind]:
+            resolved = slot.resolved[rule.name]
+            if not resolved.enabled:
+                continue
+            states = self._rule_states[rule.name]
+            state = states.get(info.device_id)
+            if state is None:
+                state = rule.initial_state()
+                if state is not None:
+                    states[info.device_id] = state
+            for obs in rule.evaluate(reading, info, state, resolved.params):
+                signal = self._table.observe(
+                    SourceKind.DEVICE, info.device_id, obs, resolved.policy, received_s
+                )
+                if signal is None:
+                    continue
+                if info.group_id is not None and signal.alarm_type in self._coverable:
+                    # Held until the group rules have seen this batch, so a circuit that goes
+                    # dark at once raises one group alarm, not one per lamp first.
+                    self._deferred.append(signal)
+                else:
+                    self._emit(signal, signals)
+        if info.group_id is None:
+            return
+        for position, group_rule in enumerate(self._group_rules):
+            if info.kind not in group_rule.member_kinds:
+                continue
+            resolved = self._group_resolved[group_rule.name]
+            if not resolved.enabled:
+                continue
+            members = self._group_latest[group_rule.name].setdefault(info.group_id, {})
+            members[info.device_id] = group_rule.project(reading, resolved.params)
+            key = (position, info.group_id)
+            previous = self._dirty_groups.get(key)
+            if previous is None or reading.ts > previous[0]:
+                self._dirty_groups[key] = (reading.ts, received_s)
+
+    def _evaluate_groups(self, signals: list[AlarmSignal]) -> None:
+        """Run group rules on the groups whose members changed."""
+        dirty, self._dirty_groups = self._dirty_groups, {}
+        for key, (newest_ts, received_s) in dirty.items():
+            position, group_id = key
+            # Members' clocks differ: a group's event time never goes backwards, so a member
+            # that reports a little behind the others still counts.
+            ts = max(newest_ts, self._group_ts.get(key, newest_ts))
+            self._group_ts[key] = ts
+            group_rule = self._group_rules[position]
+            resolved = self._group_resolved[group_rule.name]
+            member_ids = tuple(
+                sorted(
+                    m
+                    for m in self._groups.get(group_id, ())
+                    if self._slots[m].info.kind in group_rule.member_kinds
+                )
+            )
+            view = GroupView(
+                group_id=group_id,
+                member_ids=member_ids,
+                latest=self._group_latest[group_rule.name].get(group_id, {}),
+                ts=ts,
+            )
+            for obs in group_rule.evaluate_group(view, resolved.params):
+                signal = self._table.observe(
+                    SourceKind.GROUP, group_id, obs, resolved.policy, received_s
+                )
+                if signal is not None:
+                    self._emit(signal, signals, group_rule)
+
+    def _flush_deferred(self, signals: list[AlarmSignal]) -> None:
+        """Emit member signals held during a batch, now that group covers are up to date."""
+        deferred, self._deferred = self._deferred, []
+        silenced: set[ConditionKey] = set()
+        for signal in deferred:
+            key: ConditionKey = (signal.source_kind, signal.source_id, signal.alarm_type)
+            if key in silenced:
+                continue
+            if signal.action is SignalAction.RAISE and self._is_covered(signal):
+                silenced.add(key)
+                continue
+            if signal.action is SignalAction.UPDATE:
+                state = self._table.get(key)
+                if state is not None and not state.announced:
+                    continue  # retracted by a group alarm raised in this batch
+            signals.append(signal)
+        for key in silenced:
+            state = self._table.get(key)
+            if state is not None and state.active:
+                state.announced = False
+
+    def _emit_all(self, raw: Iterable[AlarmSignal], signals: list[AlarmSignal]) -> None:
+        for signal in raw:
+            group_rule = None
+            if signal.source_kind is SourceKind.GROUP:
+                group_rule = self._group_rule_by_type.get(signal.alarm_type)
+            self._emit(signal, signals, group_rule)
+
+    def _emit(
+        self, signal: AlarmSignal, signals: list[AlarmSignal], group_rule: GroupRule | None = None
+    ) -> None:
+        """Append a signal, applying group cover: silence covered members, re-announce after."""
+        if signal.source_kind is SourceKind.DEVICE:
+            if signal.action is SignalAction.RAISE and self._is_covered(signal):
+                state = self._table.get((SourceKind.DEVICE, signal.source_id, signal.alarm_type))
+                if state is not None:
+                    state.announced = False
+                return
+            signals.append(signal)
+            return
+        signals.append(signal)
+        if group_rule is None or not group_rule.suppresses:
+            return
+        group_id = signal.source_id
+        covers = self._group_covers.setdefault(group_id, {})
+        if signal.action is SignalAction.RAISE:
+            covers[group_rule.name] = group_rule.suppresses
+            reason = f"covered by {signal.alarm_type} alarm of group {group_id}"
+            held = {
+                (s.source_id, s.alarm_type)
+                for s in self._deferred
+                if s.action is SignalAction.RAISE
+            }
+            for member in sorted(self._groups.get(group_id, ())):
+                for alarm_type in sorted(group_rule.suppresses):
+                    if (member, alarm_type) in held:
+                        continue
+                    retracted = self._table.retract(
+                        (SourceKind.DEVICE, member, alarm_type), signal.at, reason
+                    )
+                    if retracted is not None:
+                        signals.append(retracted)
+        elif signal.action is SignalAction.CLEAR:
+            covers.pop(group_rule.name, None)
+            still = frozenset().union(*covers.values()) if covers else frozenset()
+            if not covers:
+                del self._group_covers[group_id]
+            reason = f"{signal.alarm_type} alarm of group {group_id} cleared"
+            for member in sorted(self._groups.get(group_id, ())):
+                for alarm_type in sorted(group_rule.suppresses - still):
+                    announced = self._table.announce(
+                        (SourceKind.DEVICE, member, alarm_type), signal.at, reason
+                    )
+                    if announced is not None:
+                        signals.append(announced)
+
+    def _is_covered(self, signal: AlarmSignal) -> bool:
+        slot = self._slots.get(signal.source_id)
+        if slot is None or slot.info.group_id is None:
+            return False
+        covers = self._group_covers.get(slot.info.group_id)
+        return covers is not None and any(signal.alarm_type in c for c in covers.values())
+
+    def _resolve_device(self, info: DeviceInfo) -> Mapping[str, ResolvedRule]:
+        base = self._kind_resolved[info.kind]
+        if not has_device_overrides(info.attributes):
+            return base
+        resolved = dict(base)
+        for name, model in self._kind_models[info.kind].items():
+            overrides = device_overrides(info.attributes, name)
+            if overrides:
+                resolved[name] = resolve_rule(
+                    self._config,
+                    name,
+                    model,
+                    info.kind,
+                    overrides,
+                    where=f"device {info.device_id}",
+                )
+        return resolved
+
+    def _leave_group(self, info: DeviceInfo) -> None:
+        if info.group_id is None:
+            return
+        members = self._groups.get(info.group_id)
+        if members is not None:
+            members.discard(info.device_id)
+            if not members:
+                del self._groups[info.group_id]
+        for latest in self._group_latest.values():
+            group = latest.get(info.group_id)
+            if group is not None:
+                group.pop(info.device_id, None)
+
+    def _forget_rule_state(self, device_id: str) -> None:
+        for states in self._rule_states.values():
+            states.pop(device_id, None)

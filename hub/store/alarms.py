@@ -1,0 +1,372 @@
+"""The alarms table: rule signals applied as upserts, people's acknowledgements and clears.
+
+One open alarm per (source, type) is enforced by the partial unique index
+`alarms_one_open_idx`; a raise goes through INSERT ... ON CONFLICT on it, so two hub
+processes raising the same alarm at once leave one row with the count of both.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from hub.devices.kinds import Kind
+from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmRecord, AlarmState
+from hub.rules.alarm_types import AlarmType, Severity
+from hub.rules.signals import AlarmSignal, EvidenceSnapshot, SignalAction, SourceKind
+from hub.store.database import Database
+from hub.store.telemetry import TABLES
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+COLUMNS = (
+    "id, source_kind, source_id, alarm_type, severity, state, raised_at, last_seen_at, count,"
+    " message, cleared_at, evidence, details, acknowledged_by, acknowledged_at, cleared_by,"
+    " case_id, updated_at"
+)
+_PREFIXED_COLUMNS = ", ".join(f"a.{c.strip()}" for c in COLUMNS.split(","))
+
+_UPSERT = (
+    "INSERT INTO alarms (source_kind, source_id, alarm_type, severity, raised_at, last_seen_at,"
+    " count, message, evidence, details, filing_due_at, updated_at)"
+    " VALUES (%(source_kind)s, %(source_id)s, %(alarm_type)s, %(severity)s, %(at)s, %(at)s,"
+    " %(count)s, %(message)s, %(evidence)s, %(details)s, %(now)s, %(now)s)"
+    " ON CONFLICT (source_id, alarm_type) WHERE state <> 'cleared' DO UPDATE SET"
+    " count = {count},"
+    " last_seen_at = greatest(alarms.last_seen_at, excluded.last_seen_at),"
+    " severity = excluded.severity,"
+    " message = excluded.message,"
+    " evidence = excluded.evidence,"
+    " details = alarms.details || excluded.details,"
+    # A severity change may change the filing decision: look at it again.
+    " filing_due_at = CASE WHEN alarms.case_id IS NULL AND alarms.severity <> excluded.severity"
+    " THEN excluded.filing_due_at ELSE alarms.filing_due_at END,"
+    " updated_at = excluded.updated_at"
+    f" RETURNING {COLUMNS}, (xmax = 0) AS inserted"
+)
+_RAISE = _UPSERT.replace("{count}", "alarms.count + 1")
+_UPDATE = _UPSERT.replace("{count}", "greatest(alarms.count, excluded.count)")
+_CLEAR = (
+    "UPDATE alarms SET state = 'cleared', cleared_at = greatest(raised_at, %(at)s),"
+    " details = details || %(details)s, filing_due_at = NULL, updated_at = %(now)s"
+    " WHERE source_id = %(source_id)s AND alarm_type = %(alarm_type)s AND state <> 'cleared'"
+    f" RETURNING {COLUMNS}"
+)
+
+
+class AlarmNotFoundError(LookupError):
+    """No alarm with that id."""
+
+
+class AlarmStateError(ValueError):
+    """The alarm's state does not allow what was asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmFilter:
+    """Which alarms to list; None means any."""
+
+    states: Sequence[AlarmState] = ()
+    alarm_type: AlarmType | None = None
+    source_id: str | None = None
+    source_kind: SourceKind | None = None
+    asset_kind: Kind | None = None
+    severity: Severity | None = None
+    raised_since: datetime | None = None
+    raised_until: datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def json_value(value: object) -> Any:
+    """A JSON-compatible copy of a value (datetimes as RFC 3339, anything odd as text)."""
+    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def evidence_documents(evidence: Sequence[EvidenceSnapshot]) -> list[dict[str, Any]]:
+    """Evidence snapshots as JSON objects."""
+    return [
+        {"ts": e.ts.isoformat(), "device_id": e.device_id, "values": json_value(dict(e.values))}
+        for e in evidence
+    ]
+
+
+def record_from_row(row: Sequence[Any]) -> AlarmRecord:
+    """An AlarmRecord from a row of COLUMNS."""
+    return AlarmRecord(
+        id=int(row[0]),
+        source_kind=SourceKind(row[1]),
+        source_id=str(row[2]),
+        alarm_type=AlarmType(row[3]),
+        severity=Severity(row[4]),
+        state=AlarmState(row[5]),
+        raised_at=row[6],
+        last_seen_at=row[7],
+        count=int(row[8]),
+        message=str(row[9]),
+        cleared_at=row[10],
+        evidence=tuple(row[11] or ()),
+        details=dict(row[12] or {}),
+        acknowledged_by=row[13],
+        acknowledged_at=row[14],
+        cleared_by=row[15],
+        case_id=None if row[16] is None else int(row[16]),
+        updated_at=row[17],
+    )
+
+
+def _signal_params(signal: AlarmSignal, now: datetime) -> dict[str, Any]:
+    return {
+        "source_kind": signal.source_kind.value,
+        "source_id": signal.source_id,
+        "alarm_type": signal.alarm_type.value,
+        "severity": signal.severity.value,
+        "at": signal.at,
+        "count": max(1, signal.count),
+        "message": signal.message,
+        "evidence": Jsonb(evidence_documents(signal.evidence)),
+        "details": Jsonb(json_value(dict(signal.details))),
+        "now": now,
+    }
+
+
+def apply_signals(conn: Conn, signals: Sequence[AlarmSignal], now: datetime) -> list[AlarmChange]:
+    """Apply rule signals in order; return what changed (nothing for a clear of no open alarm).
+
+    RAISE inserts, or counts a repeat on the open alarm; UPDATE refreshes the open alarm and
+    opens a new one if a person cleared it while the condition held; CLEAR closes it.
+    """
+    changes: list[AlarmChange] = []
+    for signal in signals:
+        params = _signal_params(signal, now)
+        if signal.action is SignalAction.CLEAR:
+            clear_details = {
+                **json_value(dict(signal.details)),
+                "clear_evidence": evidence_documents(signal.evidence),
+            }
+            params["details"] = Jsonb(clear_details)
+            row = conn.execute(_CLEAR, params).fetchone()
+            if row is not None:
+                changes.append(AlarmChange(AlarmChangeKind.CLEARED, record_from_row(row)))
+            continue
+        sql = _RAISE if signal.action is SignalAction.RAISE else _UPDATE
+        row = conn.execute(sql, params).fetchone()
+        if row is None:  # pragma: no cover - INSERT ... RETURNING always returns the row
+            continue
+        kind = AlarmChangeKind.RAISED if row[-1] else AlarmChangeKind.UPDATED
+        changes.append(AlarmChange(kind, record_from_row(row)))
+    return changes
+
+
+def get_alarm(conn: Conn, alarm_id: int) -> AlarmRecord | None:
+    """One alarm by id."""
+    row = conn.execute(f"SELECT {COLUMNS} FROM alarms WHERE id = %s", (alarm_id,)).fetchone()
+    return None if row is None else record_from_row(row)
+
+
+def _refusal(conn: Conn, alarm_id: int, wanted: str) -> Exception:
+    alarm = get_alarm(conn, alarm_id)
+    if alarm is None:
+        return AlarmNotFoundError(f"no alarm with id {alarm_id}")
+    if alarm.state is AlarmState.CLEARED:
+        who = alarm.cleared_by or "the rules"
+        when = alarm.cleared_at.isoformat() if alarm.cleared_at else "?"
+        return AlarmStateError(f"cannot {wanted} alarm {alarm_id}: cleared by {who} at {when}")
+    when = alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else "?"
+    return AlarmStateError(
+        f"cannot {wanted} alarm {alarm_id}: already acknowledged by {alarm.acknowledged_by} "
+        f"at {when}"
+    )
+
+
+def acknowledge_alarm(
+    conn: Conn, alarm_id: int, actor_id: str, at: datetime, note: str = ""
+) -> AlarmChange:
+    """Acknowledge an active alarm; AlarmStateError when it is acknowledged or cleared."""
+    row = conn.execute(
+        "UPDATE alarms SET state = 'acknowledged', acknowledged_by = %(actor)s,"
+        " acknowledged_at = %(at)s, updated_at = %(at)s,"
+        " details = CASE WHEN %(note)s = '' THEN details"
+        " ELSE details || jsonb_build_object('acknowledge_note', %(note)s::text) END"
+        f" WHERE id = %(id)s AND state = 'active' RETURNING {COLUMNS}",
+        {"actor": actor_id, "at": at, "note": note, "id": alarm_id},
+    ).fetchone()
+    if row is None:
+        raise _refusal(conn, alarm_id, "acknowledge")
+    return AlarmChange(AlarmChangeKind.ACKNOWLEDGED, record_from_row(row))
+
+
+def clear_alarm(
+    conn: Conn, alarm_id: int, actor_id: str, at: datetime, note: str = ""
+) -> AlarmChange:
+    """Clear an open alarm by a person's decision; AlarmStateError when it is already cleared."""
+    row = conn.execute(
+        "UPDATE alarms SET state = 'cleared', cleared_by = %(actor)s,"
+        " cleared_at = greatest(raised_at, %(at)s), updated_at = %(at)s, filing_due_at = NULL,"
+        " details = CASE WHEN %(note)s = '' THEN details"
+        " ELSE details || jsonb_build_object('clear_note', %(note)s::text) END"
+        f" WHERE id = %(id)s AND state <> 'cleared' RETURNING {COLUMNS}",
+        {"actor": actor_id, "at": at, "note": note, "id": alarm_id},
+    ).fetchone()
+    if row is None:
+        raise _refusal(conn, alarm_id, "clear")
+    return AlarmChange(AlarmChangeKind.CLEARED, record_from_row(row))
+
+
+def list_alarms(conn: Conn, query: AlarmFilter) -> list[AlarmRecord]:
+    """Alarms matching a filter, newest first."""
+    join = ""
+    if query.asset_kind is not None:
+        join = " JOIN devices d ON d.device_id = a.source_id AND d.kind = %(asset_kind)s"
+    rows = conn.execute(
+        f"SELECT {_PREFIXED_COLUMNS} FROM alarms a{join}"
+        " WHERE (%(states)s::text[] IS NULL OR a.state = ANY(%(states)s))"
+        " AND (%(alarm_type)s::text IS NULL OR a.alarm_type = %(alarm_type)s)"
+        " AND (%(source_id)s::text IS NULL OR a.source_id = %(source_id)s)"
+        " AND (%(source_kind)s::text IS NULL OR a.source_kind = %(source_kind)s)"
+        " AND (%(severity)s::text IS NULL OR a.severity = %(severity)s)"
+        " AND (%(since)s::timestamptz IS NULL OR a.raised_at >= %(since)s)"
+        " AND (%(until)s::timestamptz IS NULL OR a.raised_at < %(until)s)"
+        " ORDER BY a.id DESC LIMIT %(limit)s OFFSET %(offset)s",
+        {
+            "states": [s.value for s in query.states] or None,
+            "alarm_type": query.alarm_type.value if query.alarm_type else None,
+            "source_id": query.source_id,
+            "source_kind": query.source_kind.value if query.source_kind else None,
+            "asset_kind": query.asset_kind.value if query.asset_kind else None,
+            "severity": query.severity.value if query.severity else None,
+            "since": query.raised_since,
+            "until": query.raised_until,
+            "limit": query.limit,
+            "offset": query.offset,
+        },
+    ).fetchall()
+    return [record_from_row(r) for r in rows]
+
+
+def list_open_alarms(conn: Conn) -> list[AlarmRecord]:
+    """Every alarm not cleared (to restore into the rule engine at start-up)."""
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM alarms WHERE state <> 'cleared' ORDER BY id"
+    ).fetchall()
+    return [record_from_row(r) for r in rows]
+
+
+def fetch_last_seen(conn: Conn) -> dict[str, datetime]:
+    """Receive time of each registered device's newest stored reading (for the offline rule)."""
+    seen: dict[str, datetime] = {}
+    for kind, table in TABLES.items():
+        rows = conn.execute(
+            "SELECT d.device_id, t.received_at FROM devices d CROSS JOIN LATERAL ("
+            f" SELECT received_at FROM {table.table} WHERE device_id = d.device_id"
+            " ORDER BY ts DESC LIMIT 1) t WHERE d.kind = %s",
+            (kind.value,),
+        ).fetchall()
+        seen.update({str(r[0]): r[1] for r in rows})
+    return seen
+
+
+def alarms_due_for_filing(conn: Conn, now: datetime, limit: int = 100) -> list[AlarmRecord]:
+    """Open alarms without a case whose filing decision is due, locked for this transaction."""
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM alarms WHERE filing_due_at <= %s AND case_id IS NULL"
+        " AND state <> 'cleared' ORDER BY filing_due_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+        (now, limit),
+    ).fetchall()
+    return [record_from_row(r) for r in rows]
+
+
+def set_filing_due(conn: Conn, alarm_id: int, due_at: datetime | None) -> None:
+    """When the filing policy should look at an alarm again (None: decided for good)."""
+    conn.execute("UPDATE alarms SET filing_due_at = %s WHERE id = %s", (due_at, alarm_id))
+
+
+def link_case(conn: Conn, alarm_id: int, case_id: int) -> None:
+    """Record the case an alarm was filed into."""
+    conn.execute(
+        "UPDATE alarms SET case_id = %s, filing_due_at = NULL WHERE id = %s", (case_id, alarm_id)
+    )
+
+
+def clearances_to_check(
+    conn: Conn, cleared_before: datetime, limit: int = 100
+) -> list[AlarmRecord]:
+    """Cleared alarms behind a case, cleared before a time and not yet checked, locked."""
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM alarms WHERE case_id IS NOT NULL AND state = 'cleared'"
+        " AND clear_checked_at IS NULL AND cleared_at <= %s ORDER BY cleared_at, id"
+        " LIMIT %s FOR UPDATE SKIP LOCKED",
+        (cleared_before, limit),
+    ).fetchall()
+    return [record_from_row(r) for r in rows]
+
+
+def recurred_since(conn: Conn, alarm: AlarmRecord) -> AlarmRecord | None:
+    """A later alarm of the same source and type, if the condition came back."""
+    row = conn.execute(
+        f"SELECT {COLUMNS} FROM alarms WHERE source_id = %s AND alarm_type = %s AND id > %s"
+        " ORDER BY id LIMIT 1",
+        (alarm.source_id, alarm.alarm_type.value, alarm.id),
+    ).fetchone()
+    return None if row is None else record_from_row(row)
+
+
+def mark_clear_checked(
+    conn: Conn, alarm_id: int, at: datetime, outcome: Mapping[str, object]
+) -> None:
+    """Record that an alarm's clearance was checked, and what was found."""
+    conn.execute(
+        "UPDATE alarms SET clear_checked_at = %s,"
+        " details = details || jsonb_build_object('clear_check', %s::jsonb) WHERE id = %s",
+        (at, Jsonb(json_value(dict(outcome))), alarm_id),
+    )
+
+
+class AlarmStore:
+    """Alarms through a connection pool: one transaction per operation."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def apply(self, signals: Sequence[AlarmSignal], now: datetime) -> list[AlarmChange]:
+        """Apply rule signals in one transaction; return the changes once committed."""
+        if not signals:
+            return []
+        with self.db.connection() as conn:
+            return apply_signals(conn, signals, now)
+
+    def acknowledge(
+        self, alarm_id: int, actor_id: str, at: datetime, note: str = ""
+    ) -> AlarmChange:
+        """A person acknowledges an active alarm."""
+        with self.db.connection() as conn:
+            return acknowledge_alarm(conn, alarm_id, actor_id, at, note)
+
+    def clear(self, alarm_id: int, actor_id: str, at: datetime, note: str = "") -> AlarmChange:
+        """A person clears an open alarm."""
+        with self.db.connection() as conn:
+            return clear_alarm(conn, alarm_id, actor_id, at, note)
+
+    def get(self, alarm_id: int) -> AlarmRecord | None:
+        """One alarm."""
+        with self.db.connection() as conn:
+            return get_alarm(conn, alarm_id)
+
+    def search(self, query: AlarmFilter) -> list[AlarmRecord]:
+        """Alarms matching a filter, newest first."""
+        with self.db.connection() as conn:
+            return list_alarms(conn, query)
+
+    def open_alarms(self) -> list[AlarmRecord]:
+        """Every alarm not cleared."""
+        with self.db.connection() as conn:
+            return list_open_alarms(conn)
+
+    def last_seen(self) -> dict[str, datetime]:
+        """Receive time of each device's newest stored reading."""
+        with self.db.connection() as conn:
+            return fetch_last_seen(conn)

@@ -1,0 +1,85 @@
+"""Turn a scenario (file and flags) into concrete faults on concrete devices of a city."""
+
+import random
+from collections.abc import Sequence
+
+from hub.devices.kinds import Kind
+from simulators.city import City
+from simulators.faults import (
+    FAULTS,
+    ActiveFault,
+    FaultSpecModel,
+    ScenarioModel,
+    parse_duration_s,
+    resolve_start_ms,
+)
+from simulators.manholes import WATER_SENSOR_TYPES
+
+
+def eligible_devices(city: City, fault: str) -> list[str]:
+    """Devices a fault can be placed on."""
+    kind = FAULTS[fault].kind
+    if fault == "manhole_water_rising":
+        return [m.device_id for m in city.manholes if m.cover_type in WATER_SENSOR_TYPES]
+    if fault == "parking_overstay":
+        return [s.device_id for s in city.spots if s.max_stay_min is not None]
+    by_kind: dict[Kind, list[str]] = {
+        Kind.LIGHTING: [d.device_id for d in city.lamps],
+        Kind.CABINET: [d.device_id for d in city.cabinets],
+        Kind.TRUCK: [d.device_id for d in city.trucks],
+        Kind.MANHOLE: [d.device_id for d in city.manholes],
+        Kind.PARKING: [d.device_id for d in city.spots],
+    }
+    return by_kind[kind]
+
+
+def plan_faults(
+    city: City,
+    scenario: ScenarioModel,
+    start_ms: int,
+    *,
+    seed: int,
+    extra: Sequence[FaultSpecModel] = (),
+    random_count: int = 0,
+    random_within_s: float | None = None,
+) -> list[ActiveFault]:
+    """Explicit faults first, then random ones on distinct devices; deterministic for a seed."""
+    rng = random.Random(seed * 7919 + 17)
+    taken: set[str] = set()
+    planned: list[ActiveFault] = []
+
+    def place(spec: FaultSpecModel, at_ms: int) -> None:
+        definition = FAULTS[spec.fault]
+        duration_s = (
+            parse_duration_s(spec.duration)
+            if spec.duration is not None
+            else definition.default_duration_s
+        )
+        device = spec.device
+        if device is None:
+            choices = [d for d in eligible_devices(city, spec.fault) if d not in taken]
+            if not choices:
+                raise ValueError(f"no free device for fault {spec.fault}")
+            device = rng.choice(choices)
+        taken.add(device)
+        planned.append(
+            ActiveFault(
+                spec.fault, device, at_ms, at_ms + int(duration_s * 1000), dict(spec.params)
+            )
+        )
+
+    for spec in [*scenario.faults, *extra]:
+        place(spec, resolve_start_ms(spec, start_ms))
+    count = scenario.random.count + random_count
+    within_s = (
+        random_within_s if random_within_s is not None else parse_duration_s(scenario.random.within)
+    )
+    names = scenario.random.faults or sorted(FAULTS)
+    names = [n for n in names if eligible_devices(city, n)]
+    for _ in range(count):
+        if not names:
+            break
+        name = rng.choice(names)
+        at_ms = start_ms + int(rng.uniform(0, within_s) * 1000)
+        place(FaultSpecModel(fault=name), at_ms)
+    return planned

@@ -1,0 +1,171 @@
+"""The alarm flow with a real PostgreSQL: readings → alarms → cases, ticks, restart, publishing."""
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
+
+import psycopg
+import pytest
+
+from hub.alarm_flow import AlarmFlow
+from hub.cases.workflow import Action, CaseStatus
+from hub.devices.decode import Reading
+from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
+from hub.rules.alarm_types import AlarmType
+from hub.store.alarms import AlarmStore
+from hub.store.cases import CaseStore
+from hub.store.database import Database
+from tests.cases_store.case_fixtures import case_setup, offline_filing_setup, register_device
+from tests.rules.rule_fixtures import T0, TiltRule, at, make_config, manhole_reading
+
+pytestmark = pytest.mark.integration
+
+
+class FakeClock:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class RecordingPublisher:
+    """An AlarmPublisher that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.changes: list[AlarmChange] = []
+
+    def publish_changes(self, changes: Sequence[AlarmChange]) -> None:
+        """Keep the changes."""
+        self.changes.extend(changes)
+
+    def kinds(self) -> list[tuple[AlarmChangeKind, AlarmType]]:
+        """(change, alarm type) in order."""
+        return [(c.kind, c.alarm.alarm_type) for c in self.changes]
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """An opened store."""
+    database = Database(database_url, max_size=4)
+    database.open()
+    yield database
+    database.close()
+
+
+def make_flow(
+    db: Database,
+    clock: FakeClock,
+    publisher: RecordingPublisher,
+    *,
+    offline_cases: bool = False,
+    healthy: bool = True,
+) -> AlarmFlow:
+    setup = offline_filing_setup() if offline_cases else case_setup()
+    config = make_config(
+        {
+            "tilt": {"raise_deg": 10.0, "clear_deg": 8.0},
+            "offline": {"expected_interval_s": 60, "missed_reports": 2},
+        },
+        reorder_tolerance_s=0,
+    )
+    flow = AlarmFlow(
+        db=db,
+        alarms=AlarmStore(db),
+        cases=CaseStore(db, setup),
+        config=config,
+        publisher=publisher,
+        clock=clock,
+        rules=[TiltRule()],
+        stay_clear=timedelta(minutes=10),
+        registry_refresh_s=0.0,
+        ingest_healthy=lambda: healthy,
+    )
+    flow.start_up()
+    return flow
+
+
+def rows(database_url: str, query: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(query.encode()).fetchall()
+
+
+def tilt(ts_s: float, tilt_deg: float) -> Reading:
+    return manhole_reading("mh-1", ts_s, tilt_deg)
+
+
+def test_tilt_becomes_a_dispatched_case_and_its_clearance_evidence(
+    db: Database, database_url: str
+) -> None:
+    register_device(database_url, "mh-1", class_code="01003")
+    clock = FakeClock(T0)
+    publisher = RecordingPublisher()
+    flow = make_flow(db, clock, publisher)
+    clock.now = at(1)
+    flow.process([tilt(0, 3.0), tilt(1, 15.0)])
+    flow.process([tilt(30, 16.0)])  # a repeat inside the update interval changes nothing
+    assert publisher.kinds() == [(AlarmChangeKind.RAISED, AlarmType.TILT)]
+    (case,) = rows(database_url, "SELECT case_number, status, department, alarm_id FROM cases")
+    (alarm,) = rows(database_url, "SELECT id, case_id, state FROM alarms")
+    assert case[1:] == ("dispatched", "drainage", alarm[0])
+    assert alarm[2] == "active"
+    clock.now = at(120)
+    flow.process([tilt(120, 2.0)])
+    assert publisher.kinds()[-1] == (AlarmChangeKind.CLEARED, AlarmType.TILT)
+    flow.tick(at(300))  # cleared at 120 s: not clear for 10 minutes yet
+    assert rows(database_url, "SELECT count(*) FROM case_events") == [(3,)]
+    flow.tick(at(121 + 600))
+    events = rows(database_url, "SELECT action, actor_role FROM case_events ORDER BY seq")
+    assert events[-1] == (Action.ATTACH_EVIDENCE.value, "system")
+    assert rows(database_url, "SELECT status FROM cases") == [(CaseStatus.DISPATCHED.value,)]
+
+
+def test_a_restart_restores_open_alarms_instead_of_raising_again(
+    db: Database, database_url: str
+) -> None:
+    register_device(database_url, "mh-1")
+    clock = FakeClock(at(1))
+    first = RecordingPublisher()
+    make_flow(db, clock, first).process([tilt(0, 15.0)])
+    assert first.kinds() == [(AlarmChangeKind.RAISED, AlarmType.TILT)]
+    again = RecordingPublisher()
+    restarted = make_flow(db, clock, again)
+    restarted.process([tilt(400, 15.0)])  # past the update interval: an update, not a raise
+    restarted.process([tilt(500, 1.0)])
+    assert again.kinds() == [
+        (AlarmChangeKind.UPDATED, AlarmType.TILT),
+        (AlarmChangeKind.CLEARED, AlarmType.TILT),
+    ]
+    assert rows(database_url, "SELECT count(*), max(count) FROM alarms") == [(1, 2)]
+    assert rows(database_url, "SELECT count(*) FROM cases") == [(1,)]
+
+
+def test_offline_is_judged_on_ticks_and_filed_by_policy(db: Database, database_url: str) -> None:
+    register_device(database_url, "mh-1", class_code="01003")
+    clock = FakeClock(T0)
+    publisher = RecordingPublisher()
+    stalled = make_flow(db, clock, publisher, offline_cases=True, healthy=False)
+    stalled.tick(at(600))
+    assert publisher.changes == []  # ingest is stalled: silence proves nothing
+    flow = make_flow(db, clock, publisher, offline_cases=True)
+    flow.process([tilt(0, 1.0)])
+    flow.tick(at(60))
+    assert publisher.changes == []
+    flow.tick(at(121))
+    assert publisher.kinds() == [(AlarmChangeKind.RAISED, AlarmType.OFFLINE)]
+    assert rows(database_url, "SELECT class_code, status FROM cases") == [("01003", "dispatched")]
+    flow.process([manhole_reading("mh-1", 200, 1.0, received_s=200)])
+    assert publisher.kinds()[-1] == (AlarmChangeKind.CLEARED, AlarmType.OFFLINE)
+
+
+def test_devices_registered_later_are_judged_too(db: Database, database_url: str) -> None:
+    clock = FakeClock(T0)
+    publisher = RecordingPublisher()
+    flow = make_flow(db, clock, publisher)
+    register_device(database_url, "mh-late")
+    assert flow.engine.device_params("mh-late", "offline") is None
+    flow.tick(at(1))
+    assert flow.engine.device_params("mh-late", "offline") is not None
+    flow.process([manhole_reading("mh-late", 2, 15.0)])
+    assert publisher.kinds() == [(AlarmChangeKind.RAISED, AlarmType.TILT)]

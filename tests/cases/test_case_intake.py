@@ -1,0 +1,102 @@
+"""Case drafts from alarms and from people: class, grid, department, evidence."""
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from hub.cases.calendar import Urgency, load_calendar
+from hub.cases.classification import ClassificationError, load_classification
+from hub.cases.grid import UnitGridIndex
+from hub.cases.intake import (
+    CaseSetup,
+    IntakeError,
+    PersonReport,
+    draft_alarm_case,
+    draft_person_case,
+)
+from hub.cases.routing import FilingOutcome, decide_filing, load_case_policy
+from hub.cases.workflow import CaseSource, Role
+from hub.devices.kinds import Kind
+from hub.devices.registry import DeviceRecord
+from hub.rules.alarm_changes import AlarmRecord, AlarmState
+from hub.rules.alarm_types import AlarmType, Severity
+from hub.rules.signals import SourceKind
+
+T0 = datetime(2026, 3, 16, 1, 0, tzinfo=UTC)
+GRID_A = "320102001002003"
+GRID_B = "320105001002003"
+GRIDS = UnitGridIndex(
+    [
+        (GRID_A, [(118.0, 32.0), (118.5, 32.0), (118.5, 32.5), (118.0, 32.5)]),
+        (GRID_B, [(118.5, 32.0), (119.0, 32.0), (119.0, 32.5), (118.5, 32.5)]),
+    ]
+)
+SETUP = CaseSetup(
+    policy=load_case_policy(), classes=load_classification(), calendar=load_calendar(), grids=GRIDS
+)
+ALARM = AlarmRecord(
+    id=7,
+    source_kind=SourceKind.DEVICE,
+    source_id="mh-9",
+    alarm_type=AlarmType.COVER_OPEN,
+    severity=Severity.CRITICAL,
+    state=AlarmState.ACTIVE,
+    raised_at=T0,
+    last_seen_at=T0,
+    count=2,
+    message="cover open",
+    evidence=({"ts": T0.isoformat(), "device_id": "mh-9", "values": {"cover_open": True}},),
+)
+
+
+def test_alarm_draft_takes_class_grid_and_department() -> None:
+    device = DeviceRecord(
+        device_id="mh-9", kind=Kind.MANHOLE, lat=32.2, lon=118.7, class_code="01011"
+    )
+    filed = decide_filing(
+        SETUP.policy,
+        SETUP.classes,
+        alarm_type=ALARM.alarm_type,
+        severity=ALARM.severity,
+        active_since_at=T0,
+        now_at=T0,
+        device_class_code="01011",
+    )
+    assert filed.outcome is FilingOutcome.FILE
+    draft = draft_alarm_case(SETUP, filed, ALARM, device)
+    assert draft.case_class.code == "01011"  # a gas cover
+    assert draft.department == "gas"
+    assert draft.grid_code == GRID_B  # located from the point
+    assert draft.urgency is Urgency.URGENT
+    assert (draft.auto_register, draft.auto_dispatch) == (True, True)
+    assert draft.actor_role is Role.SYSTEM
+    assert draft.evidence["readings"] == [dict(ALARM.evidence[0])]
+    assert draft.evidence["alarm"]["id"] == 7  # type: ignore[index]
+    assert draft.evidence["device"]["class_code"] == "01011"  # type: ignore[index]
+
+
+def test_person_draft() -> None:
+    report = PersonReport(
+        source=CaseSource.HOTLINE,
+        class_code="0118",  # the 2007 code of 路灯
+        actor_role=Role.INTAKE_OPERATOR,
+        lat=32.1,
+        lon=118.1,
+        description="路灯不亮",
+        reporter={"phone": "12319"},
+    )
+    draft = draft_person_case(SETUP, report)
+    assert draft.case_class.code == "01037"
+    assert draft.grid_code == GRID_A
+    assert draft.department == "street_lighting"
+    assert draft.evidence["reporter"] == {"phone": "12319"}
+    with pytest.raises(ClassificationError):
+        draft_person_case(SETUP, replace(report, class_code="99998"))
+    with pytest.raises(IntakeError, match="both lat and lon"):
+        draft_person_case(SETUP, replace(report, lon=None))
+    with pytest.raises(IntakeError, match="needs a location"):
+        draft_person_case(SETUP, replace(report, lat=None, lon=None))
+    outside = draft_person_case(SETUP, replace(report, lat=40.0, lon=116.0))
+    assert outside.grid_code is None
+    assert outside.department == "street_lighting"
