@@ -66,7 +66,7 @@ class HubProcess:
         db = Database(settings.database_url, max_size=10)
         db.open()
         try:
-            mode = db.storage_mode()
+            mode = db.check_schema_current()
         except SchemaNotReadyError as err:
             log.error("%s", err)  # noqa: TRY400 - the message says what to do; no traceback
             db.close()

@@ -1,13 +1,12 @@
 """Pydantic models of the per-kind wire payloads (DESIGN.md, wire contract)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from hub.devices.kinds import Kind, Load
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_ID_LEN = 64
 
 
@@ -17,8 +16,8 @@ def _parse_ts(value: Any) -> datetime:
         raise ValueError("ts must be RFC 3339 text with an offset or integer epoch milliseconds")
     if isinstance(value, int):
         try:
-            return _EPOCH + timedelta(milliseconds=value)
-        except OverflowError as err:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError) as err:
             raise ValueError("ts epoch milliseconds out of range") from err
     if isinstance(value, str):
         text = value.strip()

@@ -1,6 +1,7 @@
 """The MQTT receiving edge: paho on its own network thread, acks only after commit."""
 
 import logging
+import select
 import threading
 import time
 from collections import deque
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # Topics under the root that the hub itself publishes; never telemetry.
 HUB_OWN_SEGMENTS = frozenset({"alarms", "alerts"})
+# Packets read per readable socket before looking at acknowledgements again.
+_READS_PER_TURN = 200
 
 
 def _is_hub_topic(topic: str, root: str) -> bool:
@@ -68,6 +71,7 @@ class MqttReceiver:
         self._thread: threading.Thread | None = None
         self.connected = False
         self.hub_topics_skipped = 0
+        self._messages_seen = 0
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -142,6 +146,7 @@ class MqttReceiver:
             self._on_connection_change(False)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._messages_seen += 1
         received_at = datetime.now(UTC)
         try:
             topic = message.topic
@@ -172,10 +177,18 @@ class MqttReceiver:
         )
 
     def _loop(self) -> None:
+        """Connect, run paho's loop, send acknowledgements; reconnect with backoff.
+
+        A new connection attempt is made only when none is open or pending: calling
+        connect again while the CONNACK is still on its way (a slow broker, a big backlog)
+        would drop the half-open session and start a reconnect storm.
+        """
         backoff_s = 0.2
         client = self._client
+        socket_open = False
+        connect_deadline = 0.0
         while not self._stop.is_set():
-            if not client.is_connected():
+            if not socket_open:
                 try:
                     self._connect()
                 except OSError as err:
@@ -183,25 +196,59 @@ class MqttReceiver:
                     self._stop.wait(backoff_s)
                     backoff_s = min(backoff_s * 2, 10.0)
                     continue
-            rc = client.loop(timeout=0.05)
-            if rc is MQTTErrorCode.MQTT_ERR_SUCCESS:
+                socket_open = True
+                connect_deadline = time.monotonic() + 30.0
+            rc = self._pump(0.05)
+            if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
+                socket_open = False
+                self.connected = False
+                log.warning("connection lost (%s); reconnecting in %.1f s", rc.name, backoff_s)
+                self._stop.wait(backoff_s)
+                backoff_s = min(backoff_s * 2, 10.0)
+                continue
+            if self.connected:
                 backoff_s = 0.2
                 if self._acks:
                     self._drain_acks()
-            else:
-                self._stop.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, 10.0)
-                try:
-                    client.reconnect()
-                except OSError as err:
-                    log.warning("reconnect failed (%s)", err)
+            elif time.monotonic() > connect_deadline:
+                log.warning("no CONNACK within 30 s; reconnecting")
+                client.disconnect()
+                socket_open = False
         # Send the last acknowledgements before leaving.
         deadline = time.monotonic() + 2.0
-        while self._acks and client.is_connected() and time.monotonic() < deadline:
+        while self._acks and self.connected and time.monotonic() < deadline:
             self._drain_acks()
-            client.loop(timeout=0.05)
+            self._pump(0.05)
         client.disconnect()
-        client.loop(timeout=0.1)
+        self._pump(0.1)
+
+    def _pump(self, timeout_s: float) -> MQTTErrorCode:
+        """One turn of the network loop, driven here rather than by paho's loop().
+
+        paho's loop() wakes itself through a socket pair on every queued packet, one
+        extra system call per acknowledgement; driving loop_read/loop_write from this
+        thread avoids it. When the socket is readable we keep reading while messages
+        keep coming, instead of one select per message.
+        """
+        client = self._client
+        sock = client.socket()
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        writable = [sock] if client.want_write() else []
+        readable, _, _ = select.select([sock], writable, [], timeout_s)
+        if readable:
+            for _ in range(_READS_PER_TURN):
+                before = self._messages_seen
+                rc = client.loop_read()
+                if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    return rc
+                if self._messages_seen == before:
+                    break
+        if client.want_write():
+            rc = client.loop_write()
+            if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return rc
+        return client.loop_misc()
 
     def start(self) -> None:
         """Start the network thread; it connects and reconnects with backoff."""

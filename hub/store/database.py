@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.store import deadletters, registry, telemetry
-from hub.store.migrations import StorageMode
+from hub.store.migrations import StorageMode, load_migrations
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -63,6 +63,20 @@ class Database:
         if row is None:
             raise SchemaNotReadyError("database is not migrated: run `python -m hub migrate`")
         return StorageMode(str(row[0]))
+
+    def check_schema_current(self) -> StorageMode:
+        """The storage mode, after checking every packaged migration has been applied."""
+        mode = self.storage_mode()
+        with self.connection() as conn:
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        applied = int(row[0]) if row else 0
+        latest = max((m.version for m in load_migrations(mode)), default=0)
+        if applied < latest:
+            raise SchemaNotReadyError(
+                f"database schema is at version {applied}, this hub needs {latest}:"
+                " run `python -m hub migrate`"
+            )
+        return mode
 
     def ping(self) -> bool:
         """Whether the database answers now."""
