@@ -149,10 +149,10 @@ def readings(
     for name, value in (("start", start_at), ("end", end_at)):
         if value.tzinfo is None:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"{name} needs a UTC offset, e.g. Z"
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a UTC offset, e.g. Z"
             )
     if start_at >= end_at:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "start must be before end")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
     rows = db.readings(device.kind, device_id, start_at, end_at, limit)
     return ReadingsPage(
         device_id=device_id,

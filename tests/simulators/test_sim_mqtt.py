@@ -1,14 +1,11 @@
-"""Publishing through a real Mosquitto (integration; needs HUB_TEST_MQTT_URL)."""
+"""Publishing through a real Mosquitto started by the session fixture."""
 
-import os
 import threading
 import time
 
 import pytest
 
 from simulators.mqtt import PahoPublisher, parse_mqtt_url
-
-MQTT_URL = os.environ.get("HUB_TEST_MQTT_URL")
 
 
 def test_mqtt_urls_parse() -> None:
@@ -25,13 +22,11 @@ def test_mqtt_urls_parse() -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not MQTT_URL, reason="set HUB_TEST_MQTT_URL to run against a real broker")
-def test_messages_arrive_at_qos1_with_retained_status() -> None:
+def test_messages_arrive_at_qos1_with_retained_status(mqtt_url: str) -> None:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    assert MQTT_URL is not None
-    address = parse_mqtt_url(MQTT_URL)
+    address = parse_mqtt_url(mqtt_url)
     root = f"simtest{int(time.time() * 1000)}"
     received: list[str] = []
     subscribed = threading.Event()
@@ -43,7 +38,7 @@ def test_messages_arrive_at_qos1_with_retained_status() -> None:
     sub.loop_start()
     try:
         assert subscribed.wait(5)
-        publisher = PahoPublisher(MQTT_URL, client_id=f"{root}-pub")
+        publisher = PahoPublisher(mqtt_url, client_id=f"{root}-pub")
         publisher.publish(f"{root}/lighting/LMP-1/status", b"online", retain=True)
         for i in range(500):
             publisher.publish(f"{root}/lighting/LMP-1/telemetry", b'{"ts":%d}' % i)
