@@ -39,6 +39,7 @@ from hub.devices.decode import Reading
 from hub.devices.registry import DeviceRecord
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
+from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RuleConfigError, RulesConfig, load_rules_config
 from hub.rules.engine import DeviceInfo, GroupRule, Rule, RuleEngine
 from hub.rules.signals import AlarmSignal
@@ -334,6 +335,8 @@ class AlarmServices:
             alarms=self.alarms,
             cases=self.cases,
             config=load_rules_config(settings.rules_file),
+            rules=domain_rules(),
+            group_rules=domain_group_rules(),
             publisher=self.publisher,
             clock=clock,
             tick_s=settings.alarm_tick_s,

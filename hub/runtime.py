@@ -9,6 +9,7 @@ import uvicorn
 
 from hub.alarm_flow import AlarmServices
 from hub.api.app import create_app
+from hub.api.domains import domain_routers
 from hub.devices.decode import DecodeLimits
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
@@ -123,7 +124,7 @@ class HubProcess:
                     db,
                     metrics.registry,
                     IngestStatus(receiver, pipeline),
-                    routers=alarm_services.routers,
+                    routers=[*alarm_services.routers, *domain_routers()],
                     state=alarm_services.api_state,
                 )
                 server = uvicorn.Server(
