@@ -1,16 +1,13 @@
 """Command line and composition root: builds settings and wires ingest, store, rules and API."""
 
 import argparse
-import csv
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import orjson
-
-from hub.devices.registry import parse_device_file
+from hub.devices.registry import format_device_csv, parse_device_file
 from hub.settings import Settings
 
 log = logging.getLogger("hub")
@@ -91,36 +88,7 @@ def cmd_devices_list(settings: Settings, args: argparse.Namespace) -> int:
         for device in devices:
             sys.stdout.write(device.model_dump_json() + "\n")
     elif args.format == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(
-            [
-                "device_id",
-                "kind",
-                "lat",
-                "lon",
-                "name",
-                "grid_code",
-                "class_code",
-                "department",
-                "parent_id",
-                "attributes",
-            ]
-        )
-        for d in devices:
-            writer.writerow(
-                [
-                    d.device_id,
-                    d.kind.value,
-                    d.lat,
-                    d.lon,
-                    d.name or "",
-                    d.grid_code or "",
-                    d.class_code or "",
-                    d.department or "",
-                    d.parent_id or "",
-                    orjson.dumps(d.attributes).decode(),
-                ]
-            )
+        sys.stdout.write(format_device_csv(devices))
     else:
         print(f"{'device_id':<24} {'kind':<9} {'lat':>10} {'lon':>11}  {'class':<5} department")
         for d in devices:

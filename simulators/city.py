@@ -9,23 +9,14 @@ from typing import Any
 
 import orjson
 
+from hub.devices.registry import CORE_COLUMNS
 from simulators.catalogue import LAMP_MODELS, RoadClass
 from simulators.geo import LocalProjection, Point, Polyline
 
 GENERATOR_VERSION = 1
 COORD_DECIMALS = 7
 
-REGISTRY_COLUMNS: tuple[str, ...] = (
-    "device_id",
-    "kind",
-    "lat",
-    "lon",
-    "name",
-    "grid_code",
-    "class_code",
-    "department",
-    "parent_id",
-)
+REGISTRY_COLUMNS: tuple[str, ...] = CORE_COLUMNS
 ATTRIBUTE_COLUMNS: tuple[str, ...] = (
     "rated_power_w",
     "lamp_type",

@@ -68,7 +68,8 @@ def test_import_all_or_nothing_then_partial_then_update(database_url: str, tmp_p
     result = hub("devices", "import", str(csv), env=env)
     assert "0 new, 1 updated" in result.stdout
     listing = hub("devices", "list", "--format", "csv", env=env).stdout
-    assert "L-1,lighting,31.4,120.7,,,,新部门" in listing
+    assert "L-1,lighting,31.4,120.7,,,,新部门," in listing
+    assert listing.splitlines()[0].endswith(",parent_id")
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:

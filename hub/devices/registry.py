@@ -3,7 +3,7 @@
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +191,31 @@ def parse_device_geojson(text: str) -> ParsedImport:
             yield _check_record(index, raw, seen)
 
     return _split(rows())
+
+
+def _cell(value: AttributeValue) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def format_device_csv(records: Sequence[DeviceRecord]) -> str:
+    """Registry CSV in the import format: core columns, then one column per attribute key."""
+    attribute_keys = sorted({key for r in records for key in r.attributes})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*CORE_COLUMNS, *attribute_keys])
+    for r in records:
+        core = r.model_dump(mode="json", exclude={"attributes"})
+        writer.writerow(
+            [_cell(core.get(c)) for c in CORE_COLUMNS]
+            + [_cell(r.attributes.get(k)) for k in attribute_keys]
+        )
+    return out.getvalue()
 
 
 def parse_device_file(name: str, text: str) -> ParsedImport:

@@ -3,7 +3,12 @@
 import json
 
 from hub.devices.kinds import Kind
-from hub.devices.registry import parse_device_csv, parse_device_file, parse_device_geojson
+from hub.devices.registry import (
+    format_device_csv,
+    parse_device_csv,
+    parse_device_file,
+    parse_device_geojson,
+)
 
 
 def test_csv_with_core_and_kind_specific_columns() -> None:
@@ -81,3 +86,16 @@ def test_geojson_points_with_properties() -> None:
 def test_file_kind_chosen_by_extension() -> None:
     assert parse_device_file("x.geojson", "{}").problems[0].reason.startswith("expected a GeoJSON")
     assert parse_device_file("x.csv", "a,b\n").problems[0].reason.startswith("header lacks")
+
+
+def test_exported_csv_imports_back_unchanged() -> None:
+    text = (
+        "device_id,kind,lat,lon,name,class_code,rated_power_w,lamp_type,tags\n"
+        'L-1,lighting,31.3,120.6,"人民路, 12 号",01037,150,LED,"[""a"", ""b""]"\n'
+        "T-1,truck,31.31,120.61,,,,,\n"
+    )
+    first = parse_device_csv(text)
+    assert first.problems == []
+    again = parse_device_csv(format_device_csv(first.records))
+    assert again.problems == []
+    assert again.records == first.records
