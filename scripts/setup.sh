@@ -32,8 +32,7 @@ fi
 stamp=".venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     mkdir -p var
-    if ! { .venv/bin/python -m pip install --upgrade pip &&
-           .venv/bin/python -m pip install -c constraints.txt -e ".[dev]"; } >var/pip.log 2>&1; then
+    if ! .venv/bin/python -m pip install -c constraints.txt -e ".[dev]" >var/pip.log 2>&1; then
         tail -30 var/pip.log
         echo "installing Python packages failed; full log in var/pip.log" >&2
         exit 1

@@ -1,5 +1,6 @@
 """Topic routing and payload decoding: raw MQTT messages become readings or rejections."""
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,8 +112,13 @@ _CHANNELS = {c.value: c for c in Channel}
 _KINDS = {k.value: k for k in Kind}
 
 
+@functools.lru_cache(maxsize=262_144)
 def parse_topic(topic: str, root: str) -> Topic:
-    """Split a topic of the wire contract; raise DecodeError for anything else."""
+    """Split a topic of the wire contract; raise DecodeError for anything else.
+
+    Cached: a device publishes on the same few topics all day, and the cache (bounded,
+    least recently used out) saves the split and the id check on every message.
+    """
     parts = topic.split("/")
     if len(parts) < 4 or parts[0] != root:
         raise DecodeError(
