@@ -155,6 +155,43 @@ def cmd_deadletters_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trucks_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Import truck sites, permits or zones (GeoJSON, or permits.json) into the store."""
+    from hub.rules import truck_records  # noqa: PLC0415
+    from hub.store.database import Database  # noqa: PLC0415
+    from hub.store.trucks import TruckStore  # noqa: PLC0415
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+        if args.command == "sites":
+            sites = truck_records.parse_sites(data)
+        elif args.command == "permits":
+            permits = truck_records.parse_permits(data)
+        else:
+            zones = truck_records.parse_zones(data)
+    except OSError as err:
+        print(f"cannot read {path}: {err.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"{path}: {err}; nothing imported", file=sys.stderr)
+        return 1
+    db = Database(settings.database_url, max_size=2)
+    db.open()
+    try:
+        store = TruckStore(db)
+        if args.command == "sites":
+            created, updated = store.upsert_sites(sites)
+        elif args.command == "permits":
+            created, updated = store.upsert_permits(permits)
+        else:
+            created, updated = store.upsert_zones(zones)
+    finally:
+        db.close()
+    print(f"imported {created + updated} {args.command}: {created} new, {updated} updated")
+    return 0
+
+
 def cmd_services(settings: Settings, args: argparse.Namespace) -> int:
     """Start or stop the local PostgreSQL and Mosquitto of the demo."""
     from hub.local_services import LocalMosquitto, LocalPostgres  # noqa: PLC0415
@@ -196,6 +233,54 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def cmd_parking_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Upsert parking lots and zones from the simulators' GeoJSON; zones' max stay onto spots."""
+    from hub.store import parking  # noqa: PLC0415
+    from hub.store.database import Database  # noqa: PLC0415
+
+    areas: list[parking.ParkingArea] = []
+    for path_text, kind in ((args.lots, parking.AreaKind.LOT), (args.zones, parking.AreaKind.ZONE)):
+        if path_text is None:
+            continue
+        try:
+            areas += parking.parse_areas_geojson(Path(path_text).read_bytes(), kind)
+        except (OSError, parking.AreaImportError) as err:
+            print(f"{path_text}: {err}", file=sys.stderr)
+            return 1
+    db = Database(settings.database_url, max_size=1)
+    db.open()
+    try:
+        with db.connection() as conn:
+            written = parking.upsert_areas(conn, areas)
+            spots = parking.apply_zone_max_stay(conn)
+    finally:
+        db.close()
+    print(f"imported {written} lot(s)/zone(s); max stay set on {spots} spot(s)")
+    return 0
+
+
+def cmd_manholes_recalibrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Take a cover's newest tilt (or --baseline-deg) as its new baseline."""
+    from hub.store import manholes  # noqa: PLC0415
+    from hub.store.database import Database  # noqa: PLC0415
+
+    db = Database(settings.database_url, max_size=1)
+    db.open()
+    try:
+        with db.connection() as conn:
+            saved = manholes.recalibrate(conn, args.device_id, baseline_tilt_deg=args.baseline_deg)
+    except manholes.NoReadingError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    if saved is None:
+        print(f"no manhole cover {args.device_id}", file=sys.stderr)
+        return 1
+    print(f"{saved.device_id}: baseline {saved.previous_tilt_deg} -> {saved.baseline_tilt_deg} deg")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,6 +330,32 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--reason", help="only this reason, e.g. unregistered")
     replay.add_argument("--id", type=int, action="append", help="only this id (repeatable)")
     replay.set_defaults(handler=cmd_deadletters_replay)
+
+    for noun, what, example in (
+        ("sites", "truck construction/disposal sites", "sites.geojson"),
+        ("permits", "truck transport permits", "permits.json or permits.geojson"),
+        ("truck-zones", "truck restricted and speed zones", "zones GeoJSON"),
+    ):
+        truck_cmd = commands.add_parser(noun, help=what)
+        truck_actions = truck_cmd.add_subparsers(
+            dest=f"{noun}_command", required=True, metavar="ACTION"
+        )
+        truck_imp = truck_actions.add_parser("import", help=f"import {what} (upsert by id)")
+        truck_imp.add_argument("file", help=example)
+        truck_imp.set_defaults(handler=cmd_trucks_import)
+
+    park = commands.add_parser("parking", help="parking lots and on-street zones")
+    park_cmds = park.add_subparsers(dest="parking_command", required=True, metavar="ACTION")
+    park_imp = park_cmds.add_parser("import", help="import lots/zones GeoJSON (upsert by id)")
+    park_imp.add_argument("--lots", help="lots.geojson")
+    park_imp.add_argument("--zones", help="zones.geojson (max_stay_min is the overstay rule)")
+    park_imp.set_defaults(handler=cmd_parking_import)
+    covers = commands.add_parser("manholes", help="smart manhole covers")
+    cover_cmds = covers.add_subparsers(dest="manholes_command", required=True, metavar="ACTION")
+    recal = cover_cmds.add_parser("recalibrate", help="set a cover's tilt baseline")
+    recal.add_argument("device_id")
+    recal.add_argument("--baseline-deg", type=float, help="default: the newest reported tilt")
+    recal.set_defaults(handler=cmd_manholes_recalibrate)
 
     services = commands.add_parser("services", help="local PostgreSQL and Mosquitto for the demo")
     services.add_argument("action", choices=["up", "down"])

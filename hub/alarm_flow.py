@@ -38,6 +38,7 @@ from hub.cases.routing import load_case_policy, parse_case_policy
 from hub.devices.decode import Reading
 from hub.devices.registry import DeviceRecord
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
+from hub.rules import trucks as truck_rules
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
 from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RuleConfigError, RulesConfig, load_rules_config
@@ -48,6 +49,7 @@ from hub.store.alarms import AlarmStore
 from hub.store.cases import CaseStore
 from hub.store.database import Database
 from hub.store.outbox import Outbox
+from hub.store.trucks import TruckContextRefresher, TruckStore
 
 if TYPE_CHECKING:
     from fastapi import APIRouter  # only hub.api imports FastAPI at run time
@@ -126,6 +128,7 @@ class AlarmFlow:
         stay_clear: timedelta = timedelta(minutes=15),
         registry_refresh_s: float = 5.0,
         ingest_healthy: Callable[[], bool] = _always,
+        context_refreshers: Sequence[Callable[[], object]] = (),
     ) -> None:
         self._db = db
         self._alarms = alarms
@@ -139,6 +142,8 @@ class AlarmFlow:
         self._stay_clear = stay_clear
         self._registry_refresh_s = registry_refresh_s
         self._ingest_healthy = ingest_healthy
+        # Domain contexts the rules read (truck permits and sites), reloaded with the registry.
+        self._context_refreshers = tuple(context_refreshers)
         self._queue: queue.Queue[Sequence[Reading]] = queue.Queue(maxsize=queue_batches)
         self._unapplied: list[AlarmSignal] = []
         self._engine: RuleEngine | None = None
@@ -166,6 +171,8 @@ class AlarmFlow:
         records, newest = self._db.fetch_devices_changed_since(None)
         self._registry_since = self._next_since(newest, now)
         self._upsert_devices(records, now)
+        for refresh_context in self._context_refreshers:
+            refresh_context()
         self._registry_at = self._full_reload_at = time.monotonic()
         for device_id, received_at in self._alarms.last_seen().items():
             self._engine.seed_last_seen(device_id, received_at)
@@ -204,6 +211,8 @@ class AlarmFlow:
         records, newest = self._db.fetch_devices_changed_since(self._registry_since)
         self._registry_since = self._next_since(newest, now)
         self._upsert_devices(records, now)
+        for refresh_context in self._context_refreshers:
+            refresh_context()
         self._registry_at = mono
         if mono - self._full_reload_at >= _FULL_RELOAD_S:
             ids = self._db.fetch_all_ids()
@@ -344,6 +353,7 @@ class AlarmServices:
             stay_clear=timedelta(seconds=settings.case_clear_confirm_s),
             registry_refresh_s=settings.registry_refresh_s,
             ingest_healthy=ingest_healthy,
+            context_refreshers=[TruckContextRefresher(TruckStore(db), truck_rules.CONTEXT).refresh],
         )
         self._http = httpx.Client(timeout=settings.case_webhook_timeout_s)
         self.forwarder: CaseForwarder | None = build_forwarder(settings, Outbox(db), self._http)

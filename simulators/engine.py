@@ -59,7 +59,8 @@ class _FaultStart(Scheduled):
         self.fault.start_ms, self.fault.end_ms = now_ms, now_ms + duration_ms
         incidents = device.begin_fault(self.fault, now_ms, world)
         if incidents is None:
-            self.fault.start_ms = planned_start
+            # Not showable yet: keep the planned window so retries do not stretch it.
+            self.fault.start_ms, self.fault.end_ms = planned_start, planned_start + duration_ms
             if now_ms - planned_start > world.config.fault_max_defer_s * 1000:
                 logger.warning(
                     "fault %s on %s dropped: the device never reached a state that can show it",

@@ -46,6 +46,9 @@ DWELL_SIGMA = 0.8
 LOT_MAX_DWELL_MIN = 600.0
 STAY_SAFETY = 0.9
 JITTER_MS = (10_000, 40_000)
+# A car needs time to leave and the next to pull in; the hub confirms a state after 60 s
+# without a contrary report, so a free gap shorter than that would read as sensor jitter.
+MIN_FREE_GAP_MS = 90_000
 
 
 class SpotSim(SimDevice):
@@ -54,6 +57,7 @@ class SpotSim(SimDevice):
     __slots__ = (
         "arrival_ms",
         "battery_pct",
+        "departed_ms",
         "jitter_until_ms",
         "leave_at_ms",
         "next_change_ms",
@@ -72,6 +76,7 @@ class SpotSim(SimDevice):
         self.occupied = False
         self.reported = False
         self.arrival_ms = 0
+        self.departed_ms = -MIN_FREE_GAP_MS
         self.next_change_ms = 0
         self.next_heartbeat_ms = 0
         self.next_jitter_ms: int | None = None
@@ -140,7 +145,10 @@ class SpotSim(SimDevice):
                 self.next_change_ms = self.leave_at_ms or now_ms + self.draw_dwell_ms(world)
             else:
                 self.leave_at_ms = None
-                self.next_change_ms = self.draw_arrival_ms(now_ms, world)
+                self.departed_ms = now_ms
+                self.next_change_ms = max(
+                    self.draw_arrival_ms(now_ms, world), now_ms + MIN_FREE_GAP_MS
+                )
             event = self.occupied
         if self.jitter_until_ms is not None and now_ms >= self.jitter_until_ms:
             self.jitter_until_ms = None
@@ -175,7 +183,9 @@ class SpotSim(SimDevice):
         if fault.name == "parking_overstay":
             if self.spot.max_stay_min is None:
                 raise ValueError(f"{self.device_id} has no maximum stay")
-            if self.jitter_until_ms is not None:
+            if self.jitter_until_ms is not None or (
+                not self.occupied and now_ms - self.departed_ms < MIN_FREE_GAP_MS
+            ):
                 return None
             stay_ms = self.spot.max_stay_min * 60_000
             arrival = self.arrival_ms if self.occupied else now_ms

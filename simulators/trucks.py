@@ -24,8 +24,24 @@ GPS_NOISE_M = (5.0, 15.0)
 JUNCTION_STOP_P = 0.35
 WINDOW_MARGIN_S = 1800.0
 DUMP_MIN_DISPOSAL_M = 600.0
-DUMP_MIN_CONSTRUCTION_M = 300.0
+DUMP_MIN_CONSTRUCTION_M = 400.0
 MIN_FAULT_DRIVE_S = 60.0
+# Shortest drive left for a fault to start, per fault, so that each incident outlasts the
+# hub's debounce (docs/trucks.md): route deviation 3 min, cover and overspeed 30 s, a
+# track gap 2 min between fixes.
+MIN_DRIVE_BY_FAULT_S = {
+    "truck_off_route": 300.0,
+    "truck_cover_open": 120.0,
+    "truck_overspeed": 120.0,
+    "truck_gps_gap": 240.0,
+}
+GPS_GAP_MIN_S = 150.0  # the hub's track gap starts at 120 s between fixes
+# A GPS gap stays below the offline threshold (10 min), else it is an outage, not a gap.
+GPS_GAP_MAX_S = 480.0
+# A body lift and a stay at a disposal site last minutes, however long a fault waited for
+# the truck to drive (a deferred fault's window grows while it waits).
+DUMP_LIFT_MAX_S = 600.0
+DISPOSAL_DWELL_MAX_S = 1800.0
 
 
 @dataclass(slots=True)
@@ -334,10 +350,17 @@ class TruckSim(SimDevice):
                 return None
             speed = OVERSPEED_KMH if name == "truck_overspeed" else None
             drive_ms = (self._remaining_drive_s(speed) - 10.0) * 1000
-            shortest_s = MIN_FAULT_DRIVE_S / 2 if speed else MIN_FAULT_DRIVE_S
+            shortest_s = MIN_DRIVE_BY_FAULT_S.get(name, MIN_FAULT_DRIVE_S)
+            if leg.path is not None:  # a route shorter than that: start near its beginning
+                whole_s = leg.path.length_m / ((speed or leg.speed_kmh) / 3.6)
+                floor_s = MIN_FAULT_DRIVE_S / 2 if speed else MIN_FAULT_DRIVE_S
+                if name == "truck_gps_gap":
+                    floor_s = GPS_GAP_MIN_S
+                shortest_s = min(shortest_s, max(floor_s, 0.5 * whole_s))
             if drive_ms < min(duration_ms, shortest_s * 1000):
                 return None
-            fault.end_ms = now_ms + int(min(duration_ms, drive_ms))
+            longest_ms = GPS_GAP_MAX_S * 1000 if name == "truck_gps_gap" else duration_ms
+            fault.end_ms = now_ms + int(min(duration_ms, drive_ms, longest_ms))
         if name == "truck_off_route":
             self.off_route = (float(now_ms), float(fault.end_ms))
             return [inc(AlarmType.ROUTE_DEVIATION, now_ms + 10_000, fault.end_ms - 10_000, fault)]
@@ -383,7 +406,7 @@ class TruckSim(SimDevice):
             limit = DUMP_MIN_CONSTRUCTION_M if construction else DUMP_MIN_DISPOSAL_M
             if distance_m(here, site.centre) < limit:
                 return None
-        lift_s = (fault.end_ms - now_ms) / 1000.0
+        lift_s = min((fault.end_ms - now_ms) / 1000.0, DUMP_LIFT_MAX_S)
         back = self._back_to_origin(world)
         plan = [
             Leg("dump_stop", point=here, duration_s=60.0, load=Load.FULL),
@@ -420,7 +443,7 @@ class TruckSim(SimDevice):
         out = Polyline((here, site.centre))
         v = DETOUR_KMH / 3.6
         out_s = out.length_m / v
-        dwell_s = max((fault.end_ms - now_ms) / 1000.0, 300.0)
+        dwell_s = min(max((fault.end_ms - now_ms) / 1000.0, 300.0), DISPOSAL_DWELL_MAX_S)
         back = self._back_to_origin(world)
         plan = [
             Leg("detour_out", path=out, speed_kmh=DETOUR_KMH, load=Load.FULL),

@@ -124,7 +124,7 @@ def draft_alarm_case(
     lat = device.lat if device is not None else None
     lon = device.lon if device is not None else None
     grid_code = locate_grid(setup, device.grid_code if device else None, lat, lon)
-    department = route_department(setup, decision.case_class.code, grid_code)
+    department = decision.department or route_department(setup, decision.case_class.code, grid_code)
     description = decision.description or alarm.message or str(alarm.alarm_type)
     if device is not None and device.name:
         description = f"{description}（{device.name}）"

@@ -126,6 +126,9 @@ class FilingRule(BaseModel):
     description: str = ""
     auto_register: bool = False
     auto_dispatch: bool = False
+    department: str | None = Field(
+        default=None, description="responsible department, overriding routing by class"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -164,7 +167,11 @@ class CasePolicy(BaseModel):
 
     @model_validator(mode="after")
     def _references(self) -> Self:
-        targets = [self.routing.default_department, *(r.department for r in self.routing.routes)]
+        targets = [
+            self.routing.default_department,
+            *(r.department for r in self.routing.routes),
+            *(f.department for f in self.filing.values() if f.department is not None),
+        ]
         unknown = sorted({d for d in targets if d not in self.departments})
         if unknown:
             raise ValueError(f"routing names departments not listed under departments: {unknown}")
@@ -221,6 +228,7 @@ class FilingDecision:
     auto_register: bool = False
     auto_dispatch: bool = False
     file_at: datetime | None = None
+    department: str | None = None
 
 
 def decide_filing(
@@ -253,6 +261,7 @@ def decide_filing(
         description=rule.description,
         auto_register=rule.auto_register,
         auto_dispatch=rule.auto_dispatch,
+        department=rule.department,
     )
     if rule.after_min is not None:
         file_at = require_aware(active_since_at, "active_since_at") + timedelta(

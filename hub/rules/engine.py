@@ -61,11 +61,20 @@ class DeviceInfo:
     kind: Kind
     group_id: str | None = None
     attributes: Mapping[str, object] = field(default_factory=empty_mapping)
+    lat: float | None = None
+    lon: float | None = None
 
     @classmethod
     def from_record(cls, record: DeviceRecord) -> "DeviceInfo":
         """A registry record's view for the rules; the parent (cabinet, circuit) is the group."""
-        return cls(record.device_id, record.kind, record.parent_id, record.attributes)
+        return cls(
+            record.device_id,
+            record.kind,
+            record.parent_id,
+            record.attributes,
+            record.lat,
+            record.lon,
+        )
 
 
 class Rule(Protocol):
@@ -260,11 +269,14 @@ class RuleEngine:
 
         Raises RuleConfigError naming the device and field when its overrides are invalid.
         """
+        slot = self._slots.get(info.device_id)
+        if slot is not None and slot.info == info:
+            # A registry re-read of an unchanged device must not drop its group memory.
+            return
         resolved = self._resolve_device(info)
         offline = resolved[OFFLINE_RULE]
         params: OfflineParams = offline.params
         threshold_s = params.threshold_s if offline.enabled else math.inf
-        slot = self._slots.get(info.device_id)
         if slot is None:
             index = self._offline.add(info.device_id, threshold_s, offline.policy, now.timestamp())
             self._slots[info.device_id] = _DeviceSlot(info, index, resolved)

@@ -1,6 +1,7 @@
 """Tests of the case policy file: routing precedence, filing decisions, validation errors."""
 
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 
 import pytest
 import yaml
@@ -115,12 +116,19 @@ def test_lamp_out_without_device_class_falls_back_to_street_lamp() -> None:
     assert filed.case_class == TABLE.get(ClassKind.MATTER, "01037")
 
 
-def test_tilted_gas_cover_files_at_once_and_urgent() -> None:
+@pytest.mark.parametrize(
+    ("severity", "urgency"),
+    [(Severity.CRITICAL, Urgency.URGENT), (Severity.MAJOR, Urgency.NORMAL)],
+    ids=["main road", "side street"],
+)
+def test_tilted_gas_cover_files_at_once_urgent_on_main_roads(
+    severity: Severity, urgency: Urgency
+) -> None:
     filed = decide_filing(
         POLICY,
         TABLE,
         alarm_type=AlarmType.TILT,
-        severity=Severity.MAJOR,
+        severity=severity,
         active_since_at=T0,
         now_at=T0,
         device_class_code="01011",
@@ -128,7 +136,7 @@ def test_tilted_gas_cover_files_at_once_and_urgent() -> None:
     assert filed.outcome is FilingOutcome.FILE
     assert filed.case_class is not None
     assert filed.case_class.name_zh == "燃气井盖异常"
-    assert filed.urgency is Urgency.URGENT
+    assert filed.urgency is urgency
     assert filed.description == "井盖移位、倾斜"
 
 
@@ -324,3 +332,27 @@ def test_policy_validation_errors() -> None:
 def test_policy_that_is_not_yaml() -> None:
     with pytest.raises(PolicyError, match="not valid YAML"):
         parse_case_policy("routing: [\n")
+
+
+def test_truck_dumping_goes_to_enforcement_not_by_class() -> None:
+    filed = decide_filing(
+        POLICY,
+        TABLE,
+        alarm_type=AlarmType.ILLEGAL_DUMPING,
+        severity=Severity.MAJOR,
+        active_since_at=T0,
+        now_at=T0,
+    )
+    assert filed.department == "enforcement"
+    assert filed.case_class is not None
+    # A person reporting the same class is still routed by class.
+    assert POLICY.routing.route(filed.case_class.code, None) != "enforcement"
+
+
+def test_filing_department_must_be_a_listed_department() -> None:
+    packaged = resources.files("hub.cases").joinpath("policy.yaml")
+    text = packaged.read_text(encoding="utf-8").replace(
+        "department: enforcement,", "department: nobody,", 1
+    )
+    with pytest.raises(PolicyError, match="nobody"):
+        parse_case_policy(text)

@@ -13,7 +13,7 @@ from hub.cases.evaluation import Grade
 from hub.cases.intake import IntakeError, draft_person_case
 from hub.cases.routing import FilingOutcome
 from hub.cases.workflow import Action, CaseSource, CaseStatus, Role, WorkflowError
-from hub.rules.alarm_types import AlarmType
+from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import SignalAction
 from hub.store.alarms import apply_signals, clear_alarm, get_alarm
 from hub.store.cases import (
@@ -211,7 +211,8 @@ def test_list_filters(database_url: str) -> None:
 def test_alarm_files_a_dispatched_case_with_evidence(database_url: str) -> None:
     register_device(database_url, "mh-1", class_code="01003")
     with psycopg.connect(database_url) as conn:
-        apply_signals(conn, [alarm_signal(SignalAction.RAISE, T0)], T0)
+        # A displaced cover on a main road: the rule raises it critical, policy makes it urgent.
+        apply_signals(conn, [alarm_signal(SignalAction.RAISE, T0, severity=Severity.CRITICAL)], T0)
         (filed,) = file_due_alarms(conn, SETUP, at(1), WEBHOOK)
         alarm = get_alarm(conn, filed.alarm_id)
         assert filed.case is not None

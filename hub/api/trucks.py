@@ -1,0 +1,344 @@
+"""Enforcement views of muck trucks: live positions, tracks, trips and stops, violations, and
+the sites, permits and zones the rules judge against (CRUD; edits reach the rules within a
+registry refresh period)."""
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+
+from hub.devices.kinds import Kind
+from hub.geometry import projection_around, simplify_indices
+from hub.rules.alarm_changes import alarm_document
+from hub.rules.alarm_types import AlarmType
+from hub.rules.truck_records import (
+    Permit,
+    Site,
+    SiteType,
+    Zone,
+    feature_collection,
+    site_feature,
+    zone_feature,
+)
+from hub.rules.trucks import RULES, SegmentParams, TrackPoint, segment_track, site_visits
+from hub.store.alarms import AlarmFilter, list_alarms
+from hub.store.database import Database
+from hub.store.trucks import TruckStore
+
+router = APIRouter(prefix="/trucks", tags=["trucks"])
+
+Document = dict[str, Any]
+VIOLATION_TYPES: frozenset[AlarmType] = frozenset().union(*(r.alarm_types for r in RULES))
+MOVING_KMH = 5.0
+
+
+def get_truck_store(request: Request) -> TruckStore:
+    """The truck store over the app's database."""
+    db: Database = request.app.state.db
+    return TruckStore(db)
+
+
+TruckStoreDep = Annotated[TruckStore, Depends(get_truck_store)]
+
+
+class TruckState(StrEnum):
+    """What a truck is doing by its newest reading."""
+
+    MOVING = "moving"
+    STOPPED = "stopped"
+    PARKED = "parked"
+    UNLOADING = "unloading"
+
+
+def _state(row: dict[str, Any]) -> TruckState:
+    if not row["acc_on"]:
+        return TruckState.PARKED
+    if row["body_lifted"]:
+        return TruckState.UNLOADING
+    return TruckState.MOVING if row["speed_kmh"] >= MOVING_KMH else TruckState.STOPPED
+
+
+@router.get("/positions")
+def positions(
+    store: TruckStoreDep,
+    company: str | None = None,
+    permit: str | None = None,
+    state: TruckState | None = None,
+) -> Document:
+    """Newest position of every truck as GeoJSON points; filter by company, permit, state."""
+    features = []
+    for row in store.live_positions(company=company, permit_id=permit):
+        truck_state = _state(row)
+        if state is not None and truck_state is not state:
+            continue
+        attributes = row["attributes"] or {}
+        features.append(
+            {
+                "type": "Feature",
+                "id": row["device_id"],
+                "geometry": {"type": "Point", "coordinates": [row["lon"], row["lat"]]},
+                "properties": {
+                    "device_id": row["device_id"],
+                    "plate": attributes.get("plate") or row["name"],
+                    "company": attributes.get("company"),
+                    "permit_id": attributes.get("permit_id"),
+                    "ts": row["ts"].isoformat(),
+                    "speed_kmh": row["speed_kmh"],
+                    "heading_deg": row["heading_deg"],
+                    "state": truck_state.value,
+                    "load": "unloading" if row["body_lifted"] else row["load"],
+                    "cover_closed": row["cover_closed"],
+                },
+            }
+        )
+    return feature_collection(features)
+
+
+def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(hours=24)
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "start must be before end")
+    return start, end
+
+
+def _simplified(points: list[TrackPoint], max_points: int) -> tuple[list[TrackPoint], float]:
+    """Douglas-Peucker at a doubling tolerance until at most max_points remain."""
+    if len(points) <= max_points:
+        return points, 0.0
+    projection = projection_around([(p.lon, p.lat) for p in points])
+    xy = projection.to_xy_array([p.lat for p in points], [p.lon for p in points])
+    tolerance = 5.0
+    while True:
+        keep = simplify_indices(xy, tolerance)
+        if len(keep) <= max_points:
+            return [points[i] for i in keep], tolerance
+        tolerance *= 2
+
+
+@router.get("/{device_id}/track")
+def track(
+    store: TruckStoreDep,
+    device_id: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    max_points: Annotated[int, Query(ge=2, le=100_000)] = 2000,
+) -> Document:
+    """A truck's track in [start, end) as a GeoJSON LineString, simplified to max_points."""
+    start, end = _range(start, end)
+    points = store.track(device_id, start, end)
+    kept, tolerance = _simplified(points, max_points)
+    return {
+        "type": "Feature",
+        "id": device_id,
+        "geometry": {"type": "LineString", "coordinates": [[p.lon, p.lat] for p in kept]},
+        "properties": {
+            "device_id": device_id,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "fixes": len(points),
+            "points": len(kept),
+            "simplified_tolerance_m": tolerance,
+            "times": [p.ts.isoformat() for p in kept],
+            "speeds_kmh": [p.speed_kmh for p in kept],
+        },
+    }
+
+
+@router.get("/{device_id}/trips")
+def trips(
+    store: TruckStoreDep,
+    device_id: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    min_stop_s: Annotated[float, Query(ge=0)] = 120.0,
+) -> Document:
+    """Trips, stops (with site and unloading) and site visits of a truck in [start, end)."""
+    start, end = _range(start, end)
+    points = store.track(device_id, start, end)
+    context = store.load_context()
+    params = SegmentParams(min_stop_s=min_stop_s)
+    found_trips, stops = segment_track(points, context, params)
+    visits = site_visits(points, context, params)
+    return {
+        "device_id": device_id,
+        "trips": [
+            {
+                "start": t.start.isoformat(),
+                "end": t.end.isoformat(),
+                "distance_m": t.distance_m,
+                "max_speed_kmh": t.max_speed_kmh,
+                "fixes": t.fixes,
+                "load": t.load,
+            }
+            for t in found_trips
+        ],
+        "stops": [
+            {
+                "start": s.start.isoformat(),
+                "end": s.end.isoformat(),
+                "duration_s": s.duration_s,
+                "lat": s.lat,
+                "lon": s.lon,
+                "site_id": s.site_id,
+                "unloaded": s.unloaded,
+            }
+            for s in stops
+        ],
+        "site_visits": [
+            {
+                "site_id": v.site_id,
+                "entered_at": v.entered_at.isoformat(),
+                "exited_at": v.exited_at.isoformat() if v.exited_at else None,
+            }
+            for v in visits
+        ],
+    }
+
+
+@router.get("/violations")
+def violations(
+    request: Request,
+    device_id: str | None = None,
+    alarm_type: Annotated[AlarmType | None, Query(alias="type")] = None,
+    open_only: Annotated[bool, Query(alias="open")] = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Document]:
+    """Truck alarms of the violation types, newest first, with evidence (track and readings)."""
+    if alarm_type is not None and alarm_type not in VIOLATION_TYPES:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{alarm_type} is no violation")
+    db: Database = request.app.state.db
+    query = AlarmFilter(
+        states=(),
+        alarm_type=alarm_type,
+        source_id=device_id,
+        asset_kind=Kind.TRUCK,
+        raised_since=since,
+        raised_until=until,
+        limit=limit,
+    )
+    with db.connection() as conn:
+        found = list_alarms(conn, query)
+    return [
+        alarm_document(a)
+        for a in found
+        if a.alarm_type in VIOLATION_TYPES and (not open_only or a.cleared_at is None)
+    ]
+
+
+# sites, permits and zones
+
+
+def _not_found(what: str, key: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {key}")
+
+
+@router.get("/sites")
+def list_sites(store: TruckStoreDep, site_type: SiteType | None = None) -> Document:
+    """Sites as a GeoJSON FeatureCollection (the import format)."""
+    kind = site_type.value if site_type else None
+    return feature_collection([site_feature(s) for s in store.list_sites(kind)])
+
+
+@router.get("/sites/{site_id}")
+def get_site(store: TruckStoreDep, site_id: str) -> Site:
+    """One site."""
+    site = store.get_site(site_id)
+    if site is None:
+        raise _not_found("site", site_id)
+    return site
+
+
+@router.post("/sites", status_code=status.HTTP_201_CREATED)
+def create_site(store: TruckStoreDep, site: Site) -> Site:
+    """Add a site; 409 when the id exists (PUT replaces)."""
+    if store.get_site(site.site_id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"site {site.site_id} exists")
+    store.upsert_sites([site])
+    return site
+
+
+@router.put("/sites/{site_id}")
+def put_site(store: TruckStoreDep, site_id: str, site: Site) -> Site:
+    """Create or replace a site."""
+    if site.site_id != site_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "site_id differs from the path")
+    store.upsert_sites([site])
+    return site
+
+
+@router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_site(store: TruckStoreDep, site_id: str) -> Response:
+    """Delete a site."""
+    if not store.delete_site(site_id):
+        raise _not_found("site", site_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/permits")
+def list_permits(
+    store: TruckStoreDep, company: str | None = None, truck_id: str | None = None
+) -> list[Permit]:
+    """Permits, optionally of one company or truck."""
+    return store.list_permits(company=company, truck_id=truck_id)
+
+
+@router.get("/permits/{permit_id}")
+def get_permit(store: TruckStoreDep, permit_id: str) -> Permit:
+    """One permit."""
+    permit = store.get_permit(permit_id)
+    if permit is None:
+        raise _not_found("permit", permit_id)
+    return permit
+
+
+@router.post("/permits", status_code=status.HTTP_201_CREATED)
+def create_permit(store: TruckStoreDep, permit: Permit) -> Permit:
+    """Add a permit; 409 when the id exists (PUT replaces)."""
+    if store.get_permit(permit.permit_id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"permit {permit.permit_id} exists")
+    store.upsert_permits([permit])
+    return permit
+
+
+@router.put("/permits/{permit_id}")
+def put_permit(store: TruckStoreDep, permit_id: str, permit: Permit) -> Permit:
+    """Create or replace a permit."""
+    if permit.permit_id != permit_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "permit_id differs from the path")
+    store.upsert_permits([permit])
+    return permit
+
+
+@router.delete("/permits/{permit_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_permit(store: TruckStoreDep, permit_id: str) -> Response:
+    """Delete a permit."""
+    if not store.delete_permit(permit_id):
+        raise _not_found("permit", permit_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/zones")
+def list_zones(store: TruckStoreDep) -> Document:
+    """Restricted and speed zones as a GeoJSON FeatureCollection."""
+    return feature_collection([zone_feature(z) for z in store.list_zones()])
+
+
+@router.put("/zones/{zone_id}")
+def put_zone(store: TruckStoreDep, zone_id: str, zone: Zone) -> Zone:
+    """Create or replace a zone."""
+    if zone.zone_id != zone_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "zone_id differs from the path")
+    store.upsert_zones([zone])
+    return zone
+
+
+@router.delete("/zones/{zone_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_zone(store: TruckStoreDep, zone_id: str) -> Response:
+    """Delete a zone."""
+    if not store.delete_zone(zone_id):
+        raise _not_found("zone", zone_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

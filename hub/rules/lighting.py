@@ -1,0 +1,730 @@
+"""Street-lighting rules: lamp faults, cabinet anomalies, one alarm for a dark cabinet or circuit.
+
+Lamp rules judge one single-lamp controller reading against its rating (`rated_power_w`
+attribute), the dim level it reports and the sun at its location; a lamp whose supply is
+gone (voltage near 0, `fault_code` SUPPLY_LOSS) is never judged as a lamp fault: that is
+the group rule's business. The group rule sees the lamps of one cabinet (their registry
+parent) and raises ONE `cabinet_trip` when most of them lost supply or went dark together,
+or ONE `circuit_dark` when a few lamps (a circuit) lost supply; while it is active the
+members' own lamp_out, under_voltage, power_abnormal and offline alarms are covered.
+"""
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+from astral import Observer
+from astral.sun import dawn, dusk
+from pydantic import BaseModel, ConfigDict
+
+from hub.devices.decode import Reading
+from hub.devices.kinds import Kind
+from hub.rules.alarm_types import AlarmType
+from hub.rules.condition import Observation, Verdict
+from hub.rules.engine import DeviceInfo, GroupRule, GroupView, Rule
+
+SUPPLY_LOSS_CODE = "SUPPLY_LOSS"
+T = TypeVar("T")
+
+
+def _checked(value: Any, expected: type[T]) -> T:
+    """The engine's per-rule state or parameters, narrowed to the rule's own type."""
+    if not isinstance(value, expected):
+        raise TypeError(f"expected {expected.__name__}, got {type(value).__name__}")
+    return value
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- sun --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SunTimes:
+    """Civil dawn and dusk at a place, cached per ~1 km cell and UTC date (astral)."""
+
+    depression_deg: float = 6.0
+    _cache: dict[tuple[float, float, date], tuple[tuple[datetime, bool], ...]] = field(
+        default_factory=dict
+    )
+
+    def _events(self, lat: float, lon: float, day: date) -> tuple[tuple[datetime, bool], ...]:
+        """(time, is dawn) of the dawns and dusks from the day before to the day after."""
+        key = (round(lat, 2), round(lon, 2), day)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        observer = Observer(latitude=key[0], longitude=key[1])
+        events: set[tuple[datetime, bool]] = set()
+        for offset in (-1, 0, 1):
+            when = day + timedelta(days=offset)
+            for event, is_dawn in ((dawn, True), (dusk, False)):
+                try:
+                    events.add((event(observer, when, self.depression_deg, tzinfo=UTC), is_dawn))
+                except ValueError:  # polar day or night: no such event that date
+                    continue
+        result = tuple(sorted(events))
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+    def phase(self, lat: float, lon: float, at: datetime) -> tuple[bool, float, float]:
+        """(is day, seconds since the last dawn/dusk, seconds until the next one) at `at`."""
+        is_day = False
+        since_s = math.inf
+        until_s = math.inf
+        for event, is_dawn in self._events(lat, lon, at.astimezone(UTC).date()):
+            delta_s = (at - event).total_seconds()
+            if delta_s >= 0:
+                since_s = delta_s
+                is_day = is_dawn
+            else:
+                until_s = -delta_s
+                break
+        return is_day, since_s, until_s
+
+    def is_day(self, lat: float, lon: float, at: datetime, margin_s: float) -> bool:
+        """Daylight at least `margin_s` after dawn and before dusk."""
+        day, since_s, until_s = self.phase(lat, lon, at)
+        return day and since_s >= margin_s and until_s >= margin_s
+
+    def is_night(self, lat: float, lon: float, at: datetime, margin_s: float) -> bool:
+        """Darkness at least `margin_s` after dusk and before dawn."""
+        day, since_s, until_s = self.phase(lat, lon, at)
+        return not day and since_s >= margin_s and until_s >= margin_s
+
+
+SUN = SunTimes()
+
+
+def _location(device: DeviceInfo) -> tuple[float, float] | None:
+    if device.lat is None or device.lon is None:
+        return None
+    return device.lat, device.lon
+
+
+def rated_power_w(device: DeviceInfo) -> float | None:
+    """The lamp's rating from its registry attributes, None when unknown."""
+    value = device.attributes.get("rated_power_w")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+def _f(reading: Reading, name: str) -> float:
+    value = reading.value(name)
+    return float(value) if value is not None else 0.0
+
+
+def has_supply(reading: Reading, supply_min_v: float) -> bool:
+    """The lamp's circuit is live (voltage present and no supply-loss code)."""
+    return reading.value("fault_code") != SUPPLY_LOSS_CODE and _f(reading, "voltage_v") >= (
+        supply_min_v
+    )
+
+
+def expected_power_w(reading: Reading, device: DeviceInfo) -> float | None:
+    """Rating × reported dim level, None when the rating is unknown."""
+    rating = rated_power_w(device)
+    return None if rating is None else rating * _f(reading, "dim_pct") / 100.0
+
+
+def _values(reading: Reading, *names: str) -> dict[str, object]:
+    return {n: reading.value(n) for n in names}
+
+
+# -- lamp rules -------------------------------------------------------------------------
+
+
+class LampOutParams(_Params):
+    """A lamp that says it is on but draws less than this share of its expected power."""
+
+    dark_share: float = 0.1
+    min_power_w: float = 3.0
+    supply_min_v: float = 100.0
+
+
+@dataclass(frozen=True)
+class LampOutRule:
+    """Lamp out while it should be lit: on (commanded or by schedule), supply live, no power."""
+
+    name: str = "lamp_out"
+    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.LAMP_OUT})
+    params_model: type[BaseModel] = LampOutParams
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """FAULT when on with live supply and (almost) no power."""
+        del state
+        params = _checked(params, LampOutParams)
+        power_w = _f(reading, "power_w")
+        expected = expected_power_w(reading, device)
+        floor_w = max(params.min_power_w, params.dark_share * (expected or 0.0))
+        supplied = has_supply(reading, params.supply_min_v)
+        out = bool(reading.value("on")) and supplied and power_w < floor_w
+        # Without supply the lamp cannot be judged: the cabinet's group alarm covers it.
+        verdict = Verdict.FAULT if out else Verdict.OK if supplied else Verdict.HOLD
+        return (
+            Observation(
+                AlarmType.LAMP_OUT,
+                verdict,
+                reading.ts,
+                reading.device_id,
+                values=_values(reading, "on", "dim_pct", "voltage_v", "power_w"),
+                message=f"lamp on but drawing {power_w:.0f} W" if out else "",
+            ),
+        )
+
+
+class LitByDayParams(_Params):
+    """Lit in daylight: at least `margin_min` after civil dawn and before civil dusk."""
+
+    margin_min: float = 20.0
+    min_power_w: float = 3.0
+    lat: float | None = None
+    lon: float | None = None
+
+
+@dataclass(frozen=True)
+class LitByDayRule:
+    """白天亮灯: the lamp draws power while the sun is up at its location."""
+
+    name: str = "lit_by_day"
+    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.LIT_BY_DAY})
+    params_model: type[BaseModel] = LitByDayParams
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """FAULT when lit in daylight (with margin); OK when dark or at night."""
+        del state
+        params = _checked(params, LitByDayParams)
+        where = _location(device)
+        if params.lat is not None and params.lon is not None:
+            where = (params.lat, params.lon)
+        if where is None:
+            return ()
+        lit = bool(reading.value("on")) and _f(reading, "power_w") >= params.min_power_w
+        if not lit:
+            verdict = Verdict.OK
+        elif SUN.is_day(where[0], where[1], reading.ts, params.margin_min * 60):
+            verdict = Verdict.FAULT
+        elif SUN.is_night(where[0], where[1], reading.ts, 0.0):
+            verdict = Verdict.OK
+        else:
+            verdict = Verdict.HOLD  # around dawn and dusk: lit is allowed, not proof of health
+        return (
+            Observation(
+                AlarmType.LIT_BY_DAY,
+                verdict,
+                reading.ts,
+                reading.device_id,
+                values=_values(reading, "on", "dim_pct", "power_w"),
+                message="lamp lit in daylight" if verdict is Verdict.FAULT else "",
+            ),
+        )
+
+
+class VoltageParams(_Params):
+    """Supply voltage band (220 V ± 10 %) with a hysteresis margin to clear."""
+
+    under_v: float = 198.0
+    over_v: float = 242.0
+    clear_margin_v: float = 4.0
+    supply_min_v: float = 100.0
+
+
+@dataclass(frozen=True)
+class VoltageRule:
+    """Over- and under-voltage at the lamp; no supply at all is not under-voltage."""
+
+    name: str = "lamp_voltage"
+    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.OVER_VOLTAGE, AlarmType.UNDER_VOLTAGE})
+    params_model: type[BaseModel] = VoltageParams
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """One observation per direction."""
+        del device, state
+        params = _checked(params, VoltageParams)
+        volts = _f(reading, "voltage_v")
+        values = _values(reading, "voltage_v", "on")
+        if not has_supply(reading, params.supply_min_v):
+            under = Verdict.HOLD  # no supply at all is the group rule's business
+            over = Verdict.HOLD
+        else:
+            under = (
+                Verdict.FAULT
+                if volts < params.under_v
+                else Verdict.OK
+                if volts >= params.under_v + params.clear_margin_v
+                else Verdict.HOLD
+            )
+            over = (
+                Verdict.FAULT
+                if volts > params.over_v
+                else Verdict.OK
+                if volts <= params.over_v - params.clear_margin_v
+                else Verdict.HOLD
+            )
+        return (
+            Observation(
+                AlarmType.UNDER_VOLTAGE,
+                under,
+                reading.ts,
+                reading.device_id,
+                values=values,
+                message=f"supply {volts:.0f} V below {params.under_v:.0f} V",
+            ),
+            Observation(
+                AlarmType.OVER_VOLTAGE,
+                over,
+                reading.ts,
+                reading.device_id,
+                values=values,
+                message=f"supply {volts:.0f} V above {params.over_v:.0f} V",
+            ),
+        )
+
+
+class OverCurrentParams(_Params):
+    """Current above `factor` × rating / (voltage × `min_power_factor`)."""
+
+    factor: float = 1.3
+    min_power_factor: float = 0.8
+    supply_min_v: float = 100.0
+
+
+@dataclass(frozen=True)
+class OverCurrentRule:
+    """Over-current for the lamp's rating (a short or a failing driver)."""
+
+    name: str = "over_current"
+    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.OVER_CURRENT})
+    params_model: type[BaseModel] = OverCurrentParams
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """FAULT above the limit; nothing without a rating."""
+        del state
+        params = _checked(params, OverCurrentParams)
+        rating = rated_power_w(device)
+        if rating is None or not has_supply(reading, params.supply_min_v):
+            return ()
+        limit_a = params.factor * rating / (_f(reading, "voltage_v") * params.min_power_factor)
+        amps = _f(reading, "current_a")
+        return (
+            Observation(
+                AlarmType.OVER_CURRENT,
+                Verdict.FAULT if amps > limit_a else Verdict.OK,
+                reading.ts,
+                reading.device_id,
+                values={
+                    **_values(reading, "current_a", "voltage_v", "power_w"),
+                    "limit_a": limit_a,
+                },
+                message=f"current {amps:.2f} A above {limit_a:.2f} A",
+            ),
+        )
+
+
+class PowerParams(_Params):
+    """Power band around rating × dim: outside [low, high] raises, inside the clear band clears."""
+
+    low_share: float = 0.7
+    high_share: float = 1.3
+    clear_low_share: float = 0.8
+    clear_high_share: float = 1.2
+    min_dim_pct: float = 10.0
+    supply_min_v: float = 100.0
+    dark_share: float = 0.1
+
+
+@dataclass(frozen=True)
+class PowerRule:
+    """Power out of band for the rating at the current dim level (degradation, wrong lamp)."""
+
+    name: str = "power_abnormal"
+    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.POWER_ABNORMAL})
+    params_model: type[BaseModel] = PowerParams
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """Judged only while lit with live supply; a dark lamp is lamp_out's business."""
+        del state
+        params = _checked(params, PowerParams)
+        expected = expected_power_w(reading, device)
+        if expected is None:
+            return ()
+        power_w = _f(reading, "power_w")
+        lit = (
+            bool(reading.value("on"))
+            and has_supply(reading, params.supply_min_v)
+            and _f(reading, "dim_pct") >= params.min_dim_pct
+            and power_w >= params.dark_share * expected
+        )
+        if not has_supply(reading, params.supply_min_v):
+            verdict = Verdict.HOLD
+        elif not lit:
+            verdict = Verdict.OK if not reading.value("on") else Verdict.HOLD
+        else:
+            share = power_w / expected
+            if share < params.low_share or share > params.high_share:
+                verdict = Verdict.FAULT
+            elif params.clear_low_share <= share <= params.clear_high_share:
+                verdict = Verdict.OK
+            else:
+                verdict = Verdict.HOLD
+        return (
+            Observation(
+                AlarmType.POWER_ABNORMAL,
+                verdict,
+                reading.ts,
+                reading.device_id,
+                values={**_values(reading, "dim_pct", "power_w"), "expected_w": round(expected, 1)},
+                message=f"power {power_w:.0f} W, expected {expected:.0f} W",
+            ),
+        )
+
+
+class FlickerParams(_Params):
+    """At least `min_switches` on/off changes within `window_s` is flicker."""
+
+    window_s: float = 900.0
+    min_switches: int = 6
+    clear_switches: int = 1
+
+
+@dataclass(slots=True)
+class FlickerState:
+    """The lamp's last on/off state and the times it changed, newest last."""
+
+    last_on: bool | None = None
+    switches_s: deque[float] = field(default_factory=deque)
+
+
+@dataclass(frozen=True)
+class FlickerRule:
+    """Frequent switching (a failing lamp or controller cycling on and off)."""
+
+    name: str = "flicker"
+    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.FLICKER})
+    params_model: type[BaseModel] = FlickerParams
+
+    def initial_state(self) -> FlickerState:
+        """No history."""
+        return FlickerState()
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """Count state changes in the sliding window."""
+        del device
+        state = _checked(state, FlickerState)
+        params = _checked(params, FlickerParams)
+        on = bool(reading.value("on"))
+        ts_s = reading.ts.timestamp()
+        if state.last_on is not None and on != state.last_on:
+            state.switches_s.append(ts_s)
+        state.last_on = on
+        while state.switches_s and state.switches_s[0] < ts_s - params.window_s:
+            state.switches_s.popleft()
+        switches = len(state.switches_s)
+        if switches >= params.min_switches:
+            verdict = Verdict.FAULT
+        elif switches <= params.clear_switches:
+            verdict = Verdict.OK
+        else:
+            verdict = Verdict.HOLD
+        return (
+            Observation(
+                AlarmType.FLICKER,
+                verdict,
+                reading.ts,
+                reading.device_id,
+                values={"on": on, "switches": switches, "window_s": params.window_s},
+                message=f"{switches} on/off changes in {params.window_s / 60:.0f} min",
+            ),
+        )
+
+
+# -- cabinet rule -----------------------------------------------------------------------
+
+
+class CabinetParams(_Params):
+    """Contactor against civil dusk/dawn with a margin; phases below `supply_min_v` are dead."""
+
+    margin_min: float = 20.0
+    supply_min_v: float = 100.0
+    night_off_is_fault: bool = True
+
+
+@dataclass(frozen=True)
+class CabinetRule:
+    """Cabinet door open, contactor against the sun (on by day, off at night), supply lost."""
+
+    name: str = "cabinet"
+    kinds: frozenset[Kind] = frozenset({Kind.CABINET})
+    alarm_types: frozenset[AlarmType] = frozenset(
+        {AlarmType.DOOR_OPEN, AlarmType.CONTACTOR_ANOMALY, AlarmType.SUPPLY_LOSS}
+    )
+    params_model: type[BaseModel] = CabinetParams
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """Three conditions per cabinet reading."""
+        del state
+        params = _checked(params, CabinetParams)
+        phases_v = [_f(reading, f"voltage_{p}_v") for p in "abc"]
+        door = bool(reading.value("door_open"))
+        on = bool(reading.value("contactor_on"))
+        values = _values(
+            reading,
+            "contactor_on",
+            "door_open",
+            "voltage_a_v",
+            "voltage_b_v",
+            "voltage_c_v",
+            "current_a_a",
+            "current_b_a",
+            "current_c_a",
+        )
+        dead = all(v < params.supply_min_v for v in phases_v)
+        observations = [
+            Observation(
+                AlarmType.DOOR_OPEN,
+                Verdict.FAULT if door else Verdict.OK,
+                reading.ts,
+                reading.device_id,
+                values=values,
+                message="cabinet door open",
+            ),
+            Observation(
+                AlarmType.SUPPLY_LOSS,
+                Verdict.FAULT if dead else Verdict.OK,
+                reading.ts,
+                reading.device_id,
+                values=values,
+                message="no voltage on any phase",
+            ),
+        ]
+        where = _location(device)
+        if where is not None:
+            margin_s = params.margin_min * 60
+            if on and SUN.is_day(where[0], where[1], reading.ts, margin_s):
+                verdict, message = Verdict.FAULT, "contactor closed in daylight"
+            elif (
+                not on
+                and params.night_off_is_fault
+                and SUN.is_night(where[0], where[1], reading.ts, margin_s)
+            ):
+                verdict, message = Verdict.FAULT, "contactor open at night"
+            else:
+                verdict, message = Verdict.OK, ""
+            observations.append(
+                Observation(
+                    AlarmType.CONTACTOR_ANOMALY,
+                    verdict,
+                    reading.ts,
+                    reading.device_id,
+                    values=values,
+                    message=message,
+                )
+            )
+        return observations
+
+
+# -- group rule -------------------------------------------------------------------------
+
+LAMP_OK = 0
+LAMP_DARK = 1
+LAMP_NO_SUPPLY = 2
+
+
+class CabinetDarkParams(_Params):
+    """Shares of a cabinet's lamps: dark or unsupplied → trip; a few unsupplied → a circuit."""
+
+    trip_share: float = 0.8
+    trip_clear_share: float = 0.3
+    circuit_min_lamps: int = 3
+    circuit_clear_lamps: int = 1
+    supply_min_v: float = 100.0
+    min_power_w: float = 3.0
+
+
+_MEMBER_COVER = frozenset(
+    {AlarmType.LAMP_OUT, AlarmType.UNDER_VOLTAGE, AlarmType.POWER_ABNORMAL, AlarmType.OFFLINE}
+)
+
+
+def project_lamp(reading: Reading, params: CabinetDarkParams) -> int:
+    """A lamp as the group rules see it: LAMP_OK, LAMP_DARK (on, no power) or LAMP_NO_SUPPLY."""
+    if not has_supply(reading, params.supply_min_v):
+        return LAMP_NO_SUPPLY
+    if bool(reading.value("on")) and _f(reading, "power_w") < params.min_power_w:
+        return LAMP_DARK
+    return LAMP_OK
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetCount:
+    """How many of a cabinet's lamps are down, and which."""
+
+    members: int
+    no_supply: tuple[str, ...]
+    dark: tuple[str, ...]
+
+    @property
+    def down_share(self) -> float:
+        """Share of members dark or without supply."""
+        return (len(self.no_supply) + len(self.dark)) / max(1, self.members)
+
+    def tripped(self, params: CabinetDarkParams) -> bool:
+        """Most of the cabinet is down: a trip, not a circuit."""
+        return self.down_share >= params.trip_share and self.members >= params.circuit_min_lamps
+
+    def values(self) -> dict[str, object]:
+        """Counts for the evidence."""
+        return {"members": self.members, "no_supply": len(self.no_supply), "dark": len(self.dark)}
+
+    def details(self) -> dict[str, object]:
+        """Lamp ids for the evidence (at most 50 of each)."""
+        return {"no_supply_lamps": list(self.no_supply[:50]), "dark_lamps": list(self.dark[:50])}
+
+
+def count_cabinet(group: GroupView) -> CabinetCount:
+    """Count the members' projected states."""
+    return CabinetCount(
+        members=len(group.member_ids),
+        no_supply=tuple(m for m in group.member_ids if group.latest.get(m) == LAMP_NO_SUPPLY),
+        dark=tuple(m for m in group.member_ids if group.latest.get(m) == LAMP_DARK),
+    )
+
+
+@dataclass(frozen=True)
+class CabinetTripRule:
+    """One alarm for a cabinet whose lamps went dark or lost supply together (breaker trip)."""
+
+    name: str = "cabinet_trip"
+    member_kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.CABINET_TRIP})
+    suppresses: frozenset[AlarmType] = _MEMBER_COVER
+    params_model: type[BaseModel] = CabinetDarkParams
+
+    def project(self, reading: Reading, params: Any) -> object:
+        """The lamp's supply/dark state."""
+        return project_lamp(reading, _checked(params, CabinetDarkParams))
+
+    def evaluate_group(self, group: GroupView, params: Any) -> Iterable[Observation]:
+        """FAULT when most lamps are down."""
+        params = _checked(params, CabinetDarkParams)
+        count = count_cabinet(group)
+        if count.members == 0:
+            return ()
+        if count.tripped(params):
+            verdict = Verdict.FAULT
+        elif count.down_share <= params.trip_clear_share:
+            verdict = Verdict.OK
+        else:
+            verdict = Verdict.HOLD
+        down = len(count.no_supply) + len(count.dark)
+        return (
+            Observation(
+                AlarmType.CABINET_TRIP,
+                verdict,
+                group.ts,
+                group.group_id,
+                values=count.values(),
+                message=f"{down} of {count.members} lamps of cabinet {group.group_id} dark",
+                details=count.details(),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class CircuitDarkRule:
+    """One alarm for a cabinet with some lamps (a circuit) without supply, short of a trip."""
+
+    name: str = "circuit_dark"
+    member_kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.CIRCUIT_DARK})
+    suppresses: frozenset[AlarmType] = _MEMBER_COVER
+    params_model: type[BaseModel] = CabinetDarkParams
+
+    def project(self, reading: Reading, params: Any) -> object:
+        """The lamp's supply/dark state."""
+        return project_lamp(reading, _checked(params, CabinetDarkParams))
+
+    def evaluate_group(self, group: GroupView, params: Any) -> Iterable[Observation]:
+        """FAULT when `circuit_min_lamps` or more lamps lost supply, short of a trip."""
+        params = _checked(params, CabinetDarkParams)
+        count = count_cabinet(group)
+        if count.members == 0:
+            return ()
+        lost = len(count.no_supply)
+        if count.tripped(params):
+            verdict = Verdict.OK  # the trip alarm says it all
+        elif lost >= params.circuit_min_lamps:
+            verdict = Verdict.FAULT
+        elif lost <= params.circuit_clear_lamps:
+            verdict = Verdict.OK
+        else:
+            verdict = Verdict.HOLD
+        return (
+            Observation(
+                AlarmType.CIRCUIT_DARK,
+                verdict,
+                group.ts,
+                group.group_id,
+                values=count.values(),
+                message=f"{lost} lamps of cabinet {group.group_id} without supply",
+                details=count.details(),
+            ),
+        )
+
+
+RULES: tuple[Rule, ...] = (
+    LampOutRule(),
+    LitByDayRule(),
+    VoltageRule(),
+    OverCurrentRule(),
+    PowerRule(),
+    FlickerRule(),
+    CabinetRule(),
+)
+GROUP_RULES: tuple[GroupRule, ...] = (CabinetTripRule(), CircuitDarkRule())

@@ -1,0 +1,278 @@
+"""Manhole cover rules: tilt against the installed baseline, cover open, water level, gas, battery.
+
+Tilt is judged as |tilt − baseline|, the baseline being the registry attribute
+`baseline_tilt_deg` (written at install and by the recalibrate command). The threshold
+is per cover type (owner) with a default of 10°; a heavy vehicle rocking the cover gives
+one alarm-level reading and a normal one seconds later, so the rule's `raise_after_s`
+(rules.yaml) needs the tilt confirmed by a later reading before it raises. A cover that
+is open or tilted on a main road is critical, which the case policy files as urgent.
+Offline is the engine's built-in rule.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.devices.decode import Reading
+from hub.devices.kinds import Kind
+from hub.rules.alarm_types import AlarmType, Severity
+from hub.rules.condition import Observation, Verdict
+from hub.rules.engine import DeviceInfo, Rule
+
+MAIN_ROAD = "main"
+
+
+def baseline_tilt_deg(device: DeviceInfo) -> float:
+    """The cover's installed (or last recalibrated) tilt; 0 when never calibrated."""
+    value = device.attributes.get("baseline_tilt_deg")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return 0.0
+
+
+def cover_type(device: DeviceInfo) -> str:
+    """The cover's owner type (`storm_water`, `gas`, …) from the registry, `unknown` if absent."""
+    value = device.attributes.get("cover_type")
+    return value if isinstance(value, str) and value else "unknown"
+
+
+def on_main_road(device: DeviceInfo) -> bool:
+    """Whether the cover lies on a main road (a displaced cover there is urgent)."""
+    return device.attributes.get("road_class") == MAIN_ROAD
+
+
+class TiltParams(BaseModel):
+    """Tilt from baseline that raises, per cover type, and the band below it that clears."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold_deg: float = Field(default=10.0, gt=0, le=90)
+    threshold_by_cover_type_deg: dict[str, float] = Field(default_factory=dict)
+    clear_margin_deg: float = Field(default=2.0, ge=0, le=45)
+
+    def threshold_for(self, cover: str) -> float:
+        """The raise threshold of one cover type."""
+        return self.threshold_by_cover_type_deg.get(cover, self.threshold_deg)
+
+
+@dataclass(frozen=True, slots=True)
+class TiltRule:
+    """|tilt − baseline| above the cover type's threshold is a fault, below it minus a margin OK."""
+
+    name: str = "manhole_tilt"
+    kinds: frozenset[Kind] = frozenset({Kind.MANHOLE})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.TILT})
+    params_model: type[BaseModel] = TiltParams
+
+    def initial_state(self) -> None:
+        """Stateless: the confirmation window is the condition's debounce."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """One verdict on the tilt condition per reading."""
+        del state
+        if not isinstance(params, TiltParams):
+            raise TypeError(f"{self.name} needs TiltParams")
+        tilt = reading.value("tilt_deg")
+        if tilt is None:
+            return ()
+        baseline = baseline_tilt_deg(device)
+        delta = abs(float(tilt) - baseline)
+        threshold = params.threshold_for(cover_type(device))
+        if delta > threshold:
+            verdict = Verdict.FAULT
+        elif delta <= threshold - params.clear_margin_deg:
+            verdict = Verdict.OK
+        else:
+            verdict = Verdict.HOLD
+        return (
+            Observation(
+                AlarmType.TILT,
+                verdict,
+                reading.ts,
+                reading.device_id,
+                values={"tilt_deg": float(tilt), "baseline_tilt_deg": baseline},
+                message=f"cover tilted {delta:.1f}° from its baseline (limit {threshold:g}°)",
+                severity=Severity.CRITICAL if on_main_road(device) else None,
+                details={"delta_deg": round(delta, 2), "threshold_deg": threshold},
+            ),
+        )
+
+
+class NoParams(BaseModel):
+    """A rule with nothing to set beyond its policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CoverOpenRule:
+    """A cover reported open (lifted or pushed aside) is a fault until it reports closed."""
+
+    name: str = "manhole_cover_open"
+    kinds: frozenset[Kind] = frozenset({Kind.MANHOLE})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.COVER_OPEN})
+    params_model: type[BaseModel] = NoParams
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """Open is a fault, closed is OK."""
+        del state, params
+        is_open = reading.value("cover_open")
+        if is_open is None:
+            return ()
+        return (
+            Observation(
+                AlarmType.COVER_OPEN,
+                Verdict.FAULT if is_open else Verdict.OK,
+                reading.ts,
+                reading.device_id,
+                values={"cover_open": bool(is_open), "tilt_deg": reading.value("tilt_deg")},
+                message="manhole cover open or displaced",
+                severity=Severity.CRITICAL if on_main_road(device) else None,
+            ),
+        )
+
+
+class LevelParams(BaseModel):
+    """A level that raises and the margin below it that clears (hysteresis)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    raise_at: float = Field(allow_inf_nan=False)
+    clear_margin: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+
+
+def _level_verdict(value: float, params: LevelParams, *, high_is_bad: bool) -> Verdict:
+    if high_is_bad:
+        if value >= params.raise_at:
+            return Verdict.FAULT
+        if value < params.raise_at - params.clear_margin:
+            return Verdict.OK
+        return Verdict.HOLD
+    if value <= params.raise_at:
+        return Verdict.FAULT
+    if value > params.raise_at + params.clear_margin:
+        return Verdict.OK
+    return Verdict.HOLD
+
+
+class WaterAlertParams(LevelParams):
+    """Water level alert (flood risk), centimetres above the well bottom."""
+
+    raise_at: float = Field(default=100.0, allow_inf_nan=False)
+    clear_margin: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+
+
+class WaterDangerParams(LevelParams):
+    """Water level danger (about to overflow), centimetres above the well bottom."""
+
+    raise_at: float = Field(default=150.0, allow_inf_nan=False)
+    clear_margin: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+
+
+class GasParams(LevelParams):
+    """Combustible gas in the well, % of the lower explosive limit."""
+
+    raise_at: float = Field(default=20.0, allow_inf_nan=False)
+    clear_margin: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+
+
+class BatteryParams(LevelParams):
+    """Battery percentage at or below which the sensor needs a visit."""
+
+    raise_at: float = Field(default=20.0, allow_inf_nan=False)
+    clear_margin: float = Field(default=5.0, ge=0, allow_inf_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LevelRule:
+    """One optional numeric field against a level: water, gas, battery."""
+
+    name: str
+    alarm_type: AlarmType
+    field_name: str
+    params_model: type[BaseModel]
+    high_is_bad: bool
+    label: str
+    kinds: frozenset[Kind] = frozenset({Kind.MANHOLE})
+    unit: str = ""
+    alarm_types: frozenset[AlarmType] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alarm_types", frozenset({self.alarm_type}))
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """A verdict when the reading carries the field; nothing when it does not."""
+        del device, state
+        if not isinstance(params, LevelParams):
+            raise TypeError(f"{self.name} needs LevelParams")
+        raw = reading.value(self.field_name)
+        if raw is None or isinstance(raw, bool) or not isinstance(raw, int | float):
+            return ()
+        value = float(raw)
+        values: Mapping[str, object] = {self.field_name: value}
+        return (
+            Observation(
+                self.alarm_type,
+                _level_verdict(value, params, high_is_bad=self.high_is_bad),
+                reading.ts,
+                reading.device_id,
+                values=values,
+                message=f"{self.label} {value:g}{self.unit} (limit {params.raise_at:g}{self.unit})",
+            ),
+        )
+
+
+RULES: tuple[Rule, ...] = (
+    TiltRule(),
+    CoverOpenRule(),
+    LevelRule(
+        "manhole_water_alert",
+        AlarmType.WATER_ALERT,
+        "water_level_cm",
+        WaterAlertParams,
+        high_is_bad=True,
+        label="water level",
+        unit=" cm",
+    ),
+    LevelRule(
+        "manhole_water_danger",
+        AlarmType.WATER_DANGER,
+        "water_level_cm",
+        WaterDangerParams,
+        high_is_bad=True,
+        label="water level",
+        unit=" cm",
+    ),
+    LevelRule(
+        "manhole_gas",
+        AlarmType.GAS,
+        "gas_lel_pct",
+        GasParams,
+        high_is_bad=True,
+        label="combustible gas",
+        unit="% LEL",
+    ),
+    LevelRule(
+        "manhole_low_battery",
+        AlarmType.LOW_BATTERY,
+        "battery_pct",
+        BatteryParams,
+        high_is_bad=False,
+        label="battery",
+        unit="%",
+    ),
+)

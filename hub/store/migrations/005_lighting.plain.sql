@@ -1,0 +1,81 @@
+-- Street lighting: remote commands, schedules (same in both modes), energy and lighting-rate aggregates.
+
+CREATE TABLE lighting_commands (
+    command_id      text PRIMARY KEY,
+    device_id       text NOT NULL,
+    kind            text NOT NULL CHECK (kind IN ('lighting', 'cabinet')),
+    action          text NOT NULL CHECK (action IN ('on', 'off', 'dim')),
+    params          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    state           text NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'sent', 'acked', 'failed', 'expired')),
+    target          text NOT NULL,              -- what was asked: a lamp, circuit, cabinet or schedule
+    request_id      text NOT NULL,              -- one request fans out to many commands
+    created_at      timestamptz NOT NULL,
+    expires_at      timestamptz NOT NULL,
+    attempts        integer NOT NULL DEFAULT 0,
+    max_attempts    integer NOT NULL DEFAULT 3 CHECK (max_attempts >= 1),
+    next_attempt_at timestamptz NOT NULL,
+    sent_at         timestamptz,
+    finished_at     timestamptz,
+    result          text,
+    detail          text
+);
+CREATE INDEX lighting_commands_device_idx ON lighting_commands (device_id, created_at DESC);
+CREATE INDEX lighting_commands_open_idx ON lighting_commands (next_attempt_at)
+    WHERE state IN ('pending', 'sent');
+CREATE INDEX lighting_commands_request_idx ON lighting_commands (request_id);
+
+CREATE TABLE lighting_schedules (
+    schedule_id     bigserial PRIMARY KEY,
+    name            text NOT NULL,
+    target          text NOT NULL,              -- 'all', a cabinet id, a circuit id or a lamp id
+    action          text NOT NULL CHECK (action IN ('on', 'off', 'dim')),
+    params          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    at_local        time,                       -- fixed local time, or
+    sun_event       text CHECK (sun_event IN ('dusk', 'dawn')),  -- astronomical, with offset
+    offset_min      integer NOT NULL DEFAULT 0,
+    enabled         boolean NOT NULL DEFAULT true,
+    last_fired_at   timestamptz,
+    CHECK ((at_local IS NULL) <> (sun_event IS NULL))
+);
+
+INSERT INTO retention_settings (table_name, time_column, keep) VALUES
+    ('lighting_commands', 'created_at', interval '365 days');
+
+-- Plain PostgreSQL: lighting energy and lighting-rate aggregates as views.
+-- energy_first/last bound the meter within the bucket, so a period's energy per lamp is
+-- max(last) - min(first) across buckets; saving_kwh is what the lit time would have cost
+-- at full power minus what it cost dimmed.
+
+CREATE VIEW lighting_energy_hourly AS
+SELECT device_id,
+    date_trunc('hour', ts) AS bucket,
+    count(*) AS samples,
+    count(*) FILTER (WHERE "on" OR fault_code = 'SUPPLY_LOSS') AS due_samples,
+    count(*) FILTER (WHERE "on" AND power_w > 3) AS lit_samples,
+    avg(dim_pct) FILTER (WHERE "on" AND power_w > 3) AS lit_dim_pct,
+    min(energy_kwh) AS energy_first_kwh,
+    max(energy_kwh) AS energy_last_kwh
+FROM telemetry_lighting
+GROUP BY device_id, bucket;
+
+CREATE VIEW lighting_energy_daily AS
+SELECT device_id,
+    date_trunc('day', ts) AS bucket,
+    count(*) AS samples,
+    count(*) FILTER (WHERE "on" OR fault_code = 'SUPPLY_LOSS') AS due_samples,
+    count(*) FILTER (WHERE "on" AND power_w > 3) AS lit_samples,
+    avg(dim_pct) FILTER (WHERE "on" AND power_w > 3) AS lit_dim_pct,
+    min(energy_kwh) AS energy_first_kwh,
+    max(energy_kwh) AS energy_last_kwh
+FROM telemetry_lighting
+GROUP BY device_id, bucket;
+
+CREATE VIEW cabinet_energy_daily AS
+SELECT device_id,
+    date_trunc('day', ts) AS bucket,
+    count(*) AS samples,
+    min(energy_kwh) AS energy_first_kwh,
+    max(energy_kwh) AS energy_last_kwh
+FROM telemetry_cabinet
+GROUP BY device_id, bucket;

@@ -1,0 +1,88 @@
+"""Geometry against reference values: great-circle distances, hand-computed distances, shapes."""
+
+import math
+
+import numpy as np
+import pytest
+
+from hub.geometry import (
+    LocalProjection,
+    PreparedPolygon,
+    PreparedPolyline,
+    haversine_m,
+    point_in_polygon,
+    polygon_distance_m,
+    polyline_distance_m,
+    simplify_indices,
+)
+from hub.rules.trucks import FastPolygon, FastPolyline
+
+SUZHOU = LocalProjection(31.30, 120.62)
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon"),
+    [(31.30, 120.63), (31.31, 120.62), (31.35, 120.70), (31.20, 120.50), (31.4, 120.62)],
+)
+def test_projected_distance_matches_great_circle_within_a_city(lat: float, lon: float) -> None:
+    x, y = SUZHOU.to_xy(lat, lon)
+    reference = haversine_m(31.30, 120.62, lat, lon)
+    assert math.hypot(x, y) == pytest.approx(reference, rel=2e-3)
+
+
+def test_one_degree_of_latitude_is_about_111_km() -> None:
+    assert haversine_m(31.0, 120.0, 32.0, 120.0) == pytest.approx(111_195, rel=1e-4)
+    _, y = SUZHOU.to_xy(32.30, 120.62)
+    assert y == pytest.approx(111_195, rel=1e-4)
+
+
+def test_point_to_polyline_distances_by_hand() -> None:
+    line = [(0.0, 0.0), (100.0, 0.0), (100.0, 100.0)]
+    points = np.array([[50.0, 30.0], [-30.0, -40.0], [130.0, 50.0], [100.0, 150.0], [60.0, 0.0]])
+    assert polyline_distance_m(points, line) == pytest.approx([30.0, 50.0, 30.0, 50.0, 0.0])
+
+
+def test_vectorised_and_single_point_paths_agree() -> None:
+    rng = np.random.default_rng(3)
+    line = rng.uniform(-1000, 1000, size=(12, 2))
+    ring = np.array([[0, 0], [400, 0], [400, 300], [200, 500], [0, 300]], dtype=float)
+    points = rng.uniform(-1200, 1200, size=(500, 2))
+    prepared = PreparedPolyline.from_xy(line)
+    fast = FastPolyline([tuple(p) for p in line])
+    polygon = PreparedPolygon.from_xy(ring)
+    fast_polygon = FastPolygon([tuple(p) for p in ring])
+    assert prepared.distance_m(points) == pytest.approx([fast.distance_m(x, y) for x, y in points])
+    assert polygon.distance_m(points) == pytest.approx(
+        [fast_polygon.distance_m(x, y) for x, y in points]
+    )
+    assert list(polygon.contains(points)) == [fast_polygon.contains(x, y) for x, y in points]
+
+
+def test_point_in_polygon_handles_concave_rings_and_closed_rings() -> None:
+    # a U shape: the notch (x 40..60, y 40..100) is outside
+    ring = [
+        (0, 0),
+        (100, 0),
+        (100, 100),
+        (60, 100),
+        (60, 40),
+        (40, 40),
+        (40, 100),
+        (0, 100),
+        (0, 0),
+    ]
+    points = [(20, 50), (50, 70), (80, 90), (50, 20), (150, 50), (-1, -1)]
+    assert list(point_in_polygon(points, ring)) == [True, False, True, True, False, False]
+
+
+def test_distance_to_polygon_is_zero_inside_and_to_the_edge_outside() -> None:
+    square = [(0, 0), (100, 0), (100, 100), (0, 100)]
+    points = [(50, 50), (150, 50), (130, 140), (50, -20)]
+    assert polygon_distance_m(points, square) == pytest.approx([0.0, 50.0, 50.0, 20.0])
+
+
+def test_simplification_keeps_corners_and_drops_collinear_points() -> None:
+    straight = [(float(x), 0.0) for x in range(0, 1000, 10)]
+    corner = [(1000.0, float(y)) for y in range(0, 1000, 10)]
+    kept = simplify_indices(straight + corner, tolerance_m=1.0)
+    assert kept == [0, 100, 199]
