@@ -5,7 +5,9 @@ covers and parking spots, imports devices, lots and zones, runs a real `python -
 child, then runs the simulation in this process (so it can sample each lot's true
 occupancy) as fast as the broker takes it, with simulated time in the past. Prints
 `python -m simulators score` and, per lot and zone, the largest difference between the
-hub's occupancy (`GET /parking/lots?at=`) and the truth at every sampled time.
+hub's occupancy (`GET /parking/lots?at=`, the hub's parking router run in this process over
+the hub's database) and the truth at every sampled time. Each sample's truly occupied spots go
+to `<work>/spot_truth.jsonl` for a per-spot comparison.
 
     python bench/manholes_parking_score.py [--manholes 300] [--spots 600] [--random 40]
 """
@@ -19,14 +21,18 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import psycopg
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 
+from hub.api.app import create_app
+from hub.api.parking import router as parking_router
 from hub.devices.kinds import Kind
 from hub.local_services import LocalMosquitto, LocalPostgres, free_port
+from hub.store.database import Database
 from simulators.city import load_city
 from simulators.engine import Simulation
 from simulators.faults import FaultSpecModel, ScenarioModel, TruthWriter
@@ -51,11 +57,6 @@ SAMPLE_EVERY_MIN = 30
 
 def _run(args: list[str], env: dict[str, str]) -> None:
     subprocess.run([sys.executable, *args], env=env, cwd=ROOT, check=True)
-
-
-def _get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 (local API)
-        return json.loads(response.read())
 
 
 def main() -> int:
@@ -138,7 +139,9 @@ def main() -> int:
         )
         truth_path = work / "truth.jsonl"
         publisher = PahoPublisher(broker.url, client_id="manholes-parking-score")
-        with truth_path.open("wb") as handle:
+        # Each sample's truly occupied spots, to compare the hub's per-spot state with.
+        spot_truth = (work / "spot_truth.jsonl").open("w")
+        with truth_path.open("wb") as handle, spot_truth:
             simulation = Simulation(
                 city,
                 publisher,
@@ -163,6 +166,12 @@ def main() -> int:
                         area = sim_spot.spot.lot_id or sim_spot.spot.zone_id or ""
                         truth[area] += int(sim_spot.occupied)
                     samples.append((t, truth))
+                    spot_truth.write(
+                        json.dumps(
+                            {"t_ms": t, "occupied": [s.device_id for s in spots if s.occupied]}
+                        )
+                        + "\n"
+                    )
             publisher.flush(30.0)
             publisher.close()
         print(
@@ -179,23 +188,30 @@ def main() -> int:
         worst: dict[str, int] = {}
         over = 0
         checks = 0
-        base = f"http://127.0.0.1:{api_port}/parking"
-        for ts_ms, truth in samples:
-            at = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).isoformat().replace("+", "%2B")
-            for kind in ("lots", "zones"):
-                rows = _get(f"{base}/{kind}?at={at}")
-                if not isinstance(rows, list):
-                    raise TypeError(f"unexpected answer: {rows!r}")
-                for row in rows:
-                    diff = abs(int(row["occupied"]) - truth[row["id"]])
-                    if diff > 1 and over < 5:
-                        print(
-                            f"  {at} {row['id']}: hub {row['occupied']}+{row['unknown']}?"
-                            f" truth {truth[row['id']]}"
-                        )
-                    worst[row["id"]] = max(worst.get(row["id"], 0), diff)
-                    checks += 1
-                    over += diff > 1
+        # The hub's own parking router over its database, in this process: the same code as
+        # GET /parking/lots?at= without the access layer in front of it.
+        db = Database(postgres.url, max_size=2)
+        db.open()
+        try:
+            with TestClient(create_app(db, CollectorRegistry(), routers=[parking_router])) as api:
+                for ts_ms, truth in samples:
+                    at = dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC)
+                    for kind in ("lots", "zones"):
+                        rows = api.get(f"/parking/{kind}", params={"at": at.isoformat()}).json()
+                        if not isinstance(rows, list):
+                            raise TypeError(f"unexpected answer: {rows!r}")
+                        for row in rows:
+                            diff = abs(int(row["occupied"]) - truth[row["id"]])
+                            if diff > 1 and over < 5:
+                                print(
+                                    f"  {at.isoformat()} {row['id']}: hub"
+                                    f" {row['occupied']}+{row['unknown']}? truth {truth[row['id']]}"
+                                )
+                            worst[row["id"]] = max(worst.get(row["id"], 0), diff)
+                            checks += 1
+                            over += diff > 1
+        finally:
+            db.close()
         lots = {k: v for k, v in worst.items() if k.startswith("LOT")}
         zones = {k: v for k, v in worst.items() if not k.startswith("LOT")}
         print(

@@ -70,6 +70,7 @@ def main() -> int:
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="score-trucks-"))
     work.mkdir(parents=True, exist_ok=True)
+    work.chmod(0o755)  # the postgres user must reach its data directory inside
     city = work / "city"
     pg = LocalPostgres(work / "pg", free_port(), durable=False)
     broker = LocalMosquitto(work / "mqtt", free_port())

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hub.access_cli import add_access_commands
 from hub.devices.registry import format_device_csv, parse_device_file
 from hub.settings import Settings
 
@@ -262,7 +263,10 @@ def cmd_parking_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_manholes_recalibrate(settings: Settings, args: argparse.Namespace) -> int:
-    """Take a cover's newest tilt (or --baseline-deg) as its new baseline."""
+    """Send a cover a recalibrate command to its newest tilt (or --baseline-deg)."""
+    import uuid  # noqa: PLC0415
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
     from hub.store import manholes  # noqa: PLC0415
     from hub.store.database import Database  # noqa: PLC0415
 
@@ -270,7 +274,13 @@ def cmd_manholes_recalibrate(settings: Settings, args: argparse.Namespace) -> in
     db.open()
     try:
         with db.connection() as conn:
-            saved = manholes.recalibrate(conn, args.device_id, baseline_tilt_deg=args.baseline_deg)
+            saved = manholes.request_recalibration(
+                conn,
+                args.device_id,
+                command_id=f"recal-{uuid.uuid4().hex[:16]}",
+                expires_at=datetime.now(UTC) + timedelta(hours=args.ttl_h),
+                baseline_tilt_deg=args.baseline_deg,
+            )
     except manholes.NoReadingError as err:
         print(str(err), file=sys.stderr)
         return 1
@@ -279,7 +289,11 @@ def cmd_manholes_recalibrate(settings: Settings, args: argparse.Namespace) -> in
     if saved is None:
         print(f"no manhole cover {args.device_id}", file=sys.stderr)
         return 1
-    print(f"{saved.device_id}: baseline {saved.previous_tilt_deg} -> {saved.baseline_tilt_deg} deg")
+    print(
+        f"{saved.device_id}: recalibrate to {saved.baseline_tilt_deg} deg"
+        f" (now {saved.previous_tilt_deg}) queued as command {saved.command_id};"
+        " the running hub sends it and changes the baseline when the cover acknowledges"
+    )
     return 0
 
 
@@ -352,10 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     park_imp.set_defaults(handler=cmd_parking_import)
     covers = commands.add_parser("manholes", help="smart manhole covers")
     cover_cmds = covers.add_subparsers(dest="manholes_command", required=True, metavar="ACTION")
-    recal = cover_cmds.add_parser("recalibrate", help="set a cover's tilt baseline")
+    recal = cover_cmds.add_parser("recalibrate", help="send a cover a recalibrate command")
     recal.add_argument("device_id")
     recal.add_argument("--baseline-deg", type=float, help="default: the newest reported tilt")
+    recal.add_argument("--ttl-h", type=float, default=24.0, help="give up without an ack after")
     recal.set_defaults(handler=cmd_manholes_recalibrate)
+
+    add_access_commands(commands)
 
     services = commands.add_parser("services", help="local PostgreSQL and Mosquitto for the demo")
     services.add_argument("action", choices=["up", "down"])

@@ -327,6 +327,7 @@ class AlarmServices:
         *,
         ingest_healthy: Callable[[], bool] = _always,
         clock: Clock = utc_now,
+        extra_publishers: Sequence[AlarmPublisher] = (),
     ) -> None:
         self.settings = settings
         self.alarms = AlarmStore(db)
@@ -338,7 +339,7 @@ class AlarmServices:
             client_id=f"{settings.mqtt_client_id}-alarms",
             root=settings.mqtt_root,
         )
-        self.publisher = PublisherGroup([self.mqtt, self.fanout])
+        self.publisher = PublisherGroup([self.mqtt, self.fanout, *extra_publishers])
         self.flow = AlarmFlow(
             db=db,
             alarms=self.alarms,

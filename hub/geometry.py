@@ -7,6 +7,7 @@ which is accurate to about 0.1 % within 30 km of the centre (a city), far below 
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,3 +214,46 @@ def simplify_indices(points_xy: npt.ArrayLike, tolerance_m: float) -> list[int]:
             stack.append((first, index))
             stack.append((index, last))
     return [int(i) for i in np.flatnonzero(keep)]
+
+
+class GridIndex:
+    """Items' bounding boxes bucketed by square cells: the candidates near a point without a
+    scan of every item (sites and zones per truck fix). Exact tests stay with the caller."""
+
+    __slots__ = ("_cells", "_wide", "cell_m")
+
+    MAX_CELLS_PER_ITEM = 4096  # a bigger box goes on the always-checked list
+
+    def __init__(
+        self, bboxes: Sequence[tuple[float, float, float, float]], cell_m: float = 1_000.0
+    ) -> None:
+        if cell_m <= 0:
+            raise ValueError("cell_m must be positive")
+        self.cell_m = cell_m
+        self._cells: dict[tuple[int, int], list[int]] = {}
+        self._wide: list[int] = []
+        for index, (x0, y0, x1, y1) in enumerate(bboxes):
+            cx0, cy0 = self._cell(x0, y0)
+            cx1, cy1 = self._cell(x1, y1)
+            if (cx1 - cx0 + 1) * (cy1 - cy0 + 1) > self.MAX_CELLS_PER_ITEM:
+                self._wide.append(index)
+                continue
+            for cx in range(cx0, cx1 + 1):
+                for cy in range(cy0, cy1 + 1):
+                    self._cells.setdefault((cx, cy), []).append(index)
+
+    def _cell(self, x: float, y: float) -> tuple[int, int]:
+        return math.floor(x / self.cell_m), math.floor(y / self.cell_m)
+
+    def candidates(self, x: float, y: float, within_m: float = 0.0) -> list[int]:
+        """Indices (ascending, unique) of every item whose box may lie within `within_m`."""
+        cx0, cy0 = self._cell(x - within_m, y - within_m)
+        cx1, cy1 = self._cell(x + within_m, y + within_m)
+        cells = self._cells
+        if cx0 == cx1 and cy0 == cy1 and not self._wide:
+            return list(cells.get((cx0, cy0), ()))
+        found: set[int] = set(self._wide)
+        for cx in range(cx0, cx1 + 1):
+            for cy in range(cy0, cy1 + 1):
+                found.update(cells.get((cx, cy), ()))
+        return sorted(found)

@@ -3,18 +3,24 @@
 import logging
 import signal
 import threading
+from datetime import timedelta
 from types import FrameType
 
 import uvicorn
 
 from hub.alarm_flow import AlarmServices
+from hub.api.access import AccessConfig, secure_app
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.devices.decode import DecodeLimits
+from hub.ingest.device_commands import MqttCommandSender
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.pipeline import IngestPipeline, KindIndex
+from hub.lighting_services import LightingServices
+from hub.manhole_commands import ManholeCommandService
 from hub.settings import Settings
+from hub.store.access import AccessStore
 from hub.store.database import Database, SchemaNotReadyError
 from hub.store.migrations import StorageMode
 from hub.store.telemetry import ReconnectingWriter
@@ -40,6 +46,16 @@ class IngestStatus:
     def ingest_pending(self) -> int:
         """Messages not yet committed."""
         return self._pipeline.pending
+
+
+def access_config(settings: Settings) -> AccessConfig:
+    """Session and login settings of the secured API."""
+    return AccessConfig(
+        session_ttl=timedelta(hours=settings.session_hours),
+        cookie_secure=settings.cookie_secure,
+        login_max_failures=settings.login_max_failures,
+        login_window=timedelta(seconds=settings.login_window_s),
+    )
 
 
 class HubProcess:
@@ -100,13 +116,31 @@ class HubProcess:
             shared_group=settings.mqtt_shared_group,
             session_expiry_s=settings.mqtt_session_expiry_s,
             receive_maximum=settings.mqtt_receive_maximum,
+            backlog=lambda: pipeline.pending,
             on_connection_change=lambda up: metrics.broker_connected.set(1 if up else 0),
         )
         pipeline.set_acknowledger(receiver)
+        lighting = LightingServices(settings, db, submit=pipeline.submit, registry=metrics.registry)
         alarm_services = AlarmServices(
-            settings, db, ingest_healthy=lambda: receiver.connected and pipeline.lag_s() < 30
+            settings,
+            db,
+            ingest_healthy=lambda: receiver.connected and pipeline.lag_s() < 30,
+            extra_publishers=[lighting.alerts],
         )
         alarm_services.start()
+        lighting.start()
+        command_sender = MqttCommandSender(
+            url=settings.mqtt_url,
+            client_id=f"{settings.mqtt_client_id}-cmd",
+            root=settings.mqtt_root,
+        )
+        manhole_commands = ManholeCommandService(
+            db,
+            command_sender.send,
+            resend_after=timedelta(seconds=settings.manhole_command_resend_s),
+        )
+        command_sender.start()
+        manhole_commands.start()
         pipeline.add_observer(alarm_services.flow)
         writer = threading.Thread(target=pipeline.run, args=(self.stop,), name="ingest-writer")
         retention = threading.Thread(
@@ -125,8 +159,9 @@ class HubProcess:
                     metrics.registry,
                     IngestStatus(receiver, pipeline),
                     routers=[*alarm_services.routers, *domain_routers()],
-                    state=alarm_services.api_state,
+                    state={**alarm_services.api_state, **lighting.api_state},
                 )
+                secure_app(app, AccessStore(db), access_config(settings))
                 server = uvicorn.Server(
                     uvicorn.Config(
                         app,
@@ -144,6 +179,9 @@ class HubProcess:
             log.info("stopping: flushing %d pending message(s)", pipeline.pending)
             self.stop.set()
             pipeline.stop_waiting()
+            lighting.stop()
+            manhole_commands.stop()
+            command_sender.stop()
             writer.join(timeout=60)
             alarm_services.stop()
             receiver.stop()

@@ -94,6 +94,40 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="comma-separated api_key values accepted by POST /open311/v2/requests",
     )
+    # street lighting (docs/lighting.md)
+    modbus_enabled: bool = Field(
+        default=True, description="poll cabinets with modbus_host/modbus_port attributes"
+    )
+    modbus_poll_interval_s: float = Field(default=30.0, gt=0)
+    modbus_timeout_s: float = Field(default=2.0, gt=0)
+    modbus_retries: int = Field(default=2, ge=0, le=10, description="re-reads after a failure")
+    modbus_backoff_max_s: float = Field(
+        default=300.0, gt=0, description="longest poll interval of a failing cabinet"
+    )
+    lighting_timezone: str = Field(default="Asia/Shanghai", description="schedules' local time")
+    lighting_control_tick_s: float = Field(default=1.0, gt=0, le=60)
+    command_ttl_s: float = Field(default=3600.0, gt=0, description="default command lifetime")
+    command_ack_timeout_s: float = Field(
+        default=30.0, gt=0, description="first wait for an ack before resending; doubles"
+    )
+    command_max_attempts: int = Field(default=3, ge=1, le=20)
+    lighting_webhook_url: str | None = Field(
+        default=None, description="POST each lighting crew alert here as JSON"
+    )
+    lighting_webhook_timeout_s: float = Field(default=5.0, gt=0)
+    # access and console (docs/console.md)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="console login")
+    cookie_secure: bool = Field(
+        default=False, description="mark the session cookie Secure (set when served over HTTPS)"
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, description="failed logins per IP and user before a pause"
+    )
+    login_window_s: float = Field(default=300.0, gt=0, description="failure window and pause")
+    # manhole covers (docs/manholes-parking.md)
+    manhole_command_resend_s: float = Field(
+        default=600.0, gt=0, description="send a recalibrate command again after this silence"
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -110,7 +144,7 @@ class Settings(BaseSettings):
             raise ValueError("HUB_MQTT_URL must look like mqtt://host:port")
         return value
 
-    @field_validator("case_webhook_url", "case_open311_url")
+    @field_validator("case_webhook_url", "case_open311_url", "lighting_webhook_url")
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
         if value is not None and urlsplit(value).scheme not in ("http", "https"):

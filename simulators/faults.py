@@ -183,8 +183,11 @@ FAULTS: dict[str, FaultDef] = {
         FaultDef(
             "parking_stuck",
             Kind.PARKING,
-            (AlarmType.STUCK_SENSOR,),
-            12 * _H,
+            # stuck at occupied on a spot with a maximum stay it also reads as an overstay
+            (AlarmType.STUCK_SENSOR, AlarmType.OVERSTAY),
+            # a stuck sensor stays stuck until someone repairs it; 30 h outlasts the hub's
+            # 24 h window (a quiet spot legitimately shows no change for a night)
+            30 * _H,
             "sensor repeats one state",
         ),
         FaultDef(

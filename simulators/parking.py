@@ -65,6 +65,7 @@ class SpotSim(SimDevice):
         "next_jitter_ms",
         "occupied",
         "reported",
+        "reported_since_ms",
         "spot",
         "stuck_value",
     )
@@ -75,6 +76,7 @@ class SpotSim(SimDevice):
         self.battery_pct = round(world.rng.uniform(40.0, 100.0), 1)
         self.occupied = False
         self.reported = False
+        self.reported_since_ms = 0
         self.arrival_ms = 0
         self.departed_ms = -MIN_FREE_GAP_MS
         self.next_change_ms = 0
@@ -115,6 +117,7 @@ class SpotSim(SimDevice):
             dwell = self.draw_dwell_ms(world)
             self.occupied = self.reported = True
             self.arrival_ms = start_ms - rng.randint(0, dwell - 1)
+            self.reported_since_ms = self.arrival_ms
             self.next_change_ms = self.arrival_ms + dwell
         else:
             self.next_change_ms = self.draw_arrival_ms(start_ms, world)
@@ -165,6 +168,7 @@ class SpotSim(SimDevice):
                 event = None
             if event is not None and event != self.reported:
                 self.reported = event
+                self.reported_since_ms = now_ms
                 world.emit(self, self.topic_event, self._body(now_ms, event))
             if now_ms >= self.next_heartbeat_ms:
                 value = self.stuck_value if self.stuck_value is not None else self.reported
@@ -179,7 +183,17 @@ class SpotSim(SimDevice):
         if fault.name == "parking_stuck":
             self.stuck_value = self.reported
             self.jitter_until_ms = None
-            return [self.incident(AlarmType.STUCK_SENSOR, now_ms, fault.end_ms, fault)]
+            incidents = [self.incident(AlarmType.STUCK_SENSOR, now_ms, fault.end_ms, fault)]
+            # Stuck at occupied on a spot with a maximum stay, the sensor reports a car that
+            # never leaves: the hub cannot tell it from an abandoned car before its stuck
+            # window, and should call it an overstay from the reported arrival + max stay.
+            if self.reported and self.spot.max_stay_min is not None:
+                overstay_from = self.reported_since_ms + self.spot.max_stay_min * 60_000
+                if overstay_from < fault.end_ms:
+                    incidents.append(
+                        self.incident(AlarmType.OVERSTAY, overstay_from, fault.end_ms, fault)
+                    )
+            return incidents
         if fault.name == "parking_overstay":
             if self.spot.max_stay_min is None:
                 raise ValueError(f"{self.device_id} has no maximum stay")
@@ -204,6 +218,7 @@ class SpotSim(SimDevice):
             self.stuck_value = None
             if self.reported != self.occupied:
                 self.reported = self.occupied
+                self.reported_since_ms = now_ms
                 world.emit(self, self.topic_event, self._body(now_ms, self.occupied))
 
 

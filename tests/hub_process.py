@@ -40,6 +40,7 @@ class HubChild:
             if self.process.poll() is not None:
                 raise RuntimeError(f"hub exited early:\n{text[-3000:]}")
             time.sleep(0.05)
+        self.kill()  # a hub that never subscribed must not outlive the test
         raise TimeoutError(f"hub did not connect:\n{self.log_path.read_text()[-3000:]}")
 
     @property
@@ -142,3 +143,18 @@ def count(database_url: str, query: str) -> int:
     with psycopg.connect(database_url) as conn:
         row = conn.execute(query.encode()).fetchone()
     return int(row[0]) if row else 0
+
+
+def api_headers(database_url: str, role: str = "admin") -> dict[str, str]:
+    """An Authorization header with a fresh API token of a role, for a hub child's API."""
+    from hub.principals import AccessRole
+    from hub.store.access import AccessStore
+    from hub.store.database import Database
+
+    db = Database(database_url, max_size=1)
+    db.open()
+    try:
+        _, secret = AccessStore(db).create_token(f"test-{role}", AccessRole(role))
+    finally:
+        db.close()
+    return {"Authorization": f"Bearer {secret}"}

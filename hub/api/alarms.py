@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from hub.api.access import alarm_actor
 from hub.devices.kinds import Kind
 from hub.rules.alarm_changes import (
     AlarmChange,
@@ -87,9 +88,13 @@ class AlarmFanout:
 
     def publish_changes(self, changes: Sequence[AlarmChange]) -> None:
         """Hand the changes to every subscriber's loop."""
-        if not changes:
+        if changes:
+            self.publish_documents([alarm_change_document(c) for c in changes])
+
+    def publish_documents(self, documents: Sequence[Document]) -> None:
+        """Hand ready-made documents (e.g. crew alerts) to every subscriber's loop."""
+        if not documents:
             return
-        documents = [alarm_change_document(c) for c in changes]
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
@@ -265,8 +270,10 @@ def get_alarm(store: AlarmStoreDep, alarm_id: int) -> AlarmOut:
     return _out(alarm)
 
 
-def _actor(body: AlarmActionIn | None, header: str | None) -> tuple[str, str]:
-    actor = (body.actor_id if body else None) or header
+def _actor(
+    body: AlarmActionIn | None, header: str | None, authenticated: str | None = None
+) -> tuple[str, str]:
+    actor = authenticated or (body.actor_id if body else None) or header
     if not actor:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -296,6 +303,7 @@ def _act(
 
 @router.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmOut)
 def acknowledge_alarm(
+    request: Request,
     store: AlarmStoreDep,
     publisher: PublisherDep,
     alarm_id: int,
@@ -303,12 +311,13 @@ def acknowledge_alarm(
     x_actor_id: ActorHeader = None,
 ) -> AlarmOut:
     """Acknowledge an active alarm (409 when it is acknowledged or cleared already)."""
-    actor, note = _actor(body, x_actor_id)
+    actor, note = _actor(body, x_actor_id, alarm_actor(request))
     return _act(publisher, "acknowledged", store.acknowledge, alarm_id, actor, note)
 
 
 @router.post("/alarms/{alarm_id}/clear", response_model=AlarmOut)
 def clear_alarm(
+    request: Request,
     store: AlarmStoreDep,
     publisher: PublisherDep,
     alarm_id: int,
@@ -316,5 +325,5 @@ def clear_alarm(
     x_actor_id: ActorHeader = None,
 ) -> AlarmOut:
     """Clear an open alarm by decision; the rules raise it again if the fault persists."""
-    actor, note = _actor(body, x_actor_id)
+    actor, note = _actor(body, x_actor_id, alarm_actor(request))
     return _act(publisher, "cleared", store.clear, alarm_id, actor, note)

@@ -1,7 +1,10 @@
 """Case endpoints: list and filter, detail, reports by people, one POST per workflow action.
 
-Until the auth issue adds real roles the actor's role comes from the body (`actor_role`)
-or the `X-Actor-Role` header, and the actor from `actor_id` or `X-Actor-Id`. An action
+Behind `secure_app` the actor is the authenticated principal, acting in the workflow role
+its access role holds (`actor_role` in the body may pick one of them), and the department
+role sees and acts on its own department's cases only. An app built without it takes the
+role from the body (`actor_role`) or `X-Actor-Role`, the actor from `actor_id` or
+`X-Actor-Id`. An action
 the case's status does not allow is 409 with the allowed actions named; a role that may
 not take it is 403; bad input is 422; a stale `expected_version` is 409.
 """
@@ -13,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from hub.api.access import case_actor, case_department_scope, check_case_scope
 from hub.cases.calendar import Light, Urgency
 from hub.cases.classification import ClassificationError, ClassKind
 from hub.cases.evaluation import DepartmentScore, current_stage_clock, format_percent
@@ -305,6 +309,7 @@ router = APIRouter(tags=["cases"])
 
 @router.get("/cases", response_model=list[CaseOut])
 def list_cases(
+    request: Request,
     store: CaseStoreDep,
     status_: Annotated[
         list[CaseStatus] | None, Query(alias="status", description="repeat for several")
@@ -327,6 +332,11 @@ def list_cases(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[CaseOut]:
     """Cases, newest first, filtered by status, class, department, area, light and overdue."""
+    scope = case_department_scope(request)
+    if scope is not None:  # the department role sees its own department's cases only
+        if department not in (None, scope):
+            return []
+        department = scope
     now = datetime.now(UTC)
     records = store.search(
         CaseFilter(
@@ -351,6 +361,7 @@ def list_cases(
 
 @router.post("/cases", response_model=CaseDetailOut, status_code=status.HTTP_201_CREATED)
 def report_case(
+    request: Request,
     store: CaseStoreDep,
     body: CaseReportIn,
     x_actor_role: RoleHeader = None,
@@ -363,7 +374,11 @@ def report_case(
             f"source must be one of {sorted(s.value for s in PERSON_SOURCES)}; sensor cases "
             "come from alarms and public reports through /open311/v2",
         )
-    role = _role(body.actor_role, x_actor_role)
+    acting = case_actor(request, store.setup.workflow, Action.REPORT, body.actor_role)
+    role, actor_id = acting or (
+        _role(body.actor_role, x_actor_role),
+        body.actor_id or x_actor_id,
+    )
     now = datetime.now(UTC)
     try:
         record = store.report(
@@ -378,7 +393,7 @@ def report_case(
                 address=body.address,
                 grid_code=body.grid_code,
                 urgency=body.urgency,
-                actor_id=body.actor_id or x_actor_id,
+                actor_id=actor_id,
                 reporter=body.reporter,
                 evidence=body.evidence,
             ),
@@ -392,16 +407,18 @@ def report_case(
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetailOut)
-def get_case(store: CaseStoreDep, case_id: int) -> CaseDetailOut:
+def get_case(request: Request, store: CaseStoreDep, case_id: int) -> CaseDetailOut:
     """A case with its evidence, event log, current stage clock and allowed actions."""
     record = store.get(case_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case with id {case_id}")
+    check_case_scope(request, record.state.department, case_id)
     return _detail(store, record, datetime.now(UTC))
 
 
 def _action_endpoint(action: Action) -> Callable[..., CaseDetailOut]:
     def endpoint(
+        request: Request,
         store: CaseStoreDep,
         case_id: int,
         body: ActionIn | None = None,
@@ -409,7 +426,14 @@ def _action_endpoint(action: Action) -> Callable[..., CaseDetailOut]:
         x_actor_id: ActorHeader = None,
     ) -> CaseDetailOut:
         given = body or ActionIn()
-        role = _role(given.actor_role, x_actor_role)
+        acting = case_actor(request, store.setup.workflow, action, given.actor_role)
+        role, actor_id = acting or (
+            _role(given.actor_role, x_actor_role),
+            given.actor_id or x_actor_id,
+        )
+        if case_department_scope(request) is not None:
+            current = store.get(case_id)
+            check_case_scope(request, current.state.department if current else None, case_id)
         now = datetime.now(UTC)
         try:
             record = store.act(
@@ -418,7 +442,7 @@ def _action_endpoint(action: Action) -> Callable[..., CaseDetailOut]:
                 role,
                 now,
                 given.payload(),
-                actor_id=given.actor_id or x_actor_id,
+                actor_id=actor_id,
                 expected_version=given.expected_version,
             )
         except CaseNotFoundError as err:

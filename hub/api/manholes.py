@@ -1,6 +1,7 @@
 """Manhole covers: status list, one cover, its baselines, and the recalibrate command."""
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
@@ -37,14 +38,17 @@ class CoverOut(BaseModel):
 
 
 class RecalibrateIn(BaseModel):
-    """A new baseline, or none to take the cover's newest reported tilt."""
+    """A new baseline, or none to take the cover's newest reported tilt; how long to try."""
 
     baseline_tilt_deg: float | None = Field(default=None, ge=0, le=180)
     actor_id: str | None = None
+    ttl_s: float = Field(
+        default=86_400.0, gt=0, le=7 * 86_400, description="give up without an ack after this"
+    )
 
 
 class CalibrationOut(BaseModel):
-    """One baseline the cover has had."""
+    """One baseline the cover has had, or a recalibrate command and how far it got."""
 
     device_id: str
     baseline_tilt_deg: float
@@ -53,6 +57,13 @@ class CalibrationOut(BaseModel):
     reading_ts: datetime | None
     actor_id: str | None
     calibrated_at: datetime
+    command_id: str | None
+    state: str
+    attempts: int
+    sent_at: datetime | None
+    expires_at: datetime | None
+    finished_at: datetime | None
+    detail: str | None
 
 
 def _out(cover: store.CoverStatus) -> CoverOut:
@@ -104,20 +115,26 @@ def calibrations(db: DbDep, device_id: str) -> list[CalibrationOut]:
     return [CalibrationOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/{device_id}/recalibrate", response_model=CalibrationOut)
+@router.post(
+    "/{device_id}/recalibrate",
+    response_model=CalibrationOut,
+    status_code=status.HTTP_202_ACCEPTED,
+)
 def recalibrate(
     db: DbDep,
     device_id: str,
     body: RecalibrateIn | None = None,
     x_actor_id: Annotated[str | None, Header()] = None,
 ) -> CalibrationOut:
-    """Take the cover's current tilt (or a given one) as its new baseline for the tilt rule."""
+    """Send the cover a recalibrate command; its baseline changes when the cover acks it."""
     body = body or RecalibrateIn()
     try:
         with db.connection() as conn:
-            saved = store.recalibrate(
+            saved = store.request_recalibration(
                 conn,
                 device_id,
+                command_id=f"recal-{uuid.uuid4().hex[:16]}",
+                expires_at=datetime.now(UTC) + timedelta(seconds=body.ttl_s),
                 baseline_tilt_deg=body.baseline_tilt_deg,
                 actor_id=body.actor_id or x_actor_id,
             )

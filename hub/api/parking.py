@@ -25,6 +25,10 @@ router = APIRouter(prefix="/parking", tags=["parking"])
 
 # Reports older than this before a window are not needed: heartbeats restate every 30 min.
 LOOKBACK = timedelta(hours=6)
+# Reports after a past time that settle what the spot's state was at it: a report shortly
+# before `at` counts once it stood for the confirmation time, even if that ended after `at`
+# (the rule dates a confirmed change from its first report, so both agree).
+HINDSIGHT = timedelta(minutes=10)
 MAX_HISTORY = timedelta(days=7)
 UNKNOWN_ALARMS = frozenset({"offline", "stuck_sensor"})
 SpotStatus = Literal["free", "occupied", "closed", "unknown"]
@@ -152,12 +156,17 @@ def _kind(path_kind: str) -> AreaKind:
 def _load(
     db: DbDep, kind: AreaKind, start: datetime, end: datetime, area_id: str | None = None
 ) -> tuple[list[_AreaView], dict[str, tuple[str, ...]]]:
-    """Areas, their spots, each spot's confirmed changes up to `end`, and open alarms."""
+    """Areas, their spots, each spot's confirmed changes up to `end`, and open alarms.
+
+    Changes are judged with the reports known now, up to `HINDSIGHT` past `end`, so the state
+    at a past time is the one the rule confirmed for it, not the one still pending then.
+    """
+    horizon = min(_now(), end + HINDSIGHT)
     with db.connection() as conn:
         areas = store.list_areas(conn, kind, area_id)
         spots = store.list_spots(conn, kind, [a.area_id for a in areas])
         device_ids = [s.device_id for s in spots]
-        reports = store.fetch_spot_reports(conn, device_ids, start - LOOKBACK, end)
+        reports = store.fetch_spot_reports(conn, device_ids, start - LOOKBACK, horizon)
         health = store.fetch_spot_health(conn, device_ids)
     alarms = {h.device_id: h.open_alarms for h in health}
     by_area: dict[str, list[SpotRecord]] = {}
@@ -167,7 +176,9 @@ def _load(
     for area in areas:
         members = tuple(by_area.get(area.area_id, ()))
         changes = {
-            s.device_id: debounce_spot_states(reports.get(s.device_id, []), end, DEFAULT_CONFIRM_S)
+            s.device_id: debounce_spot_states(
+                reports.get(s.device_id, []), max(horizon, end), DEFAULT_CONFIRM_S
+            )
             for s in members
         }
         views.append(_AreaView(area, members, changes))

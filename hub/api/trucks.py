@@ -327,6 +327,24 @@ def list_zones(store: TruckStoreDep) -> Document:
     return feature_collection([zone_feature(z) for z in store.list_zones()])
 
 
+@router.get("/zones/{zone_id}")
+def get_zone(store: TruckStoreDep, zone_id: str) -> Zone:
+    """One zone."""
+    zone = store.get_zone(zone_id)
+    if zone is None:
+        raise _not_found("zone", zone_id)
+    return zone
+
+
+@router.post("/zones", status_code=status.HTTP_201_CREATED)
+def create_zone(store: TruckStoreDep, zone: Zone) -> Zone:
+    """Add a zone; 409 when the id exists (PUT replaces)."""
+    if store.get_zone(zone.zone_id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"zone {zone.zone_id} exists")
+    store.upsert_zones([zone])
+    return zone
+
+
 @router.put("/zones/{zone_id}")
 def put_zone(store: TruckStoreDep, zone_id: str, zone: Zone) -> Zone:
     """Create or replace a zone."""

@@ -129,6 +129,11 @@ class FilingRule(BaseModel):
     department: str | None = Field(
         default=None, description="responsible department, overriding routing by class"
     )
+    joins_open_case_of: frozenset[AlarmType] = Field(
+        default=frozenset(),
+        description="related alarm types of the same device whose open case this alarm joins"
+        " (one incident, one case: a displaced cover raises tilt and cover_open)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

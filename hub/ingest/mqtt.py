@@ -57,10 +57,12 @@ class MqttReceiver:
         session_expiry_s: int = 7 * 24 * 3600,
         receive_maximum: int = 20_000,
         on_connection_change: Callable[[bool], None] | None = None,
+        backlog: Callable[[], int] | None = None,
     ) -> None:
         self._endpoint = MqttEndpoint(url)
         self._root = root
         self._handler = on_message
+        self._backlog = backlog
         self._on_connection_change = on_connection_change
         self._shared_group = shared_group
         self._session_expiry_s = session_expiry_s
@@ -235,7 +237,11 @@ class MqttReceiver:
         if sock is None:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
         writable = [sock] if client.want_write() else []
-        readable, _, _ = select.select([sock], writable, [], timeout_s)
+        # Our own bound on memory, whatever the broker does with the receive maximum:
+        # with that many messages waiting for a commit, stop reading and let TCP push
+        # back to the broker, which keeps them queued in the session.
+        paused = self._backlog is not None and self._backlog() >= self._receive_maximum
+        readable, _, _ = select.select([] if paused else [sock], writable, [], timeout_s)
         if readable:
             for _ in range(_READS_PER_TURN):
                 before = self._messages_seen

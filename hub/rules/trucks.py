@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind, Load
-from hub.geometry import LocalProjection, projection_around
+from hub.geometry import GridIndex, LocalProjection, projection_around
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.engine import DeviceInfo, Rule
@@ -157,6 +157,8 @@ class TruckContext:
     permits_by_id: Mapping[str, PermitGeom] = field(default_factory=dict)
     zones: tuple[ZoneGeom, ...] = ()
     loaded: bool = False
+    site_grid: GridIndex = field(default_factory=lambda: GridIndex(()))
+    zone_grid: GridIndex = field(default_factory=lambda: GridIndex(()))
 
     @classmethod
     def build(
@@ -183,16 +185,20 @@ class TruckContext:
         by_truck: dict[str, list[PermitGeom]] = {}
         for geom in permit_geoms:
             by_truck.setdefault(geom.permit.truck_id, []).append(geom)
+        site_geoms = tuple(SiteGeom(s, FastPolygon(xy(s.ring))) for s in sites)
+        zone_geoms = tuple(
+            ZoneGeom(z, FastPolygon(xy(z.ring)), hours_minutes(z.hours) if z.hours else None)
+            for z in zones
+        )
         return cls(
             projection=projection,
-            sites=tuple(SiteGeom(s, FastPolygon(xy(s.ring))) for s in sites),
+            sites=site_geoms,
             permits_by_truck={k: tuple(v) for k, v in by_truck.items()},
             permits_by_id={g.permit.permit_id: g for g in permit_geoms},
-            zones=tuple(
-                ZoneGeom(z, FastPolygon(xy(z.ring)), hours_minutes(z.hours) if z.hours else None)
-                for z in zones
-            ),
+            zones=zone_geoms,
             loaded=True,
+            site_grid=GridIndex([g.polygon.bbox for g in site_geoms], SITE_SEARCH_M),
+            zone_grid=GridIndex([g.polygon.bbox for g in zone_geoms], SITE_SEARCH_M),
         )
 
     def permits_for(self, device: DeviceInfo) -> tuple[PermitGeom, ...]:
@@ -207,7 +213,9 @@ class TruckContext:
     def sites_near(self, x: float, y: float, within_m: float) -> list[tuple[float, SiteGeom]]:
         """Sites within `within_m` of a point, nearest first."""
         found = []
-        for geom in self.sites:
+        sites = self.sites
+        for index in self.site_grid.candidates(x, y, within_m):
+            geom = sites[index]
             if _bbox_gap_m(geom.polygon.bbox, x, y) > within_m:
                 continue
             d = geom.polygon.distance_m(x, y)
@@ -218,9 +226,10 @@ class TruckContext:
 
     def zones_at(self, x: float, y: float) -> tuple[ZoneGeom, ...]:
         """Zones containing a point."""
+        zones = self.zones
         return tuple(
             z
-            for z in self.zones
+            for z in (zones[i] for i in self.zone_grid.candidates(x, y))
             if _bbox_gap_m(z.polygon.bbox, x, y) == 0.0 and z.polygon.contains(x, y)
         )
 

@@ -6,7 +6,7 @@ come from `case_number_seq`, one atomic counter per local date.
 """
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -44,6 +44,7 @@ from hub.cases.workflow import (
     report_case,
 )
 from hub.rules.alarm_changes import AlarmRecord
+from hub.rules.alarm_types import AlarmType
 from hub.store import alarms, outbox, registry
 from hub.store.database import Database
 from hub.store.outbox import OutboxTarget
@@ -547,15 +548,19 @@ def _device_component_code(setup: CaseSetup, class_code: str | None) -> str | No
         return None
 
 
-def _open_case_of(conn: Conn, alarm: AlarmRecord) -> int | None:
-    """An open case already filed for the same source and alarm type (a recurrence)."""
+def _open_case_of(
+    conn: Conn, alarm: AlarmRecord, related: Iterable[AlarmType] = ()
+) -> tuple[int, str] | None:
+    """An open case (and its alarm's type) already filed for the same source and alarm type
+    (a recurrence), or for one of the `related` types the policy joins it to (one incident)."""
+    types = sorted({alarm.alarm_type.value, *(t.value for t in related)})
     row = conn.execute(
-        "SELECT c.id FROM cases c JOIN alarms a ON a.case_id = c.id"
-        " WHERE a.source_id = %s AND a.alarm_type = %s AND c.finished_at IS NULL"
+        "SELECT c.id, a.alarm_type FROM cases c JOIN alarms a ON a.case_id = c.id"
+        " WHERE a.source_id = %s AND a.alarm_type = ANY(%s) AND c.finished_at IS NULL"
         " ORDER BY c.id DESC LIMIT 1 FOR UPDATE OF c",
-        (alarm.source_id, alarm.alarm_type.value),
+        (alarm.source_id, types),
     ).fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 def _file_one(
@@ -581,8 +586,11 @@ def _file_one(
     if decision.outcome is FilingOutcome.WAIT:
         alarms.set_filing_due(conn, alarm.id, decision.file_at)
         return FiledAlarm(alarm.id, decision.outcome, decision.reason)
-    existing = _open_case_of(conn, alarm)
-    if existing is not None:
+    rule = setup.policy.filing.get(alarm.alarm_type)
+    found = _open_case_of(conn, alarm, rule.joins_open_case_of if rule else ())
+    if found is not None:
+        existing, case_alarm_type = found
+        again = case_alarm_type == alarm.alarm_type
         record, _ = act_on_case(
             conn,
             setup,
@@ -591,14 +599,17 @@ def _file_one(
             Role.SYSTEM,
             max(now, _updated_at(conn, existing)),
             {
-                "evidence": f"{alarm.alarm_type} alarm {alarm.id} raised again",
+                "evidence": f"{alarm.alarm_type} alarm {alarm.id} raised again"
+                if again
+                else f"{alarm.alarm_type} alarm {alarm.id} raised on the same device",
                 "alarm_id": alarm.id,
                 "raised_at": alarm.raised_at.isoformat(),
             },
             targets=targets,
         )
         alarms.link_case(conn, alarm.id, record.id)
-        return FiledAlarm(alarm.id, decision.outcome, "recurrence added to the open case", record)
+        reason = "recurrence added to the open case" if again else "joined the open case"
+        return FiledAlarm(alarm.id, decision.outcome, reason, record)
     draft = draft_alarm_case(setup, decision, alarm, device)
     record = open_case(conn, setup, draft, now, targets)
     alarms.link_case(conn, alarm.id, record.id)

@@ -34,7 +34,7 @@ class CoverStatus:
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """A baseline the cover was given: at install or by a recalibration."""
+    """A baseline the cover was given (at install) or asked to take (a recalibrate command)."""
 
     device_id: str
     baseline_tilt_deg: float
@@ -43,6 +43,27 @@ class Calibration:
     reading_ts: datetime | None
     actor_id: str | None
     calibrated_at: datetime
+    command_id: str | None = None
+    state: str = "applied"
+    attempts: int = 0
+    sent_at: datetime | None = None
+    expires_at: datetime | None = None
+    finished_at: datetime | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecalibration:
+    """A recalibrate command not settled yet, with the cover's newest answer to it."""
+
+    command_id: str
+    device_id: str
+    baseline_tilt_deg: float
+    attempts: int
+    sent_at: datetime | None
+    expires_at: datetime
+    ack_result: str | None
+    ack_detail: str | None
 
 
 class NoReadingError(LookupError):
@@ -104,26 +125,28 @@ def list_covers(
     ]
 
 
-def recalibrate(
+def request_recalibration(
     conn: Conn,
     device_id: str,
     *,
+    command_id: str,
+    expires_at: datetime,
     baseline_tilt_deg: float | None = None,
     actor_id: str | None = None,
 ) -> Calibration | None:
-    """Set a cover's tilt baseline (given, or its newest reading's tilt); None if not a cover.
+    """Record a recalibrate command (baseline given, or the newest reported tilt); None if
+    not a cover.
 
-    The registry attribute is what the tilt rule reads; the hub picks the change up with its
-    next registry refresh. Every baseline is kept in `manhole_calibrations`.
+    The baseline is not changed yet: the command is sent to the cover and the baseline
+    becomes the registry attribute the tilt rule reads once the cover acknowledges it.
     """
     row = conn.execute(
         "SELECT (attributes ->> 'baseline_tilt_deg')::double precision FROM devices"
-        " WHERE device_id = %s AND kind = 'manhole' FOR UPDATE",
+        " WHERE device_id = %s AND kind = 'manhole'",
         (device_id,),
     ).fetchone()
     if row is None:
         return None
-    previous = row[0]
     reading_ts: datetime | None = None
     if baseline_tilt_deg is None:
         latest = conn.execute(
@@ -134,22 +157,78 @@ def recalibrate(
         if latest is None:
             raise NoReadingError(f"cover {device_id} has not reported a tilt yet")
         baseline_tilt_deg, reading_ts = float(latest[0]), latest[1]
-    baseline = round(float(baseline_tilt_deg), 2)
-    conn.execute(
-        "UPDATE devices SET attributes = attributes || %s, updated_at = now() WHERE device_id = %s",
-        (Jsonb({"baseline_tilt_deg": baseline}), device_id),
-    )
     saved = conn.execute(
         "INSERT INTO manhole_calibrations (device_id, baseline_tilt_deg, previous_tilt_deg,"
-        " source, reading_ts, actor_id) VALUES (%s, %s, %s, 'recalibrate', %s, %s)"
-        " RETURNING calibrated_at",
-        (device_id, baseline, previous, reading_ts, actor_id),
+        " source, reading_ts, actor_id, command_id, state, expires_at)"
+        " VALUES (%s, %s, %s, 'recalibrate', %s, %s, %s, 'pending', %s)"
+        f" RETURNING {_CALIBRATION_COLUMNS}",
+        (
+            device_id,
+            round(float(baseline_tilt_deg), 2),
+            row[0],
+            reading_ts,
+            actor_id,
+            command_id,
+            expires_at,
+        ),
     ).fetchone()
-    calibrated_at = saved[0] if saved is not None else None
-    if calibrated_at is None:
+    if saved is None:
         raise RuntimeError("INSERT … RETURNING gave no row")
-    return Calibration(
-        device_id, baseline, previous, "recalibrate", reading_ts, actor_id, calibrated_at
+    return _calibration(saved)
+
+
+def fetch_pending_recalibrations(conn: Conn, limit: int = 500) -> list[PendingRecalibration]:
+    """Recalibrate commands still pending, oldest first, with the cover's newest ack."""
+    rows = conn.execute(
+        "SELECT c.command_id, c.device_id, c.baseline_tilt_deg, c.attempts, c.sent_at,"
+        " c.expires_at, k.result, k.detail FROM manhole_calibrations c"
+        " LEFT JOIN LATERAL (SELECT result, detail FROM command_acks k"
+        "   WHERE k.device_id = c.device_id AND k.command_id = c.command_id"
+        "   ORDER BY k.ts DESC LIMIT 1) k ON true"
+        " WHERE c.state = 'pending' ORDER BY c.calibrated_at, c.id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [
+        PendingRecalibration(r[0], r[1], float(r[2]), int(r[3]), r[4], r[5], r[6], r[7])
+        for r in rows
+    ]
+
+
+def mark_recalibration_sent(conn: Conn, command_id: str, now: datetime) -> None:
+    """Count one more delivery of the command to the cover."""
+    conn.execute(
+        "UPDATE manhole_calibrations SET attempts = attempts + 1, sent_at = %s"
+        " WHERE command_id = %s AND state = 'pending'",
+        (now, command_id),
+    )
+
+
+def apply_recalibration(conn: Conn, command_id: str, now: datetime) -> bool:
+    """The cover acknowledged: its baseline becomes the registry attribute; False if settled."""
+    row = conn.execute(
+        "UPDATE manhole_calibrations SET state = 'applied', finished_at = %s"
+        " WHERE command_id = %s AND state = 'pending' RETURNING device_id, baseline_tilt_deg",
+        (now, command_id),
+    ).fetchone()
+    if row is None:
+        return False
+    conn.execute(
+        "UPDATE devices SET attributes = attributes || %s, updated_at = now() WHERE device_id = %s",
+        (Jsonb({"baseline_tilt_deg": round(float(row[1]), 2)}), row[0]),
+    )
+    return True
+
+
+def finish_recalibration(
+    conn: Conn, command_id: str, state: str, now: datetime, detail: str | None
+) -> None:
+    """Close a command that will not change the baseline: `failed` or `expired`."""
+    if state not in ("failed", "expired"):
+        raise ValueError(f"not a final state without a baseline change: {state}")
+    conn.execute(
+        "UPDATE manhole_calibrations SET state = %s, finished_at = %s, detail = %s"
+        " WHERE command_id = %s AND state = 'pending'",
+        (state, now, detail, command_id),
     )
 
 
@@ -164,17 +243,36 @@ def record_install_baselines(conn: Conn) -> int:
     return cursor.rowcount
 
 
+_CALIBRATION_COLUMNS = (
+    "device_id, baseline_tilt_deg, previous_tilt_deg, source, reading_ts, actor_id,"
+    " calibrated_at, command_id, state, attempts, sent_at, expires_at, finished_at, detail"
+)
+
+
+def _calibration(r: tuple[Any, ...]) -> Calibration:
+    return Calibration(
+        r[0],
+        float(r[1]),
+        None if r[2] is None else float(r[2]),
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        r[7],
+        r[8],
+        int(r[9]),
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+    )
+
+
 def list_calibrations(conn: Conn, device_id: str) -> list[Calibration]:
-    """A cover's baselines, newest first."""
+    """A cover's baselines and recalibrate commands, newest first."""
     rows = conn.execute(
-        "SELECT device_id, baseline_tilt_deg, previous_tilt_deg, source, reading_ts, actor_id,"
-        " calibrated_at FROM manhole_calibrations WHERE device_id = %s"
+        f"SELECT {_CALIBRATION_COLUMNS} FROM manhole_calibrations WHERE device_id = %s"
         " ORDER BY calibrated_at DESC, id DESC",
         (device_id,),
     ).fetchall()
-    return [
-        Calibration(
-            r[0], float(r[1]), None if r[2] is None else float(r[2]), r[3], r[4], r[5], r[6]
-        )
-        for r in rows
-    ]
+    return [_calibration(r) for r in rows]

@@ -14,7 +14,7 @@ from hub.devices.kinds import Kind
 from hub.local_services import free_port
 from hub.settings import MqttEndpoint
 from tests.cases_store.case_fixtures import policy_filing_offline_at_once, register_device
-from tests.hub_process import hub_env, publish_all, running_hub, wait_for
+from tests.hub_process import api_headers, hub_env, publish_all, running_hub, wait_for
 from tests.payload_examples import example
 
 pytestmark = pytest.mark.integration
@@ -50,17 +50,20 @@ class AlarmTopicListener:
 class EventStream:
     """Reads /alarms/stream on a thread until it has seen an event named `until`."""
 
-    def __init__(self, url: str, until: str) -> None:
+    def __init__(self, url: str, until: str, headers: dict[str, str]) -> None:
         self._until = until
         self.events: list[tuple[str, dict[str, object]]] = []
         self.ready = threading.Event()
         self._url = url
+        self._headers = headers
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         event = ""
-        with httpx.stream("GET", self._url, timeout=httpx.Timeout(5.0, read=60.0)) as response:
+        with httpx.stream(
+            "GET", self._url, headers=self._headers, timeout=httpx.Timeout(5.0, read=60.0)
+        ) as response:
             for line in response.iter_lines():
                 if line.startswith(":"):
                     self.ready.set()
@@ -118,12 +121,13 @@ def test_silence_becomes_an_alarm_and_a_case_and_the_next_reading_its_evidence(
                 f"pub-{mqtt_root}",
             )
             wait_for(api_up, 20, "the API")
-            stream = EventStream(f"{api}/alarms/stream?source_id={DEVICE}", "cleared")
+            auth = api_headers(database_url)
+            stream = EventStream(f"{api}/alarms/stream?source_id={DEVICE}", "cleared", auth)
             assert stream.ready.wait(10)
 
             def open_alarms() -> list[dict[str, object]]:
                 alarms: list[dict[str, object]] = httpx.get(
-                    f"{api}/alarms", params={"source": DEVICE, "open": "true"}
+                    f"{api}/alarms", params={"source": DEVICE, "open": "true"}, headers=auth
                 ).json()
                 return alarms
 
@@ -133,7 +137,7 @@ def test_silence_becomes_an_alarm_and_a_case_and_the_next_reading_its_evidence(
 
             def filed() -> list[dict[str, object]]:
                 cases: list[dict[str, object]] = httpx.get(
-                    f"{api}/cases", params={"alarm_id": str(alarm["id"])}
+                    f"{api}/cases", params={"alarm_id": str(alarm["id"])}, headers=auth
                 ).json()
                 return cases
 
@@ -143,7 +147,7 @@ def test_silence_becomes_an_alarm_and_a_case_and_the_next_reading_its_evidence(
             assert case["class_code"] == "01003"
             assert case["department"] == "drainage"
             acked = httpx.post(
-                f"{api}/alarms/{alarm['id']}/acknowledge", json={"actor_id": "li.na"}
+                f"{api}/alarms/{alarm['id']}/acknowledge", json={"note": "on site"}, headers=auth
             )
             assert acked.status_code == 200
 
@@ -154,13 +158,13 @@ def test_silence_becomes_an_alarm_and_a_case_and_the_next_reading_its_evidence(
             )
 
             def case_events() -> list[object]:
-                detail = httpx.get(f"{api}/cases/{case['id']}").json()
+                detail = httpx.get(f"{api}/cases/{case['id']}", headers=auth).json()
                 return [e["action"] for e in detail["events"]]
 
             wait_for(lambda: "attach_evidence" in case_events(), 15, "the clearance as evidence")
             stream.join()
             # A client still connected when the hub stops is told so, and does not hold it up.
-            lingering = EventStream(f"{api}/alarms/stream", "shutdown")
+            lingering = EventStream(f"{api}/alarms/stream", "shutdown", auth)
             assert lingering.ready.wait(10)
             assert hub.process is not None
             stopping_at = time.monotonic()

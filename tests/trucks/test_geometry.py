@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hub.geometry import (
+    GridIndex,
     LocalProjection,
     PreparedPolygon,
     PreparedPolyline,
@@ -86,3 +87,25 @@ def test_simplification_keeps_corners_and_drops_collinear_points() -> None:
     corner = [(1000.0, float(y)) for y in range(0, 1000, 10)]
     kept = simplify_indices(straight + corner, tolerance_m=1.0)
     assert kept == [0, 100, 199]
+
+
+def test_grid_index_finds_the_same_boxes_as_a_full_scan() -> None:
+    rng = np.random.default_rng(5)
+    lows = rng.uniform(-20_000, 20_000, size=(300, 2))
+    sizes = rng.uniform(10, 3_000, size=(300, 2))
+    boxes = [
+        (float(x), float(y), float(x + w), float(y + h))
+        for (x, y), (w, h) in zip(lows, sizes, strict=True)
+    ]
+    boxes.append((-1e6, -1e6, 1e6, 1e6))  # wider than the per-item cell cap: always checked
+    grid = GridIndex(boxes, cell_m=1_000.0)
+    for x, y in rng.uniform(-22_000, 22_000, size=(500, 2)):
+        for within_m in (0.0, 1_000.0):
+            near = set(grid.candidates(float(x), float(y), within_m))
+            expected = {
+                i
+                for i, (x0, y0, x1, y1) in enumerate(boxes)
+                if x0 - within_m <= x <= x1 + within_m and y0 - within_m <= y <= y1 + within_m
+            }
+            assert expected <= near
+    assert grid.candidates(0.0, 0.0) == sorted(set(grid.candidates(0.0, 0.0)))

@@ -1,0 +1,204 @@
+// A small offline map: the city's own GeoJSON drawn into an SVG, pan and zoom by viewBox.
+// Coordinates are projected equirectangularly around the first point shown, in metres,
+// so corridor widths can be drawn in metres too. No tiles, no external resources.
+"use strict";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const M_PER_DEG = 111320;
+
+class CityMap {
+  constructor(container) {
+    this.container = container;
+    container.textContent = "";
+    this.svg = document.createElementNS(SVG_NS, "svg");
+    this.svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+    container.appendChild(this.svg);
+    this.layers = {};
+    this.origin = null;
+    this.view = { x: -500, y: -500, w: 1000, h: 1000 };
+    this.bounds = null;
+    const zoom = document.createElement("div");
+    zoom.className = "zoom";
+    for (const [label, factor] of [["+", 0.5], ["−", 2], ["⌂", 0]]) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = label;
+      b.addEventListener("click", () => (factor ? this.zoomBy(factor) : this.fit()));
+      zoom.appendChild(b);
+    }
+    container.appendChild(zoom);
+    this._interaction();
+    this._apply();
+  }
+
+  project(lon, lat) {
+    if (!this.origin) this.origin = { lon, lat, k: Math.cos((lat * Math.PI) / 180) };
+    const o = this.origin;
+    return [(lon - o.lon) * M_PER_DEG * o.k, -(lat - o.lat) * M_PER_DEG];
+  }
+
+  layer(name) {
+    if (!this.layers[name]) {
+      const g = document.createElementNS(SVG_NS, "g");
+      g.setAttribute("class", `lyr-${name}`);
+      this.svg.appendChild(g);
+      this.layers[name] = g;
+    }
+    return this.layers[name];
+  }
+
+  clear(name) {
+    this.layer(name).textContent = "";
+  }
+
+  _extend(x, y) {
+    const b = this.bounds || { x0: x, y0: y, x1: x, y1: y };
+    this.bounds = { x0: Math.min(b.x0, x), y0: Math.min(b.y0, y), x1: Math.max(b.x1, x), y1: Math.max(b.y1, y) };
+  }
+
+  _pathData(coords, close) {
+    let d = "";
+    coords.forEach((c, i) => {
+      const [x, y] = this.project(c[0], c[1]);
+      this._extend(x, y);
+      d += `${i ? "L" : "M"}${x.toFixed(1)} ${y.toFixed(1)}`;
+    });
+    return close ? `${d}Z` : d;
+  }
+
+  geometryPath(geometry) {
+    if (!geometry) return "";
+    const c = geometry.coordinates;
+    switch (geometry.type) {
+      case "LineString": return this._pathData(c, false);
+      case "MultiLineString": return c.map((l) => this._pathData(l, false)).join("");
+      case "Polygon": return c.map((r) => this._pathData(r, true)).join("");
+      case "MultiPolygon": return c.map((p) => p.map((r) => this._pathData(r, true)).join("")).join("");
+      default: return "";
+    }
+  }
+
+  // Draw a FeatureCollection's lines and polygons; style(feature) may return a class and a fill.
+  addGeoJSON(name, collection, style) {
+    const g = this.layer(name);
+    for (const feature of (collection && collection.features) || []) {
+      if (!feature.geometry) continue;
+      if (feature.geometry.type === "Point") {
+        const [lon, lat] = feature.geometry.coordinates;
+        this.addPoint(name, lon, lat, (style && style(feature).className) || "pt");
+        continue;
+      }
+      const path = document.createElementNS(SVG_NS, "path");
+      path.setAttribute("d", this.geometryPath(feature.geometry));
+      const s = style ? style(feature) : {};
+      if (s.className) path.setAttribute("class", s.className);
+      if (s.fill) path.setAttribute("fill", s.fill);
+      if (s.width) path.setAttribute("stroke-width", s.width);
+      if (s.title) this._title(path, s.title);
+      if (s.onClick) path.addEventListener("click", s.onClick);
+      g.appendChild(path);
+    }
+  }
+
+  addPath(name, coords, className, width) {
+    const path = document.createElementNS(SVG_NS, "path");
+    path.setAttribute("d", this._pathData(coords, false));
+    if (className) path.setAttribute("class", className);
+    if (width) path.setAttribute("stroke-width", width);
+    this.layer(name).appendChild(path);
+    return path;
+  }
+
+  addPoint(name, lon, lat, className, title, onClick, id) {
+    const [x, y] = this.project(lon, lat);
+    this._extend(x, y);
+    const c = document.createElementNS(SVG_NS, "circle");
+    c.setAttribute("cx", x.toFixed(1));
+    c.setAttribute("cy", y.toFixed(1));
+    c.setAttribute("r", this._radius());
+    c.setAttribute("class", `pt ${className || ""}`);
+    if (id) c.dataset.id = id;
+    if (title) this._title(c, title);
+    if (onClick) c.addEventListener("click", onClick);
+    this.layer(name).appendChild(c);
+    return c;
+  }
+
+  _title(el, text) {
+    const t = document.createElementNS(SVG_NS, "title");
+    t.textContent = text;
+    el.appendChild(t);
+  }
+
+  _radius() {
+    return (Math.max(this.view.w, this.view.h) / 140).toFixed(1);
+  }
+
+  fit(pad = 0.05) {
+    const b = this.bounds;
+    if (!b) return;
+    const w = Math.max(b.x1 - b.x0, 200);
+    const h = Math.max(b.y1 - b.y0, 200);
+    this.view = { x: (b.x0 + b.x1) / 2 - (w * (1 + pad)) / 2, y: (b.y0 + b.y1) / 2 - (h * (1 + pad)) / 2, w: w * (1 + pad), h: h * (1 + pad) };
+    this._apply();
+  }
+
+  centreOn(lon, lat, span = 1500) {
+    const [x, y] = this.project(lon, lat);
+    this.view = { x: x - span / 2, y: y - span / 2, w: span, h: span };
+    this._apply();
+  }
+
+  zoomBy(factor, cx, cy) {
+    const v = this.view;
+    const px = cx === undefined ? v.x + v.w / 2 : cx;
+    const py = cy === undefined ? v.y + v.h / 2 : cy;
+    const w = Math.min(Math.max(v.w * factor, 50), 200000);
+    const h = (v.h / v.w) * w;
+    this.view = { x: px - ((px - v.x) * w) / v.w, y: py - ((py - v.y) * h) / v.h, w, h };
+    this._apply();
+  }
+
+  _apply() {
+    const v = this.view;
+    this.svg.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+    const r = this._radius();
+    for (const c of this.svg.querySelectorAll("circle.pt")) c.setAttribute("r", r);
+  }
+
+  _toMap(evt) {
+    const rect = this.svg.getBoundingClientRect();
+    const v = this.view;
+    const scale = Math.max(v.w / rect.width, v.h / rect.height);
+    const offX = (rect.width * scale - v.w) / 2;
+    const offY = (rect.height * scale - v.h) / 2;
+    return { x: v.x - offX + (evt.clientX - rect.left) * scale, y: v.y - offY + (evt.clientY - rect.top) * scale, scale };
+  }
+
+  _interaction() {
+    let drag = null;
+    this.svg.addEventListener("pointerdown", (e) => {
+      drag = { x: e.clientX, y: e.clientY, view: { ...this.view }, moved: false };
+    });
+    this.svg.addEventListener("pointermove", (e) => {
+      if (!drag) return;
+      const rect = this.svg.getBoundingClientRect();
+      const scale = Math.max(drag.view.w / rect.width, drag.view.h / rect.height);
+      const dx = e.clientX - drag.x;
+      const dy = e.clientY - drag.y;
+      if (Math.abs(dx) + Math.abs(dy) > 3) drag.moved = true;
+      this.view = { ...drag.view, x: drag.view.x - dx * scale, y: drag.view.y - dy * scale };
+      this._apply();
+    });
+    const end = () => { drag = null; };
+    this.svg.addEventListener("pointerup", end);
+    this.svg.addEventListener("pointerleave", end);
+    this.svg.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      const p = this._toMap(e);
+      this.zoomBy(e.deltaY > 0 ? 1.25 : 0.8, p.x, p.y);
+    }, { passive: false });
+  }
+}
+
+window.CityMap = CityMap;

@@ -1,0 +1,448 @@
+"""Street lighting for crews: open faults, crew alert stream, lighting rate, energy, control."""
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Annotated, Any, Literal, Protocol
+
+import anyio
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel, Field, model_validator
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from hub.api.alarms import AlarmFanout
+from hub.api.app import DbDep
+from hub.geometry import haversine_m
+from hub.lighting_control import CommandAction, CommandState, SunEvent, UnknownTargetError
+from hub.rules.alarm_types import Severity
+from hub.rules.crew_alerts import CrewAlertKind, crew_alert_document, severity_rank
+from hub.store import lighting as store
+
+router = APIRouter(prefix="/lighting", tags=["lighting"])
+
+_DEFAULT_TTL = timedelta(hours=1)
+_DEFAULT_ATTEMPTS = 3
+
+
+def _aware(name: str, value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a UTC offset, e.g. Z"
+        )
+    return value
+
+
+def _period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    end = _aware("until", until) if until else datetime.now(UTC)
+    start = _aware("since", since) if since else end - timedelta(days=1)
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
+    return start, end
+
+
+# -- faults ------------------------------------------------------------------------------
+
+
+class FaultOut(BaseModel):
+    """An open lighting fault as a crew sees it, with its distance from the asked point."""
+
+    alarm_id: int
+    source_kind: str
+    source_id: str
+    alarm_type: str
+    severity: str
+    what: str
+    since: datetime
+    state: str
+    location: dict[str, Any] | None
+    evidence: list[dict[str, Any]]
+    details: dict[str, Any]
+    case_id: int | None
+    distance_m: float | None
+
+
+@router.get("/faults", response_model=list[FaultOut])
+def open_faults(
+    db: DbDep,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    order: Annotated[Literal["priority", "distance"], Query()] = "priority",
+    within_m: Annotated[float | None, Query(gt=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+) -> list[FaultOut]:
+    """Open lighting faults: most severe and oldest first, or nearest first from lat/lon."""
+    if (lat is None) != (lon is None):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give both lat and lon")
+    if (order == "distance" or within_m is not None) and lat is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "distance needs lat and lon of the crew"
+        )
+    with db.connection() as conn:
+        faults = store.open_lighting_faults(conn)
+    rows: list[FaultOut] = []
+    for alarm, location in faults:
+        distance = None
+        if lat is not None and lon is not None and location is not None:
+            distance = round(haversine_m(lat, lon, location.lat, location.lon), 1)
+        if within_m is not None and (distance is None or distance > within_m):
+            continue
+        where = crew_alert_document(CrewAlertKind.NEW, alarm, location)["location"]
+        rows.append(
+            FaultOut(
+                alarm_id=alarm.id,
+                source_kind=alarm.source_kind.value,
+                source_id=alarm.source_id,
+                alarm_type=alarm.alarm_type.value,
+                severity=alarm.severity.value,
+                what=alarm.message,
+                since=alarm.raised_at,
+                state=alarm.state.value,
+                location=dict(where) if isinstance(where, dict) else None,
+                evidence=[dict(e) for e in alarm.evidence],
+                details=dict(alarm.details),
+                case_id=alarm.case_id,
+                distance_m=distance,
+            )
+        )
+    if order == "distance":
+        rows.sort(key=lambda f: (f.distance_m is None, f.distance_m or 0.0, f.alarm_id))
+    else:
+        rows.sort(key=lambda f: (severity_rank(Severity(f.severity)), f.since, f.alarm_id))
+    return rows[:limit]
+
+
+@router.get("/alerts/stream", response_class=EventSourceResponse)
+async def alert_stream(request: Request) -> EventSourceResponse:
+    """Server-sent events: one `new`/`escalated`/`cleared` event per lighting crew alert."""
+    fanout: AlarmFanout | None = getattr(request.app.state, "lighting_alert_fanout", None)
+    if fanout is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "crew alerts are not running")
+    subscriber = fanout.subscribe(asyncio.get_running_loop())
+    shutdown = anyio.Event()
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        """The crew alerts as events until the client leaves or the server stops."""
+        try:
+            yield ServerSentEvent(comment="subscribed")
+            while True:
+                document = None
+                with anyio.move_on_after(0.5):
+                    document = await subscriber.queue.get()
+                if shutdown.is_set():
+                    yield ServerSentEvent(event="shutdown", data="the hub is stopping; reconnect")
+                    return
+                if document is None:
+                    if subscriber.overflowed:
+                        yield ServerSentEvent(event="overflow", data="reload GET /lighting/faults")
+                        return
+                    continue
+                yield ServerSentEvent(
+                    data=orjson.dumps(document).decode(), event=str(document["alert"])
+                )
+        finally:
+            fanout.unsubscribe(subscriber)
+
+    return EventSourceResponse(events(), ping=15, shutdown_event=shutdown, shutdown_grace_period=1)
+
+
+# -- lighting rate and energy -----------------------------------------------------------
+
+
+class RateOut(BaseModel):
+    """亮灯率 of a district (null: the city) over the period."""
+
+    district: str | None
+    lamps: int
+    due_samples: int
+    lit_samples: int
+    rate_pct: float | None
+
+
+@router.get("/rate", response_model=list[RateOut])
+def lighting_rate(
+    db: DbDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    district_digits: Annotated[int, Query(ge=6, le=15)] = 9,
+) -> list[RateOut]:
+    """Lighting rate (lit / due-to-be-lit readings) per grid-code prefix, the city last."""
+    start, end = _period(since, until)
+    with db.connection() as conn:
+        rates = store.lighting_rates(conn, start, end, district_digits)
+    return [
+        RateOut(
+            district=r.district,
+            lamps=r.lamps,
+            due_samples=r.due_samples,
+            lit_samples=r.lit_samples,
+            rate_pct=None if r.rate_pct is None else round(r.rate_pct, 3),
+        )
+        for r in rates
+    ]
+
+
+class EnergyOut(BaseModel):
+    """Energy over the period and the dimming saving against full power."""
+
+    key: str | None
+    lamps: int
+    energy_kwh: float
+    saving_kwh: float
+    full_power_kwh: float
+
+
+@router.get("/energy", response_model=list[EnergyOut])
+def energy(
+    db: DbDep,
+    by: Literal["lamp", "cabinet", "district"] = "district",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    district_digits: Annotated[int, Query(ge=6, le=15)] = 9,
+) -> list[EnergyOut]:
+    """Lamp energy per lamp, cabinet or district, largest first, with the dimming saving."""
+    start, end = _period(since, until)
+    with db.connection() as conn:
+        figures = store.energy_figures(conn, start, end, by, district_digits)
+    return [
+        EnergyOut(
+            key=f.key,
+            lamps=f.lamps,
+            energy_kwh=f.energy_kwh,
+            saving_kwh=f.saving_kwh,
+            full_power_kwh=round(f.full_power_kwh, 4),
+        )
+        for f in figures
+    ]
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+class CommandIn(BaseModel):
+    """On, off or dim for a lamp, circuit, `group:<name>`, cabinet or `all`."""
+
+    model_config = {"extra": "forbid"}
+
+    target: str = Field(min_length=1, max_length=100)
+    action: CommandAction
+    dim_pct: float | None = Field(default=None, ge=0, le=100)
+    ttl_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+
+
+class CommandOut(BaseModel):
+    """A stored command and its progress."""
+
+    command_id: str
+    device_id: str
+    kind: str
+    action: str
+    params: dict[str, Any]
+    state: str
+    target: str
+    request_id: str
+    created_at: datetime
+    expires_at: datetime
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    finished_at: datetime | None
+    result: str | None
+    detail: str | None
+
+
+class RequestOut(BaseModel):
+    """A request and the commands it fanned out to."""
+
+    request_id: str
+    target: str
+    action: CommandAction
+    commands: list[CommandOut]
+
+
+def _defaults(request: Request) -> tuple[timedelta, int]:
+    found: tuple[timedelta, int] | None = getattr(
+        request.app.state, "lighting_command_defaults", None
+    )
+    return found or (_DEFAULT_TTL, _DEFAULT_ATTEMPTS)
+
+
+@router.post("/commands", response_model=RequestOut, status_code=status.HTTP_201_CREATED)
+def create_commands(db: DbDep, request: Request, body: CommandIn) -> RequestOut:
+    """Queue on/off/dim for every device of the target; sent while each device is reachable."""
+    ttl, attempts = _defaults(request)
+    params: dict[str, Any] = {} if body.dim_pct is None else {"dim_pct": body.dim_pct}
+    now = datetime.now(UTC)
+    try:
+        with db.connection() as conn:
+            created = store.create_command_request(
+                conn,
+                target=body.target,
+                action=body.action,
+                params=params,
+                now=now,
+                ttl=timedelta(seconds=body.ttl_s) if body.ttl_s else ttl,
+                max_attempts=body.max_attempts or attempts,
+            )
+            rows = store.list_commands(conn, request_id=created.request_id, limit=100_000)
+    except UnknownTargetError as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from err
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+    return RequestOut(
+        request_id=created.request_id,
+        target=created.target,
+        action=created.action,
+        commands=[CommandOut.model_validate(r, from_attributes=True) for r in rows],
+    )
+
+
+@router.get("/commands", response_model=list[CommandOut])
+def list_commands(
+    db: DbDep,
+    device_id: str | None = None,
+    request_id: str | None = None,
+    state: CommandState | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[CommandOut]:
+    """Commands, newest first, by device, request or state."""
+    with db.connection() as conn:
+        rows = store.list_commands(
+            conn,
+            device_id=device_id,
+            request_id=request_id,
+            state=state,
+            limit=limit,
+            offset=offset,
+        )
+    return [CommandOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.get("/devices/{device_id}/commands", response_model=list[CommandOut])
+def device_commands(
+    db: DbDep, device_id: str, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[CommandOut]:
+    """A lamp's or cabinet's command history, newest first."""
+    with db.connection() as conn:
+        rows = store.list_commands(conn, device_id=device_id, limit=limit)
+    return [CommandOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+# -- schedules ---------------------------------------------------------------------------
+
+
+class ScheduleIn(BaseModel):
+    """A fixed local time (`at_local`) or a sun event with an offset, for a target."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=200)
+    target: str = Field(min_length=1, max_length=100)
+    action: CommandAction
+    dim_pct: float | None = Field(default=None, ge=0, le=100)
+    at_local: time | None = None
+    sun_event: SunEvent | None = None
+    offset_min: int = Field(default=0, ge=-720, le=720)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> "ScheduleIn":
+        if (self.at_local is None) == (self.sun_event is None):
+            raise ValueError("give exactly one of at_local and sun_event")
+        if (self.action is CommandAction.DIM) != (self.dim_pct is not None):
+            raise ValueError("dim_pct goes with, and only with, action dim")
+        return self
+
+
+class ScheduleOut(BaseModel):
+    """A stored schedule."""
+
+    schedule_id: int
+    name: str
+    target: str
+    action: CommandAction
+    params: dict[str, Any]
+    at_local: time | None
+    sun_event: SunEvent | None
+    offset_min: int
+    enabled: bool
+    last_fired_at: datetime | None
+
+
+class ScheduleSwitchIn(BaseModel):
+    """Turn a schedule on or off."""
+
+    enabled: bool
+
+
+@router.post("/schedules", response_model=ScheduleOut, status_code=status.HTTP_201_CREATED)
+def create_schedule(db: DbDep, body: ScheduleIn) -> ScheduleOut:
+    """Add a schedule, e.g. on at dusk+5, dim 50 % at 00:00, off at dawn−10."""
+    with db.connection() as conn:
+        saved = store.insert_schedule(
+            conn,
+            name=body.name,
+            target=body.target,
+            action=body.action,
+            params={} if body.dim_pct is None else {"dim_pct": body.dim_pct},
+            at_local=body.at_local,
+            sun_event=body.sun_event,
+            offset_min=body.offset_min,
+            enabled=body.enabled,
+        )
+    return ScheduleOut.model_validate(saved, from_attributes=True)
+
+
+@router.get("/schedules", response_model=list[ScheduleOut])
+def list_schedules(db: DbDep) -> list[ScheduleOut]:
+    """Every schedule by id."""
+    with db.connection() as conn:
+        rows = store.list_schedules(conn)
+    return [ScheduleOut.model_validate(s, from_attributes=True) for s in rows]
+
+
+@router.patch("/schedules/{schedule_id}", response_model=ScheduleOut)
+def switch_schedule(db: DbDep, schedule_id: int, body: ScheduleSwitchIn) -> ScheduleOut:
+    """Enable or disable a schedule."""
+    with db.connection() as conn:
+        saved = store.set_schedule_enabled(conn, schedule_id, body.enabled)
+    if saved is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
+    return ScheduleOut.model_validate(saved, from_attributes=True)
+
+
+# -- Modbus ------------------------------------------------------------------------------
+
+
+class PollStatusSource(Protocol):
+    """The Modbus poller as the API sees it (the API does not import the ingest edge)."""
+
+    def status(self) -> Sequence[Any]:
+        """Per-cabinet poll figures."""
+        ...
+
+
+class ModbusCabinetOut(BaseModel):
+    """Poll figures of one cabinet."""
+
+    cabinet_id: str
+    endpoint: str
+    unit: int
+    polls: int
+    errors: int
+    consecutive_failures: int
+    last_ok_at: datetime | None
+    last_error: str | None
+    next_poll_in_s: float
+
+
+@router.get("/modbus", response_model=list[ModbusCabinetOut])
+def modbus_status(request: Request) -> list[ModbusCabinetOut]:
+    """Per-cabinet Modbus polls and errors (empty when no cabinet is polled)."""
+    poller: PollStatusSource | None = getattr(request.app.state, "modbus_poller", None)
+    if poller is None:
+        return []
+    return [ModbusCabinetOut.model_validate(s, from_attributes=True) for s in poller.status()]

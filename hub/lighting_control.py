@@ -1,0 +1,237 @@
+"""Lighting remote control, pure: targets to devices, command progress, schedule firing times.
+
+No I/O and no clock: the store supplies devices and commands, the caller passes `now`.
+A command moves pending → sent → acked | failed | expired; it is (re)sent only while its
+device is not known to be offline, at most `max_attempts` times, `ack_timeout` apart
+and doubling, and never after its time-to-live.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from enum import StrEnum
+from typing import Any
+
+from astral import Observer
+from astral.sun import dawn, dusk
+
+from hub.devices.kinds import Kind
+
+
+class CommandAction(StrEnum):
+    """What a lamp or cabinet is told to do."""
+
+    ON = "on"
+    OFF = "off"
+    DIM = "dim"
+
+
+class CommandState(StrEnum):
+    """A command's lifecycle; acked, failed and expired are final."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    ACKED = "acked"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class SunEvent(StrEnum):
+    """Astronomical schedule anchors (civil twilight, as the cabinets switch)."""
+
+    DUSK = "dusk"
+    DAWN = "dawn"
+
+
+class UnknownTargetError(LookupError):
+    """A target that names no lamp, circuit, cabinet or group."""
+
+
+@dataclass(frozen=True, slots=True)
+class ControlledDevice:
+    """A lamp or cabinet as remote control sees it."""
+
+    device_id: str
+    kind: Kind
+    cabinet_id: str | None
+    circuit_id: str | None
+    group: str | None
+    lat: float
+    lon: float
+
+
+def parse_dim_pct(action: CommandAction, params: Mapping[str, Any]) -> float | None:
+    """The dim level a command carries; raise ValueError when a dim lacks a 0-100 level."""
+    if action is not CommandAction.DIM:
+        return None
+    value = params.get("dim_pct")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise ValueError("a dim command needs dim_pct between 0 and 100")
+    return float(value)
+
+
+def expand_target(
+    target: str, action: CommandAction, devices: Sequence[ControlledDevice]
+) -> list[ControlledDevice]:
+    """The devices one request addresses.
+
+    `all` is every lamp; a lamp id is that lamp; a circuit id or `group:<name>` is its
+    lamps; a cabinet id is the cabinet itself for on/off (its contactor) and its lamps for
+    a dim. Raise UnknownTargetError when nothing matches.
+    """
+    lamps = [d for d in devices if d.kind is Kind.LIGHTING]
+    if target == "all":
+        chosen = lamps
+    elif target.startswith("group:"):
+        chosen = [d for d in lamps if d.group == target.removeprefix("group:")]
+    else:
+        exact = [d for d in devices if d.device_id == target]
+        if exact and exact[0].kind is Kind.CABINET:
+            if action is CommandAction.DIM:
+                chosen = [d for d in lamps if d.cabinet_id == target]
+            else:
+                chosen = exact
+        elif exact:
+            chosen = exact
+        else:
+            chosen = [d for d in lamps if d.circuit_id == target]
+    if not chosen:
+        raise UnknownTargetError(f"target {target!r} names no lamp, circuit, cabinet or group")
+    return chosen
+
+
+def command_document(
+    command_id: str,
+    action: CommandAction,
+    dim_pct: float | None,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> dict[str, object]:
+    """The JSON body published on `<root>/<kind>/<device_id>/cmd`."""
+    document: dict[str, object] = {
+        "command_id": command_id,
+        "action": action.value,
+        "ts": int(issued_at.timestamp() * 1000),
+        "expires_at": int(expires_at.timestamp() * 1000),
+    }
+    if dim_pct is not None:
+        document["dim_pct"] = dim_pct
+    return document
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCommand:
+    """A command not yet final, with what the store knows about its device and its reply."""
+
+    command_id: str
+    device_id: str
+    kind: Kind
+    action: CommandAction
+    dim_pct: float | None
+    state: CommandState
+    created_at: datetime
+    expires_at: datetime
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime
+    device_online: bool | None
+    ack_result: str | None
+    ack_detail: str | None
+
+
+class StepKind(StrEnum):
+    """What to do with an open command now."""
+
+    WAIT = "wait"
+    SEND = "send"
+    ACKED = "acked"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandStep:
+    """A decision about one command: its next state and when to look again."""
+
+    kind: StepKind
+    next_attempt_at: datetime
+    detail: str | None = None
+
+
+def decide_command_step(command: OpenCommand, now: datetime, ack_timeout: timedelta) -> CommandStep:
+    """Acked on an ok reply, failed on another reply or when attempts run out, else send or wait."""
+    if command.ack_result is not None:
+        if command.ack_result == "ok":
+            return CommandStep(StepKind.ACKED, command.next_attempt_at, command.ack_detail)
+        reason = command.ack_result + (f": {command.ack_detail}" if command.ack_detail else "")
+        return CommandStep(StepKind.FAILED, command.next_attempt_at, reason)
+    if now >= command.expires_at:
+        return CommandStep(StepKind.EXPIRED, command.next_attempt_at, "time-to-live passed")
+    if command.device_online is False or now < command.next_attempt_at:
+        # An offline device keeps its commands until it is back or their time-to-live ends.
+        return CommandStep(StepKind.WAIT, command.next_attempt_at)
+    if command.attempts >= command.max_attempts:
+        return CommandStep(
+            StepKind.FAILED,
+            command.next_attempt_at,
+            f"no acknowledgement after {command.attempts} attempt(s)",
+        )
+    wait = ack_timeout * (2**command.attempts)
+    return CommandStep(StepKind.SEND, min(now + wait, command.expires_at))
+
+
+# -- schedules ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A recurring command: at a fixed local time, or at dusk/dawn with an offset."""
+
+    schedule_id: int
+    name: str
+    target: str
+    action: CommandAction
+    params: Mapping[str, Any]
+    at_local: time | None
+    sun_event: SunEvent | None
+    offset_min: int
+    enabled: bool
+    last_fired_at: datetime | None
+
+
+def schedule_instant(
+    schedule: Schedule, day: date, zone: tzinfo, lat: float, lon: float
+) -> datetime | None:
+    """When the schedule fires on a local calendar day (None in polar day or night)."""
+    offset = timedelta(minutes=schedule.offset_min)
+    if schedule.at_local is not None:
+        return datetime.combine(day, schedule.at_local, zone) + offset
+    event = dusk if schedule.sun_event is SunEvent.DUSK else dawn
+    try:
+        return event(Observer(latitude=lat, longitude=lon), day, tzinfo=zone) + offset
+    except ValueError:
+        return None
+
+
+def schedule_due(
+    schedule: Schedule,
+    now: datetime,
+    zone: tzinfo,
+    lat: float,
+    lon: float,
+    grace: timedelta = timedelta(minutes=30),
+) -> datetime | None:
+    """The firing instant to act on now: passed, not fired yet, and less than `grace` ago."""
+    if not schedule.enabled:
+        return None
+    today = now.astimezone(zone).date()
+    for day in (today, today - timedelta(days=1)):
+        instant = schedule_instant(schedule, day, zone, lat, lon)
+        if instant is None or instant > now:
+            continue
+        if now - instant > grace:
+            return None
+        if schedule.last_fired_at is not None and schedule.last_fired_at >= instant:
+            return None
+        return instant
+    return None

@@ -1,0 +1,360 @@
+"""Composition of street lighting services: Modbus polling, commands, schedules, crew alerts.
+
+`LightingServices` is built by the `run` composition. Its control thread, about once a
+`tick_s`, sends due commands on `<root>/<kind>/<device>/cmd`, settles them from the
+acknowledgements ingest stored in `command_acks` (acked, failed, expired, or sent again),
+and fires due schedules as command requests. `CrewAlertPublisher` is an AlarmPublisher:
+new, escalated and cleared lighting faults go to the MQTT alert topic, the crew SSE stream
+and an optional webhook (bounded queue; full means the alert is dropped and counted,
+since the alarm table stays the record).
+"""
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+import orjson
+from prometheus_client import CollectorRegistry
+
+from hub.api.alarms import AlarmFanout
+from hub.devices.kinds import Kind
+from hub.ingest.modbus import ModbusPoller, targets_from_records
+from hub.ingest.outbound import MqttOutbound
+from hub.ingest.pipeline import RawMessage
+from hub.lighting_control import (
+    CommandState,
+    StepKind,
+    UnknownTargetError,
+    command_document,
+    decide_command_step,
+    expand_target,
+    schedule_due,
+)
+from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
+from hub.rules.alarm_types import Severity
+from hub.rules.crew_alerts import (
+    AlertLocation,
+    crew_alert_document,
+    crew_alert_kind,
+    crew_alert_topic,
+    is_lighting_fault,
+)
+from hub.settings import Settings
+from hub.store import lighting as store
+from hub.store.database import Database
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware UTC."""
+    return datetime.now(UTC)
+
+
+class WebhookSender:
+    """POSTs JSON documents to a URL from a thread of its own; drops when its queue is full."""
+
+    def __init__(self, url: str, timeout_s: float, max_queued: int = 1000) -> None:
+        self._url = url
+        self._queue: queue.Queue[dict[str, object] | None] = queue.Queue(maxsize=max_queued)
+        self._client = httpx.Client(timeout=timeout_s)
+        self._thread = threading.Thread(target=self._run, name="lighting-webhook", daemon=True)
+        self.dropped = 0
+        self.failed = 0
+
+    def start(self) -> None:
+        """Start the sending thread."""
+        self._thread.start()
+
+    def offer(self, document: dict[str, object]) -> None:
+        """Queue a document; never blocks."""
+        try:
+            self._queue.put_nowait(document)
+        except queue.Full:
+            self.dropped += 1
+            log.warning("lighting alert webhook queue full; %d dropped", self.dropped)
+
+    def _run(self) -> None:
+        while (document := self._queue.get()) is not None:
+            try:
+                response = self._client.post(
+                    self._url,
+                    content=orjson.dumps(document),
+                    headers={"content-type": "application/json"},
+                )
+                response.raise_for_status()
+            except httpx.HTTPError as err:
+                self.failed += 1
+                log.warning("lighting alert webhook %s failed: %s", self._url, err)
+
+    def stop(self) -> None:
+        """Send what is queued (if the queue has room for the sentinel) and stop."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=1.0)
+        self._thread.join(timeout=5.0)
+        self._client.close()
+
+
+class CrewAlertPublisher:
+    """An AlarmPublisher turning lighting alarm changes into crew alerts."""
+
+    def __init__(
+        self,
+        *,
+        root: str,
+        locate: Callable[[str], AlertLocation | None],
+        publish: Callable[[str, bytes], bool],
+        fanout: AlarmFanout,
+        webhook: WebhookSender | None = None,
+    ) -> None:
+        self._root = root
+        self._locate = locate
+        self._publish = publish
+        self._fanout = fanout
+        self._webhook = webhook
+        self._severity: dict[int, Severity] = {}
+        self._locations: dict[str, AlertLocation | None] = {}
+        self.sent = 0
+
+    def _location(self, source_id: str) -> AlertLocation | None:
+        if source_id not in self._locations:
+            if len(self._locations) > 100_000:
+                self._locations.clear()
+            self._locations[source_id] = self._locate(source_id)
+        return self._locations[source_id]
+
+    def publish_changes(self, changes: Sequence[AlarmChange]) -> None:
+        """Alert on new, escalated and cleared lighting faults; ignore everything else."""
+        documents: list[dict[str, object]] = []
+        for change in changes:
+            alarm = change.alarm
+            location = self._location(alarm.source_id)
+            if not is_lighting_fault(alarm.alarm_type, location.kind if location else None):
+                continue
+            kind = crew_alert_kind(change, self._severity.get(alarm.id))
+            if change.kind is AlarmChangeKind.CLEARED:
+                self._severity.pop(alarm.id, None)
+            else:
+                self._severity[alarm.id] = alarm.severity
+            if kind is None:
+                continue
+            document = crew_alert_document(kind, alarm, location)
+            self._publish(crew_alert_topic(self._root, alarm), orjson.dumps(document))
+            if self._webhook is not None:
+                self._webhook.offer(document)
+            documents.append(document)
+        if documents:
+            self._fanout.publish_documents(documents)
+            self.sent += len(documents)
+
+
+class LightingControl:
+    """Sends due commands, settles answered and expired ones, fires due schedules."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        root: str,
+        publish: Callable[[str, bytes], bool],
+        zone: ZoneInfo,
+        ack_timeout: timedelta,
+        ttl: timedelta,
+        max_attempts: int,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._db = db
+        self._root = root
+        self._publish = publish
+        self._zone = zone
+        self._ack_timeout = ack_timeout
+        self._ttl = ttl
+        self._max_attempts = max_attempts
+        self._clock = clock
+
+    def settle_commands(self, now: datetime) -> dict[str, int]:
+        """One pass over due commands; counts per step taken."""
+        counts: dict[str, int] = {}
+        with self._db.connection() as conn:
+            for command in store.fetch_due_commands(conn, now):
+                step = decide_command_step(command, now, self._ack_timeout)
+                if step.kind is StepKind.WAIT:
+                    continue
+                if step.kind is StepKind.SEND:
+                    topic = f"{self._root}/{command.kind.value}/{command.device_id}/cmd"
+                    body = command_document(
+                        command.command_id,
+                        command.action,
+                        command.dim_pct,
+                        now,
+                        command.expires_at,
+                    )
+                    if not self._publish(topic, orjson.dumps(body)):
+                        continue
+                    store.mark_sent(conn, command.command_id, now, step.next_attempt_at)
+                else:
+                    store.finish_command(
+                        conn, command.command_id, CommandState(step.kind.value), now, step.detail
+                    )
+                counts[step.kind.value] = counts.get(step.kind.value, 0) + 1
+        if counts:
+            log.info(
+                "lighting commands: %s", ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            )
+        return counts
+
+    def fire_schedules(self, now: datetime) -> list[store.CommandRequest]:
+        """Turn each schedule whose instant has come into a command request, once."""
+        requests: list[store.CommandRequest] = []
+        with self._db.connection() as conn:
+            schedules = store.list_schedules(conn, enabled_only=True)
+            if not schedules:
+                return requests
+            devices = store.fetch_controlled_devices(conn)
+            for schedule in schedules:
+                try:
+                    targets = expand_target(schedule.target, schedule.action, devices)
+                except UnknownTargetError:
+                    continue
+                lat = sum(d.lat for d in targets) / len(targets)
+                lon = sum(d.lon for d in targets) / len(targets)
+                due = schedule_due(schedule, now, self._zone, lat, lon)
+                if due is None:
+                    continue
+                request = store.create_command_request(
+                    conn,
+                    target=schedule.target,
+                    action=schedule.action,
+                    params=dict(schedule.params),
+                    now=now,
+                    ttl=self._ttl,
+                    max_attempts=self._max_attempts,
+                    origin=f"schedule{schedule.schedule_id}",
+                )
+                store.mark_schedule_fired(conn, schedule.schedule_id, due)
+                log.info(
+                    "schedule %d (%s) fired for %s: %d command(s)",
+                    schedule.schedule_id,
+                    schedule.name,
+                    due.isoformat(),
+                    len(request.commands),
+                )
+                requests.append(request)
+        return requests
+
+    def run(self, stop: threading.Event, tick_s: float) -> None:
+        """The control thread: schedules, then commands, every tick."""
+        while not stop.wait(tick_s):
+            now = self._clock()
+            for what, work in (
+                ("schedules", self.fire_schedules),
+                ("commands", self.settle_commands),
+            ):
+                try:
+                    work(now)
+                except Exception:  # the thread supervises itself; the next tick retries
+                    log.exception("lighting %s pass failed; will retry", what)
+
+
+class LightingServices:
+    """Every lighting part one hub process runs, built from the settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        submit: Callable[[RawMessage], None],
+        registry: CollectorRegistry,
+    ) -> None:
+        self.settings = settings
+        self._db = db
+        self.outbound = MqttOutbound(
+            url=settings.mqtt_url, client_id=f"{settings.mqtt_client_id}-lighting"
+        )
+        self.alert_fanout = AlarmFanout()
+        self.webhook = (
+            WebhookSender(settings.lighting_webhook_url, settings.lighting_webhook_timeout_s)
+            if settings.lighting_webhook_url
+            else None
+        )
+        self.alerts = CrewAlertPublisher(
+            root=settings.mqtt_root,
+            locate=self._locate,
+            publish=self.outbound.publish,
+            fanout=self.alert_fanout,
+            webhook=self.webhook,
+        )
+        self.control = LightingControl(
+            db,
+            root=settings.mqtt_root,
+            publish=self.outbound.publish,
+            zone=ZoneInfo(settings.lighting_timezone),
+            ack_timeout=timedelta(seconds=settings.command_ack_timeout_s),
+            ttl=timedelta(seconds=settings.command_ttl_s),
+            max_attempts=settings.command_max_attempts,
+        )
+        self.poller: ModbusPoller | None = None
+        if settings.modbus_enabled:
+            targets = targets_from_records(db.list_devices(Kind.CABINET, 100_000, 0))
+            if targets:
+                self.poller = ModbusPoller(
+                    targets,
+                    submit=submit,
+                    root=settings.mqtt_root,
+                    interval_s=settings.modbus_poll_interval_s,
+                    timeout_s=settings.modbus_timeout_s,
+                    retries=settings.modbus_retries,
+                    backoff_max_s=settings.modbus_backoff_max_s,
+                    registry=registry,
+                )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _locate(self, device_id: str) -> AlertLocation | None:
+        with self._db.connection() as conn:
+            return store.fetch_location(conn, device_id)
+
+    @property
+    def api_state(self) -> dict[str, object]:
+        """What the lighting router finds on `app.state`."""
+        return {
+            "lighting_alert_fanout": self.alert_fanout,
+            "modbus_poller": self.poller,
+            "lighting_command_defaults": (
+                timedelta(seconds=self.settings.command_ttl_s),
+                self.settings.command_max_attempts,
+            ),
+        }
+
+    def start(self) -> None:
+        """Connect the publisher, start polling cabinets and the control thread."""
+        self.outbound.start()
+        if self.webhook is not None:
+            self.webhook.start()
+        if self.poller is not None:
+            self.poller.start(self._stop)
+        self._thread = threading.Thread(
+            target=self.control.run,
+            args=(self._stop, self.settings.lighting_control_tick_s),
+            name="lighting-control",
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and control; disconnect."""
+        self._stop.set()
+        if self.poller is not None:
+            self.poller.join()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.webhook is not None:
+            self.webhook.stop()
+        self.outbound.stop()

@@ -1,0 +1,450 @@
+"""Street lighting storage: commands and schedules, open faults, lighting rate and energy."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from hub.devices.kinds import Kind
+from hub.lighting_control import (
+    CommandAction,
+    CommandState,
+    ControlledDevice,
+    OpenCommand,
+    Schedule,
+    SunEvent,
+    expand_target,
+    parse_dim_pct,
+)
+from hub.rules.alarm_changes import AlarmRecord
+from hub.rules.crew_alerts import LIGHTING_ALARM_TYPES, AlertLocation
+from hub.store.alarms import COLUMNS as ALARM_COLUMNS
+from hub.store.alarms import record_from_row
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+Grouping = Literal["lamp", "cabinet", "district"]
+
+_CABINET_OF = "coalesce(d.parent_id, d.attributes ->> 'cabinet_id')"
+
+
+def fetch_controlled_devices(conn: Conn) -> list[ControlledDevice]:
+    """Every lamp and cabinet with its cabinet, circuit and group."""
+    rows = conn.execute(
+        f"SELECT d.device_id, d.kind, {_CABINET_OF}, d.attributes ->> 'circuit_id',"
+        " d.attributes ->> 'group', d.lat, d.lon FROM devices d"
+        " WHERE d.kind IN ('lighting', 'cabinet') ORDER BY d.device_id"
+    ).fetchall()
+    return [
+        ControlledDevice(r[0], Kind(r[1]), r[2], r[3], r[4], float(r[5]), float(r[6])) for r in rows
+    ]
+
+
+def fetch_location(conn: Conn, device_id: str) -> AlertLocation | None:
+    """A device's place and names for a crew alert."""
+    row = conn.execute(
+        f"SELECT d.kind, d.lat, d.lon, d.name, d.grid_code, {_CABINET_OF},"
+        " d.attributes ->> 'circuit_id' FROM devices d WHERE d.device_id = %s",
+        (device_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return AlertLocation(Kind(row[0]), float(row[1]), float(row[2]), row[3], row[4], row[5], row[6])
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewCommand:
+    """A command to store as pending."""
+
+    command_id: str
+    device_id: str
+    kind: Kind
+    action: CommandAction
+    params: dict[str, Any]
+    target: str
+    request_id: str
+    created_at: datetime
+    expires_at: datetime
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """A stored command with its progress."""
+
+    command_id: str
+    device_id: str
+    kind: str
+    action: str
+    params: dict[str, Any]
+    state: str
+    target: str
+    request_id: str
+    created_at: datetime
+    expires_at: datetime
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    finished_at: datetime | None
+    result: str | None
+    detail: str | None
+
+
+_COMMAND_COLUMNS = (
+    "command_id, device_id, kind, action, params, state, target, request_id, created_at,"
+    " expires_at, attempts, max_attempts, next_attempt_at, sent_at, finished_at, result, detail"
+)
+
+
+def insert_commands(conn: Conn, commands: Sequence[NewCommand]) -> None:
+    """Store new commands as pending, due at once."""
+    conn.cursor().executemany(
+        "INSERT INTO lighting_commands (command_id, device_id, kind, action, params, target,"
+        " request_id, created_at, expires_at, max_attempts, next_attempt_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        [
+            (
+                c.command_id,
+                c.device_id,
+                c.kind.value,
+                c.action.value,
+                Jsonb(c.params),
+                c.target,
+                c.request_id,
+                c.created_at,
+                c.expires_at,
+                c.max_attempts,
+                c.created_at,
+            )
+            for c in commands
+        ],
+    )
+
+
+def fetch_due_commands(conn: Conn, now: datetime, limit: int = 500) -> list[OpenCommand]:
+    """Open commands that are due, expired, or answered, with their device's online state."""
+    rows = conn.execute(
+        "SELECT c.command_id, c.device_id, c.kind, c.action, c.params ->> 'dim_pct', c.state,"
+        " c.created_at, c.expires_at, c.attempts, c.max_attempts, c.next_attempt_at,"
+        " s.online, a.result, a.detail"
+        " FROM lighting_commands c"
+        " LEFT JOIN device_status s ON s.device_id = c.device_id"
+        " LEFT JOIN LATERAL (SELECT result, detail FROM command_acks k"
+        "   WHERE k.device_id = c.device_id AND k.command_id = c.command_id"
+        "   ORDER BY k.ts DESC LIMIT 1) a ON true"
+        " WHERE c.state IN ('pending', 'sent')"
+        "   AND (c.next_attempt_at <= %s OR c.expires_at <= %s OR a.result IS NOT NULL)"
+        " ORDER BY c.next_attempt_at LIMIT %s",
+        (now, now, limit),
+    ).fetchall()
+    return [
+        OpenCommand(
+            command_id=r[0],
+            device_id=r[1],
+            kind=Kind(r[2]),
+            action=CommandAction(r[3]),
+            dim_pct=None if r[4] is None else float(r[4]),
+            state=CommandState(r[5]),
+            created_at=r[6],
+            expires_at=r[7],
+            attempts=int(r[8]),
+            max_attempts=int(r[9]),
+            next_attempt_at=r[10],
+            device_online=r[11],
+            ack_result=r[12],
+            ack_detail=r[13],
+        )
+        for r in rows
+    ]
+
+
+def mark_sent(conn: Conn, command_id: str, now: datetime, next_attempt_at: datetime) -> None:
+    """Count one more attempt, sent now; look again at `next_attempt_at`."""
+    conn.execute(
+        "UPDATE lighting_commands SET state = 'sent', attempts = attempts + 1, sent_at = %s,"
+        " next_attempt_at = %s WHERE command_id = %s AND state IN ('pending', 'sent')",
+        (now, next_attempt_at, command_id),
+    )
+
+
+def finish_command(
+    conn: Conn, command_id: str, state: CommandState, now: datetime, detail: str | None
+) -> None:
+    """Make an open command final: acked, failed or expired."""
+    conn.execute(
+        "UPDATE lighting_commands SET state = %s, finished_at = %s, result = %s, detail = %s"
+        " WHERE command_id = %s AND state IN ('pending', 'sent')",
+        (state.value, now, state.value, detail, command_id),
+    )
+
+
+def list_commands(
+    conn: Conn,
+    *,
+    device_id: str | None = None,
+    request_id: str | None = None,
+    state: CommandState | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[CommandRecord]:
+    """Commands newest first, optionally of one device, one request or in one state."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("device_id", device_id), ("request_id", request_id), ("state", state)):
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(str(value))
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = conn.execute(
+        f"SELECT {_COMMAND_COLUMNS} FROM lighting_commands{clause}"
+        " ORDER BY created_at DESC, command_id LIMIT %s OFFSET %s",
+        (*params, limit, offset),
+    ).fetchall()
+    return [CommandRecord(*r) for r in rows]
+
+
+# -- schedules --------------------------------------------------------------------------
+
+_SCHEDULE_COLUMNS = (
+    "schedule_id, name, target, action, params, at_local, sun_event, offset_min, enabled,"
+    " last_fired_at"
+)
+
+
+def _schedule(row: Sequence[Any]) -> Schedule:
+    return Schedule(
+        schedule_id=int(row[0]),
+        name=row[1],
+        target=row[2],
+        action=CommandAction(row[3]),
+        params=dict(row[4] or {}),
+        at_local=row[5],
+        sun_event=None if row[6] is None else SunEvent(row[6]),
+        offset_min=int(row[7]),
+        enabled=bool(row[8]),
+        last_fired_at=row[9],
+    )
+
+
+def insert_schedule(
+    conn: Conn,
+    *,
+    name: str,
+    target: str,
+    action: CommandAction,
+    params: dict[str, Any],
+    at_local: time | None,
+    sun_event: SunEvent | None,
+    offset_min: int,
+    enabled: bool = True,
+) -> Schedule:
+    """Store a schedule and return it with its id."""
+    row = conn.execute(
+        "INSERT INTO lighting_schedules (name, target, action, params, at_local, sun_event,"
+        " offset_min, enabled) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        f" RETURNING {_SCHEDULE_COLUMNS}",
+        (
+            name,
+            target,
+            action.value,
+            Jsonb(params),
+            at_local,
+            None if sun_event is None else sun_event.value,
+            offset_min,
+            enabled,
+        ),
+    ).fetchone()
+    assert row is not None  # noqa: S101 - RETURNING of an INSERT always yields the row
+    return _schedule(row)
+
+
+def list_schedules(conn: Conn, *, enabled_only: bool = False) -> list[Schedule]:
+    """Schedules by id."""
+    clause = " WHERE enabled" if enabled_only else ""
+    rows = conn.execute(
+        f"SELECT {_SCHEDULE_COLUMNS} FROM lighting_schedules{clause} ORDER BY schedule_id"
+    ).fetchall()
+    return [_schedule(r) for r in rows]
+
+
+def set_schedule_enabled(conn: Conn, schedule_id: int, enabled: bool) -> Schedule | None:
+    """Switch a schedule on or off; None when there is no such schedule."""
+    row = conn.execute(
+        f"UPDATE lighting_schedules SET enabled = %s WHERE schedule_id = %s"
+        f" RETURNING {_SCHEDULE_COLUMNS}",
+        (enabled, schedule_id),
+    ).fetchone()
+    return None if row is None else _schedule(row)
+
+
+def mark_schedule_fired(conn: Conn, schedule_id: int, fired_at: datetime) -> None:
+    """Remember the instant a schedule fired for, so it fires once per instant."""
+    conn.execute(
+        "UPDATE lighting_schedules SET last_fired_at = %s WHERE schedule_id = %s",
+        (fired_at, schedule_id),
+    )
+
+
+# -- faults, lighting rate, energy ------------------------------------------------------
+
+
+def open_lighting_faults(conn: Conn) -> list[tuple[AlarmRecord, AlertLocation | None]]:
+    """Open lighting alarms (and offline lamps and cabinets) with their source's location."""
+    prefixed = ", ".join(f"a.{c.strip()}" for c in ALARM_COLUMNS.split(","))
+    rows = conn.execute(
+        f"SELECT {prefixed}, d.kind, d.lat, d.lon, d.name, d.grid_code, {_CABINET_OF},"
+        " d.attributes ->> 'circuit_id'"
+        " FROM alarms a LEFT JOIN devices d ON d.device_id = a.source_id"
+        " WHERE a.state <> 'cleared' AND (a.alarm_type = ANY(%s)"
+        "   OR (a.alarm_type = 'offline' AND d.kind IN ('lighting', 'cabinet')))",
+        ([t.value for t in LIGHTING_ALARM_TYPES],),
+    ).fetchall()
+    width = len(ALARM_COLUMNS.split(","))
+    out: list[tuple[AlarmRecord, AlertLocation | None]] = []
+    for row in rows:
+        alarm = record_from_row(row[:width])
+        loc = row[width:]
+        location = (
+            None
+            if loc[0] is None
+            else AlertLocation(
+                Kind(loc[0]), float(loc[1]), float(loc[2]), loc[3], loc[4], loc[5], loc[6]
+            )
+        )
+        out.append((alarm, location))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class LightingRate:
+    """亮灯率 of a district (None: the whole city) over a period."""
+
+    district: str | None
+    lamps: int
+    due_samples: int
+    lit_samples: int
+
+    @property
+    def rate_pct(self) -> float | None:
+        """Lit over due readings, in percent; None when no lamp was due to be lit."""
+        return None if self.due_samples == 0 else 100.0 * self.lit_samples / self.due_samples
+
+
+def lighting_rates(
+    conn: Conn, since: datetime, until: datetime, district_digits: int
+) -> list[LightingRate]:
+    """Lighting rate per district (grid code prefix) and for the city (district None, last)."""
+    district = f"left(d.grid_code, {int(district_digits)})"  # an int: safe to inline
+    rows = conn.execute(
+        f"SELECT {district}, GROUPING({district}), count(DISTINCT h.device_id),"
+        " coalesce(sum(h.due_samples), 0), coalesce(sum(h.lit_samples), 0)"
+        " FROM lighting_energy_hourly h JOIN devices d ON d.device_id = h.device_id"
+        " WHERE h.bucket >= %s AND h.bucket < %s"
+        f" GROUP BY GROUPING SETS (({district}), ()) ORDER BY 2, 1",
+        (since, until),
+    ).fetchall()
+    return [
+        LightingRate(None if r[1] else r[0], int(r[2]), int(r[3]), int(r[4]))
+        for r in rows
+        if r[1] or r[0] is not None
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyFigure:
+    """Energy of a lamp, cabinet or district over a period, and what dimming saved."""
+
+    key: str | None
+    lamps: int
+    energy_kwh: float
+    saving_kwh: float
+
+    @property
+    def full_power_kwh(self) -> float:
+        """What the same lit hours would have cost undimmed."""
+        return self.energy_kwh + self.saving_kwh
+
+
+def energy_figures(
+    conn: Conn, since: datetime, until: datetime, by: Grouping, district_digits: int = 9
+) -> list[EnergyFigure]:
+    """Lamp energy per lamp, cabinet or district, with the dimming saving, largest first.
+
+    A lamp's energy is its meter's rise over the period; the saving of an hour is that
+    hour's energy × (100 / mean lit dim % − 1), what full power would have added.
+    """
+    key = {
+        "lamp": "d.device_id",
+        "cabinet": _CABINET_OF,
+        "district": f"left(d.grid_code, {int(district_digits)})",
+    }[by]
+    rows = conn.execute(
+        "WITH per_lamp AS ("
+        "  SELECT h.device_id, max(h.energy_last_kwh) - min(h.energy_first_kwh) AS energy_kwh,"
+        "   sum(CASE WHEN h.lit_dim_pct > 0 THEN (h.energy_last_kwh - h.energy_first_kwh)"
+        "       * (100.0 / h.lit_dim_pct - 1) ELSE 0 END) AS saving_kwh"
+        "  FROM lighting_energy_hourly h WHERE h.bucket >= %s AND h.bucket < %s"
+        "  GROUP BY h.device_id)"
+        f" SELECT {key} AS key, count(*), sum(p.energy_kwh), sum(p.saving_kwh)"
+        " FROM per_lamp p JOIN devices d ON d.device_id = p.device_id"
+        " GROUP BY 1 ORDER BY 3 DESC, 1",
+        (since, until),
+    ).fetchall()
+    return [
+        EnergyFigure(r[0], int(r[1]), round(float(r[2] or 0.0), 4), round(float(r[3] or 0.0), 4))
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRequest:
+    """One operator or schedule request, fanned out to one command per device."""
+
+    request_id: str
+    target: str
+    action: CommandAction
+    commands: tuple[NewCommand, ...]
+
+
+def create_command_request(
+    conn: Conn,
+    *,
+    target: str,
+    action: CommandAction,
+    params: dict[str, Any],
+    now: datetime,
+    ttl: timedelta,
+    max_attempts: int,
+    origin: str = "api",
+) -> CommandRequest:
+    """Expand a target to its devices and store one pending command each.
+
+    Raise UnknownTargetError when the target names nothing, ValueError for a bad dim level.
+    """
+    parse_dim_pct(action, params)
+    devices = expand_target(target, action, fetch_controlled_devices(conn))
+    request_id = f"{origin}-{uuid.uuid4().hex[:12]}"
+    commands = tuple(
+        NewCommand(
+            command_id=uuid.uuid4().hex,
+            device_id=d.device_id,
+            kind=d.kind,
+            action=action,
+            params=params,
+            target=target,
+            request_id=request_id,
+            created_at=now,
+            expires_at=now + ttl,
+            max_attempts=max_attempts,
+        )
+        for d in devices
+    )
+    insert_commands(conn, commands)
+    return CommandRequest(request_id, target, action, commands)
