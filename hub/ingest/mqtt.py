@@ -240,10 +240,11 @@ class MqttReceiver:
         # Our own bound on memory, whatever the broker does with the receive maximum:
         # with that many messages waiting for a commit, stop reading and let TCP push
         # back to the broker, which keeps them queued in the session.
-        paused = self._backlog is not None and self._backlog() >= self._receive_maximum
-        readable, _, _ = select.select([] if paused else [sock], writable, [], timeout_s)
+        readable, _, _ = select.select([] if self._full() else [sock], writable, [], timeout_s)
         if readable:
             for _ in range(_READS_PER_TURN):
+                if self._full():
+                    break
                 before = self._messages_seen
                 rc = client.loop_read()
                 if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -255,6 +256,10 @@ class MqttReceiver:
             if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return rc
         return client.loop_misc()
+
+    def _full(self) -> bool:
+        """Whether as many messages wait for a commit as the receive maximum allows."""
+        return self._backlog is not None and self._backlog() >= self._receive_maximum
 
     def start(self) -> None:
         """Start the network thread; it connects and reconnects with backoff."""
