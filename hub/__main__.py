@@ -128,7 +128,6 @@ def cmd_deadletters_replay(settings: Settings, args: argparse.Namespace) -> int:
     """Replay pending dead letters; those that now pass are stored as readings."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from hub.devices.decode import DecodeLimits  # noqa: PLC0415
     from hub.store.database import Database  # noqa: PLC0415
     from hub.store.replay import replay_dead_letters  # noqa: PLC0415
 
@@ -139,11 +138,7 @@ def cmd_deadletters_replay(settings: Settings, args: argparse.Namespace) -> int:
             report = replay_dead_letters(
                 conn,
                 root=settings.mqtt_root,
-                limits=DecodeLimits(
-                    max_payload_bytes=settings.max_payload_bytes,
-                    max_age=settings.max_age,
-                    max_ahead=settings.max_ahead,
-                ),
+                limits=settings.decode_limits,
                 now=datetime.now(UTC),
                 reason=args.reason,
                 ids=args.id or None,

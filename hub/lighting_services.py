@@ -22,7 +22,8 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from hub.api.alarms import AlarmFanout
-from hub.devices.kinds import Kind
+from hub.devices.decode import device_topic
+from hub.devices.kinds import Channel, Kind
 from hub.ingest.modbus import ModbusPoller, targets_from_records
 from hub.ingest.outbound import MqttOutbound
 from hub.ingest.pipeline import RawMessage
@@ -188,7 +189,7 @@ class LightingControl:
                 if step.kind is StepKind.WAIT:
                     continue
                 if step.kind is StepKind.SEND:
-                    topic = f"{self._root}/{command.kind.value}/{command.device_id}/cmd"
+                    topic = device_topic(self._root, command.kind, command.device_id, Channel.CMD)
                     body = command_document(
                         command.command_id,
                         command.action,
@@ -277,7 +278,7 @@ class LightingServices:
         self.settings = settings
         self._db = db
         self.outbound = MqttOutbound(
-            url=settings.mqtt_url, client_id=f"{settings.mqtt_client_id}-lighting"
+            url=settings.mqtt_url, client_id=f"{settings.mqtt_client_id}-lighting", name="lighting"
         )
         self.alert_fanout = AlarmFanout()
         self.webhook = (

@@ -12,7 +12,6 @@ from hub.alarm_flow import AlarmServices
 from hub.api.access import AccessConfig, secure_app
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
-from hub.devices.decode import DecodeLimits
 from hub.ingest.device_commands import MqttCommandSender
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
@@ -99,11 +98,7 @@ class HubProcess:
             sink=sink,
             kinds=kinds,
             root=settings.mqtt_root,
-            limits=DecodeLimits(
-                max_payload_bytes=settings.max_payload_bytes,
-                max_age=settings.max_age,
-                max_ahead=settings.max_ahead,
-            ),
+            limits=settings.decode_limits,
             metrics=metrics,
             batch_max_rows=settings.batch_max_rows,
             batch_interval_s=settings.batch_interval_ms / 1000,

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.devices.decode import DecodeLimits
+
 DEFAULT_DATABASE_URL = "postgresql://hub@127.0.0.1:55432/hub"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:51883"
 
@@ -164,6 +166,15 @@ class Settings(BaseSettings):
         """The api_key values Open311 clients may post with."""
         keys = self.open311_api_keys.get_secret_value().split(",")
         return frozenset(k.strip() for k in keys if k.strip())
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        """What ingest and dead-letter replay accept: payload size and the `ts` window."""
+        return DecodeLimits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_age=self.max_age,
+            max_ahead=self.max_ahead,
+        )
 
     @property
     def max_age(self) -> timedelta:

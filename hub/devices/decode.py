@@ -142,6 +142,11 @@ def parse_topic(topic: str, root: str) -> Topic:
     return Topic(kind=kind, device_id=device_id, channel=channel)
 
 
+def device_topic(root: str, kind: Kind, device_id: str, channel: Channel) -> str:
+    """The topic of a device's channel: the inverse of `parse_topic`."""
+    return f"{root}/{kind.value}/{device_id}/{channel.value}"
+
+
 def _describe(err: ValidationError) -> str:
     parts = []
     for item in err.errors(include_url=False, include_input=False)[:5]:

@@ -72,7 +72,6 @@ class MqttReceiver:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.connected = False
-        self.hub_topics_skipped = 0
         self._messages_seen = 0
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
@@ -158,7 +157,6 @@ class MqttReceiver:
         if message.qos == 0:
             token = -1
         if _is_hub_topic(topic, self._root):
-            self.hub_topics_skipped += 1
             if token >= 0:
                 client.ack(message.mid, message.qos)
             return

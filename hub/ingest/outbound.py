@@ -1,8 +1,10 @@
-"""Hub-originated MQTT messages (device commands, crew alerts): one paho client, QoS 1.
+"""Hub-originated MQTT messages (alarm changes, device commands, crew alerts), QoS 1.
 
-Low rate, so paho's own `loop_start` thread is fine. While the broker is away paho queues
-up to `max_queued` messages and sends them on reconnect; beyond that `publish` returns
-False and the caller keeps its record (a command stays due and is sent again).
+The one publishing client of the hub's low-rate outgoing traffic, so paho's own
+`loop_start` thread is fine. While the broker is away paho queues up to `max_queued`
+messages and sends them on reconnect; beyond that `publish` returns False and the caller
+decides: a command stays due and is sent again, an alarm change is dropped (the table is
+the record, MQTT only the push).
 """
 
 import logging
@@ -21,8 +23,11 @@ log = logging.getLogger(__name__)
 class MqttOutbound:
     """Publishes hub messages at QoS 1 from any thread; never blocks."""
 
-    def __init__(self, *, url: str, client_id: str, max_queued: int = 10_000) -> None:
+    def __init__(
+        self, *, url: str, client_id: str, name: str = "outbound", max_queued: int = 10_000
+    ) -> None:
         self._endpoint = MqttEndpoint(url)
+        self._name = name
         self.connected = False
         self.published = 0
         self.dropped = 0
@@ -50,7 +55,9 @@ class MqttOutbound:
     ) -> None:
         self.connected = not reason.is_failure
         if reason.is_failure:
-            log.error("broker refused the outbound publisher: %s", reason)
+            log.error("broker refused the %s publisher: %s", self._name, reason)
+        else:
+            log.info("%s publisher connected", self._name)
 
     def _on_disconnect(
         self,
@@ -61,7 +68,7 @@ class MqttOutbound:
         properties: Properties | None,
     ) -> None:
         self.connected = False
-        log.info("outbound publisher disconnected: %s", reason)
+        log.info("%s publisher disconnected: %s", self._name, reason)
 
     def start(self) -> None:
         """Connect in the background; paho reconnects by itself."""

@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 from hub.devices.batch import Batch, BatchObserver, BatchSink, DeadLetter
@@ -263,8 +263,3 @@ class IngestPipeline:
     def stop_waiting(self) -> None:
         """Wake the writer loop (used at shutdown)."""
         self._wake.set()
-
-
-def limits_from(max_payload_bytes: int, max_age: timedelta, max_ahead: timedelta) -> DecodeLimits:
-    """Decode limits from settings values."""
-    return DecodeLimits(max_payload_bytes=max_payload_bytes, max_age=max_age, max_ahead=max_ahead)

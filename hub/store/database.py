@@ -145,15 +145,6 @@ class Database:
         with self.connection() as conn:
             return telemetry.fetch_readings(conn, kind, device_id, start, end, limit)
 
-    def count_readings(self) -> dict[str, int]:
-        """Stored readings per kind (exact count; for tests and small installs)."""
-        out: dict[str, int] = {}
-        with self.connection() as conn:
-            for kind, table in telemetry.TABLES.items():
-                row = conn.execute(f"SELECT count(*) FROM {table.table}").fetchone()
-                out[kind.value] = int(row[0]) if row else 0
-        return out
-
     # dead letters
     def list_dead_letters(
         self,

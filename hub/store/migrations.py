@@ -40,8 +40,13 @@ class MigrationReport:
 
 
 def load_migrations(mode: StorageMode) -> list[Migration]:
-    """The packaged migrations for a mode, in version order."""
-    found: dict[int, Migration] = {}
+    """The packaged migrations for a mode, in version order.
+
+    A version is a shared `NNN_name.sql`, a mode variant `NNN_name.plain.sql` /
+    `NNN_name.timescale.sql`, or both: then the shared part runs first, in the same
+    transaction, so what both modes have in common is written once.
+    """
+    parts: dict[int, dict[str | None, tuple[str, str]]] = {}
     for entry in resources.files("hub.store").joinpath("migrations").iterdir():
         match = _FILE.match(entry.name)
         if match is None:
@@ -49,10 +54,16 @@ def load_migrations(mode: StorageMode) -> list[Migration]:
         version, name, variant = int(match[1]), match[2], match[3]
         if variant is not None and variant != mode:
             continue
-        if version in found:
+        found = parts.setdefault(version, {})
+        if any(other != name for other, _ in found.values()) or variant in found:
             raise RuntimeError(f"two migrations numbered {version:03d}")
-        found[version] = Migration(version, name, entry.read_text(encoding="utf-8"))
-    return [found[v] for v in sorted(found)]
+        found[variant] = (name, entry.read_text(encoding="utf-8"))
+    migrations = []
+    for version in sorted(parts):
+        pieces = [parts[version][key] for key in (None, mode.value) if key in parts[version]]
+        name = pieces[0][0]
+        migrations.append(Migration(version, name, "\n".join(sql for _, sql in pieces)))
+    return migrations
 
 
 def _choose_mode(conn: psycopg.Connection[tuple[object, ...]], requested: str) -> StorageMode:

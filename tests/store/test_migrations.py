@@ -77,3 +77,14 @@ def test_each_mode_sees_one_migration_per_number() -> None:
         versions = [m.version for m in load_migrations(mode)]
         assert versions == sorted(set(versions))
         assert versions[:3] == [1, 2, 3]
+
+
+def test_shared_part_and_mode_variant_of_one_version_run_together() -> None:
+    for mode in StorageMode:
+        (lighting,) = [m for m in load_migrations(mode) if m.version == 5]
+        assert lighting.sql.count("CREATE TABLE lighting_commands") == 1
+        assert lighting.sql.index("CREATE TABLE lighting_commands") < lighting.sql.index(
+            "lighting_energy_hourly"
+        )
+        continuous = "timescaledb.continuous" in lighting.sql
+        assert continuous is (mode is StorageMode.TIMESCALE)
