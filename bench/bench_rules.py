@@ -2,18 +2,12 @@
 
 import time
 import tracemalloc
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
 from hub.devices.payloads import ManholePayload, ParkingPayload
-from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict
+from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RulesConfig, load_rules_config
 from hub.rules.engine import DeviceInfo, RuleEngine
 
@@ -21,43 +15,6 @@ DEVICES = 100_000
 ROUNDS = 3
 BATCH = 2_000
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-
-
-class TiltParams(BaseModel):
-    """Thresholds of the stand-in tilt rule."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    raise_deg: float = 10.0
-    clear_deg: float = 8.0
-
-
-@dataclass(frozen=True)
-class TiltRule:
-    """A stand-in domain rule so a reading costs what a real rule would."""
-
-    name: str = "tilt"
-    kinds: frozenset[Kind] = frozenset({Kind.MANHOLE})
-    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.TILT})
-    params_model: type[BaseModel] = TiltParams
-
-    def initial_state(self) -> None:
-        """Stateless."""
-
-    def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
-    ) -> Iterable[Observation]:
-        """Tilt above raise_deg is a fault, below clear_deg normal."""
-        del device, state
-        tilt = float(reading.value("tilt_deg"))
-        verdict = (
-            Verdict.FAULT
-            if tilt > params.raise_deg
-            else Verdict.OK
-            if tilt < params.clear_deg
-            else Verdict.HOLD
-        )
-        return (Observation(AlarmType.TILT, verdict, reading.ts, reading.device_id),)
 
 
 def build_readings() -> list[Reading]:
@@ -86,7 +43,9 @@ def run(readings: list[Reading], devices: list[DeviceInfo], config: RulesConfig)
     """Register all devices, feed batches with a tick per second of receive time, print rates."""
     tracemalloc.start()
     started = time.perf_counter()
-    engine = RuleEngine(config, devices, now=T0, rules=[TiltRule()])
+    engine = RuleEngine(
+        config, devices, now=T0, rules=domain_rules(), group_rules=domain_group_rules()
+    )
     registered = time.perf_counter()
     engine_bytes, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
