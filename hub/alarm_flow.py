@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
@@ -36,8 +37,16 @@ from hub.cases.grid_file import parse_grid_geojson
 from hub.cases.intake import CaseSetup
 from hub.cases.routing import load_case_policy, parse_case_policy
 from hub.devices.decode import Reading
+from hub.devices.partition import (
+    decode_handoff,
+    encode_handoff,
+    handoff_topic,
+    owner_of,
+    partition_key,
+)
 from hub.devices.registry import DeviceRecord
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
+from hub.ingest.outbound import MqttOutbound
 from hub.rules import trucks as truck_rules
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
 from hub.rules.catalogue import domain_group_rules, domain_rules
@@ -70,6 +79,24 @@ def utc_now() -> datetime:
 
 def _always() -> bool:
     return True
+
+
+# Readings per hand-off message: keeps each well under the broker's message size limits.
+HANDOFF_CHUNK = 2_000
+HandOff = Callable[[int, Sequence[Reading]], None]
+
+
+@dataclass(frozen=True)
+class ClusterSeat:
+    """Where this hub sits in a cluster: how many members, which one, how to hand readings on."""
+
+    members: int
+    member: int
+    hand_off: HandOff
+
+    def owner(self, device_id: str, parent_id: str | None) -> int:
+        """The member that judges this device."""
+        return owner_of(partition_key(device_id, parent_id), self.members)
 
 
 def load_case_setup(settings: Settings) -> CaseSetup:
@@ -129,6 +156,7 @@ class AlarmFlow:
         registry_refresh_s: float = 5.0,
         ingest_healthy: Callable[[], bool] = _always,
         context_refreshers: Sequence[Callable[[], object]] = (),
+        cluster: ClusterSeat | None = None,
     ) -> None:
         self._db = db
         self._alarms = alarms
@@ -144,7 +172,15 @@ class AlarmFlow:
         self._ingest_healthy = ingest_healthy
         # Domain contexts the rules read (truck permits and sites), reloaded with the registry.
         self._context_refreshers = tuple(context_refreshers)
-        self._queue: queue.Queue[Sequence[Reading]] = queue.Queue(maxsize=queue_batches)
+        self._cluster = cluster
+        # The owner of every registered device (a cluster only); the engine holds our own.
+        self._owners: dict[str, int] = {}
+        self.handed_off = 0
+        self.handed_in = 0
+        # (readings, handed to us by another member): those are never handed on again.
+        self._queue: queue.Queue[tuple[Sequence[Reading], bool]] = queue.Queue(
+            maxsize=queue_batches
+        )
         self._unapplied: list[AlarmSignal] = []
         self._engine: RuleEngine | None = None
         self._registry_since: datetime | None = None
@@ -175,9 +211,12 @@ class AlarmFlow:
             refresh_context()
         self._registry_at = self._full_reload_at = time.monotonic()
         for device_id, received_at in self._alarms.last_seen().items():
-            self._engine.seed_last_seen(device_id, received_at)
+            if self._owns(device_id):
+                self._engine.seed_last_seen(device_id, received_at)
         restored = 0
         for alarm in self._alarms.open_alarms():
+            if not self._owns(alarm.source_id):
+                continue
             self._engine.restore_alarm(
                 alarm.source_kind,
                 alarm.source_id,
@@ -190,9 +229,31 @@ class AlarmFlow:
         log.info("rules: %d devices, %d open alarms restored", len(self._known_ids), restored)
         self._run_case_policy(now)
 
+    def _owner(self, device_id: str) -> int:
+        """The cluster member judging a device (from its registry parent when known)."""
+        cluster = self._cluster
+        if cluster is None:
+            return 0
+        owner = self._owners.get(device_id)
+        return cluster.owner(device_id, None) if owner is None else owner
+
+    def _owns(self, device_id: str) -> bool:
+        """Whether this hub judges the device (always, outside a cluster)."""
+        return self._cluster is None or self._owner(device_id) == self._cluster.member
+
     def _upsert_devices(self, records: Iterable[DeviceRecord], now: datetime) -> None:
         engine = self.engine
+        cluster = self._cluster
         for record in records:
+            if cluster is not None:
+                owner = cluster.owner(record.device_id, record.parent_id)
+                self._owners[record.device_id] = owner
+                if owner != cluster.member:
+                    # Not ours (any more: a new parent moves a device to another member).
+                    if record.device_id in self._known_ids:
+                        engine.remove_device(record.device_id)
+                        self._known_ids.discard(record.device_id)
+                    continue
             try:
                 engine.upsert_device(DeviceInfo.from_record(record), now)
             except RuleConfigError as err:
@@ -204,9 +265,10 @@ class AlarmFlow:
     def _next_since(newest: datetime | None, now: datetime) -> datetime | None:
         return None if newest is None else min(newest, now - _REGISTRY_SLACK)
 
-    def _refresh_registry(self, now: datetime) -> None:
+    def _refresh_registry(self, now: datetime, *, force: bool = False) -> None:
         mono = time.monotonic()
-        if mono - self._registry_at < self._registry_refresh_s:
+        wait_s = 1.0 if force else self._registry_refresh_s
+        if mono - self._registry_at < wait_s:
             return
         records, newest = self._db.fetch_devices_changed_since(self._registry_since)
         self._registry_since = self._next_since(newest, now)
@@ -219,17 +281,28 @@ class AlarmFlow:
             for gone in self._known_ids - ids:
                 self.engine.remove_device(gone)
             self._known_ids &= ids
+            for gone in self._owners.keys() - ids:
+                del self._owners[gone]
             self._full_reload_at = mono
 
     # the work
 
     def on_batch(self, readings: Sequence[Reading], now: datetime) -> None:
         """Queue a committed batch for the flow thread (called on the ingest writer thread)."""
+        self._enqueue(readings, handed=False)
+
+    def on_handoff(self, raw: bytes) -> None:
+        """Queue readings another cluster member handed to us (called on the MQTT thread)."""
+        readings = decode_handoff(raw)
+        self.handed_in += len(readings)
+        self._enqueue(readings, handed=True)
+
+    def _enqueue(self, readings: Sequence[Reading], *, handed: bool) -> None:
         if not readings:
             return
         while True:
             try:
-                self._queue.put(readings, timeout=1.0)
+                self._queue.put((readings, handed), timeout=1.0)
             except queue.Full:
                 if self._closed:
                     log.warning("alarm flow stopped; %d readings not judged", len(readings))
@@ -238,13 +311,39 @@ class AlarmFlow:
                 continue
             return
 
-    def process(self, readings: Sequence[Reading]) -> list[AlarmChange]:
-        """Judge a batch, apply and publish the alarm changes, file what the policy says."""
+    def process(self, readings: Sequence[Reading], *, handed: bool = False) -> list[AlarmChange]:
+        """Judge a batch, apply and publish the alarm changes, file what the policy says.
+
+        In a cluster, readings of devices another member owns are handed to it first
+        (unless they were handed to us: those are judged here or not at all).
+        """
         now = self._clock()
+        if self._cluster is not None and not handed:
+            readings = self._hand_off_others(self._cluster, readings, now)
         changes = self._apply(self.engine.process(readings), now)
         if any(c.kind in (AlarmChangeKind.RAISED, AlarmChangeKind.UPDATED) for c in changes):
             self._run_case_policy(now)
         return changes
+
+    def _hand_off_others(
+        self, cluster: ClusterSeat, readings: Sequence[Reading], now: datetime
+    ) -> list[Reading]:
+        if any(r.device_id not in self._owners for r in readings):
+            # A device registered since the last refresh: learn its parent before routing.
+            self._refresh_registry(now, force=True)
+        mine: list[Reading] = []
+        theirs: dict[int, list[Reading]] = {}
+        for reading in readings:
+            owner = self._owner(reading.device_id)
+            if owner == cluster.member:
+                mine.append(reading)
+            else:
+                theirs.setdefault(owner, []).append(reading)
+        for member, handed in theirs.items():
+            for start in range(0, len(handed), HANDOFF_CHUNK):
+                cluster.hand_off(member, handed[start : start + HANDOFF_CHUNK])
+            self.handed_off += len(handed)
+        return mine
 
     def tick(self, now: datetime) -> list[AlarmChange]:
         """Clock work: registry changes, held readings, offline checks, due filings, clearances."""
@@ -298,17 +397,23 @@ class AlarmFlow:
         while not (stop.is_set() and self._queue.empty()):
             timeout = max(0.0, next_tick - time.monotonic())
             try:
-                readings = self._queue.get(timeout=min(timeout, 0.5))
+                readings, handed = self._queue.get(timeout=min(timeout, 0.5))
             except queue.Empty:
                 pass
             else:
-                self._supervised("batch", partial(self.process, readings))
+                self._supervised("batch", partial(self.process, readings, handed=handed))
             if time.monotonic() >= next_tick:
                 self._supervised("tick", lambda: self.tick(self._clock()))
                 next_tick = time.monotonic() + self._tick_s
         self._closed = True
         if self._unapplied:
             self._apply((), self._clock())
+        if self._cluster is not None:
+            log.info(
+                "rules: %d reading(s) handed to other members, %d handed to this one",
+                self.handed_off,
+                self.handed_in,
+            )
 
     def _supervised(self, what: str, work: Callable[[], object]) -> None:
         try:
@@ -336,10 +441,17 @@ class AlarmServices:
         self.fanout = AlarmFanout()
         self.mqtt = MqttAlarmPublisher(
             url=settings.mqtt_url,
-            client_id=f"{settings.mqtt_client_id}-alarms",
+            client_id=f"{settings.client_id}-alarms",
             root=settings.mqtt_root,
         )
         self.publisher = PublisherGroup([self.mqtt, self.fanout, *extra_publishers])
+        self.handoff: MqttOutbound | None = None
+        cluster: ClusterSeat | None = None
+        if settings.cluster_members > 1:
+            self.handoff = MqttOutbound(
+                url=settings.mqtt_url, client_id=f"{settings.client_id}-handoff", name="hand-off"
+            )
+            cluster = ClusterSeat(settings.cluster_members, settings.cluster_member, self._hand_off)
         self.flow = AlarmFlow(
             db=db,
             alarms=self.alarms,
@@ -355,11 +467,33 @@ class AlarmServices:
             registry_refresh_s=settings.registry_refresh_s,
             ingest_healthy=ingest_healthy,
             context_refreshers=[TruckContextRefresher(TruckStore(db), truck_rules.CONTEXT).refresh],
+            cluster=cluster,
         )
         self._http = httpx.Client(timeout=settings.case_webhook_timeout_s)
         self.forwarder: CaseForwarder | None = build_forwarder(settings, Outbox(db), self._http)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    def _hand_off(self, member: int, readings: Sequence[Reading]) -> None:
+        if self.handoff is None:  # pragma: no cover - only wired in a cluster
+            return
+        topic = handoff_topic(self.settings.mqtt_root, self._shared_group, member)
+        if not self.handoff.publish(topic, encode_handoff(readings)):
+            log.warning("%d reading(s) for member %d not handed off", len(readings), member)
+
+    @property
+    def _shared_group(self) -> str:
+        return self.settings.mqtt_shared_group or "hub"
+
+    @property
+    def direct_topics(self) -> dict[str, Callable[[bytes], None]]:
+        """Topics only this hub subscribes to: in a cluster, readings handed to it."""
+        if self.handoff is None:
+            return {}
+        topic = handoff_topic(
+            self.settings.mqtt_root, self._shared_group, self.settings.cluster_member
+        )
+        return {topic: self.flow.on_handoff}
 
     @property
     def routers(self) -> list["APIRouter"]:
@@ -381,6 +515,8 @@ class AlarmServices:
         """Restore the rules' state, then start the flow, the publisher and the forwarder."""
         self.flow.start_up()
         self.mqtt.start()
+        if self.handoff is not None:
+            self.handoff.start()
         self._threads.append(
             threading.Thread(target=self.flow.run, args=(self._stop,), name="alarm-flow")
         )
@@ -399,4 +535,6 @@ class AlarmServices:
         for thread in self._threads:
             thread.join(timeout=30)
         self.mqtt.stop()
+        if self.handoff is not None:
+            self.handoff.stop()
         self._http.close()

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from hub.api.alarms import AlarmFanout
 from hub.devices.decode import device_topic
 from hub.devices.kinds import Channel, Kind
+from hub.devices.registry import DeviceRecord
 from hub.ingest.modbus import ModbusPoller, targets_from_records
 from hub.ingest.outbound import MqttOutbound
 from hub.ingest.pipeline import RawMessage
@@ -52,6 +53,14 @@ from hub.store.database import Database
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+def _always() -> bool:
+    return True
+
+
+def _every(record: DeviceRecord) -> bool:
+    return True
 
 
 def utc_now() -> datetime:
@@ -250,9 +259,13 @@ class LightingControl:
                 requests.append(request)
         return requests
 
-    def run(self, stop: threading.Event, tick_s: float) -> None:
-        """The control thread: schedules, then commands, every tick."""
+    def run(
+        self, stop: threading.Event, tick_s: float, on_duty: Callable[[], bool] = _always
+    ) -> None:
+        """The control thread: schedules, then commands, every tick (while on duty)."""
         while not stop.wait(tick_s):
+            if not on_duty():
+                continue
             now = self._clock()
             for what, work in (
                 ("schedules", self.fire_schedules),
@@ -274,11 +287,16 @@ class LightingServices:
         *,
         submit: Callable[[RawMessage], None],
         registry: CollectorRegistry,
+        on_duty: Callable[[], bool] = _always,
+        polls: Callable[[DeviceRecord], bool] = _every,
     ) -> None:
+        """`on_duty`: whether this hub runs schedules and commands (the cluster's leader);
+        `polls`: whether this hub polls a cabinet (the one that judges it)."""
         self.settings = settings
         self._db = db
+        self._on_duty = on_duty
         self.outbound = MqttOutbound(
-            url=settings.mqtt_url, client_id=f"{settings.mqtt_client_id}-lighting", name="lighting"
+            url=settings.mqtt_url, client_id=f"{settings.client_id}-lighting", name="lighting"
         )
         self.alert_fanout = AlarmFanout()
         self.webhook = (
@@ -304,7 +322,8 @@ class LightingServices:
         )
         self.poller: ModbusPoller | None = None
         if settings.modbus_enabled:
-            targets = targets_from_records(db.list_devices(Kind.CABINET, 100_000, 0))
+            cabinets = db.list_devices(Kind.CABINET, 100_000, 0)
+            targets = targets_from_records(c for c in cabinets if polls(c))
             if targets:
                 self.poller = ModbusPoller(
                     targets,
@@ -344,7 +363,7 @@ class LightingServices:
             self.poller.start(self._stop)
         self._thread = threading.Thread(
             target=self.control.run,
-            args=(self._stop, self.settings.lighting_control_tick_s),
+            args=(self._stop, self.settings.lighting_control_tick_s, self._on_duty),
             name="lighting-control",
         )
         self._thread.start()

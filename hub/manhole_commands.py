@@ -89,8 +89,10 @@ class ManholeCommandService:
         resend_after: timedelta,
         tick_s: float = 1.0,
         clock: Callable[[], datetime] = _utc_now,
+        on_duty: Callable[[], bool] = lambda: True,
     ) -> None:
         self._db = db
+        self._on_duty = on_duty
         self._send = send
         self._resend_after = resend_after
         self._tick_s = tick_s
@@ -134,6 +136,8 @@ class ManholeCommandService:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._tick_s):
+            if not self._on_duty():  # in a cluster, the leader sends the commands
+                continue
             try:
                 self.settle(self._clock())
             except Exception:

@@ -3,7 +3,9 @@
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from types import FrameType
 
 import uvicorn
@@ -12,6 +14,8 @@ from hub.alarm_flow import AlarmServices
 from hub.api.access import AccessConfig, secure_app
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
+from hub.devices.partition import owner_of, partition_key
+from hub.devices.registry import DeviceRecord
 from hub.ingest.device_commands import MqttCommandSender
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
@@ -21,6 +25,7 @@ from hub.manhole_commands import ManholeCommandService
 from hub.settings import Settings
 from hub.store.access import AccessStore
 from hub.store.database import Database, SchemaNotReadyError
+from hub.store.lease import LeaderLease
 from hub.store.migrations import StorageMode
 from hub.store.telemetry import ReconnectingWriter
 
@@ -57,6 +62,16 @@ def access_config(settings: Settings) -> AccessConfig:
     )
 
 
+def _always() -> bool:
+    return True
+
+
+def _judged_here(settings: Settings, record: DeviceRecord) -> bool:
+    """Whether this cluster member judges (and so polls) the device."""
+    owner = owner_of(partition_key(record.device_id, record.parent_id), settings.cluster_members)
+    return owner == settings.cluster_member
+
+
 class HubProcess:
     """Builds and runs every part of a hub process; stops them in order on a signal."""
 
@@ -65,8 +80,10 @@ class HubProcess:
         self.api_enabled = api_enabled
         self.stop = threading.Event()
 
-    def _retention_loop(self, db: Database, mode: StorageMode) -> None:
+    def _retention_loop(self, db: Database, mode: StorageMode, on_duty: Callable[[], bool]) -> None:
         while not self.stop.wait(5.0):
+            if not on_duty():
+                continue
             try:
                 deleted = db.enforce_retention(mode)
             except Exception:
@@ -88,6 +105,18 @@ class HubProcess:
             db.close()
             return 2
         log.info("storage mode: %s", mode)
+        lease: LeaderLease | None = None
+        on_duty: Callable[[], bool] = _always
+        if settings.cluster_members > 1:
+            log.info(
+                "cluster member %d of %d, sharing the stream as %r",
+                settings.cluster_member,
+                settings.cluster_members,
+                settings.mqtt_shared_group,
+            )
+            lease = LeaderLease(settings.database_url)
+            lease.start()
+            on_duty = lease.held
 
         metrics = IngestMetrics()
         kinds = KindIndex(db.fetch_kind_index, db.fetch_all_ids, settings.registry_refresh_s)
@@ -103,43 +132,52 @@ class HubProcess:
             batch_max_rows=settings.batch_max_rows,
             batch_interval_s=settings.batch_interval_ms / 1000,
         )
-        receiver = MqttReceiver(
-            url=settings.mqtt_url,
-            client_id=settings.mqtt_client_id,
-            root=settings.mqtt_root,
-            on_message=pipeline.submit,
-            shared_group=settings.mqtt_shared_group,
-            session_expiry_s=settings.mqtt_session_expiry_s,
-            receive_maximum=settings.mqtt_receive_maximum,
-            backlog=lambda: pipeline.pending,
-            on_connection_change=lambda up: metrics.broker_connected.set(1 if up else 0),
+        lighting = LightingServices(
+            settings,
+            db,
+            submit=pipeline.submit,
+            registry=metrics.registry,
+            on_duty=on_duty,
+            polls=partial(_judged_here, settings),
         )
-        pipeline.set_acknowledger(receiver)
-        lighting = LightingServices(settings, db, submit=pipeline.submit, registry=metrics.registry)
         alarm_services = AlarmServices(
             settings,
             db,
             ingest_healthy=lambda: receiver.connected and pipeline.lag_s() < 30,
             extra_publishers=[lighting.alerts],
         )
+        receiver = MqttReceiver(
+            url=settings.mqtt_url,
+            client_id=settings.client_id,
+            root=settings.mqtt_root,
+            on_message=pipeline.submit,
+            shared_group=settings.mqtt_shared_group,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+            receive_maximum=settings.mqtt_receive_maximum,
+            backlog=lambda: pipeline.pending,
+            direct=alarm_services.direct_topics,
+            on_connection_change=lambda up: metrics.broker_connected.set(1 if up else 0),
+        )
+        pipeline.set_acknowledger(receiver)
         alarm_services.start()
         lighting.start()
         command_sender = MqttCommandSender(
             url=settings.mqtt_url,
-            client_id=f"{settings.mqtt_client_id}-cmd",
+            client_id=f"{settings.client_id}-cmd",
             root=settings.mqtt_root,
         )
         manhole_commands = ManholeCommandService(
             db,
             command_sender.send,
             resend_after=timedelta(seconds=settings.manhole_command_resend_s),
+            on_duty=on_duty,
         )
         command_sender.start()
         manhole_commands.start()
         pipeline.add_observer(alarm_services.flow)
         writer = threading.Thread(target=pipeline.run, args=(self.stop,), name="ingest-writer")
         retention = threading.Thread(
-            target=self._retention_loop, args=(db, mode), name="retention", daemon=True
+            target=self._retention_loop, args=(db, mode, on_duty), name="retention", daemon=True
         )
         writer.start()
         retention.start()
@@ -180,6 +218,8 @@ class HubProcess:
             writer.join(timeout=60)
             alarm_services.stop()
             receiver.stop()
+            if lease is not None:
+                lease.stop()
             sink.close()
             db.close()
             log.info("stopped; %d message(s) committed", pipeline.committed_messages)

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     mqtt_shared_group: str | None = Field(
         default=None, description="MQTT v5 shared-subscription group when several hubs share"
     )
+    cluster_members: int = Field(
+        default=1, ge=1, le=64, description="hubs sharing the stream (docs/scaling.md)"
+    )
+    cluster_member: int = Field(default=0, ge=0, description="this hub's number, 0 … members-1")
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     mqtt_receive_maximum: int = Field(
         default=20_000,
@@ -160,6 +164,26 @@ class Settings(BaseSettings):
                 "HUB_CASE_WEBHOOK_URL needs HUB_CASE_WEBHOOK_SECRET to sign deliveries"
             )
         return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_shared_group(self) -> Self:
+        if self.cluster_member >= self.cluster_members:
+            raise ValueError(
+                f"HUB_CLUSTER_MEMBER must be below HUB_CLUSTER_MEMBERS ({self.cluster_members})"
+            )
+        if self.cluster_members > 1 and not self.mqtt_shared_group:
+            raise ValueError(
+                "HUB_CLUSTER_MEMBERS > 1 needs HUB_MQTT_SHARED_GROUP, the shared subscription"
+                " the hubs split the stream through"
+            )
+        return self
+
+    @property
+    def client_id(self) -> str:
+        """This process's MQTT client id: one per cluster member, so sessions stay apart."""
+        if self.cluster_members == 1:
+            return self.mqtt_client_id
+        return f"{self.mqtt_client_id}-m{self.cluster_member}"
 
     @property
     def open311_api_key_set(self) -> frozenset[str]:

@@ -5,7 +5,7 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,11 +58,15 @@ class MqttReceiver:
         receive_maximum: int = 20_000,
         on_connection_change: Callable[[bool], None] | None = None,
         backlog: Callable[[], int] | None = None,
+        direct: Mapping[str, Callable[[bytes], None]] | None = None,
     ) -> None:
         self._endpoint = MqttEndpoint(url)
         self._root = root
         self._handler = on_message
         self._backlog = backlog
+        # Topics of this hub alone (the cluster hand-off): subscribed unshared, handled on
+        # the network thread, acknowledged as soon as the handler has taken the message.
+        self._direct = dict(direct or {})
         self._on_connection_change = on_connection_change
         self._shared_group = shared_group
         self._session_expiry_s = session_expiry_s
@@ -125,9 +129,14 @@ class MqttReceiver:
             self._endpoint.host,
             self._endpoint.port,
             flags.session_present,
-            self.subscription,
+            ", ".join((self.subscription, *self._direct)),
         )
-        client.subscribe(self.subscription, options=SubscribeOptions(qos=1, noLocal=True))
+        client.subscribe(
+            [
+                (topic, SubscribeOptions(qos=1, noLocal=True))
+                for topic in (self.subscription, *self._direct)
+            ]
+        )
         self.connected = True
         if self._on_connection_change:
             self._on_connection_change(True)
@@ -156,7 +165,13 @@ class MqttReceiver:
         token = (self._generation << 16) | message.mid
         if message.qos == 0:
             token = -1
-        if _is_hub_topic(topic, self._root):
+        direct = self._direct.get(topic)
+        if direct is not None:
+            try:
+                direct(bytes(message.payload))
+            except Exception:
+                log.exception("message on %s not handled; dropped", topic)
+        if direct is not None or _is_hub_topic(topic, self._root):
             if token >= 0:
                 client.ack(message.mid, message.qos)
             return
