@@ -3,7 +3,7 @@
 from datetime import timedelta
 from pathlib import Path
 from typing import Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -221,3 +221,6 @@ class MqttEndpoint:
         self.port = parts.port or (8883 if self.tls else 1883)
         self.username = parts.username
         self.password = parts.password
+        # mqtts://host:8883?cafile=/etc/hub/ca.crt: the CA of a private broker certificate
+        # (default: the system's trusted CAs).
+        self.ca_file = parse_qs(parts.query).get("cafile", [None])[0]

@@ -16,6 +16,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from hub.ingest.connect import prepare_client
 from hub.ingest.pipeline import RawMessage
 from hub.settings import MqttEndpoint
 
@@ -83,10 +84,7 @@ class MqttReceiver:
             protocol=paho.MQTTv5,
             manual_ack=True,
         )
-        if self._endpoint.username:
-            client.username_pw_set(self._endpoint.username, self._endpoint.password)
-        if self._endpoint.tls:
-            client.tls_set()
+        prepare_client(client, self._endpoint)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

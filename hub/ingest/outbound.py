@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from hub.ingest.connect import prepare_client
 from hub.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,7 @@ class MqttOutbound:
         client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311
         )
-        if self._endpoint.username:
-            client.username_pw_set(self._endpoint.username, self._endpoint.password)
-        if self._endpoint.tls:
-            client.tls_set()
+        prepare_client(client, self._endpoint)
         client.max_queued_messages_set(max_queued)
         client.max_inflight_messages_set(100)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
