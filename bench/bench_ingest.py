@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
+from figures import Figure, add_json_option, encode_figures
 
 from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.store.migrations import apply_migrations
@@ -231,6 +232,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--naive-messages", type=int, default=20_000)
     parser.add_argument("--devices", type=int, default=10_000)
+    add_json_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         work = Path(tmp)
@@ -265,7 +267,46 @@ def main() -> int:
         f"hub / naive = {hub_rate / naive_rate:.1f}x; hub / raw COPY = {hub_rate / copy_rate:.2f}"
     )
     print(f"zero loss: stored {hub_stored:,} of {args.messages:,}, dead letters {dead}")
+    if args.json is not None:
+        args.json.write_text(
+            encode_figures(ingest_figures(args, hub_rate, naive_rate, copy_rate, hub_stored, dead)),
+            encoding="utf-8",
+        )
     return 0 if hub_stored == args.messages and dead == 0 else 1
+
+
+def ingest_figures(
+    args: argparse.Namespace,
+    hub_rate: float,
+    naive_rate: float,
+    copy_rate: float,
+    hub_stored: int,
+    dead: int,
+) -> list[Figure]:
+    """The printed figures as rows for bench/report.py."""
+    run = f"{args.messages:,} messages from {args.devices:,} devices, publisher at full speed"
+    return [
+        Figure("ingest", "hub, every rule on", hub_rate, "msg/s", ">= 20,000 msg/s", run),
+        Figure(
+            "ingest",
+            "naive (INSERT + commit per message)",
+            naive_rate,
+            "msg/s",
+            None,
+            f"{args.naive_messages:,} messages",
+        ),
+        Figure("ingest", "raw binary COPY of the same rows", copy_rate, "rows/s", None, None),
+        Figure("ingest", "hub / naive", hub_rate / naive_rate, "×", ">= 10×", None),
+        Figure("ingest", "hub / raw COPY", hub_rate / copy_rate, "×", None, None),
+        Figure(
+            "ingest",
+            "messages lost",
+            args.messages - hub_stored,
+            "",
+            "<= 0",
+            f"stored {hub_stored:,} of {args.messages:,}; {dead} dead letters",
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from hub.devices.partition import (
     owner_of,
     partition_key,
 )
-from hub.devices.registry import DeviceRecord
+from hub.devices.registry import DeviceRecord, resume_point
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
 from hub.ingest.outbound import MqttOutbound
 from hub.rules import trucks as truck_rules
@@ -67,9 +67,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 _FULL_RELOAD_S = 60.0
-# Registry changes are re-read this far back, so a device whose change committed a little
-# after a refresh (with an earlier updated_at) is still picked up; older ones are not re-read.
-_REGISTRY_SLACK = timedelta(seconds=10)
 
 
 def utc_now() -> datetime:
@@ -204,9 +201,7 @@ class AlarmFlow:
         self._engine = RuleEngine(
             self._config, (), now=now, rules=self._rules, group_rules=self._group_rules
         )
-        records, newest = self._db.fetch_devices_changed_since(None)
-        self._registry_since = self._next_since(newest, now)
-        self._upsert_devices(records, now)
+        self._load_registry(None, now)
         for refresh_context in self._context_refreshers:
             refresh_context()
         self._registry_at = self._full_reload_at = time.monotonic()
@@ -228,6 +223,16 @@ class AlarmFlow:
             restored += 1
         log.info("rules: %d devices, %d open alarms restored", len(self._known_ids), restored)
         self._run_case_policy(now)
+
+    def _load_registry(self, since: datetime | None, now: datetime) -> None:
+        """Upsert devices changed since a time into the engine, a page of records at a time."""
+        newest: datetime | None = None
+        for records, page_newest in self._db.device_pages(since):
+            self._upsert_devices(records, now)
+            if page_newest is not None and (newest is None or page_newest > newest):
+                newest = page_newest
+        if newest is not None:
+            self._registry_since = resume_point(newest, now)
 
     def _owner(self, device_id: str) -> int:
         """The cluster member judging a device (from its registry parent when known)."""
@@ -261,18 +266,12 @@ class AlarmFlow:
                 continue
             self._known_ids.add(record.device_id)
 
-    @staticmethod
-    def _next_since(newest: datetime | None, now: datetime) -> datetime | None:
-        return None if newest is None else min(newest, now - _REGISTRY_SLACK)
-
     def _refresh_registry(self, now: datetime, *, force: bool = False) -> None:
         mono = time.monotonic()
         wait_s = 1.0 if force else self._registry_refresh_s
         if mono - self._registry_at < wait_s:
             return
-        records, newest = self._db.fetch_devices_changed_since(self._registry_since)
-        self._registry_since = self._next_since(newest, now)
-        self._upsert_devices(records, now)
+        self._load_registry(self._registry_since, now)
         for refresh_context in self._context_refreshers:
             refresh_context()
         self._registry_at = mono

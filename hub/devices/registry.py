@@ -5,6 +5,7 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -223,3 +224,15 @@ def parse_device_file(name: str, text: str) -> ParsedImport:
     if name.lower().endswith((".geojson", ".json")):
         return parse_device_geojson(text)
     return parse_device_csv(text)
+
+
+# A change is re-read for this long: a transaction that committed a little after a refresh
+# (its updated_at earlier than what that refresh saw) is still picked up, and changes older
+# than this are not read again (a bulk import shares one updated_at; re-reading the newest
+# of them on every refresh re-read the whole registry).
+REGISTRY_SLACK = timedelta(seconds=10)
+
+
+def resume_point(newest: datetime | None, now: datetime) -> datetime | None:
+    """Where the next refresh starts: after the newest change seen, less the slack."""
+    return None if newest is None else min(newest, now - REGISTRY_SLACK)

@@ -13,6 +13,7 @@ from typing import Protocol
 from hub.devices.batch import Batch, BatchObserver, BatchSink, DeadLetter
 from hub.devices.decode import DecodeError, DecodeLimits, decode_message
 from hub.devices.kinds import Kind
+from hub.devices.registry import resume_point
 from hub.ingest.metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class KindIndex:
             return
         changes, newest = self._fetch_changes(self._since)
         self._kinds.update(changes)
-        self._since = newest
+        self._since = resume_point(newest, utc_now())
         self._refreshed_at = mono
         self._misses.clear()
         if mono - self._full_at >= self._full_reload_s:

@@ -73,7 +73,7 @@ class RulesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reorder_tolerance_s: Seconds = 10.0
+    reorder_tolerance_s: Seconds = 0.0
     evidence_max: int = Field(default=5, ge=1, le=50)
     rules: dict[str, RuleSection] = Field(default_factory=dict)
 

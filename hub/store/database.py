@@ -127,6 +127,21 @@ class Database:
         with self.connection() as conn:
             return registry.fetch_devices_changed_since(conn, since)
 
+    def device_pages(
+        self, since: datetime | None, page: int = 5_000
+    ) -> Iterator[tuple[list[DeviceRecord], datetime | None]]:
+        """`fetch_devices_changed_since` a page at a time (a city's registry is big)."""
+        after: str | None = None
+        while True:
+            with self.connection() as conn:
+                records, newest = registry.fetch_devices_changed_since(
+                    conn, since, after_id=after, limit=page
+                )
+            yield records, newest
+            if len(records) < page:
+                return
+            after = records[-1].device_id
+
     def fetch_all_ids(self) -> set[str]:
         """All registered ids."""
         with self.connection() as conn:

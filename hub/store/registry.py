@@ -112,7 +112,7 @@ def fetch_kind_index(
     """Device id → kind for devices changed since a time (all when None), and the newest change."""
     rows = conn.execute(
         "SELECT device_id, kind, updated_at FROM devices"
-        " WHERE %(since)s::timestamptz IS NULL OR updated_at >= %(since)s",
+        " WHERE %(since)s::timestamptz IS NULL OR updated_at > %(since)s",
         {"since": changed_since},
     ).fetchall()
     newest = max((r[2] for r in rows), default=changed_since)
@@ -125,13 +125,22 @@ def fetch_all_ids(conn: Conn) -> set[str]:
 
 
 def fetch_devices_changed_since(
-    conn: Conn, changed_since: datetime | None
+    conn: Conn,
+    changed_since: datetime | None,
+    *,
+    after_id: str | None = None,
+    limit: int | None = None,
 ) -> tuple[list[DeviceRecord], datetime | None]:
-    """Full records of devices changed since a time (all when None), and the newest change."""
+    """Full records of devices changed since a time (all when None), and the newest change.
+
+    Pages by device id: `after_id` the last id of the previous page, `limit` its size.
+    """
     rows = conn.execute(
         f"SELECT {', '.join(_COLUMNS)}, updated_at FROM devices"
-        " WHERE %(since)s::timestamptz IS NULL OR updated_at >= %(since)s ORDER BY device_id",
-        {"since": changed_since},
+        " WHERE (%(since)s::timestamptz IS NULL OR updated_at > %(since)s)"
+        " AND (%(after)s::text IS NULL OR device_id > %(after)s)"
+        " ORDER BY device_id LIMIT %(limit)s",
+        {"since": changed_since, "after": after_id, "limit": limit},
     ).fetchall()
     newest = max((r[-1] for r in rows), default=changed_since)
     return [_record(r[:-1]) for r in rows], newest

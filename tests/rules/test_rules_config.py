@@ -15,7 +15,7 @@ def test_packaged_file_loads_with_per_kind_defaults() -> None:
     config = load_rules_config()
     offline = config.rules["offline"]
     assert offline.kinds[Kind.CABINET].severity is Severity.CRITICAL
-    assert config.reorder_tolerance_s == 10
+    assert config.reorder_tolerance_s == 0
 
 
 @pytest.mark.parametrize(

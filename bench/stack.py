@@ -1,0 +1,308 @@
+"""What a benchmark runs against: its own PostgreSQL and Mosquitto, a hub child process, a city.
+
+Services start on free ports in a temporary directory (hub.local_services, durable
+PostgreSQL settings, the repository's broker tuning) and are stopped afterwards. The hub
+runs as `python -m hub run` in a child process, as in production. Devices, sites, permits,
+lots and zones of a simulated city are written with the hub's own parsers and store
+functions; devices by COPY, which is what makes 100,000 of them quick.
+"""
+
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from psycopg.types.json import Jsonb
+
+from hub.devices.registry import DeviceRecord, parse_device_file
+from hub.local_services import LocalMosquitto, LocalPostgres, free_port
+from hub.rules import truck_records
+from hub.settings import MqttEndpoint
+from hub.store import parking
+from hub.store.database import Database
+from hub.store.migrations import StorageMode, apply_migrations
+from hub.store.trucks import TruckStore
+from simulators.city import DEVICES_FILE, PERMITS_FILE, City
+from simulators.generator import write_city
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """Running services of one benchmark and its scratch directory."""
+
+    work: Path
+    postgres: LocalPostgres
+    broker: LocalMosquitto | None
+    mode: StorageMode
+
+    @property
+    def database_url(self) -> str:
+        """The `hub` database."""
+        return self.postgres.url
+
+    @property
+    def mqtt_url(self) -> str:
+        """The broker; raises if this stack has none."""
+        if self.broker is None:
+            raise RuntimeError("this benchmark started no broker")
+        return self.broker.url
+
+
+@contextmanager
+def local_stack(name: str, *, broker: bool = True) -> Iterator[Stack]:
+    """PostgreSQL (migrated, TimescaleDB when installed) and Mosquitto for a block."""
+    with tempfile.TemporaryDirectory(prefix=f"hub-bench-{name}-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # PostgreSQL runs as its own user when we are root
+        postgres = LocalPostgres(work / "pg", free_port(), durable=True)
+        mosquitto = LocalMosquitto(work / "mqtt", free_port()) if broker else None
+        postgres.start()
+        try:
+            if mosquitto is not None:
+                mosquitto.start()
+            report = apply_migrations(postgres.url, "auto")
+            yield Stack(work, postgres, mosquitto, report.mode)
+        finally:
+            if mosquitto is not None:
+                mosquitto.stop()
+            postgres.stop()
+
+
+def hub_env(stack: Stack, root: str, **extra: str) -> dict[str, str]:
+    """Environment of a hub child process on this stack (extra: more HUB_* settings)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "HUB_DATABASE_URL": stack.database_url,
+            "HUB_MQTT_URL": stack.mqtt_url,
+            "HUB_MQTT_ROOT": root,
+            "HUB_MQTT_CLIENT_ID": f"bench-{root}",
+            "HUB_LOG_LEVEL": "INFO",
+            "HUB_MODBUS_ENABLED": "false",  # no cabinets listen here; readings come over MQTT
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env
+
+
+class HubChild:
+    """`python -m hub run` as a child process; its log goes to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, api: bool) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.api = api
+        self.process: subprocess.Popen[bytes] | None = None
+        self.startup_s = 0.0
+
+    @property
+    def pid(self) -> int:
+        """Process id of the running hub."""
+        if self.process is None:
+            raise RuntimeError("hub not started")
+        return self.process.pid
+
+    def start(self, timeout_s: float = 180.0) -> float:
+        """Start the hub; return seconds until it subscribed (rules and registry loaded)."""
+        args = [sys.executable, "-m", "hub", "run"] + ([] if self.api else ["--no-api"])
+        seen = self._log_text().count("subscribing to")
+        started = time.monotonic()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        deadline = started + timeout_s
+        while time.monotonic() < deadline:
+            text = self._log_text()
+            ready = text.count("subscribing to") > seen
+            if ready and (not self.api or "Uvicorn running" in text):
+                self.startup_s = time.monotonic() - started
+                return self.startup_s
+            if self.process.poll() is not None:
+                raise RuntimeError(f"hub exited early:\n{text[-3000:]}")
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"hub did not start within {timeout_s} s:\n{self._log_text()[-3000:]}")
+
+    def _log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> int:
+        """SIGTERM, wait for the flush, and return the exit code (kill after 60 s)."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@contextmanager
+def running_hub(env: dict[str, str], log_path: Path, *, api: bool) -> Iterator[HubChild]:
+    """A started hub for a block, stopped afterwards."""
+    child = HubChild(env, log_path, api=api)
+    child.start()
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak resident) of a process from /proc, in KiB."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+class DirectPublisher:
+    """A QoS 1 paho client driven from the calling thread, so each publish is written at once.
+
+    No network thread: `publish` writes the packet to the socket before returning (the
+    publish time a latency is measured from), and `pump` reads the broker's PUBACKs in bulk.
+    """
+
+    def __init__(self, mqtt_url: str, client_id: str, inflight: int = 10_000) -> None:
+        endpoint = MqttEndpoint(mqtt_url)
+        self.acked = 0
+        self.sent = 0
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self._client.max_inflight_messages_set(inflight)
+        self._client.max_queued_messages_set(0)
+        self._client.on_publish = self._on_publish
+        self._client.connect(endpoint.host, endpoint.port)
+        sock = self._client.socket()
+        if sock is None:
+            raise ConnectionError(f"cannot connect to {mqtt_url}")
+        self._sock = sock
+        self.pump(0.5)  # CONNACK
+
+    def _on_publish(self, c: paho.Client, u: object, mid: int, rc: object, p: object) -> None:
+        self.acked += 1
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 1 (written now unless the in-flight window is full)."""
+        self._client.publish(topic, payload, qos=1)
+        self.sent += 1
+
+    def pump(self, timeout_s: float) -> None:
+        """Read what the broker sent (acks) for up to timeout_s, and write what is queued."""
+        readable, _, _ = select.select([self._sock], [], [], timeout_s)
+        if readable:
+            self._client.loop_read(max_packets=10_000)
+        if self._client.want_write():
+            self._client.loop_write()
+        self._client.loop_misc()
+
+    def wait_acked(self, timeout_s: float = 60.0) -> bool:
+        """Pump until every publish is acknowledged; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self.acked < self.sent and time.monotonic() < deadline:
+            self.pump(0.05)
+        return self.acked >= self.sent
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+
+
+def publish_all(mqtt_url: str, messages: Iterable[tuple[str, bytes]], client_id: str) -> float:
+    """Publish messages as fast as the broker acknowledges; seconds until all are acked."""
+    publisher = DirectPublisher(mqtt_url, client_id)
+    started = time.perf_counter()
+    try:
+        for i, (topic, payload) in enumerate(messages):
+            publisher.publish(topic, payload)
+            if i % 200 == 0:
+                publisher.pump(0)
+        if not publisher.wait_acked(300):
+            raise TimeoutError(f"{publisher.sent - publisher.acked} publishes not acknowledged")
+        return time.perf_counter() - started
+    finally:
+        publisher.close()
+
+
+def copy_devices(database_url: str, records: Sequence[DeviceRecord]) -> None:
+    """Register devices with one COPY (new ids only; the registry's own table and checks)."""
+    with (
+        psycopg.connect(database_url) as conn,
+        conn.cursor().copy(
+            "COPY devices (device_id, kind, name, lat, lon, grid_code, class_code, department,"
+            " parent_id, attributes) FROM STDIN"
+        ) as copy,
+    ):
+        for r in records:
+            copy.write_row(
+                (
+                    r.device_id,
+                    r.kind.value,
+                    r.name,
+                    r.lat,
+                    r.lon,
+                    r.grid_code,
+                    r.class_code,
+                    r.department,
+                    r.parent_id,
+                    Jsonb(r.attributes),
+                )
+            )
+
+
+def import_city(database_url: str, city: City, directory: Path) -> dict[str, int]:
+    """Write a simulated city's files and import them the way the demo does (devices by COPY)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_city(city, directory)
+    parsed = parse_device_file(DEVICES_FILE, (directory / DEVICES_FILE).read_text("utf-8"))
+    if parsed.problems:
+        raise ValueError(f"generated registry has problems: {parsed.problems[:3]}")
+    copy_devices(database_url, parsed.records)
+    areas = parking.parse_areas_geojson(
+        (directory / "lots.geojson").read_bytes(), parking.AreaKind.LOT
+    ) + parking.parse_areas_geojson(
+        (directory / "zones.geojson").read_bytes(), parking.AreaKind.ZONE
+    )
+    sites = truck_records.parse_sites((directory / "sites.geojson").read_bytes())
+    permits = truck_records.parse_permits((directory / PERMITS_FILE).read_bytes())
+    db = Database(database_url, max_size=1)
+    db.open()
+    try:
+        with db.connection() as conn:
+            parking.upsert_areas(conn, areas)
+            parking.apply_zone_max_stay(conn)
+        store = TruckStore(db)
+        if sites:
+            store.upsert_sites(sites)
+        if permits:
+            store.upsert_permits(permits)
+    finally:
+        db.close()
+    return {
+        "devices": len(parsed.records),
+        "areas": len(areas),
+        "sites": len(sites),
+        "permits": len(permits),
+    }
+
+
+def query_int(database_url: str, query: str, params: Sequence[object] = ()) -> int:
+    """The integer in the first column of the first row of a query (0 when there is none)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query.encode(), params).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
