@@ -20,7 +20,6 @@ import pickle
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,15 +28,13 @@ from pathlib import Path
 import orjson
 import psycopg
 
-from hub.local_services import LocalMosquitto, LocalPostgres, free_port
-from hub.store.migrations import apply_migrations
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: the hub child helpers live in tests/
     sys.path.insert(0, str(ROOT))
 
 from bench_ingest import KINDS, build_messages, stored  # noqa: E402
 from figures import Figure, add_json_option, publish_figures  # noqa: E402
+from stack import local_stack  # noqa: E402
 
 from tests.hub_process import HubChild, hub_env  # noqa: E402
 
@@ -333,19 +330,8 @@ def main() -> int:
         seed=random.SystemRandom().randrange(1 << 31) if args.seed is None else args.seed,
         drain_timeout_s=args.drain_timeout,
     )
-    with tempfile.TemporaryDirectory(prefix="hub-soak-") as tmp:
-        work = Path(tmp)
-        work.chmod(0o755)
-        pg = LocalPostgres(work / "pg", free_port(), durable=True)
-        broker = LocalMosquitto(work / "mqtt", free_port())
-        pg.start()
-        broker.start()
-        try:
-            apply_migrations(pg.url, "plain")
-            figures = run_kill_soak(pg.url, broker.url, "soak", work, plan)
-        finally:
-            broker.stop()
-            pg.stop()
+    with local_stack("soak") as stack:
+        figures = run_kill_soak(stack.database_url, stack.mqtt_url, "soak", stack.work, plan)
     title = (
         f"kill -9 soak: {plan.rate_per_s:,.0f} msg/s for {plan.seconds:g} s at QoS 1,"
         f" {plan.devices:,} devices, {plan.kills} kill(s), seed {plan.seed}"
