@@ -193,6 +193,7 @@ class HubProcess:
                     IngestStatus(receiver, pipeline),
                     routers=[*alarm_services.routers, *domain_routers()],
                     state={**alarm_services.api_state, **lighting.api_state},
+                    max_body_bytes=settings.api_max_body_bytes,
                 )
                 secure_app(app, AccessStore(db), access_config(settings))
                 server = uvicorn.Server(

@@ -44,8 +44,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65_535)
     api_enabled: bool = True
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest request body the API accepts; larger ones get 413 before parsing",
+    )
     batch_max_rows: int = Field(default=20_000, ge=1)
-    batch_interval_ms: int = Field(default=200, ge=1)
+    batch_interval_ms: int = Field(
+        default=100, ge=1, description="longest wait before a batch is committed: alarm latency"
+    )
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     max_age_s: int = Field(default=7 * 24 * 3600, ge=1, description="oldest accepted ts")
     max_ahead_s: int = Field(default=300, ge=0, description="furthest future ts accepted")

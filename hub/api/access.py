@@ -22,9 +22,11 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import State
+from starlette.middleware import Middleware
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hub.api.schemas import Instant, Offset
 from hub.cases.workflow import Action, Role, Workflow
 from hub.principals import (
     SESSION_PREFIX,
@@ -527,7 +529,12 @@ def secure_app(
     app.state.login_throttle = LoginThrottle(config.login_max_failures, config.login_window)
     app.include_router(router)
     console.install(app)
-    app.add_middleware(AccessMiddleware, store=store, table=table, clock=config.clock)
+    # Innermost of the app's own middleware, so the request limits of create_app run first: a
+    # request they refuse (NUL in a path parameter) never reaches the store via authentication
+    # or a before-snapshot.
+    app.user_middleware.append(
+        Middleware(AccessMiddleware, store=store, table=table, clock=config.clock)
+    )
     return app
 
 
@@ -725,15 +732,12 @@ def audit(
     store: AccessStoreDep,
     actor: str | None = None,
     path: Annotated[str | None, Query(description="request path prefix")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Writes through the API, newest first: who, what, when, before and after."""
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a UTC offset")
     return store.search_audit(
         actor=actor, path_prefix=path, since=since, until=until, limit=limit, offset=offset
     )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from hub.api.access import alarm_actor
+from hub.api.schemas import Instant, Offset
 from hub.devices.kinds import Kind
 from hub.rules.alarm_changes import (
     AlarmChange,
@@ -228,10 +229,10 @@ def list_alarms(
     source_kind: SourceKind | None = None,
     kind: Annotated[Kind | None, Query(description="asset kind of the source device")] = None,
     severity: Severity | None = None,
-    since: Annotated[datetime | None, Query(description="raised at or after")] = None,
-    until: Annotated[datetime | None, Query(description="raised before")] = None,
+    since: Annotated[Instant | None, Query(description="raised at or after")] = None,
+    until: Annotated[Instant | None, Query(description="raised before")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AlarmOut]:
     """Alarms, newest first, filtered by state, type, source, kind and severity."""
     states: list[AlarmState] = list(state or ())
@@ -239,11 +240,6 @@ def list_alarms(
         states = [s for s in (states or list(AlarmState)) if s is not AlarmState.CLEARED]
         if not states:
             return []
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a UTC offset, e.g. Z"
-            )
     alarms = store.search(
         AlarmFilter(
             states=states,

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
-from hub.api.schemas import DeviceUpdate, Health, ReadingsPage
+from hub.api.limits import DEFAULT_MAX_BODY_BYTES, RequestLimitsMiddleware
+from hub.api.schemas import DeviceUpdate, Health, Instant, Offset, ReadingsPage
 from hub.api.status import NoIngest, RuntimeStatus
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
@@ -72,7 +73,7 @@ def list_devices(
     db: DbDep,
     kind: Kind | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[DeviceRecord]:
     """Registered devices, by id, optionally of one kind."""
     return db.list_devices(kind, limit, offset)
@@ -136,8 +137,8 @@ def latest_reading(db: DbDep, device_id: str) -> dict[str, Any]:
 def readings(
     db: DbDep,
     device_id: str,
-    start: Annotated[datetime | None, Query(description="inclusive, RFC 3339")] = None,
-    end: Annotated[datetime | None, Query(description="exclusive, RFC 3339; default now")] = None,
+    start: Annotated[Instant | None, Query(description="inclusive, RFC 3339")] = None,
+    end: Annotated[Instant | None, Query(description="exclusive, RFC 3339; default now")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> ReadingsPage:
     """The device's readings with start <= ts < end, oldest first (default: the last 24 h)."""
@@ -146,11 +147,6 @@ def readings(
         raise _not_found(device_id)
     end_at = end or datetime.now(UTC)
     start_at = start or end_at - timedelta(hours=24)
-    for name, value in (("start", start_at), ("end", end_at)):
-        if value.tzinfo is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a UTC offset, e.g. Z"
-            )
     if start_at >= end_at:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
     rows = db.readings(device.kind, device_id, start_at, end_at, limit)
@@ -170,6 +166,7 @@ def create_app(
     runtime: RuntimeStatus | None = None,
     routers: Iterable[APIRouter] | None = None,
     state: Mapping[str, object] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     """Build the API around an opened store; nothing happens at import time."""
     app = FastAPI(
@@ -185,6 +182,7 @@ def create_app(
     app.include_router(router)
     for extra in routers or ():
         app.include_router(extra)
+    app.add_middleware(RequestLimitsMiddleware, max_body_bytes=max_body_bytes)
 
     @app.exception_handler(SchemaNotReadyError)
     def _schema_not_ready(request: Request, exc: SchemaNotReadyError) -> JSONResponse:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.access import case_actor, case_department_scope, check_case_scope
+from hub.api.schemas import Instant, JsonObject, Offset, check_instant
 from hub.cases.calendar import Light, Urgency
 from hub.cases.classification import ClassificationError, ClassKind
 from hub.cases.evaluation import DepartmentScore, current_stage_clock, format_percent
@@ -146,7 +147,7 @@ class CaseReportIn(BaseModel):
     grid_code: str | None = Field(default=None, pattern=r"^[0-9]{15}$")
     urgency: Urgency = Urgency.NORMAL
     reporter: dict[str, str] = Field(default_factory=dict)
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    evidence: JsonObject = Field(default_factory=dict)
     actor_role: Role | None = None
     actor_id: str | None = Field(default=None, max_length=100)
 
@@ -161,7 +162,9 @@ class ActionIn(BaseModel):
     expected_version: int | None = Field(default=None, ge=1)
     note: str | None = Field(default=None, max_length=2000)
     department: str | None = None
-    extension_h: float | None = None
+    extension_h: float | None = Field(
+        default=None, le=24 * 366, allow_inf_nan=False, description="hours, at most a year"
+    )
     class_code: str | None = None
     grid_code: str | None = None
     urgency: str | None = None
@@ -298,12 +301,6 @@ def _role(given: Role | None, header: str | None) -> Role:
     return given
 
 
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a UTC offset")
-    return value
-
-
 router = APIRouter(tags=["cases"])
 
 
@@ -326,10 +323,10 @@ def list_cases(
     overdue: bool | None = None,
     light: Light | None = None,
     alarm_id: int | None = None,
-    since: Annotated[datetime | None, Query(description="reported at or after")] = None,
-    until: Annotated[datetime | None, Query(description="reported before")] = None,
+    since: Annotated[Instant | None, Query(description="reported at or after")] = None,
+    until: Annotated[Instant | None, Query(description="reported before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[CaseOut]:
     """Cases, newest first, filtered by status, class, department, area, light and overdue."""
     scope = case_department_scope(request)
@@ -349,8 +346,8 @@ def list_cases(
             light=light,
             alarm_id=alarm_id,
             open_only=open_only,
-            reported_since=_aware(since, "since"),
-            reported_until=_aware(until, "until"),
+            reported_since=since,
+            reported_until=until,
             limit=limit,
             offset=offset,
         ),
@@ -474,19 +471,23 @@ for _action in Action:
 
 def _period_bound(text: str, name: str, store: CaseStore) -> datetime:
     """An RFC 3339 instant with offset, or a local date meaning its midnight in the city."""
+    local_date = len(text) == 10
     try:
-        if len(text) == 10:
+        if local_date:
             day = date.fromisoformat(text)
-            return datetime.combine(day, time(), tzinfo=store.setup.calendar.tz).astimezone(UTC)
-        at = datetime.fromisoformat(text)
+            at = datetime.combine(day, time(), tzinfo=store.setup.calendar.tz)
+        else:
+            at = datetime.fromisoformat(text)
     except ValueError as err:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{name} must be a date (YYYY-MM-DD) or an RFC 3339 instant with offset",
         ) from err
-    if at.tzinfo is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a UTC offset")
-    return at
+    try:
+        check_instant(at)
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} {err}") from err
+    return at.astimezone(UTC) if local_date else at
 
 
 def _figures_out(store: CaseStore, score: DepartmentScore) -> DepartmentFiguresOut:

@@ -8,11 +8,12 @@ from typing import Annotated, Any, Literal, Protocol
 import anyio
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from hub.api.alarms import AlarmFanout
 from hub.api.app import DbDep
+from hub.api.schemas import Instant, Offset
 from hub.geometry import haversine_m
 from hub.lighting_control import CommandAction, CommandState, SunEvent, UnknownTargetError
 from hub.rules.alarm_types import Severity
@@ -25,17 +26,9 @@ _DEFAULT_TTL = timedelta(hours=1)
 _DEFAULT_ATTEMPTS = 3
 
 
-def _aware(name: str, value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name} needs a UTC offset, e.g. Z"
-        )
-    return value
-
-
 def _period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
-    end = _aware("until", until) if until else datetime.now(UTC)
-    start = _aware("since", since) if since else end - timedelta(days=1)
+    end = until or datetime.now(UTC)
+    start = since or end - timedelta(days=1)
     if start >= end:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
     return start, end
@@ -162,8 +155,8 @@ class RateOut(BaseModel):
 @router.get("/rate", response_model=list[RateOut])
 def lighting_rate(
     db: DbDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     district_digits: Annotated[int, Query(ge=6, le=15)] = 9,
 ) -> list[RateOut]:
     """Lighting rate (lit / due-to-be-lit readings) per grid-code prefix, the city last."""
@@ -196,8 +189,8 @@ class EnergyOut(BaseModel):
 def energy(
     db: DbDep,
     by: Literal["lamp", "cabinet", "district"] = "district",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     district_digits: Annotated[int, Query(ge=6, le=15)] = 9,
 ) -> list[EnergyOut]:
     """Lamp energy per lamp, cabinet or district, largest first, with the dimming saving."""
@@ -306,7 +299,7 @@ def list_commands(
     request_id: str | None = None,
     state: CommandState | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[CommandOut]:
     """Commands, newest first, by device, request or state."""
     with db.connection() as conn:
@@ -347,6 +340,16 @@ class ScheduleIn(BaseModel):
     sun_event: SunEvent | None = None
     offset_min: int = Field(default=0, ge=-720, le=720)
     enabled: bool = True
+
+    @field_validator("at_local")
+    @classmethod
+    def _local_wall_time(cls, value: time | None) -> time | None:
+        if value is not None and value.tzinfo is not None:
+            raise ValueError(
+                "at_local is a wall-clock time in the lighting timezone; give it without a"
+                " UTC offset, e.g. 18:30"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_anchor(self) -> "ScheduleIn":

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from hub.api.app import DbDep
+from hub.api.schemas import Offset
 from hub.store import manholes as store
 from hub.store.manholes import NoReadingError
 
@@ -89,7 +90,7 @@ def list_covers(
     db: DbDep,
     alarm_type: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[CoverOut]:
     """Covers by id with status; `alarm_type` keeps those with that alarm open."""
     with db.connection() as conn:

@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from hub.api.schemas import check_instant
 from hub.cases.classification import ClassificationError
 from hub.cases.intake import IntakeError, PersonReport
 from hub.cases.open311 import (
@@ -269,9 +270,10 @@ def _instant(text: str | None, name: str) -> datetime | None:
         raise Open311Error(
             400, f"{name} must be a W3C datetime, e.g. 2026-03-16T09:00:00+08:00"
         ) from None
-    if at.tzinfo is None:
-        raise Open311Error(400, f"{name} needs a UTC offset")
-    return at
+    try:
+        return check_instant(at)
+    except ValueError as err:
+        raise Open311Error(400, f"{name} {err}") from err
 
 
 def _split(text: str | None) -> list[str]:

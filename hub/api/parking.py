@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
 from hub.api.app import DbDep
+from hub.api.schemas import Instant
 from hub.geometry import haversine_m
 from hub.rules.parking import (
     DEFAULT_CONFIRM_S,
@@ -246,7 +247,7 @@ def guidance(
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
     max_distance_m: Annotated[float, Query(gt=0)] = 2000.0,
     kind: AreaKind | None = None,
-    at: datetime | None = None,
+    at: Instant | None = None,
 ) -> list[Guidance]:
     """The nearest lots and zones with free spots from a point, nearest first."""
     when = at or _now()
@@ -390,7 +391,7 @@ def ngsi_on_street(db: DbDep) -> list[dict[str, Any]]:
 
 
 @router.get("/{area_kind}", response_model=list[AreaOccupancy])
-def list_areas(db: DbDep, area_kind: str, at: datetime | None = None) -> list[AreaOccupancy]:
+def list_areas(db: DbDep, area_kind: str, at: Instant | None = None) -> list[AreaOccupancy]:
     """Lots or zones with their occupancy now (or at a past time `at`)."""
     kind = _kind(area_kind)
     when = at or _now()
@@ -437,8 +438,8 @@ def area_history(
     db: DbDep,
     area_kind: str,
     area_id: str,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
     bucket_min: Annotated[int, Query(ge=5, le=1440, multiple_of=5)] = 5,
 ) -> list[HistoryBucket]:
     """Occupancy at the start of each bucket (5-minute multiples) and arrivals/departures in it."""
@@ -475,8 +476,8 @@ def area_flows(
     db: DbDep,
     area_kind: str,
     area_id: str,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
 ) -> Flows:
     """Arrivals, departures and the average dwell of stays that ended in the window."""
     kind = _kind(area_kind)

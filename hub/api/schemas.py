@@ -1,11 +1,64 @@
 """API request and response models."""
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, Field
 
 from hub.devices.registry import AttributeValue
+
+MAX_OFFSET = 1_000_000_000
+Offset = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=MAX_OFFSET,
+        description=f"rows to skip for paging, at most {MAX_OFFSET:,}; narrow the filters beyond",
+    ),
+]
+"""The paging offset of every list route, bounded so it always fits PostgreSQL's OFFSET."""
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def check_instant(value: datetime) -> datetime:
+    """An instant the hub can compute windows around: with a UTC offset, 1970 to 3000."""
+    if value.utcoffset() is None:
+        raise ValueError(
+            "needs a UTC offset, e.g. 2026-03-16T09:00:00+08:00 or 2026-03-16T01:00:00Z"
+        )
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be from 1970-01-01 to before 3000-01-01")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(check_instant)]
+"""A time given to the API: aware, and far enough from datetime's ends to subtract a window."""
+
+INT64 = 2**63
+
+
+def _check_integers(value: object, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_integers(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_integers(item, f"{where}[{index}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        raise ValueError(f"{where} is an integer beyond 64 bits; send it as a string")
+
+
+def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
+    """A free-form JSON object the store can serialise: its integers fit in 64 bits."""
+    _check_integers(value, "value")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
+"""Free-form JSON from a caller (evidence, extras), kept as jsonb through orjson."""
 
 
 class Health(BaseModel):

@@ -7,7 +7,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import AfterValidator
 
+from hub.api.schemas import Instant
 from hub.devices.kinds import Kind
 from hub.geometry import projection_around, simplify_indices
 from hub.rules.alarm_changes import alarm_document
@@ -17,6 +19,7 @@ from hub.rules.truck_records import (
     Site,
     SiteType,
     Zone,
+    ZoneType,
     feature_collection,
     site_feature,
     zone_feature,
@@ -40,6 +43,24 @@ def get_truck_store(request: Request) -> TruckStore:
 
 
 TruckStoreDep = Annotated[TruckStore, Depends(get_truck_store)]
+
+
+def _dates_in_order(permit: Permit) -> Permit:
+    if permit.valid_from > permit.valid_to:
+        raise ValueError(f"valid_from ({permit.valid_from}) is after valid_to ({permit.valid_to})")
+    return permit
+
+
+def _speed_zone_has_limit(zone: Zone) -> Zone:
+    if zone.zone_type is ZoneType.SPEED and zone.speed_limit_kmh is None:
+        raise ValueError("a speed zone needs speed_limit_kmh")
+    return zone
+
+
+# What the tables' CHECK constraints demand of a whole record, checked before the write
+# so the caller gets a 422 that names the field instead of a failed insert.
+PermitBody = Annotated[Permit, AfterValidator(_dates_in_order)]
+ZoneBody = Annotated[Zone, AfterValidator(_speed_zone_has_limit)]
 
 
 class TruckState(StrEnum):
@@ -121,8 +142,8 @@ def _simplified(points: list[TrackPoint], max_points: int) -> tuple[list[TrackPo
 def track(
     store: TruckStoreDep,
     device_id: str,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
     max_points: Annotated[int, Query(ge=2, le=100_000)] = 2000,
 ) -> Document:
     """A truck's track in [start, end) as a GeoJSON LineString, simplified to max_points."""
@@ -150,8 +171,8 @@ def track(
 def trips(
     store: TruckStoreDep,
     device_id: str,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Instant | None = None,
+    end: Instant | None = None,
     min_stop_s: Annotated[float, Query(ge=0)] = 120.0,
 ) -> Document:
     """Trips, stops (with site and unloading) and site visits of a truck in [start, end)."""
@@ -203,8 +224,8 @@ def violations(
     device_id: str | None = None,
     alarm_type: Annotated[AlarmType | None, Query(alias="type")] = None,
     open_only: Annotated[bool, Query(alias="open")] = False,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Document]:
     """Truck alarms of the violation types, newest first, with evidence (track and readings)."""
@@ -296,7 +317,7 @@ def get_permit(store: TruckStoreDep, permit_id: str) -> Permit:
 
 
 @router.post("/permits", status_code=status.HTTP_201_CREATED)
-def create_permit(store: TruckStoreDep, permit: Permit) -> Permit:
+def create_permit(store: TruckStoreDep, permit: PermitBody) -> Permit:
     """Add a permit; 409 when the id exists (PUT replaces)."""
     if store.get_permit(permit.permit_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"permit {permit.permit_id} exists")
@@ -305,7 +326,7 @@ def create_permit(store: TruckStoreDep, permit: Permit) -> Permit:
 
 
 @router.put("/permits/{permit_id}")
-def put_permit(store: TruckStoreDep, permit_id: str, permit: Permit) -> Permit:
+def put_permit(store: TruckStoreDep, permit_id: str, permit: PermitBody) -> Permit:
     """Create or replace a permit."""
     if permit.permit_id != permit_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "permit_id differs from the path")
@@ -337,7 +358,7 @@ def get_zone(store: TruckStoreDep, zone_id: str) -> Zone:
 
 
 @router.post("/zones", status_code=status.HTTP_201_CREATED)
-def create_zone(store: TruckStoreDep, zone: Zone) -> Zone:
+def create_zone(store: TruckStoreDep, zone: ZoneBody) -> Zone:
     """Add a zone; 409 when the id exists (PUT replaces)."""
     if store.get_zone(zone.zone_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"zone {zone.zone_id} exists")
@@ -346,7 +367,7 @@ def create_zone(store: TruckStoreDep, zone: Zone) -> Zone:
 
 
 @router.put("/zones/{zone_id}")
-def put_zone(store: TruckStoreDep, zone_id: str, zone: Zone) -> Zone:
+def put_zone(store: TruckStoreDep, zone_id: str, zone: ZoneBody) -> Zone:
     """Create or replace a zone."""
     if zone.zone_id != zone_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "zone_id differs from the path")
