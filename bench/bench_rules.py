@@ -119,7 +119,8 @@ def main() -> None:
     ]
     config = load_rules_config()
     figures = run(readings, devices, config)
-    figures += run(readings, devices, config.model_copy(update={"reorder_tolerance_s": 0.0}))
+    # Also with a 10 s hold, for rules files that ask for one (the packaged tolerance is 0).
+    figures += run(readings, devices, config.model_copy(update={"reorder_tolerance_s": 10.0}))
     if args.json is not None:
         args.json.write_text(encode_figures(figures), encoding="utf-8")
 
