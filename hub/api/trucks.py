@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from pydantic import AfterValidator
 
 from hub.api.schemas import Instant
 from hub.devices.kinds import Kind
@@ -19,7 +18,6 @@ from hub.rules.truck_records import (
     Site,
     SiteType,
     Zone,
-    ZoneType,
     feature_collection,
     site_feature,
     zone_feature,
@@ -43,24 +41,6 @@ def get_truck_store(request: Request) -> TruckStore:
 
 
 TruckStoreDep = Annotated[TruckStore, Depends(get_truck_store)]
-
-
-def _dates_in_order(permit: Permit) -> Permit:
-    if permit.valid_from > permit.valid_to:
-        raise ValueError(f"valid_from ({permit.valid_from}) is after valid_to ({permit.valid_to})")
-    return permit
-
-
-def _speed_zone_has_limit(zone: Zone) -> Zone:
-    if zone.zone_type is ZoneType.SPEED and zone.speed_limit_kmh is None:
-        raise ValueError("a speed zone needs speed_limit_kmh")
-    return zone
-
-
-# What the tables' CHECK constraints demand of a whole record, checked before the write
-# so the caller gets a 422 that names the field instead of a failed insert.
-PermitBody = Annotated[Permit, AfterValidator(_dates_in_order)]
-ZoneBody = Annotated[Zone, AfterValidator(_speed_zone_has_limit)]
 
 
 class TruckState(StrEnum):
@@ -317,7 +297,7 @@ def get_permit(store: TruckStoreDep, permit_id: str) -> Permit:
 
 
 @router.post("/permits", status_code=status.HTTP_201_CREATED)
-def create_permit(store: TruckStoreDep, permit: PermitBody) -> Permit:
+def create_permit(store: TruckStoreDep, permit: Permit) -> Permit:
     """Add a permit; 409 when the id exists (PUT replaces)."""
     if store.get_permit(permit.permit_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"permit {permit.permit_id} exists")
@@ -326,7 +306,7 @@ def create_permit(store: TruckStoreDep, permit: PermitBody) -> Permit:
 
 
 @router.put("/permits/{permit_id}")
-def put_permit(store: TruckStoreDep, permit_id: str, permit: PermitBody) -> Permit:
+def put_permit(store: TruckStoreDep, permit_id: str, permit: Permit) -> Permit:
     """Create or replace a permit."""
     if permit.permit_id != permit_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "permit_id differs from the path")
@@ -358,7 +338,7 @@ def get_zone(store: TruckStoreDep, zone_id: str) -> Zone:
 
 
 @router.post("/zones", status_code=status.HTTP_201_CREATED)
-def create_zone(store: TruckStoreDep, zone: ZoneBody) -> Zone:
+def create_zone(store: TruckStoreDep, zone: Zone) -> Zone:
     """Add a zone; 409 when the id exists (PUT replaces)."""
     if store.get_zone(zone.zone_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"zone {zone.zone_id} exists")
@@ -367,7 +347,7 @@ def create_zone(store: TruckStoreDep, zone: ZoneBody) -> Zone:
 
 
 @router.put("/zones/{zone_id}")
-def put_zone(store: TruckStoreDep, zone_id: str, zone: ZoneBody) -> Zone:
+def put_zone(store: TruckStoreDep, zone_id: str, zone: Zone) -> Zone:
     """Create or replace a zone."""
     if zone.zone_id != zone_id:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "zone_id differs from the path")

@@ -9,10 +9,17 @@ import re
 from collections.abc import Sequence
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -97,6 +104,12 @@ class Permit(BaseModel):
 
     _hours = field_validator("allowed_hours")(_check_hours)
 
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Self:
+        if self.valid_from > self.valid_to:
+            raise ValueError(f"valid_from ({self.valid_from}) is after valid_to ({self.valid_to})")
+        return self
+
 
 class Zone(BaseModel):
     """A restricted zone (no entry in its hours) or a speed zone (its own limit)."""
@@ -111,6 +124,12 @@ class Zone(BaseModel):
     hours: str | None = None
 
     _hours = field_validator("hours")(_check_hours)
+
+    @model_validator(mode="after")
+    def _speed_zone_has_limit(self) -> Self:
+        if self.zone_type is ZoneType.SPEED and self.speed_limit_kmh is None:
+            raise ValueError("a speed zone needs speed_limit_kmh")
+        return self
 
 
 class RecordImportError(ValueError):
