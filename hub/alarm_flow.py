@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
@@ -38,11 +38,10 @@ from hub.cases.intake import CaseSetup
 from hub.cases.routing import load_case_policy, parse_case_policy
 from hub.devices.decode import Reading
 from hub.devices.partition import (
+    Seat,
     decode_handoff,
     encode_handoff,
     handoff_topic,
-    owner_of,
-    partition_key,
 )
 from hub.devices.registry import DeviceRecord, resume_point
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
@@ -84,16 +83,10 @@ HandOff = Callable[[int, Sequence[Reading]], None]
 
 
 @dataclass(frozen=True)
-class ClusterSeat:
-    """Where this hub sits in a cluster: how many members, which one, how to hand readings on."""
+class ClusterSeat(Seat):
+    """A hub's seat in its cluster, and how it hands readings on to their owners."""
 
-    members: int
-    member: int
-    hand_off: HandOff
-
-    def owner(self, device_id: str, parent_id: str | None) -> int:
-        """The member that judges this device."""
-        return owner_of(partition_key(device_id, parent_id), self.members)
+    hand_off: HandOff = field(kw_only=True)
 
 
 def load_case_setup(settings: Settings) -> CaseSetup:
@@ -450,7 +443,9 @@ class AlarmServices:
             self.handoff = MqttOutbound(
                 url=settings.mqtt_url, client_id=f"{settings.client_id}-handoff", name="hand-off"
             )
-            cluster = ClusterSeat(settings.cluster_members, settings.cluster_member, self._hand_off)
+            cluster = ClusterSeat(
+                settings.cluster_members, settings.cluster_member, hand_off=self._hand_off
+            )
         self.flow = AlarmFlow(
             db=db,
             alarms=self.alarms,

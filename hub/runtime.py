@@ -5,7 +5,6 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
 from types import FrameType
 
 import uvicorn
@@ -14,8 +13,6 @@ from hub.alarm_flow import AlarmServices
 from hub.api.access import AccessConfig, secure_app
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
-from hub.devices.partition import owner_of, partition_key
-from hub.devices.registry import DeviceRecord
 from hub.ingest.device_commands import MqttCommandSender
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
@@ -64,12 +61,6 @@ def access_config(settings: Settings) -> AccessConfig:
 
 def _always() -> bool:
     return True
-
-
-def _judged_here(settings: Settings, record: DeviceRecord) -> bool:
-    """Whether this cluster member judges (and so polls) the device."""
-    owner = owner_of(partition_key(record.device_id, record.parent_id), settings.cluster_members)
-    return owner == settings.cluster_member
 
 
 class HubProcess:
@@ -138,7 +129,7 @@ class HubProcess:
             submit=pipeline.submit,
             registry=metrics.registry,
             on_duty=on_duty,
-            polls=partial(_judged_here, settings),
+            polls=lambda record: settings.seat.judges(record.device_id, record.parent_id),
         )
         alarm_services = AlarmServices(
             settings,

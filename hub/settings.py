@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.devices.decode import DecodeLimits
+from hub.devices.partition import Seat
 
 DEFAULT_DATABASE_URL = "postgresql://hub@127.0.0.1:55432/hub"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:51883"
@@ -184,6 +185,11 @@ class Settings(BaseSettings):
                 " the hubs split the stream through"
             )
         return self
+
+    @property
+    def seat(self) -> Seat:
+        """This hub's place in its cluster (member 0 of 1 when it runs alone)."""
+        return Seat(self.cluster_members, self.cluster_member)
 
     @property
     def client_id(self) -> str:

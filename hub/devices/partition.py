@@ -14,6 +14,7 @@ lamps, whose parent is the cabinet, so a group and its members have one owner.
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -35,6 +36,22 @@ def owner_of(key: str, members: int) -> int:
     if members < 1:
         raise ValueError("a cluster has at least one member")
     return zlib.crc32(key.encode("utf-8")) % members
+
+
+@dataclass(frozen=True)
+class Seat:
+    """Where a hub sits in its cluster: how many members there are and which one it is."""
+
+    members: int = 1
+    member: int = 0
+
+    def owner(self, device_id: str, parent_id: str | None) -> int:
+        """The member that judges a device (its parent's owner when it has one)."""
+        return owner_of(partition_key(device_id, parent_id), self.members)
+
+    def judges(self, device_id: str, parent_id: str | None) -> bool:
+        """Whether this member judges the device."""
+        return self.owner(device_id, parent_id) == self.member
 
 
 def handoff_topic(root: str, group: str, member: int) -> str:

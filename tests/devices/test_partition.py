@@ -8,6 +8,7 @@ import pytest
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
 from hub.devices.partition import (
+    Seat,
     decode_handoff,
     encode_handoff,
     handoff_topic,
@@ -66,3 +67,12 @@ def test_readings_survive_the_hand_off(kind: Kind) -> None:
 def test_a_foreign_message_is_refused(raw: bytes) -> None:
     with pytest.raises(ValueError, match="hand-off"):
         decode_handoff(raw)
+
+
+def test_a_seat_judges_what_it_owns() -> None:
+    seats = [Seat(3, m) for m in range(3)]
+    for device_id, parent in [("LMP-1", "CAB-7"), ("CAB-7", None), ("MH-9", None)]:
+        judges = [s for s in seats if s.judges(device_id, parent)]
+        assert len(judges) == 1
+        assert judges[0].member == seats[0].owner(device_id, parent)
+    assert Seat().judges("anything", None)
