@@ -27,16 +27,11 @@ from pathlib import Path
 
 import orjson
 import psycopg
+from bench_ingest import KINDS, build_messages, stored
+from figures import Figure, add_json_option, publish_figures
+from stack import ROOT, local_stack
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: the hub child helpers live in tests/
-    sys.path.insert(0, str(ROOT))
-
-from bench_ingest import KINDS, build_messages, stored  # noqa: E402
-from figures import Figure, add_json_option, publish_figures  # noqa: E402
-from stack import local_stack  # noqa: E402
-
-from tests.hub_process import HubChild, hub_env  # noqa: E402
+from tests.hub_process import HubChild, hub_env
 
 BENCHMARK = "kill -9 soak"
 TABLES = tuple(f"telemetry_{kind}" for kind in KINDS)

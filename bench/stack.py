@@ -9,7 +9,6 @@ functions; devices by COPY, which is what makes 100,000 of them quick.
 
 import os
 import select
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,12 @@ from simulators.city import DEVICES_FILE, PERMITS_FILE, City
 from simulators.generator import write_city
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: the hub child helpers live in tests/
+    sys.path.insert(0, str(ROOT))
+
+from tests.hub_process import HubChild, running_hub  # noqa: E402
+
+__all__ = ["HubChild", "running_hub"]  # the benchmarks' hub child is the tests' one
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,71 +100,6 @@ def hub_env(stack: Stack, root: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-class HubChild:
-    """`python -m hub run` as a child process; its log goes to a file."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, *, api: bool) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.api = api
-        self.process: subprocess.Popen[bytes] | None = None
-        self.startup_s = 0.0
-
-    @property
-    def pid(self) -> int:
-        """Process id of the running hub."""
-        if self.process is None:
-            raise RuntimeError("hub not started")
-        return self.process.pid
-
-    def start(self, timeout_s: float = 180.0) -> float:
-        """Start the hub; return seconds until it subscribed (rules and registry loaded)."""
-        args = [sys.executable, "-m", "hub", "run"] + ([] if self.api else ["--no-api"])
-        seen = self._log_text().count("subscribing to")
-        started = time.monotonic()
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=log, stderr=log)
-        deadline = started + timeout_s
-        while time.monotonic() < deadline:
-            text = self._log_text()
-            ready = text.count("subscribing to") > seen
-            if ready and (not self.api or "Uvicorn running" in text):
-                self.startup_s = time.monotonic() - started
-                return self.startup_s
-            if self.process.poll() is not None:
-                raise RuntimeError(f"hub exited early:\n{text[-3000:]}")
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"hub did not start within {timeout_s} s:\n{self._log_text()[-3000:]}")
-
-    def _log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> int:
-        """SIGTERM, wait for the flush, and return the exit code (kill after 60 s)."""
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
-@contextmanager
-def running_hub(env: dict[str, str], log_path: Path, *, api: bool) -> Iterator[HubChild]:
-    """A started hub for a block, stopped afterwards."""
-    child = HubChild(env, log_path, api=api)
-    child.start()
-    try:
-        yield child
-    finally:
-        child.stop()
 
 
 def memory_kib(pid: int) -> dict[str, int]:

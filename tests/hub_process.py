@@ -26,17 +26,31 @@ class HubChild:
         self.log_path = log_path
         self.api = api
         self.process: subprocess.Popen[bytes] | None = None
+        self.startup_s = 0.0
 
-    def start(self) -> None:
-        """Start the process and wait until it has subscribed."""
+    @property
+    def pid(self) -> int:
+        """Process id of the running hub."""
+        if self.process is None:
+            raise RuntimeError("hub not started")
+        return self.process.pid
+
+    def start(self, timeout_s: float = 60.0) -> float:
+        """Start the process; wait until it has subscribed (and serves the API, with one).
+
+        Returns the seconds that took: the registry and the rules' state are loaded by then.
+        """
         args = [sys.executable, "-m", "hub", "run"] + ([] if self.api else ["--no-api"])
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
+        started = time.monotonic()
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(args, env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        deadline = started + timeout_s
         while time.monotonic() < deadline:
             text = self.log_path.read_text(errors="replace")
-            if text.count("subscribing to") > self._connects_before:
-                return
+            ready = text.count("subscribing to") > self._connects_before
+            if ready and (not self.api or "Uvicorn running" in text):
+                self.startup_s = time.monotonic() - started
+                return self.startup_s
             if self.process.poll() is not None:
                 raise RuntimeError(f"hub exited early:\n{text[-3000:]}")
             time.sleep(0.05)
@@ -68,7 +82,7 @@ class HubChild:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
