@@ -20,13 +20,12 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
-from psycopg.types.json import Jsonb
 
 from hub.devices.registry import DeviceRecord, parse_device_file
 from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.rules import truck_records
 from hub.settings import MqttEndpoint
-from hub.store import parking
+from hub.store import parking, registry
 from hub.store.database import Database
 from hub.store.migrations import StorageMode, apply_migrations
 from hub.store.trucks import TruckStore
@@ -181,28 +180,8 @@ def publish_all(mqtt_url: str, messages: Iterable[tuple[str, bytes]], client_id:
 
 def copy_devices(database_url: str, records: Sequence[DeviceRecord]) -> None:
     """Register devices with one COPY (new ids only; the registry's own table and checks)."""
-    with (
-        psycopg.connect(database_url) as conn,
-        conn.cursor().copy(
-            "COPY devices (device_id, kind, name, lat, lon, grid_code, class_code, department,"
-            " parent_id, attributes) FROM STDIN"
-        ) as copy,
-    ):
-        for r in records:
-            copy.write_row(
-                (
-                    r.device_id,
-                    r.kind.value,
-                    r.name,
-                    r.lat,
-                    r.lon,
-                    r.grid_code,
-                    r.class_code,
-                    r.department,
-                    r.parent_id,
-                    Jsonb(r.attributes),
-                )
-            )
+    with psycopg.connect(database_url) as conn:
+        registry.copy_new_devices(conn, records)
 
 
 def import_city(database_url: str, city: City, directory: Path) -> dict[str, int]:

@@ -1,6 +1,6 @@
 """The device registry table: upserts from imports and the API, lookups for ingest."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,34 @@ _COLUMNS = (
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
+_WRITTEN = (
+    "device_id, kind, name, lat, lon, grid_code, class_code, department, parent_id, attributes"
+)
+
+
+def _row(r: DeviceRecord) -> tuple[object, ...]:
+    """A record as the values of the `_WRITTEN` columns."""
+    return (
+        r.device_id,
+        r.kind.value,
+        r.name,
+        r.lat,
+        r.lon,
+        r.grid_code,
+        r.class_code,
+        r.department,
+        r.parent_id,
+        Jsonb(r.attributes),
+    )
+
+
+def copy_new_devices(conn: Conn, records: Iterable[DeviceRecord]) -> None:
+    """Register devices not yet in the registry with one COPY (a bulk load; no upsert)."""
+    with conn.cursor().copy(f"COPY devices ({_WRITTEN}) FROM STDIN") as copy:
+        for record in records:
+            copy.write_row(_row(record))
+
+
 def upsert_devices(conn: Conn, records: Sequence[DeviceRecord]) -> tuple[int, int]:
     """Insert new devices and update existing ones; return (created, updated)."""
     if not records:
@@ -32,29 +60,14 @@ def upsert_devices(conn: Conn, records: Sequence[DeviceRecord]) -> tuple[int, in
     created = updated = 0
     with conn.cursor() as cursor:
         cursor.executemany(
-            "INSERT INTO devices (device_id, kind, name, lat, lon, grid_code, class_code,"
-            " department, parent_id, attributes) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            f"INSERT INTO devices ({_WRITTEN}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (device_id) DO UPDATE SET kind = excluded.kind, name = excluded.name,"
             " lat = excluded.lat, lon = excluded.lon, grid_code = excluded.grid_code,"
             " class_code = excluded.class_code, department = excluded.department,"
             " parent_id = excluded.parent_id, attributes = excluded.attributes,"
             " updated_at = now()"
             " RETURNING (xmax = 0) AS created",
-            [
-                (
-                    r.device_id,
-                    r.kind.value,
-                    r.name,
-                    r.lat,
-                    r.lon,
-                    r.grid_code,
-                    r.class_code,
-                    r.department,
-                    r.parent_id,
-                    Jsonb(r.attributes),
-                )
-                for r in records
-            ],
+            [_row(r) for r in records],
             returning=True,
         )
         while True:
