@@ -74,6 +74,17 @@ def build_messages(root: str, devices: int, count: int, start_ms: int) -> list[t
     return out
 
 
+def register_devices(database_url: str, devices: int) -> None:
+    """Register the devices `build_messages` publishes for: lighting-0, parking-1, truck-2 …"""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, kind, lat, lon)"
+            " SELECT k || '-' || g, k, 31.3, 120.6 FROM generate_series(0, %s) g,"
+            " LATERAL (SELECT (%s::text[])[g %% %s + 1] AS k) x",
+            (devices - 1, list(KINDS), len(KINDS)),
+        )
+
+
 def stored(url: str, tables: tuple[str, ...]) -> int:
     """Rows in the given tables."""
     total = 0
@@ -243,13 +254,7 @@ def main() -> int:
         broker.start()
         try:
             apply_migrations(pg.url, "plain")
-            with psycopg.connect(pg.url) as conn:
-                conn.execute(
-                    "INSERT INTO devices (device_id, kind, lat, lon)"
-                    " SELECT k || '-' || g, k, 31.3, 120.6 FROM generate_series(0, %s) g,"
-                    " LATERAL (SELECT (ARRAY['lighting','parking','truck'])[g %% 3 + 1] AS k) x",
-                    (args.devices - 1,),
-                )
+            register_devices(pg.url, args.devices)
             hub_rate, hub_stored, dead = bench_hub(
                 pg.url, broker.url, work, args.messages, args.devices
             )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
-from bench_ingest import KINDS, build_messages, stored
+from bench_ingest import KINDS, build_messages, register_devices, stored
 from figures import Figure, add_json_option, publish_figures
 from stack import ROOT, local_stack
 
@@ -94,17 +94,6 @@ class SoakFigures:
             and self.stray == 0
             and self.dead_letters == 0
             and self.stored == self.published
-        )
-
-
-def register_devices(database_url: str, devices: int) -> None:
-    """Register the devices `build_messages` publishes for: lighting-0, parking-1, truck-2 …"""
-    with psycopg.connect(database_url) as conn:
-        conn.execute(
-            "INSERT INTO devices (device_id, kind, lat, lon)"
-            " SELECT k || '-' || g, k, 31.3, 120.6 FROM generate_series(0, %s) g,"
-            " LATERAL (SELECT (%s::text[])[g %% %s + 1] AS k) x",
-            (devices - 1, list(KINDS), len(KINDS)),
         )
 
 
