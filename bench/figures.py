@@ -11,7 +11,7 @@ import argparse
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +24,7 @@ _TARGET = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([0-9][0-9,_]*(?:\.[0-9]+)?)")
 class Figure:
     """One measured value of a benchmark."""
 
-    benchmark: str
-    metric: str
-    value: float | None
-    unit: str
-    target: str | None = None
-    note: str | None = None
-
-
-class _FigureRow(BaseModel):
-    """A figure as stored in JSON (the boundary between a benchmark and the report)."""
-
-    model_config = ConfigDict(extra="forbid")
+    __pydantic_config__ = ConfigDict(extra="forbid")  # as a JSON row: no unknown keys
 
     benchmark: str
     metric: str
@@ -46,33 +35,24 @@ class _FigureRow(BaseModel):
 
 
 class FiguresDocument(BaseModel):
-    """The `--json` file of one benchmark run."""
+    """The `--json` file of one benchmark run (pydantic validates the dataclass rows)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[_FigureRow]
+    rows: list[Figure]
 
 
 def encode_figures(figures: Sequence[Figure]) -> str:
     """The JSON document of figures; NaN and infinities become null (not measurable)."""
     rows = [
-        _FigureRow(
-            benchmark=f.benchmark,
-            metric=f.metric,
-            value=None if f.value is None or not math.isfinite(f.value) else float(f.value),
-            unit=f.unit,
-            target=f.target,
-            note=f.note,
-        )
-        for f in figures
+        f if f.value is None or math.isfinite(f.value) else replace(f, value=None) for f in figures
     ]
     return FiguresDocument(rows=rows).model_dump_json(indent=2) + "\n"
 
 
 def decode_figures(text: str | bytes) -> list[Figure]:
     """Figures from a `--json` document; pydantic's ValidationError if it is malformed."""
-    document = FiguresDocument.model_validate_json(text)
-    return [Figure(r.benchmark, r.metric, r.value, r.unit, r.target, r.note) for r in document.rows]
+    return FiguresDocument.model_validate_json(text).rows
 
 
 def target_met(value: float | None, target: str | None) -> bool | None:
