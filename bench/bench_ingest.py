@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,38 +121,85 @@ def run_publisher(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class HubRun:
+    """One measured run of the hub: how many processes, msg/s, rows stored, dead letters."""
+
+    members: int
+    rate: float
+    stored: int
+    dead: int
+
+    @property
+    def label(self) -> str:
+        """How the run is named in the table."""
+        return "1 process" if self.members == 1 else f"{self.members} members on this machine"
+
+
+def hub_member_envs(base: dict[str, str], members: int) -> list[dict[str, str]]:
+    """Environments of `members` hub processes: one plain hub, or a cluster on one machine."""
+    if members == 1:
+        return [base]
+    cluster = {
+        "HUB_CLUSTER_MEMBERS": str(members),
+        "HUB_MQTT_SHARED_GROUP": "bench",
+    }
+    return [{**base, **cluster, "HUB_CLUSTER_MEMBER": str(i)} for i in range(members)]
+
+
 def bench_hub(
-    pg_url: str, mqtt_url: str, work: Path, n: int, devices: int
-) -> tuple[float, int, int]:
-    """Messages/s of the hub with the publisher running concurrently; (rate, stored, dead)."""
-    root = "bench"
-    messages = build_messages(
-        root, devices, n, int(time.time() * 1000) - n // devices * 1000 - 60_000
-    )
-    env = {
+    pg_url: str,
+    mqtt_url: str,
+    work: Path,
+    n: int,
+    devices: int,
+    start_ms: int,
+    members: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> HubRun:
+    """Messages/s of the hub with the publisher running concurrently.
+
+    With `members` > 1 that many hub processes share the stream as a cluster (MQTT
+    shared subscription, rules judged by each device's owner), all on this machine.
+    """
+    root = f"bench{members}"
+    messages = build_messages(root, devices, n, start_ms)
+    base = {
         "HUB_DATABASE_URL": pg_url,
         "HUB_MQTT_URL": mqtt_url,
         "HUB_MQTT_ROOT": root,
-        "HUB_MQTT_CLIENT_ID": "bench-hub",
+        "HUB_MQTT_CLIENT_ID": f"bench-hub{members}",
         "HUB_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
         "HUB_MAX_AGE_S": str(30 * 86400),
+        **(extra_env or {}),
     }
-    log = (work / "hub.log").open("w")
-    hub = subprocess.Popen(
-        [sys.executable, "-m", "hub", "run", "--no-api"], env=env, cwd=ROOT, stdout=log, stderr=log
-    )
-    time.sleep(3.0)  # connect and subscribe
     tables = tuple(f"telemetry_{k}" for k in KINDS)
+    before = stored(pg_url, tables)
+    hubs = []
+    for i, env in enumerate(hub_member_envs(base, members)):
+        log = (work / f"hub{members}-{i}.log").open("w")
+        hubs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "hub", "run", "--no-api"],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        )
+    time.sleep(3.0)  # connect and subscribe
     started = time.monotonic()
-    publisher = run_publisher(mqtt_url, messages, work, "hub")
-    done = wait_rows(pg_url, tables, n, 600)
+    publisher = run_publisher(mqtt_url, messages, work, f"hub{members}")
+    done = wait_rows(pg_url, tables, before + n, 600)
     publisher.wait()
-    hub.terminate()
-    hub.wait(30)
+    for hub in hubs:
+        hub.terminate()
+    for hub in hubs:
+        hub.wait(30)
     with psycopg.connect(pg_url) as conn:
         dead = int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])  # type: ignore[index]
-    return n / (done - started), stored(pg_url, tables), dead
+    return HubRun(members, n / (done - started), stored(pg_url, tables) - before, dead)
 
 
 def bench_naive(pg_url: str, mqtt_url: str, work: Path, n: int, devices: int) -> float:
@@ -243,8 +291,25 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--naive-messages", type=int, default=20_000)
     parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument(
+        "--hub-setting",
+        action="append",
+        default=[],
+        metavar="HUB_NAME=VALUE",
+        help="an extra setting of the hub, e.g. HUB_BATCH_INTERVAL_MS=200",
+    )
+    parser.add_argument(
+        "--members",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="hub processes per run, one run each (default: 1 2; 2 = a cluster on this machine)",
+    )
     add_json_option(parser)
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.hub_setting)
+    runs: list[HubRun] = []
+    span_ms = (args.messages // args.devices + 10) * 1000
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)
@@ -255,43 +320,79 @@ def main() -> int:
         try:
             apply_migrations(pg.url, "plain")
             register_devices(pg.url, args.devices)
-            hub_rate, hub_stored, dead = bench_hub(
-                pg.url, broker.url, work, args.messages, args.devices
-            )
+            now_ms = int(time.time() * 1000)
+            for k, members in enumerate(args.members):
+                # Each run's readings are older than the next run's and never overlap them.
+                start_ms = now_ms - 60_000 - (len(args.members) - k) * span_ms
+                runs.append(
+                    bench_hub(
+                        pg.url,
+                        broker.url,
+                        work,
+                        args.messages,
+                        args.devices,
+                        start_ms,
+                        members,
+                        extra,
+                    )
+                )
             naive_rate = bench_naive(pg.url, broker.url, work, args.naive_messages, args.devices)
             copy_rate = bench_copy(pg.url, args.messages, args.devices)
         finally:
             broker.stop()
             pg.stop()
     print(f"end-to-end ingest, {args.messages:,} messages from {args.devices:,} devices, QoS 1")
-    print(f"{'path':<34}{'msg/s':>12}")
-    print(f"{'hub (validate, COPY, ack after commit)':<34}{hub_rate:>12,.0f}")
-    print(f"{'naive (INSERT + commit per message)':<34}{naive_rate:>12,.0f}")
-    print(f"{'raw binary COPY of the same rows':<34}{copy_rate:>12,.0f}")
-    print(
-        f"hub / naive = {hub_rate / naive_rate:.1f}x; hub / raw COPY = {hub_rate / copy_rate:.2f}"
-    )
-    print(f"zero loss: stored {hub_stored:,} of {args.messages:,}, dead letters {dead}")
+    print(f"{'path':<50}{'msg/s':>10}{'/ naive':>9}{'/ COPY':>8}")
+    for run in runs:
+        print(
+            f"{'hub, ' + run.label:<50}{run.rate:>10,.0f}"
+            f"{run.rate / naive_rate:>8.1f}x{run.rate / copy_rate:>8.3f}"
+        )
+    print(f"{'naive (INSERT + commit per message)':<50}{naive_rate:>10,.0f}")
+    print(f"{'raw binary COPY of the same rows':<50}{copy_rate:>10,.0f}")
+    for run in runs:
+        print(
+            f"zero loss, {run.label}: stored {run.stored:,} of {args.messages:,},"
+            f" dead letters {run.dead}"
+        )
     if args.json is not None:
         args.json.write_text(
-            encode_figures(ingest_figures(args, hub_rate, naive_rate, copy_rate, hub_stored, dead)),
-            encoding="utf-8",
+            encode_figures(ingest_figures(args, runs, naive_rate, copy_rate)), encoding="utf-8"
         )
-    return 0 if hub_stored == args.messages and dead == 0 else 1
+    return 0 if all(run.stored == args.messages and run.dead == 0 for run in runs) else 1
 
 
 def ingest_figures(
-    args: argparse.Namespace,
-    hub_rate: float,
-    naive_rate: float,
-    copy_rate: float,
-    hub_stored: int,
-    dead: int,
+    args: argparse.Namespace, runs: list[HubRun], naive_rate: float, copy_rate: float
 ) -> list[Figure]:
     """The printed figures as rows for bench/report.py."""
-    run = f"{args.messages:,} messages from {args.devices:,} devices, publisher at full speed"
+    load = f"{args.messages:,} messages from {args.devices:,} devices, publisher at full speed"
+    figures: list[Figure] = []
+    for run in runs:
+        figures += [
+            Figure(
+                "ingest",
+                f"hub, every rule on, {run.label}",
+                run.rate,
+                "msg/s",
+                ">= 20,000 msg/s",
+                load,
+            ),
+            Figure(
+                "ingest", f"hub / naive, {run.label}", run.rate / naive_rate, "×", ">= 10×", None
+            ),
+            Figure("ingest", f"hub / raw COPY, {run.label}", run.rate / copy_rate, "×", None, None),
+            Figure(
+                "ingest",
+                f"messages lost, {run.label}",
+                args.messages - run.stored,
+                "",
+                "<= 0",
+                f"stored {run.stored:,} of {args.messages:,}; {run.dead} dead letters",
+            ),
+        ]
     return [
-        Figure("ingest", "hub, every rule on", hub_rate, "msg/s", ">= 20,000 msg/s", run),
+        *figures,
         Figure(
             "ingest",
             "naive (INSERT + commit per message)",
@@ -301,16 +402,6 @@ def ingest_figures(
             f"{args.naive_messages:,} messages",
         ),
         Figure("ingest", "raw binary COPY of the same rows", copy_rate, "rows/s", None, None),
-        Figure("ingest", "hub / naive", hub_rate / naive_rate, "×", ">= 10×", None),
-        Figure("ingest", "hub / raw COPY", hub_rate / copy_rate, "×", None, None),
-        Figure(
-            "ingest",
-            "messages lost",
-            args.messages - hub_stored,
-            "",
-            "<= 0",
-            f"stored {hub_stored:,} of {args.messages:,}; {dead} dead letters",
-        ),
     ]
 
 

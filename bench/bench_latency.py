@@ -31,7 +31,7 @@ import orjson
 import psycopg
 import yaml
 from figures import Figure, add_json_option, percentile, publish_figures
-from stack import DirectPublisher, Stack, copy_devices, hub_env, local_stack, query_int, running_hub
+from stack import LoadPublisher, Stack, copy_devices, hub_env, local_stack, query_int, running_hub
 
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
@@ -139,7 +139,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_load(
-    publisher: DirectPublisher,
+    publisher: LoadPublisher,
     background: list[DeviceRecord],
     triggers: list[DeviceRecord],
     rate: float,
@@ -235,7 +235,7 @@ def run_phase(
     """Start a hub, run the load, stop the hub."""
     log = stack.work / f"hub-{label}.log"
     with running_hub(env, log, api=False) as hub:
-        publisher = DirectPublisher(stack.mqtt_url, f"bench-pub-{label}")
+        publisher = LoadPublisher(stack.mqtt_url, f"bench-pub-{label}")
         try:
             cpu_before = cpu_seconds(hub.pid)
             sent, elapsed, published = run_load(

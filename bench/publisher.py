@@ -2,15 +2,11 @@
 
 import argparse
 import pickle
-import select
 import sys
 import time
 from pathlib import Path
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-
-from hub.settings import MqttEndpoint
+from mqtt_load import LoadPublisher
 
 
 def publish_file(
@@ -22,50 +18,24 @@ def publish_file(
 ) -> float:
     """Publish every (topic, payload) pickled in `path`; return seconds until all are acked.
 
-    paho's network loop is driven from this one thread (no loop_start): each publish is
-    written at once and PUBACKs are read in bulk, which is about four times faster than
-    the threaded loop and keeps the load generator from being the bottleneck. With
-    `rate_per_s` the messages go out on a schedule instead (message i at i / rate), and
-    the time ahead of it is spent reading acknowledgements.
+    With `rate_per_s` the messages go out on a schedule (message i at i / rate, in bursts
+    of 50) and the time ahead of it is spent reading acknowledgements.
     """
     messages: list[tuple[str, bytes]] = pickle.loads(path.read_bytes())  # noqa: S301 - our own file
-    endpoint = MqttEndpoint(mqtt_url)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-    client.max_inflight_messages_set(inflight)
-    client.max_queued_messages_set(0)
-    acked = 0
-
-    def on_publish(c: paho.Client, u: object, mid: int, rc: object, p: object) -> None:
-        nonlocal acked
-        acked += 1
-
-    client.on_publish = on_publish
-    client.connect(endpoint.host, endpoint.port)
-    sock = client.socket()
-    if sock is None:
-        raise ConnectionError(f"cannot connect to {mqtt_url}")
-
-    def pump(timeout_s: float) -> None:
-        readable, _, _ = select.select([sock], [], [], timeout_s)
-        if readable:
-            client.loop_read(max_packets=1000)
-        if client.want_write():
-            client.loop_write()
-
+    publisher = LoadPublisher(mqtt_url, client_id, inflight)
     started = time.perf_counter()
     for i, (topic, payload) in enumerate(messages):
         if rate_per_s and i % 50 == 0:
             # Pace in small bursts: a sleep per message would cost more than the publish.
             while (ahead_s := started + i / rate_per_s - time.perf_counter()) > 0:
-                pump(min(ahead_s, 0.01))
-        client.publish(topic, payload, qos=1)
+                publisher.pump(min(ahead_s, 0.01))
+        publisher.publish(topic, payload)
         if i % 200 == 0:
-            pump(0)
-    while acked < len(messages):
-        pump(0.05)
-        client.loop_misc()
+            publisher.pump(0)
+    if not publisher.wait_acked(600):
+        raise TimeoutError(f"{publisher.sent - publisher.acked} publishes not acknowledged")
     elapsed = time.perf_counter() - started
-    client.disconnect()
+    publisher.close()
     return elapsed
 
 

@@ -8,7 +8,6 @@ functions; devices by COPY, which is what makes 100,000 of them quick.
 """
 
 import os
-import select
 import sys
 import tempfile
 import time
@@ -17,14 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
+from mqtt_load import LoadPublisher
 
 from hub.devices.registry import DeviceRecord, parse_device_file
 from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.rules import truck_records
-from hub.settings import MqttEndpoint
 from hub.store import parking, registry
 from hub.store.database import Database
 from hub.store.migrations import StorageMode, apply_migrations
@@ -38,7 +35,7 @@ if str(ROOT) not in sys.path:  # run as a script: the hub child helpers live in 
 
 from tests.hub_process import HubChild, running_hub  # noqa: E402
 
-__all__ = ["HubChild", "running_hub"]  # the benchmarks' hub child is the tests' one
+__all__ = ["HubChild", "LoadPublisher", "running_hub"]  # the tests' hub child; the load client
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,60 +108,9 @@ def memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
-class DirectPublisher:
-    """A QoS 1 paho client driven from the calling thread, so each publish is written at once.
-
-    No network thread: `publish` writes the packet to the socket before returning (the
-    publish time a latency is measured from), and `pump` reads the broker's PUBACKs in bulk.
-    """
-
-    def __init__(self, mqtt_url: str, client_id: str, inflight: int = 10_000) -> None:
-        endpoint = MqttEndpoint(mqtt_url)
-        self.acked = 0
-        self.sent = 0
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-        self._client.max_inflight_messages_set(inflight)
-        self._client.max_queued_messages_set(0)
-        self._client.on_publish = self._on_publish
-        self._client.connect(endpoint.host, endpoint.port)
-        sock = self._client.socket()
-        if sock is None:
-            raise ConnectionError(f"cannot connect to {mqtt_url}")
-        self._sock = sock
-        self.pump(0.5)  # CONNACK
-
-    def _on_publish(self, c: paho.Client, u: object, mid: int, rc: object, p: object) -> None:
-        self.acked += 1
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        """Publish at QoS 1 (written now unless the in-flight window is full)."""
-        self._client.publish(topic, payload, qos=1)
-        self.sent += 1
-
-    def pump(self, timeout_s: float) -> None:
-        """Read what the broker sent (acks) for up to timeout_s, and write what is queued."""
-        readable, _, _ = select.select([self._sock], [], [], timeout_s)
-        if readable:
-            self._client.loop_read(max_packets=10_000)
-        if self._client.want_write():
-            self._client.loop_write()
-        self._client.loop_misc()
-
-    def wait_acked(self, timeout_s: float = 60.0) -> bool:
-        """Pump until every publish is acknowledged; False on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while self.acked < self.sent and time.monotonic() < deadline:
-            self.pump(0.05)
-        return self.acked >= self.sent
-
-    def close(self) -> None:
-        """Disconnect."""
-        self._client.disconnect()
-
-
 def publish_all(mqtt_url: str, messages: Iterable[tuple[str, bytes]], client_id: str) -> float:
     """Publish messages as fast as the broker acknowledges; seconds until all are acked."""
-    publisher = DirectPublisher(mqtt_url, client_id)
+    publisher = LoadPublisher(mqtt_url, client_id)
     started = time.perf_counter()
     try:
         for i, (topic, payload) in enumerate(messages):

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 HUB_OWN_SEGMENTS = frozenset({"alarms", "alerts"})
 # Packets read per readable socket before looking at acknowledgements again.
 _READS_PER_TURN = 200
+# Bytes asked of the socket per read.
+_RECV_BYTES = 64 * 1024
 
 
 def _is_hub_topic(topic: str, root: str) -> bool:
@@ -35,6 +37,39 @@ def _is_hub_topic(topic: str, root: str) -> bool:
         and parts[0] == root
         and (parts[1] in HUB_OWN_SEGMENTS or parts[-1] == "cmd")
     )
+
+
+class _BufferedClient(paho.Client):
+    """paho's client, reading the socket 64 KiB at a time instead of a few bytes at a time.
+
+    paho asks the socket for a packet's first byte, then for each byte of its remaining
+    length, then for the rest: three or four recv calls per message, and each one lets go
+    of the GIL, which the writer and rule threads take meanwhile (py-spy put 15% of the
+    hub's samples in those calls at 9,000 msg/s). Here one recv fills a buffer and paho's
+    reads are served from it. This hooks paho's `_sock_recv`, through which paho 2.x does
+    every read (the version is pinned in constraints.txt; tests/ingest cover the receiver).
+    """
+
+    _rx = b""
+    _rx_pos = 0
+    _rx_sock: object = None
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if self._rx_sock is not self._sock:  # a new connection: the old bytes are void
+            self._rx, self._rx_pos, self._rx_sock = b"", 0, self._sock
+        if self._rx_pos >= len(self._rx):
+            data = super()._sock_recv(_RECV_BYTES)
+            if not data:
+                return data  # the connection closed; paho handles that
+            self._rx, self._rx_pos = data, 0
+        start = self._rx_pos
+        chunk = self._rx[start : start + bufsize]
+        self._rx_pos = start + len(chunk)
+        return chunk
+
+    def buffered(self) -> bool:
+        """Whether bytes already read from the socket wait to be parsed."""
+        return self._rx_sock is self._sock and self._rx_pos < len(self._rx)
 
 
 class MqttReceiver:
@@ -78,7 +113,7 @@ class MqttReceiver:
         self._thread: threading.Thread | None = None
         self.connected = False
         self._messages_seen = 0
-        client = paho.Client(
+        client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=paho.MQTTv5,
@@ -251,8 +286,12 @@ class MqttReceiver:
         # Our own bound on memory, whatever the broker does with the receive maximum:
         # with that many messages waiting for a commit, stop reading and let TCP push
         # back to the broker, which keeps them queued in the session.
-        readable, _, _ = select.select([] if self._full() else [sock], writable, [], timeout_s)
-        if readable:
+        full = self._full()
+        buffered = client.buffered() and not full
+        readable, _, _ = select.select(
+            [] if full else [sock], writable, [], 0 if buffered else timeout_s
+        )
+        if readable or buffered:
             for _ in range(_READS_PER_TURN):
                 if self._full():
                     break
