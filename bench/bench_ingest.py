@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 import psycopg
 from figures import Figure, add_json_option, encode_figures
+from stack import cpu_seconds
 
 from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.store.migrations import apply_migrations
@@ -129,6 +130,12 @@ class HubRun:
     rate: float
     stored: int
     dead: int
+    cpu_s: float  # CPU time of the hub processes over the run
+
+    @property
+    def cpu_us_per_message(self) -> float:
+        """Hub CPU per message, all processes together: what contention does not change."""
+        return self.cpu_s / self.stored * 1e6 if self.stored else float("nan")
 
     @property
     def label(self) -> str:
@@ -189,9 +196,11 @@ def bench_hub(
             )
         )
     time.sleep(3.0)  # connect and subscribe
+    cpu_before = sum(cpu_seconds(hub.pid) for hub in hubs)
     started = time.monotonic()
     publisher = run_publisher(mqtt_url, messages, work, f"hub{members}")
     done = wait_rows(pg_url, tables, before + n, 600)
+    cpu_s = sum(cpu_seconds(hub.pid) for hub in hubs) - cpu_before
     publisher.wait()
     for hub in hubs:
         hub.terminate()
@@ -199,7 +208,7 @@ def bench_hub(
         hub.wait(30)
     with psycopg.connect(pg_url) as conn:
         dead = int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])  # type: ignore[index]
-    return HubRun(members, n / (done - started), stored(pg_url, tables) - before, dead)
+    return HubRun(members, n / (done - started), stored(pg_url, tables) - before, dead, cpu_s)
 
 
 def bench_naive(pg_url: str, mqtt_url: str, work: Path, n: int, devices: int) -> float:
@@ -342,11 +351,12 @@ def main() -> int:
             broker.stop()
             pg.stop()
     print(f"end-to-end ingest, {args.messages:,} messages from {args.devices:,} devices, QoS 1")
-    print(f"{'path':<50}{'msg/s':>10}{'/ naive':>9}{'/ COPY':>8}")
+    print(f"{'path':<50}{'msg/s':>10}{'/ naive':>9}{'/ COPY':>8}{'hub CPU/msg':>13}")
     for run in runs:
         print(
             f"{'hub, ' + run.label:<50}{run.rate:>10,.0f}"
             f"{run.rate / naive_rate:>8.1f}x{run.rate / copy_rate:>8.3f}"
+            f"{run.cpu_us_per_message:>10.0f} µs"
         )
     print(f"{'naive (INSERT + commit per message)':<50}{naive_rate:>10,.0f}")
     print(f"{'raw binary COPY of the same rows':<50}{copy_rate:>10,.0f}")

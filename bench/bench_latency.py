@@ -31,7 +31,16 @@ import orjson
 import psycopg
 import yaml
 from figures import Figure, add_json_option, percentile, publish_figures
-from stack import LoadPublisher, Stack, copy_devices, hub_env, local_stack, query_int, running_hub
+from stack import (
+    LoadPublisher,
+    Stack,
+    copy_devices,
+    cpu_seconds,
+    hub_env,
+    local_stack,
+    query_int,
+    running_hub,
+)
 
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
@@ -130,12 +139,6 @@ def trigger_message(device_id: str, ts_ms: int) -> tuple[str, bytes]:
     """A cover reported open."""
     body = {"ts": ts_ms, "tilt_deg": 1.2, "cover_open": True, "battery_pct": 79.0}
     return f"{ROOT_TOPIC}/manhole/{device_id}/event", orjson.dumps(body)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0  # utime, stime in USER_HZ ticks
 
 
 def run_load(

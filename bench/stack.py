@@ -98,6 +98,12 @@ def hub_env(stack: Stack, root: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime, stime in USER_HZ ticks
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak resident) of a process from /proc, in KiB."""
     values: dict[str, int] = {}

@@ -27,8 +27,7 @@ def test_every_publish_arrives_with_its_topic_and_payload_and_is_acknowledged(
         # Payloads across the one- and two-byte remaining lengths and a 70 KiB one, more
         # messages than the packet id space (ids wrap) and a small in-flight window.
         messages = [
-            (f"{mqtt_root}/parking/p-{i % 7}/telemetry", b"x" * (i % 300))
-            for i in range(70_000)
+            (f"{mqtt_root}/parking/p-{i % 7}/telemetry", b"x" * (i % 300)) for i in range(70_000)
         ]
         messages.append((f"{mqtt_root}/truck/t-1/telemetry", bytes(range(256)) * 280))
         publisher = LoadPublisher(mqtt_url, "load-pub", inflight=500)
