@@ -1,5 +1,6 @@
 """The `run` composition: one process with MQTT ingest, the writer, the rules and the API."""
 
+import gc
 import logging
 import signal
 import threading
@@ -63,6 +64,22 @@ def _always() -> bool:
     return True
 
 
+def freeze_heap() -> int:
+    """Collect, then move every surviving object out of the cyclic collector's sight.
+
+    The registry, the rule engine's tables and the compiled schemas are a few hundred
+    thousand objects that live as long as the process. CPython's full collection walked
+    all of them every few seconds under load, finding nothing: 90 ms pauses every 3 s
+    with 20,000 devices at 5,000 msg/s (bench_latency, gc callbacks), the largest part of
+    the publish → alarm p99. Frozen, a full collection took 2 ms. Reference counting
+    still frees frozen objects; only a reference cycle among them would outlive its use,
+    which the collection before each freeze keeps to what was built since the last one.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 class HubProcess:
     """Builds and runs every part of a hub process; stops them in order on a signal."""
 
@@ -83,6 +100,13 @@ class HubProcess:
             if any(deleted.values()):
                 log.info("retention removed %s", deleted)
             self.stop.wait(3600.0)
+
+    def _heap_loop(self) -> None:
+        """Freeze again once the devices have reported (their rule state exists), then hourly."""
+        delay_s = 60.0
+        while not self.stop.wait(delay_s):
+            log.debug("heap: %d objects frozen", freeze_heap())
+            delay_s = 3600.0
 
     def run(self) -> int:
         """Run until SIGINT or SIGTERM; flush what was accepted before exiting."""
@@ -170,6 +194,8 @@ class HubProcess:
         retention = threading.Thread(
             target=self._retention_loop, args=(db, mode, on_duty), name="retention", daemon=True
         )
+        log.info("start-up done; %d objects frozen out of the collector's sight", freeze_heap())
+        threading.Thread(target=self._heap_loop, name="heap", daemon=True).start()
         writer.start()
         retention.start()
         receiver.start()
