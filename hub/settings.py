@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     )
     batch_max_rows: int = Field(default=20_000, ge=1)
     batch_interval_ms: int = Field(
-        default=100, ge=1, description="longest wait before a batch is committed: alarm latency"
+        default=50, ge=1, description="longest wait before a batch is committed: alarm latency"
     )
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     max_age_s: int = Field(default=7 * 24 * 3600, ge=1, description="oldest accepted ts")
