@@ -245,6 +245,16 @@ class RuleEngine:
         self._slots: dict[str, _DeviceSlot] = {}
         self._groups: dict[str, set[str]] = {}
         self._rule_states: dict[str, dict[str, Any]] = {r.name: {} for r in rules}
+        # Per kind, what `_evaluate` runs for each reading: the rule, its name, its state
+        # table and whether it keeps state at all (asked once: a rule whose fresh state
+        # is None is stateless for good, so it is not asked again on every reading).
+        self._kind_plan: dict[Kind, tuple[tuple[Rule, str, dict[str, Any], bool], ...]] = {
+            kind: tuple(
+                (r, r.name, self._rule_states[r.name], r.initial_state() is not None)
+                for r in self._kind_rules[kind]
+            )
+            for kind in Kind
+        }
         self._group_latest: dict[str, dict[str, dict[str, object]]] = {
             g.name: {} for g in group_rules
         }
@@ -460,20 +470,19 @@ class RuleEngine:
         """Run every rule of the device's kind on one reading, in event-time order."""
         self.stats.evaluated += 1
         info = slot.info
-        for rule in self._kind_rules[info.kind]:
-            resolved = slot.resolved[rule.name]
+        device_id = info.device_id
+        observe = self._table.observe
+        for rule, name, states, stateful in self._kind_plan[info.kind]:
+            resolved = slot.resolved[name]
             if not resolved.enabled:
                 continue
-            states = self._rule_states[rule.name]
-            state = states.get(info.device_id)
-            if state is None:
-                state = rule.initial_state()
-                if state is not None:
-                    states[info.device_id] = state
+            state = None
+            if stateful:
+                state = states.get(device_id)
+                if state is None:
+                    state = states[device_id] = rule.initial_state()
             for obs in rule.evaluate(reading, info, state, resolved.params):
-                signal = self._table.observe(
-                    SourceKind.DEVICE, info.device_id, obs, resolved.policy, received_s
-                )
+                signal = observe(SourceKind.DEVICE, device_id, obs, resolved.policy, received_s)
                 if signal is None:
                     continue
                 if info.group_id is not None and signal.alarm_type in self._coverable:
