@@ -4,6 +4,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
 from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.pipeline import RawMessage
 from tests.hub_process import publish_all, wait_for
@@ -60,3 +65,31 @@ def test_messages_arrive_intact_and_acknowledged_ones_are_not_redelivered(
         publish_all(mqtt_url, [(f"{mqtt_root}/parking/p-end/telemetry", b"end")], "pub-end")
         wait_for(lambda: len(last) >= 1, 10, "the marker")
         assert [m.payload for m in last] == [b"end"]  # nothing acknowledged came back
+
+
+def test_publish_properties_are_skipped_and_the_payload_kept(mqtt_url: str, mqtt_root: str) -> None:
+    # The short PUBLISH path reads past the properties a v5 publisher may attach.
+    publisher = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id="props-pub", protocol=paho.MQTTv5
+    )
+    host, port = mqtt_url.removeprefix("mqtt://").split(":")
+    publisher.connect(host, int(port))
+    publisher.loop_start()
+    inbox: list[RawMessage] = []
+    try:
+        with receiving(mqtt_url, mqtt_root, inbox):
+            for i in range(3):
+                props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                props.ContentType = "application/json"
+                props.MessageExpiryInterval = 3600
+                props.UserProperty = [("firmware", "x" * (200 * i)), ("site", "东区")]
+                publisher.publish(
+                    f"{mqtt_root}/parking/p-{i}/telemetry", b'{"n": %d}' % i, 1, properties=props
+                ).wait_for_publish(10)
+            wait_for(lambda: len(inbox) >= 3, 10, "three messages")
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+    assert sorted((m.topic, m.payload) for m in inbox) == [
+        (f"{mqtt_root}/parking/p-{i}/telemetry", b'{"n": %d}' % i) for i in range(3)
+    ]
