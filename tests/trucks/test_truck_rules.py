@@ -37,6 +37,8 @@ def test_leaving_the_corridor_for_three_minutes_raises_one_route_deviation() -> 
     details = orjson.loads(orjson.dumps(dict(raised[0].details), default=str))
     assert details["route_distance_m"] > 250
     assert len(details["track"]) >= 5
+    # The track as it was at the raising fix, not as it is after the later fixes fed.
+    assert details["track"][-1][0] == round((T0 + timedelta(seconds=255)).timestamp() * 1000)
     world.feed(fix(t, x) for t, x in drive(435, 600, 15, 3500))
     cleared = [s for s in world.signals if s.action is SignalAction.CLEAR]
     assert [c.alarm_type for c in cleared] == [AlarmType.ROUTE_DEVIATION]
