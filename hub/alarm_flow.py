@@ -45,6 +45,7 @@ from hub.devices.partition import (
 )
 from hub.devices.registry import DeviceRecord, resume_point
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
+from hub.ingest.feed import DocumentSink
 from hub.ingest.outbound import MqttOutbound
 from hub.rules import trucks as truck_rules
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
@@ -436,7 +437,10 @@ class AlarmServices:
             client_id=f"{settings.client_id}-alarms",
             root=settings.mqtt_root,
         )
-        self.publisher = PublisherGroup([self.mqtt, self.fanout, *extra_publishers])
+        # In a cluster the live stream is fed with every member's changes from the broker
+        # (`stream_routes`); this member's own would then show twice.
+        local = [] if settings.cluster_members > 1 else [self.fanout]
+        self.publisher = PublisherGroup([self.mqtt, *local, *extra_publishers])
         self.handoff: MqttOutbound | None = None
         cluster: ClusterSeat | None = None
         if settings.cluster_members > 1:
@@ -488,6 +492,11 @@ class AlarmServices:
             self.settings.mqtt_root, self._shared_group, self.settings.cluster_member
         )
         return {topic: self.flow.on_handoff}
+
+    @property
+    def stream_routes(self) -> dict[str, DocumentSink]:
+        """Where every member's alarm changes arrive for the live stream (used in a cluster)."""
+        return {f"{self.settings.mqtt_root}/alarms/#": self.fanout.publish_documents}
 
     @property
     def routers(self) -> list["APIRouter"]:

@@ -25,6 +25,7 @@ from hub.api.alarms import AlarmFanout
 from hub.devices.decode import device_topic
 from hub.devices.kinds import Channel, Kind
 from hub.devices.registry import DeviceRecord
+from hub.ingest.feed import DocumentSink
 from hub.ingest.modbus import ModbusPoller, targets_from_records
 from hub.ingest.outbound import MqttOutbound
 from hub.ingest.pipeline import RawMessage
@@ -121,7 +122,7 @@ class CrewAlertPublisher:
         root: str,
         locate: Callable[[str], AlertLocation | None],
         publish: Callable[[str, bytes], bool],
-        fanout: AlarmFanout,
+        fanout: AlarmFanout | None,
         webhook: WebhookSender | None = None,
     ) -> None:
         self._root = root
@@ -160,9 +161,9 @@ class CrewAlertPublisher:
             if self._webhook is not None:
                 self._webhook.offer(document)
             documents.append(document)
-        if documents:
+        if documents and self._fanout is not None:
             self._fanout.publish_documents(documents)
-            self.sent += len(documents)
+        self.sent += len(documents)
 
 
 class LightingControl:
@@ -308,7 +309,8 @@ class LightingServices:
             root=settings.mqtt_root,
             locate=self._locate,
             publish=self.outbound.publish,
-            fanout=self.alert_fanout,
+            # In a cluster the alert stream is fed from the broker (`stream_routes`).
+            fanout=self.alert_fanout if settings.cluster_members == 1 else None,
             webhook=self.webhook,
         )
         self.control = LightingControl(
@@ -341,6 +343,11 @@ class LightingServices:
     def _locate(self, device_id: str) -> AlertLocation | None:
         with self._db.connection() as conn:
             return store.fetch_location(conn, device_id)
+
+    @property
+    def stream_routes(self) -> dict[str, DocumentSink]:
+        """Where every member's crew alerts arrive for the live stream (used in a cluster)."""
+        return {f"{self.settings.mqtt_root}/alerts/lighting/#": self.alert_fanout.publish_documents}
 
     @property
     def api_state(self) -> dict[str, object]:

@@ -15,6 +15,7 @@ from hub.api.access import AccessConfig, secure_app
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.ingest.device_commands import MqttCommandSender
+from hub.ingest.feed import MqttDocumentFeed
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.pipeline import IngestPipeline, KindIndex
@@ -189,6 +190,15 @@ class HubProcess:
         )
         command_sender.start()
         manhole_commands.start()
+        stream_feed: MqttDocumentFeed | None = None
+        if settings.cluster_members > 1:
+            # Every member's alarm changes and crew alerts, for this member's live streams.
+            stream_feed = MqttDocumentFeed(
+                url=settings.mqtt_url,
+                client_id=f"{settings.client_id}-streams",
+                routes={**alarm_services.stream_routes, **lighting.stream_routes},
+            )
+            stream_feed.start()
         pipeline.add_observer(alarm_services.flow)
         writer = threading.Thread(target=pipeline.run, args=(self.stop,), name="ingest-writer")
         retention = threading.Thread(
@@ -235,6 +245,8 @@ class HubProcess:
             command_sender.stop()
             writer.join(timeout=60)
             alarm_services.stop()
+            if stream_feed is not None:
+                stream_feed.stop()
             receiver.stop()
             if lease is not None:
                 lease.stop()

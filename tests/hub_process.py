@@ -4,11 +4,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import orjson
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
@@ -172,3 +175,37 @@ def api_headers(database_url: str, role: str = "admin") -> dict[str, str]:
     finally:
         db.close()
     return {"Authorization": f"Bearer {secret}"}
+
+
+class EventStream:
+    """Reads /alarms/stream on a thread until it has seen an event named `until`."""
+
+    def __init__(self, url: str, until: str, headers: dict[str, str]) -> None:
+        self._until = until
+        self.events: list[tuple[str, dict[str, object]]] = []
+        self.ready = threading.Event()
+        self._url = url
+        self._headers = headers
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        event = ""
+        with httpx.stream(
+            "GET", self._url, headers=self._headers, timeout=httpx.Timeout(5.0, read=60.0)
+        ) as response:
+            for line in response.iter_lines():
+                if line.startswith(":"):
+                    self.ready.set()
+                elif line.startswith("event:"):
+                    event = line.removeprefix("event:").strip()
+                elif line.startswith("data:"):
+                    data = line.removeprefix("data:").strip()
+                    body = orjson.loads(data) if data.startswith("{") else {"text": data}
+                    self.events.append((event, body))
+                    if event == self._until:
+                        return
+
+    def join(self) -> None:
+        """Wait for the reader to finish."""
+        self._thread.join(timeout=10)

@@ -1,6 +1,5 @@
 """MQTT → hub child → alarm → case, with the alarm published on MQTT and as server-sent events."""
 
-import threading
 import time
 from pathlib import Path
 
@@ -14,7 +13,14 @@ from hub.devices.kinds import Kind
 from hub.local_services import free_port
 from hub.settings import MqttEndpoint
 from tests.cases_store.case_fixtures import policy_filing_offline_at_once, register_device
-from tests.hub_process import api_headers, hub_env, publish_all, running_hub, wait_for
+from tests.hub_process import (
+    EventStream,
+    api_headers,
+    hub_env,
+    publish_all,
+    running_hub,
+    wait_for,
+)
 from tests.payload_examples import example
 
 pytestmark = pytest.mark.integration
@@ -45,40 +51,6 @@ class AlarmTopicListener:
         """Disconnect."""
         self._client.loop_stop()
         self._client.disconnect()
-
-
-class EventStream:
-    """Reads /alarms/stream on a thread until it has seen an event named `until`."""
-
-    def __init__(self, url: str, until: str, headers: dict[str, str]) -> None:
-        self._until = until
-        self.events: list[tuple[str, dict[str, object]]] = []
-        self.ready = threading.Event()
-        self._url = url
-        self._headers = headers
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        event = ""
-        with httpx.stream(
-            "GET", self._url, headers=self._headers, timeout=httpx.Timeout(5.0, read=60.0)
-        ) as response:
-            for line in response.iter_lines():
-                if line.startswith(":"):
-                    self.ready.set()
-                elif line.startswith("event:"):
-                    event = line.removeprefix("event:").strip()
-                elif line.startswith("data:"):
-                    data = line.removeprefix("data:").strip()
-                    body = orjson.loads(data) if data.startswith("{") else {"text": data}
-                    self.events.append((event, body))
-                    if event == self._until:
-                        return
-
-    def join(self) -> None:
-        """Wait for the reader to finish."""
-        self._thread.join(timeout=10)
 
 
 def test_silence_becomes_an_alarm_and_a_case_and_the_next_reading_its_evidence(

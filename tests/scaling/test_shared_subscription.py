@@ -25,12 +25,26 @@ import psycopg
 import pytest
 
 from hub.devices.partition import owner_of
-from tests.hub_process import HubChild, count, hub_env, publish_all, wait_for
+from hub.local_services import free_port
+from tests.hub_process import (
+    EventStream,
+    HubChild,
+    api_headers,
+    count,
+    hub_env,
+    publish_all,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 SPIKY = [f"MH-S{i:03d}" for i in range(16)]
-DISPLACED = [f"MH-D{i:03d}" for i in range(4)]
+# Two displaced covers judged by each member (ownership is crc32 of the id, mod 2).
+DISPLACED = [
+    d
+    for member in (0, 1)
+    for d in [c for c in (f"MH-D{i:03d}" for i in range(100)) if owner_of(c, 2) == member][:2]
+]
 STEPS = 14  # two-minute steps: 28 minutes of readings per cover
 
 
@@ -84,18 +98,24 @@ def _handoffs(log_path: Path) -> tuple[int, int]:
 
 
 @contextmanager
-def _cluster(env: dict[str, str], tmp_path: Path, members: int) -> Iterator[list[HubChild]]:
+def _cluster(
+    env: dict[str, str], tmp_path: Path, members: int, api_port: int | None = None
+) -> Iterator[list[HubChild]]:
+    """Members 0 … members-1; member 0 also serves the API when given a port."""
     with ExitStack() as stack:
         hubs: list[HubChild] = []
         for member in range(members):
+            api = member == 0 and api_port is not None
             child = HubChild(
                 {
                     **env,
                     "HUB_CLUSTER_MEMBERS": str(members),
                     "HUB_CLUSTER_MEMBER": str(member),
                     "HUB_MQTT_SHARED_GROUP": "hubs",
+                    **({"HUB_API_PORT": str(api_port)} if api else {}),
                 },
                 tmp_path / f"hub{member}.log",
+                api=api,
             )
             child.mark()
             child.start()
@@ -113,7 +133,15 @@ def test_two_hubs_share_the_stream_with_one_judge_per_device(
     env = hub_env(database_url, mqtt_url, mqtt_root)
     steps = _stream(mqtt_root, datetime.now(UTC) - timedelta(minutes=40))
     messages = [m for step in steps for m in step]
-    with _cluster(env, tmp_path, 2):
+    port = free_port()
+    auth = api_headers(database_url)
+    with _cluster(env, tmp_path, 2, api_port=port):
+        # Member 0's live stream must carry every member's alarms, each change once.
+        streams = {
+            d: EventStream(f"http://127.0.0.1:{port}/alarms/stream?source_id={d}", "never", auth)
+            for d in DISPLACED
+        }
+        assert all(stream.ready.wait(10) for stream in streams.values())
         for n, step in enumerate(steps):
             publish_all(mqtt_url, step, f"pub-{mqtt_root}-{n}")
             time.sleep(0.7)
@@ -148,6 +176,15 @@ def test_two_hubs_share_the_stream_with_one_judge_per_device(
     expected = [(d, t, 1) for d in DISPLACED for t in ("cover_open", "tilt")]
     assert alarms == expected, "spikes split between hubs must not look like a lasting tilt"
     assert cases == [(d, 1) for d in DISPLACED]
+    judges = {owner_of(d, 2) for d in DISPLACED}
+    assert judges == {0, 1}, "the displaced covers must be judged by both hubs"
+    for device_id, stream in streams.items():
+        raised = sorted(
+            str(body["alarm"]["alarm_type"])  # type: ignore[index]
+            for event, body in stream.events
+            if event == "raised"
+        )
+        assert raised == ["cover_open", "tilt"], (device_id, stream.events)
     out = [_handoffs(tmp_path / f"hub{m}.log") for m in range(2)]
     assert out[0][0] > 0
     assert out[1][0] > 0
