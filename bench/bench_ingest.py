@@ -108,13 +108,25 @@ def wait_rows(url: str, tables: tuple[str, ...], target: int, timeout_s: float) 
 
 
 def run_publisher(
-    mqtt_url: str, messages: list[tuple[str, bytes]], work: Path, name: str
+    mqtt_url: str,
+    messages: list[tuple[str, bytes]],
+    work: Path,
+    name: str,
+    rate: float | None = None,
 ) -> subprocess.Popen[str]:
-    """Start the publisher process on a pickled message file."""
+    """Start the publisher process on a pickled message file (full speed, or paced)."""
     path = work / f"{name}.pkl"
     path.write_bytes(pickle.dumps(messages))
+    pacing = [] if rate is None else ["--rate", str(rate)]
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "bench/publisher.py"), mqtt_url, str(path), f"pub-{name}"],
+        [
+            sys.executable,
+            str(ROOT / "bench/publisher.py"),
+            mqtt_url,
+            str(path),
+            f"pub-{name}",
+            *pacing,
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -127,10 +139,13 @@ class HubRun:
     """One measured run of the hub: how many processes, msg/s, rows stored, dead letters."""
 
     members: int
+    published: int
     rate: float
     stored: int
     dead: int
     cpu_s: float  # CPU time of the hub processes over the run
+    paced: float | None = None  # the publisher's schedule in msg/s; None: full speed
+    drain_s: float | None = None  # last row stored after the last publish acked (paced)
 
     @property
     def cpu_us_per_message(self) -> float:
@@ -140,7 +155,8 @@ class HubRun:
     @property
     def label(self) -> str:
         """How the run is named in the table."""
-        return "1 process" if self.members == 1 else f"{self.members} members on this machine"
+        who = "1 process" if self.members == 1 else f"{self.members} members on this machine"
+        return who if self.paced is None else f"{who}, paced at {self.paced:,.0f} msg/s"
 
 
 def hub_member_envs(base: dict[str, str], members: int) -> list[dict[str, str]]:
@@ -163,11 +179,15 @@ def bench_hub(
     start_ms: int,
     members: int = 1,
     extra_env: dict[str, str] | None = None,
+    paced: float | None = None,
 ) -> HubRun:
     """Messages/s of the hub with the publisher running concurrently.
 
     With `members` > 1 that many hub processes share the stream as a cluster (MQTT
     shared subscription, rules judged by each device's owner), all on this machine.
+    With `paced` the publisher keeps to that rate instead of its full speed: the rate is
+    then measured from the first publish to the last row, and `drain_s` says how far the
+    hub was behind when the publisher finished (a hub that keeps up is not).
     """
     root = f"bench{members}"
     messages = build_messages(root, devices, n, start_ms)
@@ -198,9 +218,16 @@ def bench_hub(
     time.sleep(3.0)  # connect and subscribe
     cpu_before = sum(cpu_seconds(hub.pid) for hub in hubs)
     started = time.monotonic()
-    publisher = run_publisher(mqtt_url, messages, work, f"hub{members}")
+    publisher = run_publisher(mqtt_url, messages, work, f"hub{members}", paced)
+    drain_s = None
+    if paced is not None:
+        out, _ = publisher.communicate(timeout=n / paced + 600)
+        published_at = time.monotonic()
+        started = published_at - float(out.strip())  # the first publish
     done = wait_rows(pg_url, tables, before + n, 600)
     cpu_s = sum(cpu_seconds(hub.pid) for hub in hubs) - cpu_before
+    if paced is not None:
+        drain_s = max(0.0, done - published_at)
     publisher.wait()
     for hub in hubs:
         hub.terminate()
@@ -208,7 +235,16 @@ def bench_hub(
         hub.wait(30)
     with psycopg.connect(pg_url) as conn:
         dead = int(conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0])  # type: ignore[index]
-    return HubRun(members, n / (done - started), stored(pg_url, tables) - before, dead, cpu_s)
+    return HubRun(
+        members,
+        n,
+        n / (done - started),
+        stored(pg_url, tables) - before,
+        dead,
+        cpu_s,
+        paced,
+        drain_s,
+    )
 
 
 def bench_naive(pg_url: str, mqtt_url: str, work: Path, n: int, devices: int) -> float:
@@ -314,11 +350,21 @@ def main() -> int:
         default=[1, 2],
         help="hub processes per run, one run each (default: 1 2; 2 = a cluster on this machine)",
     )
+    parser.add_argument(
+        "--sustain-rate",
+        type=float,
+        default=20_000,
+        help="then publish paced at this rate (msg/s) to show the hub keeps up (0: skip)",
+    )
+    parser.add_argument("--sustain-seconds", type=float, default=30.0)
+    parser.add_argument("--sustain-members", type=int, default=2)
     add_json_option(parser)
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.hub_setting)
     runs: list[HubRun] = []
-    span_ms = (args.messages // args.devices + 10) * 1000
+    sustained = round(args.sustain_rate * args.sustain_seconds) if args.sustain_rate else 0
+    longest = max(args.messages, sustained)
+    span_ms = (longest // args.devices + 10) * 1000
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)
@@ -330,19 +376,25 @@ def main() -> int:
             apply_migrations(pg.url, "plain")
             register_devices(pg.url, args.devices)
             now_ms = int(time.time() * 1000)
-            for k, members in enumerate(args.members):
+            plan: list[tuple[int, int, float | None]] = [
+                (m, args.messages, None) for m in args.members
+            ]
+            if sustained:
+                plan.append((args.sustain_members, sustained, args.sustain_rate))
+            for k, (members, count, paced) in enumerate(plan):
                 # Each run's readings are older than the next run's and never overlap them.
-                start_ms = now_ms - 60_000 - (len(args.members) - k) * span_ms
+                start_ms = now_ms - 60_000 - (len(plan) - k) * span_ms
                 runs.append(
                     bench_hub(
                         pg.url,
                         broker.url,
                         work,
-                        args.messages,
+                        count,
                         args.devices,
                         start_ms,
                         members,
                         extra,
+                        paced,
                     )
                 )
             naive_rate = bench_naive(pg.url, broker.url, work, args.naive_messages, args.devices)
@@ -362,23 +414,28 @@ def main() -> int:
     print(f"{'raw binary COPY of the same rows':<50}{copy_rate:>10,.0f}")
     for run in runs:
         print(
-            f"zero loss, {run.label}: stored {run.stored:,} of {args.messages:,},"
+            f"zero loss, {run.label}: stored {run.stored:,} of {run.published:,},"
             f" dead letters {run.dead}"
+            + ("" if run.drain_s is None else f"; last row {run.drain_s:.2f} s after the last ack")
         )
     if args.json is not None:
         args.json.write_text(
             encode_figures(ingest_figures(args, runs, naive_rate, copy_rate)), encoding="utf-8"
         )
-    return 0 if all(run.stored == args.messages and run.dead == 0 for run in runs) else 1
+    return 0 if all(run.stored == run.published and run.dead == 0 for run in runs) else 1
 
 
 def ingest_figures(
     args: argparse.Namespace, runs: list[HubRun], naive_rate: float, copy_rate: float
 ) -> list[Figure]:
     """The printed figures as rows for bench/report.py."""
-    load = f"{args.messages:,} messages from {args.devices:,} devices, publisher at full speed"
     figures: list[Figure] = []
     for run in runs:
+        load = f"{run.published:,} messages from {args.devices:,} devices, " + (
+            "publisher at full speed"
+            if run.paced is None
+            else f"first publish to last row stored; {run.drain_s:.2f} s after the last ack"
+        )
         figures += [
             Figure(
                 "ingest",
@@ -394,11 +451,19 @@ def ingest_figures(
             Figure("ingest", f"hub / raw COPY, {run.label}", run.rate / copy_rate, "×", None, None),
             Figure(
                 "ingest",
+                f"hub CPU per message, {run.label}",
+                run.cpu_us_per_message,
+                "µs",
+                None,
+                "user + system time of the hub processes, all members together",
+            ),
+            Figure(
+                "ingest",
                 f"messages lost, {run.label}",
-                args.messages - run.stored,
+                run.published - run.stored,
                 "",
                 "<= 0",
-                f"stored {run.stored:,} of {args.messages:,}; {run.dead} dead letters",
+                f"stored {run.stored:,} of {run.published:,}; {run.dead} dead letters",
             ),
         ]
     return [

@@ -52,7 +52,10 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(
         "ingest",
         "bench_ingest.py",
-        ("--messages", "20000", "--naive-messages", "2000", "--devices", "2000"),
+        (
+            *("--messages", "20000", "--naive-messages", "2000", "--devices", "2000"),
+            *("--sustain-rate", "2000", "--sustain-seconds", "5"),
+        ),
     ),
     Benchmark("rules", "bench_rules.py", ()),
     Benchmark(
