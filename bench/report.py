@@ -58,6 +58,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         ),
     ),
     Benchmark("rules", "bench_rules.py", ()),
+    Benchmark("stages", "bench_stages.py", ("--messages", "20000", "--devices", "2000")),
     Benchmark(
         "latency",
         "bench_latency.py",
