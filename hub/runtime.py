@@ -15,9 +15,10 @@ from hub.api.access import AccessConfig, secure_app
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.ingest.device_commands import MqttCommandSender
-from hub.ingest.feed import MqttDocumentFeed
+from hub.ingest.feed import document_feed
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
+from hub.ingest.outbound import MqttOutbound
 from hub.ingest.pipeline import IngestPipeline, KindIndex
 from hub.lighting_services import LightingServices
 from hub.manhole_commands import ManholeCommandService
@@ -190,13 +191,13 @@ class HubProcess:
         )
         command_sender.start()
         manhole_commands.start()
-        stream_feed: MqttDocumentFeed | None = None
+        stream_feed: MqttOutbound | None = None
         if settings.cluster_members > 1:
             # Every member's alarm changes and crew alerts, for this member's live streams.
-            stream_feed = MqttDocumentFeed(
-                url=settings.mqtt_url,
-                client_id=f"{settings.client_id}-streams",
-                routes={**alarm_services.stream_routes, **lighting.stream_routes},
+            stream_feed = document_feed(
+                settings.mqtt_url,
+                f"{settings.client_id}-streams",
+                {**alarm_services.stream_routes, **lighting.stream_routes},
             )
             stream_feed.start()
         pipeline.add_observer(alarm_services.flow)

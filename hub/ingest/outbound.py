@@ -1,13 +1,14 @@
 """Hub-originated MQTT messages (alarm changes, device commands, crew alerts), QoS 1.
 
-The one publishing client of the hub's low-rate outgoing traffic, so paho's own
-`loop_start` thread is fine. While the broker is away paho queues up to `max_queued`
-messages and sends them on reconnect; beyond that `publish` returns False and the caller
-decides: a command stays due and is sent again, an alarm change is dropped (the table is
-the record, MQTT only the push).
+The client of the hub's low-rate traffic: what it publishes, and the few low-rate topics
+it reads back (hub/ingest/feed.py), so paho's own `loop_start` thread is fine. While the
+broker is away paho queues up to `max_queued` messages and sends them on reconnect;
+beyond that `publish` returns False and the caller decides: a command stays due and is
+sent again, an alarm change is dropped (the table is the record, MQTT only the push).
 """
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -21,11 +22,26 @@ from hub.settings import MqttEndpoint
 log = logging.getLogger(__name__)
 
 
+def _callback(
+    handle: Callable[[paho.MQTTMessage], None],
+) -> Callable[[paho.Client, Any, paho.MQTTMessage], None]:
+    def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        handle(message)
+
+    return on_message
+
+
 class MqttOutbound:
     """Publishes hub messages at QoS 1 from any thread; never blocks."""
 
     def __init__(
-        self, *, url: str, client_id: str, name: str = "outbound", max_queued: int = 10_000
+        self,
+        *,
+        url: str,
+        client_id: str,
+        name: str = "outbound",
+        max_queued: int = 10_000,
+        subscriptions: Mapping[str, Callable[[paho.MQTTMessage], None]] | None = None,
     ) -> None:
         self._endpoint = MqttEndpoint(url)
         self._name = name
@@ -41,6 +57,10 @@ class MqttOutbound:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        # Topic filters read at QoS 1, resubscribed on every connection (clean session).
+        self._subscriptions = dict(subscriptions or {})
+        for topic_filter, handle in self._subscriptions.items():
+            client.message_callback_add(topic_filter, _callback(handle))
         self._client = client
 
     def _on_connect(
@@ -53,9 +73,11 @@ class MqttOutbound:
     ) -> None:
         self.connected = not reason.is_failure
         if reason.is_failure:
-            log.error("broker refused the %s publisher: %s", self._name, reason)
-        else:
-            log.info("%s publisher connected", self._name)
+            log.error("broker refused the %s client: %s", self._name, reason)
+            return
+        log.info("%s client connected", self._name)
+        if self._subscriptions:
+            client.subscribe([(topic_filter, 1) for topic_filter in self._subscriptions])
 
     def _on_disconnect(
         self,
@@ -66,7 +88,7 @@ class MqttOutbound:
         properties: Properties | None,
     ) -> None:
         self.connected = False
-        log.info("%s publisher disconnected: %s", self._name, reason)
+        log.info("%s client disconnected: %s", self._name, reason)
 
     def start(self) -> None:
         """Connect in the background; paho reconnects by itself."""

@@ -18,7 +18,7 @@ def test_every_publish_arrives_with_its_topic_and_payload_and_is_acknowledged(
     sub = paho.Client(CallbackAPIVersion.VERSION2, client_id="load-check")
     sub.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{mqtt_root}/#", qos=1)
     sub.on_subscribe = lambda c, u, mid, rcs, p: subscribed.set()
-    sub.on_message = lambda c, u, m: received.append((m.topic, m.payload, m.qos))
+    sub.on_message = lambda c, u, m: received.append((m.topic, bytes(m.payload), m.qos))
     host, port = mqtt_url.removeprefix("mqtt://").split(":")
     sub.connect(host, int(port))
     sub.loop_start()
