@@ -4,7 +4,9 @@ the case queue.
 Starts its own PostgreSQL and Mosquitto, imports a simulated city (simulators.generator:
 spots in lots and on-street zones, trucks with permits and sites) the way the demo does,
 then writes `--days` of history straight into the hub's tables with binary COPY:
-  parking  every spot's arrivals and departures (events) and its half-hourly heartbeat
+  parking  every spot's arrivals and departures (events) and its half-hourly heartbeat,
+           then each spot's newest report (parking_spot_latest), which the hub's telemetry
+           writer keeps up to date as readings arrive
   trucks   a fix every 10-30 s (per truck) while driving its permit route in its permit's
            hours, one every 5 min while parked, up to now
   cases    `--cases` cases reported over the period through the store's own functions
@@ -46,6 +48,7 @@ from hub.settings import Settings
 from hub.store.access import AccessStore
 from hub.store.cases import act_on_case, open_case
 from hub.store.database import Database
+from hub.store.parking import rebuild_latest_reports
 from simulators.city import City, CitySpec
 from simulators.generator import generate_city
 
@@ -98,34 +101,34 @@ def spot_history(
 
 
 def load_parking(url: str, city: City, start_s: float, end_s: float, seed: int) -> int:
-    """Every spot's history into telemetry_parking by binary COPY; the number of rows."""
+    """Every spot's history into telemetry_parking by binary COPY, and each spot's newest
+    report as the telemetry writer would have kept it; the number of rows."""
     rng = np.random.default_rng(seed)
     rows = 0
-    with (
-        psycopg.connect(url) as conn,
-        conn.cursor().copy(
+    with psycopg.connect(url) as conn:
+        with conn.cursor().copy(
             "COPY telemetry_parking (device_id, ts, received_at, is_event, occupied,"
             " battery_pct) FROM STDIN (FORMAT BINARY)"
-        ) as copy,
-    ):
-        copy.set_types(["text", "timestamptz", "timestamptz", "bool", "bool", "float4"])
-        for spot in city.spots:
-            ts, state, is_event = spot_history(rng, start_s, end_s, spot.zone_id is not None)
-            battery = 96.0 - 4.0 * (ts - start_s) / (end_s - start_s) - rng.uniform(0, 3)
-            times = _times(ts)
-            received = _times(ts + 0.3)
-            for i, when in enumerate(times):
-                copy.write_row(
-                    (
-                        spot.device_id,
-                        when,
-                        received[i],
-                        bool(is_event[i]),
-                        bool(state[i]),
-                        round(float(battery[i]), 1),
+        ) as copy:
+            copy.set_types(["text", "timestamptz", "timestamptz", "bool", "bool", "float4"])
+            for spot in city.spots:
+                ts, state, is_event = spot_history(rng, start_s, end_s, spot.zone_id is not None)
+                battery = 96.0 - 4.0 * (ts - start_s) / (end_s - start_s) - rng.uniform(0, 3)
+                times = _times(ts)
+                received = _times(ts + 0.3)
+                for i, when in enumerate(times):
+                    copy.write_row(
+                        (
+                            spot.device_id,
+                            when,
+                            received[i],
+                            bool(is_event[i]),
+                            bool(state[i]),
+                            round(float(battery[i]), 1),
+                        )
                     )
-                )
-            rows += len(times)
+                rows += len(times)
+        rebuild_latest_reports(conn)
     return rows
 
 

@@ -202,8 +202,15 @@ def _occupancy(
     for spot in view.spots:
         open_alarms = alarms.get(spot.device_id, ()) if live else ()
         counts[_status(view.changes[spot.device_id], at, open_alarms)] += 1
-    known = counts["free"] + counts["occupied"]
-    area = view.area
+    return _area_occupancy(
+        view.area, at, len(view.spots), counts["occupied"], counts["free"], counts["unknown"]
+    )
+
+
+def _area_occupancy(
+    area: ParkingArea, at: datetime, sensors: int, occupied: int, free: int, unknown: int
+) -> AreaOccupancy:
+    known = occupied + free
     return AreaOccupancy(
         id=area.area_id,
         kind=area.kind,
@@ -215,12 +222,57 @@ def _occupancy(
         lat=area.lat,
         lon=area.lon,
         at=at,
-        sensors=len(view.spots),
-        occupied=counts["occupied"],
-        free=counts["free"],
-        unknown=counts["unknown"],
-        occupancy=round(counts["occupied"] / known, 4) if known else None,
+        sensors=sensors,
+        occupied=occupied,
+        free=free,
+        unknown=unknown,
+        occupancy=round(occupied / known, 4) if known else None,
     )
+
+
+def _occupancy_now(db: DbDep, kind: AreaKind, now: datetime) -> list[AreaOccupancy]:
+    """Lots or zones at `now`, as `_occupancy(..., live=True)` of `_load(db, kind, now, now)`.
+
+    Each spot's newest report settles its state unless it came within the confirmation
+    time (see `store.fetch_occupancy_now`); only those few spots are debounced here from
+    their reports, so a request reads one row per spot instead of hours of reports.
+    """
+    with db.connection() as conn:
+        areas = store.list_areas(conn, kind)
+        counts = store.fetch_occupancy_now(
+            conn,
+            kind,
+            [a.area_id for a in areas],
+            now=now,
+            lookback=LOOKBACK,
+            confirm=timedelta(seconds=DEFAULT_CONFIRM_S),
+            unknown_alarms=UNKNOWN_ALARMS,
+        )
+        pending = [device_id for c in counts.values() for device_id in c.pending]
+        reports = store.fetch_spot_reports(conn, pending, now - LOOKBACK, now)
+    out = []
+    for area in areas:
+        found = counts.get(area.area_id, store.SpotCounts(0, 0, 0, ()))
+        occupied, free, unknown = found.occupied, found.free, found.unknown
+        for device_id in found.pending:
+            changes = debounce_spot_states(reports.get(device_id, []), now, DEFAULT_CONFIRM_S)
+            state = state_at(changes, now)
+            if state is None:
+                unknown += 1
+            elif state:
+                occupied += 1
+            else:
+                free += 1
+        out.append(_area_occupancy(area, now, found.sensors, occupied, free, unknown))
+    return out
+
+
+def _occupancies(db: DbDep, kind: AreaKind, at: datetime | None) -> list[AreaOccupancy]:
+    """Lots or zones now (with open alarms), or as the rule confirmed them at a past time."""
+    if at is None:
+        return _occupancy_now(db, kind, _now())
+    views, _ = _load(db, kind, at, at)
+    return [_occupancy(v, at, {}, live=False) for v in views]
 
 
 @router.post("/import", response_model=ImportResult)
@@ -250,27 +302,22 @@ def guidance(
     at: Instant | None = None,
 ) -> list[Guidance]:
     """The nearest lots and zones with free spots from a point, nearest first."""
-    when = at or _now()
     found: list[Guidance] = []
     for area_kind in (kind,) if kind is not None else tuple(AreaKind):
-        views, alarms = _load(db, area_kind, when, when)
-        for view in views:
-            distance = haversine_m(lat, lon, view.area.lat, view.area.lon)
-            if distance > max_distance_m:
-                continue
-            occupancy = _occupancy(view, when, alarms, live=at is None)
-            if occupancy.free <= 0:
+        for occupancy in _occupancies(db, area_kind, at):
+            distance = haversine_m(lat, lon, occupancy.lat, occupancy.lon)
+            if distance > max_distance_m or occupancy.free <= 0:
                 continue
             found.append(
                 Guidance(
-                    id=view.area.area_id,
+                    id=occupancy.id,
                     kind=area_kind,
-                    name=view.area.name,
+                    name=occupancy.name,
                     distance_m=round(distance, 1),
                     free=occupancy.free,
-                    capacity=view.area.capacity,
-                    lat=view.area.lat,
-                    lon=view.area.lon,
+                    capacity=occupancy.capacity,
+                    lat=occupancy.lat,
+                    lon=occupancy.lon,
                 )
             )
     found.sort(key=lambda g: (g.distance_m, g.id))
@@ -377,26 +424,19 @@ def _site_entity(occupancy: AreaOccupancy, entity_type: str) -> dict[str, Any]:
 @router.get("/ngsi/OffStreetParking")
 def ngsi_off_street(db: DbDep) -> list[dict[str, Any]]:
     """Lots as Smart Data Models OffStreetParking entities (key-values)."""
-    now = _now()
-    views, alarms = _load(db, AreaKind.LOT, now, now)
-    return [_site_entity(_occupancy(v, now, alarms, True), "OffStreetParking") for v in views]
+    return [_site_entity(o, "OffStreetParking") for o in _occupancy_now(db, AreaKind.LOT, _now())]
 
 
 @router.get("/ngsi/OnStreetParking")
 def ngsi_on_street(db: DbDep) -> list[dict[str, Any]]:
     """Zones as Smart Data Models OnStreetParking entities (key-values)."""
-    now = _now()
-    views, alarms = _load(db, AreaKind.ZONE, now, now)
-    return [_site_entity(_occupancy(v, now, alarms, True), "OnStreetParking") for v in views]
+    return [_site_entity(o, "OnStreetParking") for o in _occupancy_now(db, AreaKind.ZONE, _now())]
 
 
 @router.get("/{area_kind}", response_model=list[AreaOccupancy])
 def list_areas(db: DbDep, area_kind: str, at: Instant | None = None) -> list[AreaOccupancy]:
     """Lots or zones with their occupancy now (or at a past time `at`)."""
-    kind = _kind(area_kind)
-    when = at or _now()
-    views, alarms = _load(db, kind, when, when)
-    return [_occupancy(v, when, alarms, live=at is None) for v in views]
+    return _occupancies(db, _kind(area_kind), at)
 
 
 @router.get("/{area_kind}/{area_id}", response_model=AreaDetail)

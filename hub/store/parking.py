@@ -1,14 +1,15 @@
 """Parking lots and zones (imported from GeoJSON) and the spot reports behind occupancy."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -247,22 +248,128 @@ class SpotHealth:
 
 
 def fetch_spot_health(conn: Conn, device_ids: Sequence[str]) -> list[SpotHealth]:
-    """Newest report and open alarm types of each sensor."""
+    """Newest report (parking_spot_latest) and open alarm types of each sensor."""
     if not device_ids:
         return []
     rows = conn.execute(
-        "SELECT d.id, t.ts, t.received_at, t.battery_pct,"
+        "SELECT d.id, l.ts, l.received_at, l.battery_pct,"
         " coalesce((SELECT array_agg(a.alarm_type ORDER BY a.alarm_type) FROM alarms a"
         "   WHERE a.source_id = d.id AND a.state <> 'cleared'), '{}')"
         " FROM unnest(%s::text[]) AS d(id)"
-        " LEFT JOIN LATERAL (SELECT ts, received_at, battery_pct FROM telemetry_parking p"
-        "   WHERE p.device_id = d.id ORDER BY ts DESC LIMIT 1) t ON true ORDER BY d.id",
+        " LEFT JOIN parking_spot_latest l ON l.device_id = d.id ORDER BY d.id",
         (list(device_ids),),
     ).fetchall()
     return [
         SpotHealth(r[0], r[1], r[2], None if r[3] is None else float(r[3]), tuple(r[4]))
         for r in rows
     ]
+
+
+def record_latest_reports(conn: Conn, stage: str) -> None:
+    """Move each spot's row in parking_spot_latest to its newest report in a staged batch.
+
+    Called by the telemetry writer after it merged the staging table `stage` into
+    telemetry_parking, in the same transaction. The row copied is the one stored for that
+    (device, ts), so a redelivered or duplicated report keeps the version the table kept;
+    older reports arriving late leave the row alone. Rows are locked in device order, so
+    concurrent writers (cluster members) cannot deadlock on them.
+    """
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO parking_spot_latest (device_id, ts, received_at, occupied, battery_pct)"
+            " SELECT t.device_id, t.ts, t.received_at, t.occupied, t.battery_pct"
+            " FROM (SELECT device_id, max(ts) AS ts FROM {} GROUP BY device_id) s"
+            " CROSS JOIN LATERAL (SELECT * FROM telemetry_parking p"
+            "  WHERE p.device_id = s.device_id AND p.ts = s.ts) t"
+            " ORDER BY t.device_id"
+            " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts,"
+            " received_at = excluded.received_at, occupied = excluded.occupied,"
+            " battery_pct = excluded.battery_pct WHERE parking_spot_latest.ts < excluded.ts"
+        ).format(sql.Identifier(stage))
+    )
+
+
+def rebuild_latest_reports(conn: Conn) -> int:
+    """Recompute parking_spot_latest from telemetry_parking (after a bulk load that bypassed
+    the telemetry writer); the number of spots."""
+    conn.execute("DELETE FROM parking_spot_latest")
+    cursor = conn.execute(
+        "INSERT INTO parking_spot_latest (device_id, ts, received_at, occupied, battery_pct)"
+        " SELECT DISTINCT ON (device_id) device_id, ts, received_at, occupied, battery_pct"
+        " FROM telemetry_parking ORDER BY device_id, ts DESC"
+    )
+    return cursor.rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class SpotCounts:
+    """An area's spots now as far as their newest reports settle them, and those they do not.
+
+    `pending` spots were heard from within the confirmation time (or report from the
+    future): their state needs their recent reports. The rest of `sensors` beyond
+    `occupied`, `free` and `pending` are unknown (an open alarm of the given types, or no
+    report within the look-back).
+    """
+
+    sensors: int
+    occupied: int
+    free: int
+    pending: tuple[str, ...]
+
+    @property
+    def unknown(self) -> int:
+        """Spots neither occupied, free nor pending."""
+        return self.sensors - self.occupied - self.free - len(self.pending)
+
+
+def fetch_occupancy_now(
+    conn: Conn,
+    kind: AreaKind,
+    area_ids: Sequence[str],
+    *,
+    now: datetime,
+    lookback: timedelta,
+    confirm: timedelta,
+    unknown_alarms: Collection[str],
+) -> dict[str, SpotCounts]:
+    """Spot counts per lot or zone at `now`, from each spot's newest report, in one query.
+
+    A spot's newest report with `now - lookback <= ts <= now - confirm` is its debounced
+    state at `now` judged from the reports since `now - lookback`: the run of equal reports
+    it ends began no later than it, so that run stood for the confirmation time and is the
+    last confirmed one. Newer reports are `pending`; a spot with an open alarm of
+    `unknown_alarms` or no report since `now - lookback` is unknown. Areas without spots
+    are left out.
+    """
+    if not area_ids:
+        return {}
+    key = _TABLE[kind][1]
+    rows = conn.execute(
+        # MATERIALIZED: one alarm look-up per spot, not one per aggregate that reads it
+        "WITH spot AS MATERIALIZED ("
+        f" SELECT d.attributes ->> '{key}' AS area_id, d.device_id, l.ts, l.occupied,"
+        "  EXISTS (SELECT 1 FROM alarms a WHERE a.source_id = d.device_id"
+        "   AND a.state <> 'cleared' AND a.alarm_type = ANY(%(alarms)s)) AS alarmed"
+        "  FROM devices d LEFT JOIN parking_spot_latest l ON l.device_id = d.device_id"
+        f"  WHERE d.kind = 'parking' AND d.attributes ->> '{key}' = ANY(%(areas)s))"
+        " SELECT area_id, count(*),"
+        "  count(*) FILTER (WHERE NOT alarmed AND ts BETWEEN %(oldest)s AND %(settled_at)s"
+        "   AND occupied),"
+        "  count(*) FILTER (WHERE NOT alarmed AND ts BETWEEN %(oldest)s AND %(settled_at)s"
+        "   AND NOT occupied),"
+        "  coalesce(array_agg(device_id ORDER BY device_id)"
+        "   FILTER (WHERE NOT alarmed AND ts > %(settled_at)s), '{}')"
+        " FROM spot GROUP BY area_id",
+        {
+            "oldest": now - lookback,
+            "settled_at": now - confirm,
+            "alarms": sorted(unknown_alarms),
+            "areas": list(area_ids),
+        },
+    ).fetchall()
+    return {
+        r[0]: SpotCounts(sensors=r[1], occupied=r[2], free=r[3], pending=tuple(r[4])) for r in rows
+    }
 
 
 def fetch_overstays(conn: Conn, device_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:

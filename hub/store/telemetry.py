@@ -16,6 +16,7 @@ from hub.devices.batch import Batch
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
 from hub.devices.payloads import measurement_fields
+from hub.store import parking
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,10 @@ class TelemetryWriter:
                 table=sql.Identifier(table.table), columns=columns, stage=sql.Identifier(stage)
             )
         )
-        return cursor.rowcount
+        inserted = cursor.rowcount
+        if table.kind is Kind.PARKING:
+            parking.record_latest_reports(self._conn, stage)
+        return inserted
 
 
 def row_to_reading_dict(table: KindTable, row: Sequence[Any]) -> dict[str, Any]:
