@@ -183,37 +183,70 @@ def bbox_distance_m(bbox: tuple[float, float, float, float], x: float, y: float)
     return math.hypot(dx, dy)
 
 
+def douglas_peucker_tolerances(
+    points_xy: npt.NDArray[np.float64], tolerance_m: float
+) -> npt.NDArray[np.float64]:
+    """Each vertex's kept-below tolerance under Douglas-Peucker from `tolerance_m` up.
+
+    The splits of the recursive algorithm, found one level of the recursion at a time over
+    every open segment at once: a few dozen numpy passes instead of a few per kept vertex
+    (a 3,000-fix track: 2 ms instead of 28 ms). A vertex split off a segment whose
+    farthest vertex is `d` away, under ancestors split at distances `d1, d2, ...`, is kept
+    at any tolerance below `min(d, d1, d2, ...)`, so `simplify_indices(xy, t)` for every
+    `t >= tolerance_m` is `flatnonzero(result > t)`. The end points are `inf`; vertices
+    dropped at `tolerance_m` already are `-inf`.
+    """
+    n = len(points_xy)
+    kept_below = np.full(n, -np.inf)
+    if n == 0:
+        return kept_below
+    kept_below[0] = kept_below[-1] = np.inf
+    xs = np.ascontiguousarray(points_xy[:, 0])
+    ys = np.ascontiguousarray(points_xy[:, 1])
+    first = np.zeros(1, dtype=np.intp)
+    last = np.full(1, n - 1, dtype=np.intp)
+    bound = np.full(1, np.inf)
+    while True:
+        inner = last - first - 1
+        wide = inner > 0
+        first, last, bound, inner = first[wide], last[wide], bound[wide], inner[wide]
+        if len(first) == 0:
+            return kept_below
+        # every inner vertex of every open segment (`index`), and its segment's number
+        starts = np.zeros(len(first), dtype=np.intp)
+        np.cumsum(inner[:-1], out=starts[1:])
+        segment = np.repeat(np.arange(len(first)), inner)
+        position = np.arange(len(segment))
+        index = position + np.repeat(first + 1 - starts, inner)
+        origin_x, origin_y = xs[first], ys[first]
+        chord_x, chord_y = xs[last] - origin_x, ys[last] - origin_y
+        length_sq = (chord_x * chord_x + chord_y * chord_y)[segment]
+        chord_x, chord_y = chord_x[segment], chord_y[segment]
+        rel_x, rel_y = xs[index] - origin_x[segment], ys[index] - origin_y[segment]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (rel_x * chord_x + rel_y * chord_y) / length_sq
+        t[length_sq == 0.0] = 0.0  # a closed segment: the distance to its end point
+        np.clip(t, 0.0, 1.0, out=t)
+        dist = np.hypot(rel_x - t * chord_x, rel_y - t * chord_y)
+        # each segment's farthest vertex, the first one on a tie (as np.argmax)
+        worst = np.maximum.reduceat(dist, starts)
+        farthest = np.minimum.reduceat(
+            np.where(dist == worst[segment], position, len(position)), starts
+        )
+        split = worst > tolerance_m
+        chosen = index[farthest[split]]
+        chosen_below = np.minimum(bound[split], worst[split])
+        kept_below[chosen] = chosen_below
+        first = np.concatenate([first[split], chosen])
+        last = np.concatenate([chosen, last[split]])
+        bound = np.concatenate([chosen_below, chosen_below])
+
+
 def simplify_indices(points_xy: npt.ArrayLike, tolerance_m: float) -> list[int]:
     """Indices of the vertices Douglas-Peucker keeps at `tolerance_m` (first and last always)."""
     pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
-    n = len(pts)
-    if n <= 2:
-        return list(range(n))
-    keep = np.zeros(n, dtype=bool)
-    keep[0] = keep[-1] = True
-    stack = [(0, n - 1)]
-    while stack:
-        first, last = stack.pop()
-        if last - first < 2:
-            continue
-        inner = pts[first + 1 : last]
-        a, b = pts[first], pts[last]
-        d = b - a
-        length_sq = float(d @ d)
-        rel = inner - a
-        if length_sq == 0.0:
-            dist = np.hypot(rel[:, 0], rel[:, 1])
-        else:
-            t = np.clip(rel @ d / length_sq, 0.0, 1.0)
-            off = rel - t[:, None] * d
-            dist = np.hypot(off[:, 0], off[:, 1])
-        worst = int(np.argmax(dist))
-        if dist[worst] > tolerance_m:
-            index = first + 1 + worst
-            keep[index] = True
-            stack.append((first, index))
-            stack.append((index, last))
-    return [int(i) for i in np.flatnonzero(keep)]
+    kept_below = douglas_peucker_tolerances(pts, tolerance_m)
+    return [int(i) for i in np.flatnonzero(kept_below > tolerance_m)]
 
 
 class GridIndex:

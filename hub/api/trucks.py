@@ -8,13 +8,12 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import numpy as np
-import numpy.typing as npt
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from hub.api.schemas import Instant
 from hub.devices.kinds import Kind
-from hub.geometry import projection_around
+from hub.geometry import douglas_peucker_tolerances, projection_around
 from hub.rules.alarm_changes import alarm_document
 from hub.rules.alarm_types import AlarmType
 from hub.rules.truck_records import (
@@ -108,65 +107,6 @@ def _range(start: datetime | None, end: datetime | None) -> tuple[datetime, date
     return start, end
 
 
-def _douglas_peucker(
-    points_xy: npt.NDArray[np.float64], tolerance_m: float
-) -> npt.NDArray[np.float64]:
-    """Each vertex's kept-below tolerance under Douglas-Peucker from `tolerance_m` up.
-
-    The same splits as `hub.geometry.simplify_indices`, found one level of the recursion
-    at a time over every open segment at once: a few dozen numpy passes instead of a few
-    per kept vertex. A vertex split off a segment whose farthest vertex is `d` away, under
-    ancestors split at distances `d1, d2, ...`, is kept at any tolerance below
-    `min(d, d1, d2, ...)`, so `simplify_indices(xy, t)` for every `t >= tolerance_m` is
-    `flatnonzero(result > t)`. The end points are `inf`; vertices dropped at
-    `tolerance_m` already are `-inf`.
-    """
-    n = len(points_xy)
-    kept_below = np.full(n, -np.inf)
-    if n == 0:
-        return kept_below
-    kept_below[0] = kept_below[-1] = np.inf
-    xs = np.ascontiguousarray(points_xy[:, 0])
-    ys = np.ascontiguousarray(points_xy[:, 1])
-    first = np.zeros(1, dtype=np.intp)
-    last = np.full(1, n - 1, dtype=np.intp)
-    bound = np.full(1, np.inf)
-    while True:
-        inner = last - first - 1
-        wide = inner > 0
-        first, last, bound, inner = first[wide], last[wide], bound[wide], inner[wide]
-        if len(first) == 0:
-            return kept_below
-        # every inner vertex of every open segment (`index`), and its segment's number
-        starts = np.zeros(len(first), dtype=np.intp)
-        np.cumsum(inner[:-1], out=starts[1:])
-        segment = np.repeat(np.arange(len(first)), inner)
-        position = np.arange(len(segment))
-        index = position + np.repeat(first + 1 - starts, inner)
-        origin_x, origin_y = xs[first], ys[first]
-        chord_x, chord_y = xs[last] - origin_x, ys[last] - origin_y
-        length_sq = (chord_x * chord_x + chord_y * chord_y)[segment]
-        chord_x, chord_y = chord_x[segment], chord_y[segment]
-        rel_x, rel_y = xs[index] - origin_x[segment], ys[index] - origin_y[segment]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (rel_x * chord_x + rel_y * chord_y) / length_sq
-        t[length_sq == 0.0] = 0.0  # a closed segment: the distance to its end point
-        np.clip(t, 0.0, 1.0, out=t)
-        dist = np.hypot(rel_x - t * chord_x, rel_y - t * chord_y)
-        # each segment's farthest vertex, the first one on a tie (as np.argmax)
-        worst = np.maximum.reduceat(dist, starts)
-        farthest = np.minimum.reduceat(
-            np.where(dist == worst[segment], position, len(position)), starts
-        )
-        split = worst > tolerance_m
-        chosen = index[farthest[split]]
-        chosen_below = np.minimum(bound[split], worst[split])
-        kept_below[chosen] = chosen_below
-        first = np.concatenate([first[split], chosen])
-        last = np.concatenate([chosen, last[split]])
-        bound = np.concatenate([chosen_below, chosen_below])
-
-
 def _simplified(
     lat: Sequence[float], lon: Sequence[float], max_points: int
 ) -> tuple[Sequence[int], float]:
@@ -178,7 +118,7 @@ def _simplified(
     lon_a = np.asarray(lon, dtype=np.float64)
     projection = projection_around(np.column_stack([lon_a, lat_a]))
     tolerance = 5.0
-    kept_below = _douglas_peucker(projection.to_xy_array(lat_a, lon_a), tolerance)
+    kept_below = douglas_peucker_tolerances(projection.to_xy_array(lat_a, lon_a), tolerance)
     while True:
         keep = np.flatnonzero(kept_below > tolerance)
         if len(keep) <= max_points:

@@ -1,5 +1,5 @@
-"""The track view's simplification: the level-at-a-time Douglas-Peucker keeps what
-`simplify_indices` keeps, and `/trucks/{id}/track` answers what it answered when it
+"""The track view's simplification: the level-at-a-time Douglas-Peucker keeps what the
+recursive one it replaced kept, and `/trucks/{id}/track` answers what it answered when it
 simplified a TrackPoint list per request (real PostgreSQL, long tracks)."""
 
 import random
@@ -15,15 +15,48 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from hub.api.app import create_app
-from hub.api.trucks import _douglas_peucker, _simplified
+from hub.api.trucks import _simplified
 from hub.api.trucks import router as trucks_router
-from hub.geometry import projection_around, simplify_indices
+from hub.geometry import douglas_peucker_tolerances, projection_around, simplify_indices
 from hub.rules.trucks import TrackPoint
 from hub.store.database import Database
 from hub.store.trucks import TruckStore
 from tests.trucks.truck_fixtures import TRUCK, lonlat
 
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
+
+
+def _recursive_simplify(points_xy: npt.ArrayLike, tolerance_m: float) -> list[int]:
+    """The recursive Douglas-Peucker the hub used before: the reference."""
+    pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    n = len(pts)
+    if n <= 2:
+        return list(range(n))
+    keep = np.zeros(n, dtype=bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, n - 1)]
+    while stack:
+        first, last = stack.pop()
+        if last - first < 2:
+            continue
+        inner = pts[first + 1 : last]
+        a, b = pts[first], pts[last]
+        d = b - a
+        length_sq = float(d @ d)
+        rel = inner - a
+        if length_sq == 0.0:
+            dist = np.hypot(rel[:, 0], rel[:, 1])
+        else:
+            t = np.clip(rel @ d / length_sq, 0.0, 1.0)
+            off = rel - t[:, None] * d
+            dist = np.hypot(off[:, 0], off[:, 1])
+        worst = int(np.argmax(dist))
+        if dist[worst] > tolerance_m:
+            index = first + 1 + worst
+            keep[index] = True
+            stack.append((first, index))
+            stack.append((index, last))
+    return [int(i) for i in np.flatnonzero(keep)]
 
 
 def _shapes(rng: np.random.Generator) -> Iterator[npt.NDArray[np.float64]]:
@@ -44,26 +77,26 @@ def _shapes(rng: np.random.Generator) -> Iterator[npt.NDArray[np.float64]]:
         yield loop
 
 
-def test_level_at_a_time_douglas_peucker_keeps_what_simplify_indices_keeps() -> None:
+def test_level_at_a_time_douglas_peucker_keeps_what_the_recursive_one_keeps() -> None:
     rng = np.random.default_rng(3)
     for xy in _shapes(rng):
-        kept_below = _douglas_peucker(xy, 0.5)
+        kept_below = douglas_peucker_tolerances(xy, 0.5)
         # Tolerances well above float rounding: the two sum the dot products in another order.
         for tolerance in (0.5, 1.0, 5.0, 10.0, 40.0, 640.0):
-            want = simplify_indices(xy, tolerance)
-            got = [int(i) for i in np.flatnonzero(kept_below > tolerance)]
-            assert got == (want if len(xy) > 2 else got), (len(xy), tolerance)
+            want = _recursive_simplify(xy, tolerance)
+            assert [int(i) for i in np.flatnonzero(kept_below > tolerance)] == want
+            assert simplify_indices(xy, tolerance) == want, (len(xy), tolerance)
 
 
 def _old_simplified(points: list[TrackPoint], max_points: int) -> tuple[list[TrackPoint], float]:
-    """What the track view did before: simplify_indices at 5 m, 10 m, ... per request."""
+    """What the track view did before: the recursive simplification at 5 m, 10 m, ..."""
     if len(points) <= max_points:
         return points, 0.0
     projection = projection_around([(p.lon, p.lat) for p in points])
     xy = projection.to_xy_array([p.lat for p in points], [p.lon for p in points])
     tolerance = 5.0
     while True:
-        keep = simplify_indices(xy, tolerance)
+        keep = _recursive_simplify(xy, tolerance)
         if len(keep) <= max_points:
             return [points[i] for i in keep], tolerance
         tolerance *= 2
