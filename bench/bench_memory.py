@@ -97,6 +97,12 @@ def main() -> int:
     )
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="publish the readings paced at this many msg/s (default: as fast as acknowledged)",
+    )
     add_json_option(parser)
     args = parser.parse_args()
 
@@ -118,7 +124,7 @@ def main() -> int:
             time.sleep(SETTLE_S)
             started = memory_kib(hub.pid)
             clock = time.monotonic()
-            publish_s = publish_all(stack.mqtt_url, messages, "bench-memory")
+            publish_s = publish_all(stack.mqtt_url, messages, "bench-memory", args.rate)
             wait_stored(stack.database_url, len(messages), 600)
             stored_s = time.monotonic() - clock
             time.sleep(SETTLE_S)  # the rules judge the last committed batches

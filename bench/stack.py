@@ -114,12 +114,21 @@ def memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
-def publish_all(mqtt_url: str, messages: Iterable[tuple[str, bytes]], client_id: str) -> float:
-    """Publish messages as fast as the broker acknowledges; seconds until all are acked."""
+def publish_all(
+    mqtt_url: str,
+    messages: Iterable[tuple[str, bytes]],
+    client_id: str,
+    rate_per_s: float | None = None,
+) -> float:
+    """Publish messages as fast as the broker acknowledges, or paced at `rate_per_s`;
+    seconds until all are acked."""
     publisher = LoadPublisher(mqtt_url, client_id)
     started = time.perf_counter()
     try:
         for i, (topic, payload) in enumerate(messages):
+            if rate_per_s and i % 50 == 0:
+                while (ahead_s := started + i / rate_per_s - time.perf_counter()) > 0:
+                    publisher.pump(min(ahead_s, 0.01))
             publisher.publish(topic, payload)
             if i % 200 == 0:
                 publisher.pump(0)

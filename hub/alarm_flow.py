@@ -9,15 +9,16 @@ its case as verification evidence. At start-up it rebuilds the engine from the r
 the devices' last readings and the alarms still open, so a restart neither re-raises nor
 forgets an alarm.
 
-Overflow policy: the queue holds `queue_batches` batches; when the rules fall that far
-behind, the writer waits (ingest slows down, the broker keeps the messages) rather than
-letting readings through unjudged.
+Overflow policy: the queue holds up to `queue_readings` readings (a batch larger than that
+alone); when the rules fall that far behind, the writer waits (ingest slows down, the
+broker keeps the messages) rather than letting readings through unjudged or holding an
+unbounded number of them in memory.
 """
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -127,6 +128,56 @@ class PublisherGroup:
                 log.exception("alarm publisher %r failed", publisher)
 
 
+class ReadingQueue:
+    """Batches of readings for the flow thread, bounded by readings rather than batches.
+
+    A backlog drains in batches of up to `HUB_BATCH_MAX_ROWS` readings and live traffic in
+    batches of a few hundred, so a bound in batches is either too small for one or
+    unbounded memory for the other (64 batches of 20,000 readings each were 1.28 million
+    decoded readings). `put` waits while the readings queued would exceed the budget; a
+    batch larger than the budget is let in alone, so it cannot wait for ever.
+    """
+
+    def __init__(self, max_readings: int) -> None:
+        self._max = max_readings
+        self._batches: deque[tuple[Sequence[Reading], bool]] = deque()
+        self._readings = 0
+        self._changed = threading.Condition()
+
+    @property
+    def readings(self) -> int:
+        """Readings queued."""
+        return self._readings
+
+    def put(self, readings: Sequence[Reading], handed: bool, timeout_s: float) -> bool:
+        """Queue a batch; False when it did not fit within `timeout_s`."""
+        with self._changed:
+            fits = self._changed.wait_for(
+                lambda: not self._readings or self._readings + len(readings) <= self._max,
+                timeout_s,
+            )
+            if not fits:
+                return False
+            self._batches.append((readings, handed))
+            self._readings += len(readings)
+            self._changed.notify_all()
+            return True
+
+    def get(self, timeout_s: float) -> tuple[Sequence[Reading], bool] | None:
+        """The oldest batch, or None when none came within `timeout_s`."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: bool(self._batches), timeout_s):
+                return None
+            readings, handed = self._batches.popleft()
+            self._readings -= len(readings)
+            self._changed.notify_all()
+            return readings, handed
+
+    def empty(self) -> bool:
+        """Whether no batch is queued."""
+        return not self._batches
+
+
 class AlarmFlow:
     """Readings → rule engine → alarm table → publishers and case filing, on one thread."""
 
@@ -142,7 +193,7 @@ class AlarmFlow:
         rules: Sequence[Rule] = (),
         group_rules: Sequence[GroupRule] = (),
         tick_s: float = 1.0,
-        queue_batches: int = 64,
+        queue_readings: int = 40_000,
         stay_clear: timedelta = timedelta(minutes=15),
         registry_refresh_s: float = 5.0,
         ingest_healthy: Callable[[], bool] = _always,
@@ -169,9 +220,7 @@ class AlarmFlow:
         self.handed_off = 0
         self.handed_in = 0
         # (readings, handed to us by another member): those are never handed on again.
-        self._queue: queue.Queue[tuple[Sequence[Reading], bool]] = queue.Queue(
-            maxsize=queue_batches
-        )
+        self._queue = ReadingQueue(queue_readings)
         self._unapplied: list[AlarmSignal] = []
         self._engine: RuleEngine | None = None
         self._registry_since: datetime | None = None
@@ -293,16 +342,11 @@ class AlarmFlow:
     def _enqueue(self, readings: Sequence[Reading], *, handed: bool) -> None:
         if not readings:
             return
-        while True:
-            try:
-                self._queue.put((readings, handed), timeout=1.0)
-            except queue.Full:
-                if self._closed:
-                    log.warning("alarm flow stopped; %d readings not judged", len(readings))
-                    return
-                log.warning("rules are %d batches behind; ingest waits", self._queue.qsize())
-                continue
-            return
+        while not self._queue.put(readings, handed, timeout_s=1.0):
+            if self._closed:
+                log.warning("alarm flow stopped; %d readings not judged", len(readings))
+                return
+            log.warning("rules are %d readings behind; ingest waits", self._queue.readings)
 
     def process(self, readings: Sequence[Reading], *, handed: bool = False) -> list[AlarmChange]:
         """Judge a batch, apply and publish the alarm changes, file what the policy says.
@@ -389,11 +433,9 @@ class AlarmFlow:
         next_tick = time.monotonic()
         while not (stop.is_set() and self._queue.empty()):
             timeout = max(0.0, next_tick - time.monotonic())
-            try:
-                readings, handed = self._queue.get(timeout=min(timeout, 0.5))
-            except queue.Empty:
-                pass
-            else:
+            batch = self._queue.get(timeout_s=min(timeout, 0.5))
+            if batch is not None:
+                readings, handed = batch
                 self._supervised("batch", partial(self.process, readings, handed=handed))
             if time.monotonic() >= next_tick:
                 self._supervised("tick", lambda: self.tick(self._clock()))
@@ -460,7 +502,7 @@ class AlarmServices:
             publisher=self.publisher,
             clock=clock,
             tick_s=settings.alarm_tick_s,
-            queue_batches=settings.alarm_queue_batches,
+            queue_readings=settings.alarm_queue_readings,
             stay_clear=timedelta(seconds=settings.case_clear_confirm_s),
             registry_refresh_s=settings.registry_refresh_s,
             ingest_healthy=ingest_healthy,

@@ -80,8 +80,10 @@ class Settings(BaseSettings):
     alarm_tick_s: float = Field(
         default=1.0, gt=0, le=60, description="rule engine clock tick and filing check interval"
     )
-    alarm_queue_batches: int = Field(
-        default=64, ge=1, description="committed batches the rules may lag before ingest waits"
+    alarm_queue_readings: int = Field(
+        default=40_000,
+        ge=1,
+        description="committed readings the rules may lag before ingest waits: a memory bound",
     )
     case_clear_confirm_s: float = Field(
         default=900.0,
