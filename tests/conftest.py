@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from hub.local_services import LocalMosquitto, LocalPostgres, free_port
+from hub.store.database import Database
 from hub.store.migrations import apply_migrations
 
 
@@ -98,3 +99,14 @@ def mqtt_url(service_dir: Path) -> Iterator[str]:
 def mqtt_root() -> str:
     """A topic root of this test's own, so tests sharing a broker never see each other."""
     return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """An opened store over the test database (one per test; closed afterwards)."""
+    database = Database(database_url, max_size=4)
+    database.open()
+    try:
+        yield database
+    finally:
+        database.close()

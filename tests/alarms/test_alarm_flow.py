@@ -1,6 +1,6 @@
 """The alarm flow with a real PostgreSQL: readings → alarms → cases, ticks, restart, publishing."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import psycopg
@@ -43,15 +43,6 @@ class RecordingPublisher:
     def kinds(self) -> list[tuple[AlarmChangeKind, AlarmType]]:
         """(change, alarm type) in order."""
         return [(c.kind, c.alarm.alarm_type) for c in self.changes]
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    """An opened store."""
-    database = Database(database_url, max_size=4)
-    database.open()
-    yield database
-    database.close()
 
 
 def make_flow(

@@ -19,15 +19,6 @@ OPEN311_KEY = "test-key-311"
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    """An opened store over the test database."""
-    database = Database(database_url, max_size=4)
-    database.open()
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def fanout() -> AlarmFanout:
     """The app's SSE fan-out (also its alarm publisher)."""
     return AlarmFanout()

@@ -4,7 +4,6 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -87,15 +86,6 @@ class Receiver:
     def url(self) -> str:
         """The webhook URL."""
         return f"http://127.0.0.1:{self.port}/cases"
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    """An opened store."""
-    database = Database(database_url, max_size=4)
-    database.open()
-    yield database
-    database.close()
 
 
 class RunningForwarder:

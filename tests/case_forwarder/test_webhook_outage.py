@@ -8,7 +8,7 @@ receiver refusing connections, then answering 503, then coming back) follows tha
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -161,15 +161,6 @@ def attempts_allowed(window_s: float, base_s: float, longest_s: float) -> int:
         spent_s += retry_delay_s(attempts, base_s, longest_s)
         attempts += 1
     return attempts
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    """An opened store."""
-    database = Database(database_url, max_size=4)
-    database.open()
-    yield database
-    database.close()
 
 
 def test_an_hour_long_outage_delivers_every_event_once_in_order_afterwards(

@@ -3,7 +3,6 @@ the telemetry writer keeps the table, the migration and the rebuild fill it, and
 agree with debouncing every spot's reports of the look-back window, the old derivation."""
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -30,16 +29,6 @@ SQUARE = {
     "coordinates": [[[120.6, 31.3], [120.601, 31.3], [120.601, 31.301], [120.6, 31.3]]],
 }
 Report = tuple[str, datetime, bool]
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url, max_size=2)
-    database.open()
-    try:
-        yield database
-    finally:
-        database.close()
 
 
 def _write(conn: Conn, reports: list[Report]) -> None:

@@ -25,16 +25,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url, max_size=4)
-    database.open()
-    try:
-        yield database
-    finally:
-        database.close()
-
-
-@pytest.fixture
 def client(db: Database) -> Iterator[TestClient]:
     app = create_app(db, IngestMetrics().registry, routers=domain_routers())
     with TestClient(app) as test_client:
