@@ -224,35 +224,13 @@ class CommandIn(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=20)
 
 
-class CommandOut(BaseModel):
-    """A stored command and its progress."""
-
-    command_id: str
-    device_id: str
-    kind: str
-    action: str
-    params: dict[str, Any]
-    state: str
-    target: str
-    request_id: str
-    created_at: datetime
-    expires_at: datetime
-    attempts: int
-    max_attempts: int
-    next_attempt_at: datetime
-    sent_at: datetime | None
-    finished_at: datetime | None
-    result: str | None
-    detail: str | None
-
-
 class RequestOut(BaseModel):
     """A request and the commands it fanned out to."""
 
     request_id: str
     target: str
     action: CommandAction
-    commands: list[CommandOut]
+    commands: list[store.CommandRecord]
 
 
 def _defaults(request: Request) -> tuple[timedelta, int]:
@@ -288,11 +266,11 @@ def create_commands(db: DbDep, request: Request, body: CommandIn) -> RequestOut:
         request_id=created.request_id,
         target=created.target,
         action=created.action,
-        commands=[CommandOut.model_validate(r, from_attributes=True) for r in rows],
+        commands=list(rows),
     )
 
 
-@router.get("/commands", response_model=list[CommandOut])
+@router.get("/commands", response_model=list[store.CommandRecord])
 def list_commands(
     db: DbDep,
     device_id: str | None = None,
@@ -300,7 +278,7 @@ def list_commands(
     state: CommandState | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Offset = 0,
-) -> list[CommandOut]:
+) -> list[store.CommandRecord]:
     """Commands, newest first, by device, request or state."""
     with db.connection() as conn:
         rows = store.list_commands(
@@ -311,17 +289,17 @@ def list_commands(
             limit=limit,
             offset=offset,
         )
-    return [CommandOut.model_validate(r, from_attributes=True) for r in rows]
+    return list(rows)
 
 
-@router.get("/devices/{device_id}/commands", response_model=list[CommandOut])
+@router.get("/devices/{device_id}/commands", response_model=list[store.CommandRecord])
 def device_commands(
     db: DbDep, device_id: str, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
-) -> list[CommandOut]:
+) -> list[store.CommandRecord]:
     """A lamp's or cabinet's command history, newest first."""
     with db.connection() as conn:
         rows = store.list_commands(conn, device_id=device_id, limit=limit)
-    return [CommandOut.model_validate(r, from_attributes=True) for r in rows]
+    return list(rows)
 
 
 # -- schedules ---------------------------------------------------------------------------
