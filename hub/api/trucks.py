@@ -5,7 +5,7 @@ registry refresh period)."""
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -245,9 +245,33 @@ def violations(
 
 # sites, permits and zones
 
+T = TypeVar("T")
 
-def _not_found(what: str, key: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {key}")
+
+def _found(record: T | None, what: str, key: str) -> T:
+    """The record, or 404."""
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {key}")
+    return record
+
+
+def _absent(record: object | None, what: str, key: str) -> None:
+    """409 when a record with the key exists already (POST creates, PUT replaces)."""
+    if record is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{what} {key} exists")
+
+
+def _same_key(field: str, body_key: str, path_key: str) -> None:
+    """422 when the body names another record than the path."""
+    if body_key != path_key:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{field} differs from the path")
+
+
+def _deleted(deleted: bool, what: str, key: str) -> Response:
+    """204, or 404 when there was nothing to delete."""
+    if not deleted:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {key}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/sites")
@@ -260,17 +284,13 @@ def list_sites(store: TruckStoreDep, site_type: SiteType | None = None) -> Docum
 @router.get("/sites/{site_id}")
 def get_site(store: TruckStoreDep, site_id: str) -> Site:
     """One site."""
-    site = store.get_site(site_id)
-    if site is None:
-        raise _not_found("site", site_id)
-    return site
+    return _found(store.get_site(site_id), "site", site_id)
 
 
 @router.post("/sites", status_code=status.HTTP_201_CREATED)
 def create_site(store: TruckStoreDep, site: Site) -> Site:
     """Add a site; 409 when the id exists (PUT replaces)."""
-    if store.get_site(site.site_id) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"site {site.site_id} exists")
+    _absent(store.get_site(site.site_id), "site", site.site_id)
     store.upsert_sites([site])
     return site
 
@@ -278,8 +298,7 @@ def create_site(store: TruckStoreDep, site: Site) -> Site:
 @router.put("/sites/{site_id}")
 def put_site(store: TruckStoreDep, site_id: str, site: Site) -> Site:
     """Create or replace a site."""
-    if site.site_id != site_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "site_id differs from the path")
+    _same_key("site_id", site.site_id, site_id)
     store.upsert_sites([site])
     return site
 
@@ -287,9 +306,7 @@ def put_site(store: TruckStoreDep, site_id: str, site: Site) -> Site:
 @router.delete("/sites/{site_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_site(store: TruckStoreDep, site_id: str) -> Response:
     """Delete a site."""
-    if not store.delete_site(site_id):
-        raise _not_found("site", site_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return _deleted(store.delete_site(site_id), "site", site_id)
 
 
 @router.get("/permits")
@@ -303,17 +320,13 @@ def list_permits(
 @router.get("/permits/{permit_id}")
 def get_permit(store: TruckStoreDep, permit_id: str) -> Permit:
     """One permit."""
-    permit = store.get_permit(permit_id)
-    if permit is None:
-        raise _not_found("permit", permit_id)
-    return permit
+    return _found(store.get_permit(permit_id), "permit", permit_id)
 
 
 @router.post("/permits", status_code=status.HTTP_201_CREATED)
 def create_permit(store: TruckStoreDep, permit: Permit) -> Permit:
     """Add a permit; 409 when the id exists (PUT replaces)."""
-    if store.get_permit(permit.permit_id) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"permit {permit.permit_id} exists")
+    _absent(store.get_permit(permit.permit_id), "permit", permit.permit_id)
     store.upsert_permits([permit])
     return permit
 
@@ -321,8 +334,7 @@ def create_permit(store: TruckStoreDep, permit: Permit) -> Permit:
 @router.put("/permits/{permit_id}")
 def put_permit(store: TruckStoreDep, permit_id: str, permit: Permit) -> Permit:
     """Create or replace a permit."""
-    if permit.permit_id != permit_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "permit_id differs from the path")
+    _same_key("permit_id", permit.permit_id, permit_id)
     store.upsert_permits([permit])
     return permit
 
@@ -330,9 +342,7 @@ def put_permit(store: TruckStoreDep, permit_id: str, permit: Permit) -> Permit:
 @router.delete("/permits/{permit_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_permit(store: TruckStoreDep, permit_id: str) -> Response:
     """Delete a permit."""
-    if not store.delete_permit(permit_id):
-        raise _not_found("permit", permit_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return _deleted(store.delete_permit(permit_id), "permit", permit_id)
 
 
 @router.get("/zones")
@@ -344,17 +354,13 @@ def list_zones(store: TruckStoreDep) -> Document:
 @router.get("/zones/{zone_id}")
 def get_zone(store: TruckStoreDep, zone_id: str) -> Zone:
     """One zone."""
-    zone = store.get_zone(zone_id)
-    if zone is None:
-        raise _not_found("zone", zone_id)
-    return zone
+    return _found(store.get_zone(zone_id), "zone", zone_id)
 
 
 @router.post("/zones", status_code=status.HTTP_201_CREATED)
 def create_zone(store: TruckStoreDep, zone: Zone) -> Zone:
     """Add a zone; 409 when the id exists (PUT replaces)."""
-    if store.get_zone(zone.zone_id) is not None:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"zone {zone.zone_id} exists")
+    _absent(store.get_zone(zone.zone_id), "zone", zone.zone_id)
     store.upsert_zones([zone])
     return zone
 
@@ -362,8 +368,7 @@ def create_zone(store: TruckStoreDep, zone: Zone) -> Zone:
 @router.put("/zones/{zone_id}")
 def put_zone(store: TruckStoreDep, zone_id: str, zone: Zone) -> Zone:
     """Create or replace a zone."""
-    if zone.zone_id != zone_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "zone_id differs from the path")
+    _same_key("zone_id", zone.zone_id, zone_id)
     store.upsert_zones([zone])
     return zone
 
@@ -371,6 +376,4 @@ def put_zone(store: TruckStoreDep, zone_id: str, zone: Zone) -> Zone:
 @router.delete("/zones/{zone_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_zone(store: TruckStoreDep, zone_id: str) -> Response:
     """Delete a zone."""
-    if not store.delete_zone(zone_id):
-        raise _not_found("zone", zone_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return _deleted(store.delete_zone(zone_id), "zone", zone_id)
