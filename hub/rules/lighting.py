@@ -142,6 +142,17 @@ def _values(reading: Reading, *names: str) -> dict[str, object]:
 # -- lamp rules -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _LampRule:
+    """What every lamp rule shares: the kind it judges, and no state unless it says so."""
+
+    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+
+    def initial_state(self) -> Any:
+        """Stateless (a rule that keeps a state per lamp overrides this)."""
+        return None
+
+
 class LampOutParams(_Params):
     """A lamp that says it is on but draws less than this share of its expected power."""
 
@@ -151,16 +162,12 @@ class LampOutParams(_Params):
 
 
 @dataclass(frozen=True)
-class LampOutRule:
+class LampOutRule(_LampRule):
     """Lamp out while it should be lit: on (commanded or by schedule), supply live, no power."""
 
     name: str = "lamp_out"
-    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.LAMP_OUT})
     params_model: type[BaseModel] = LampOutParams
-
-    def initial_state(self) -> None:
-        """Stateless."""
 
     def evaluate(
         self, reading: Reading, device: DeviceInfo, state: Any, params: Any
@@ -197,16 +204,12 @@ class LitByDayParams(_Params):
 
 
 @dataclass(frozen=True)
-class LitByDayRule:
+class LitByDayRule(_LampRule):
     """白天亮灯: the lamp draws power while the sun is up at its location."""
 
     name: str = "lit_by_day"
-    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.LIT_BY_DAY})
     params_model: type[BaseModel] = LitByDayParams
-
-    def initial_state(self) -> None:
-        """Stateless."""
 
     def evaluate(
         self, reading: Reading, device: DeviceInfo, state: Any, params: Any
@@ -250,16 +253,12 @@ class VoltageParams(_Params):
 
 
 @dataclass(frozen=True)
-class VoltageRule:
+class VoltageRule(_LampRule):
     """Over- and under-voltage at the lamp; no supply at all is not under-voltage."""
 
     name: str = "lamp_voltage"
-    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.OVER_VOLTAGE, AlarmType.UNDER_VOLTAGE})
     params_model: type[BaseModel] = VoltageParams
-
-    def initial_state(self) -> None:
-        """Stateless."""
 
     def evaluate(
         self, reading: Reading, device: DeviceInfo, state: Any, params: Any
@@ -316,16 +315,12 @@ class OverCurrentParams(_Params):
 
 
 @dataclass(frozen=True)
-class OverCurrentRule:
+class OverCurrentRule(_LampRule):
     """Over-current for the lamp's rating (a short or a failing driver)."""
 
     name: str = "over_current"
-    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.OVER_CURRENT})
     params_model: type[BaseModel] = OverCurrentParams
-
-    def initial_state(self) -> None:
-        """Stateless."""
 
     def evaluate(
         self, reading: Reading, device: DeviceInfo, state: Any, params: Any
@@ -366,16 +361,12 @@ class PowerParams(_Params):
 
 
 @dataclass(frozen=True)
-class PowerRule:
+class PowerRule(_LampRule):
     """Power out of band for the rating at the current dim level (degradation, wrong lamp)."""
 
     name: str = "power_abnormal"
-    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.POWER_ABNORMAL})
     params_model: type[BaseModel] = PowerParams
-
-    def initial_state(self) -> None:
-        """Stateless."""
 
     def evaluate(
         self, reading: Reading, device: DeviceInfo, state: Any, params: Any
@@ -434,11 +425,10 @@ class FlickerState:
 
 
 @dataclass(frozen=True)
-class FlickerRule:
+class FlickerRule(_LampRule):
     """Frequent switching (a failing lamp or controller cycling on and off)."""
 
     name: str = "flicker"
-    kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.FLICKER})
     params_model: type[BaseModel] = FlickerParams
 
