@@ -9,8 +9,8 @@ or ONE `circuit_dark` when a few lamps (a circuit) lost supply; while it is acti
 members' own lamp_out, under_voltage, power_abnormal and offline alarms are covered.
 """
 
+import bisect
 import math
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -418,10 +418,13 @@ class FlickerParams(_Params):
 
 @dataclass(slots=True)
 class FlickerState:
-    """The lamp's last on/off state and the times it changed, newest last."""
+    """The lamp's last on/off state and the times it changed, newest last.
+
+    A list, not a deque: an empty deque takes ~600 bytes and every lamp has this state.
+    """
 
     last_on: bool | None = None
-    switches_s: deque[float] = field(default_factory=deque)
+    switches_s: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -448,8 +451,7 @@ class FlickerRule(_LampRule):
         if state.last_on is not None and on != state.last_on:
             state.switches_s.append(ts_s)
         state.last_on = on
-        while state.switches_s and state.switches_s[0] < ts_s - params.window_s:
-            state.switches_s.popleft()
+        del state.switches_s[: bisect.bisect_left(state.switches_s, ts_s - params.window_s)]
         switches = len(state.switches_s)
         if switches >= params.min_switches:
             verdict = Verdict.FAULT

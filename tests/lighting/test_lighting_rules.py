@@ -7,9 +7,10 @@ from hub.devices.kinds import Channel, Kind
 from hub.devices.payloads import CabinetPayload, LightingPayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.catalogue import domain_group_rules, domain_rules
+from hub.rules.condition import Verdict
 from hub.rules.config import load_rules_config
 from hub.rules.engine import DeviceInfo, RuleEngine
-from hub.rules.lighting import SunTimes
+from hub.rules.lighting import FlickerParams, FlickerRule, SunTimes
 from hub.rules.signals import AlarmSignal, SignalAction, SourceKind
 
 NIGHT = datetime(2026, 11, 19, 13, 0, tzinfo=UTC)  # 21:00 in Suzhou
@@ -114,6 +115,23 @@ def test_flicker_raises_on_frequent_switching() -> None:
         _reading("LMP-000001", NIGHT + timedelta(minutes=k), on=k % 2 == 0) for k in range(10)
     ]
     assert (("LMP-000001", AlarmType.FLICKER)) in _raised(_feed(engine, readings))
+
+
+def test_flicker_counts_only_the_switches_inside_its_window() -> None:
+    rule, params = FlickerRule(), FlickerParams(window_s=600, min_switches=4, clear_switches=1)
+    state, lamp = rule.initial_state(), _lamp(1)
+
+    def verdict(minute: float, on: bool) -> tuple[Verdict, object]:
+        reading = _reading("LMP-000001", NIGHT + timedelta(minutes=minute), on=on)
+        (observation,) = rule.evaluate(reading, lamp, state, params)
+        return observation.verdict, observation.values["switches"]
+
+    assert verdict(0, True) == (Verdict.OK, 0)
+    for minute in (1, 2, 3):
+        verdict(minute, minute % 2 == 0)
+    assert verdict(4, True) == (Verdict.FAULT, 4)  # switches at minutes 1-4
+    assert verdict(12.5, True) == (Verdict.HOLD, 2)  # 1 and 2 are older than 10 min
+    assert verdict(14.5, True) == (Verdict.OK, 0)
 
 
 def test_a_tripped_cabinet_raises_one_group_alarm_and_no_lamp_alarms() -> None:
