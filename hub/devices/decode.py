@@ -1,12 +1,11 @@
 """Topic routing and payload decoding: raw MQTT messages become readings or rejections."""
 
-import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -20,6 +19,7 @@ from hub.devices.payloads import (
 )
 
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_device_id_match = DEVICE_ID_PATTERN.match
 
 
 class RejectReason(StrEnum):
@@ -46,9 +46,8 @@ class DecodeError(ValueError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class Topic:
-    """A parsed `<root>/<kind>/<device_id>/<channel>` topic."""
+class Topic(NamedTuple):
+    """A parsed `<root>/<kind>/<device_id>/<channel>` topic (a tuple: built per message)."""
 
     kind: Kind
     device_id: str
@@ -112,19 +111,18 @@ _CHANNELS = {c.value: c for c in Channel}
 _KINDS = {k.value: k for k in Kind}
 
 
-@functools.lru_cache(maxsize=262_144)
 def parse_topic(topic: str, root: str) -> Topic:
     """Split a topic of the wire contract; raise DecodeError for anything else.
 
-    Cached: a device publishes on the same few topics all day, and the cache (bounded,
-    least recently used out) saves the split and the id check on every message.
+    Not cached: a cache of every device's topics held ~360 bytes per device (36 MB with
+    100,000 devices) to save about 1.5 µs per message.
     """
-    parts = topic.split("/")
+    parts = topic.split("/", 3)
     if len(parts) < 4 or parts[0] != root:
         raise DecodeError(
             RejectReason.BAD_TOPIC, f"expected {root}/<kind>/<device_id>/<channel>, got {topic!r}"
         )
-    kind_text, device_id, channel_text = parts[1], parts[2], "/".join(parts[3:])
+    _, kind_text, device_id, channel_text = parts
     kind = _KINDS.get(kind_text)
     if kind is None:
         raise DecodeError(
@@ -134,12 +132,12 @@ def parse_topic(topic: str, root: str) -> Topic:
     channel = _CHANNELS.get(channel_text)
     if channel is None:
         raise DecodeError(RejectReason.BAD_TOPIC, f"unknown channel {channel_text!r}")
-    if not DEVICE_ID_PATTERN.match(device_id):
+    if _device_id_match(device_id) is None:
         raise DecodeError(
             RejectReason.BAD_TOPIC,
             "device id must be 1-64 characters of letters, digits, '_', '.', ':' or '-'",
         )
-    return Topic(kind=kind, device_id=device_id, channel=channel)
+    return Topic(kind, device_id, channel)
 
 
 def device_topic(root: str, kind: Kind, device_id: str, channel: Channel) -> str:
