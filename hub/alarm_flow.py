@@ -52,7 +52,7 @@ from hub.rules import trucks as truck_rules
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
 from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RuleConfigError, RulesConfig, load_rules_config
-from hub.rules.engine import DeviceInfo, GroupRule, Rule, RuleEngine
+from hub.rules.engine import DeviceInfo, GroupRule, Rule, RuleEngine, SharedAttributes
 from hub.rules.signals import AlarmSignal
 from hub.settings import Settings
 from hub.store.alarms import AlarmStore
@@ -270,8 +270,9 @@ class AlarmFlow:
     def _load_registry(self, since: datetime | None, now: datetime) -> None:
         """Upsert devices changed since a time into the engine, a page of records at a time."""
         newest: datetime | None = None
+        shared = SharedAttributes()
         for records, page_newest in self._db.device_pages(since):
-            self._upsert_devices(records, now)
+            self._upsert_devices(records, now, shared)
             if page_newest is not None and (newest is None or page_newest > newest):
                 newest = page_newest
         if newest is not None:
@@ -289,7 +290,9 @@ class AlarmFlow:
         """Whether this hub judges the device (always, outside a cluster)."""
         return self._cluster is None or self._owner(device_id) == self._cluster.member
 
-    def _upsert_devices(self, records: Iterable[DeviceRecord], now: datetime) -> None:
+    def _upsert_devices(
+        self, records: Iterable[DeviceRecord], now: datetime, shared: SharedAttributes
+    ) -> None:
         engine = self.engine
         cluster = self._cluster
         for record in records:
@@ -303,7 +306,7 @@ class AlarmFlow:
                         self._known_ids.discard(record.device_id)
                     continue
             try:
-                engine.upsert_device(DeviceInfo.from_record(record), now)
+                engine.upsert_device(DeviceInfo.from_record(record, shared), now)
             except RuleConfigError as err:
                 log.warning("device %s left out of the rules: %s", record.device_id, err)
                 continue

@@ -48,7 +48,13 @@ from hub.rules.config import (
     resolve_rule,
 )
 from hub.rules.offline import OfflineMonitor
-from hub.rules.signals import AlarmSignal, SignalAction, SourceKind, empty_mapping
+from hub.rules.signals import (
+    EMPTY_MAPPING,
+    AlarmSignal,
+    SignalAction,
+    SourceKind,
+    empty_mapping,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +71,48 @@ class DeviceInfo:
     lon: float | None = None
 
     @classmethod
-    def from_record(cls, record: DeviceRecord) -> "DeviceInfo":
-        """A registry record's view for the rules; the parent (cabinet, circuit) is the group."""
+    def from_record(
+        cls, record: DeviceRecord, shared: "SharedAttributes | None" = None
+    ) -> "DeviceInfo":
+        """A registry record's view for the rules; the parent (cabinet, circuit) is the group.
+
+        With `shared`, devices whose attributes are equal hold one mapping between them.
+        """
+        attributes = record.attributes if shared is None else shared.share(record.attributes)
         return cls(
             record.device_id,
             record.kind,
             record.parent_id,
-            record.attributes,
+            attributes,
             record.lat,
             record.lon,
         )
+
+
+class SharedAttributes:
+    """One mapping per distinct set of registry attributes, for the devices that carry it.
+
+    A lamp's attributes (rating, type, cabinet, circuit, road class) equal those of the
+    other lamps on its circuit: ~400 bytes of dict and strings per device, repeated
+    100,000 times, where one shared mapping does. Attributes holding a list or an object
+    (unhashable) are kept as they are. The mappings are read-only by DeviceInfo's contract.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[object, ...], Mapping[str, object]] = {}
+
+    def share(self, attributes: Mapping[str, object]) -> Mapping[str, object]:
+        """The mapping equal to `attributes` already seen, else `attributes` itself."""
+        if not attributes:
+            return EMPTY_MAPPING
+        # The type is part of the key: 1, 1.0 and True are equal and hash alike.
+        key = tuple((name, type(value), value) for name, value in attributes.items())
+        try:
+            return self._seen.setdefault(key, attributes)
+        except TypeError:  # a list or object among the values
+            return attributes
 
 
 class Rule(Protocol):

@@ -1,5 +1,11 @@
-"""The device registry table: upserts from imports and the API, lookups for ingest."""
+"""The device registry table: upserts from imports and the API, lookups for ingest.
 
+Device ids (and parent ids) read from it are interned: the ingest index, the rules and
+the cluster's owner table each hold every id, and as one string per id they take ~60
+bytes per device once instead of once per holder.
+"""
+
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -83,7 +89,11 @@ def upsert_devices(conn: Conn, records: Sequence[DeviceRecord]) -> tuple[int, in
 
 
 def _record(row: Sequence[Any]) -> DeviceRecord:
-    return DeviceRecord.model_validate(dict(zip(_COLUMNS, row, strict=True)))
+    record = dict(zip(_COLUMNS, row, strict=True))
+    record["device_id"] = sys.intern(record["device_id"])
+    if record["parent_id"] is not None:
+        record["parent_id"] = sys.intern(record["parent_id"])
+    return DeviceRecord.model_validate(record)
 
 
 def list_devices(
@@ -129,12 +139,12 @@ def fetch_kind_index(
         {"since": changed_since},
     ).fetchall()
     newest = max((r[2] for r in rows), default=changed_since)
-    return {str(r[0]): Kind(r[1]) for r in rows}, newest
+    return {sys.intern(r[0]): Kind(r[1]) for r in rows}, newest
 
 
 def fetch_all_ids(conn: Conn) -> set[str]:
     """Every registered device id (to notice deletions)."""
-    return {str(r[0]) for r in conn.execute("SELECT device_id FROM devices")}
+    return {sys.intern(r[0]) for r in conn.execute("SELECT device_id FROM devices")}
 
 
 def fetch_devices_changed_since(

@@ -3,7 +3,7 @@
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.rules.alarm_types import AlarmType, Severity
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import DeviceInfo, RuleEngine, SharedAttributes
 from hub.rules.signals import AlarmSignal, SignalAction, SourceKind
 from tests.rules.rule_fixtures import (
     CircuitDarkRule,
@@ -189,6 +189,29 @@ def test_registry_record_parent_becomes_the_group() -> None:
     resolved = engine.device_params("lamp-1", "offline")
     assert resolved is not None
     assert resolved.params.missed_reports == 5
+
+
+def test_devices_with_equal_attributes_share_one_mapping() -> None:
+    shared = SharedAttributes()
+
+    def lamp(device_id: str, **attributes: object) -> DeviceInfo:
+        record = DeviceRecord(
+            device_id=device_id, kind=Kind.LIGHTING, lat=31.2, lon=121.5, attributes=attributes
+        )
+        return DeviceInfo.from_record(record, shared)
+
+    first = lamp("lamp-1", rated_power_w=200, circuit_id="CAB-1-1")
+    second = lamp("lamp-2", rated_power_w=200, circuit_id="CAB-1-1")
+    assert second.attributes is first.attributes
+    # Equal in Python but not the same attributes: 1, 1.0 and True hash alike.
+    as_int, as_float, as_bool = lamp("a", n=1), lamp("b", n=1.0), lamp("c", n=True)
+    assert [type(i.attributes["n"]) for i in (as_int, as_float, as_bool)] == [int, float, bool]
+    assert lamp("d", rated_power_w=150, circuit_id="CAB-1-1").attributes["rated_power_w"] == 150
+    # A list among the values is not hashable: kept as it is, not shared, not an error.
+    listed = [lamp(f"l-{i}", route=[1, 2]) for i in range(2)]
+    assert listed[0].attributes == listed[1].attributes
+    assert listed[0].attributes is not listed[1].attributes
+    assert lamp("e").attributes == {}
 
 
 def test_member_reporting_behind_the_others_still_moves_the_group() -> None:

@@ -55,3 +55,23 @@ def test_the_registry_is_read_a_page_at_a_time(database_url: str) -> None:
     ids = [r.device_id for p in pages for r in p]
     assert len(set(ids)) == 450
     assert ids == sorted(ids)
+
+
+def test_every_read_of_an_id_gives_the_same_string(database_url: str) -> None:
+    # The ingest index, the rules and the full-reload check each hold every id: one string
+    # per id, not one per holder (~60 bytes per device each).
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO devices (device_id, kind, lat, lon, parent_id)"
+            " SELECT 'S-' || g, 'lighting', 31.3, 120.6, 'CAB-' || (g % 2)"
+            " FROM generate_series(1, 20) g"
+        )
+        records, _ = registry.fetch_devices_changed_since(conn, None)
+        kinds, _ = registry.fetch_kind_index(conn, None)
+        ids = registry.fetch_all_ids(conn)
+    by_id = {r.device_id: r for r in records}
+    for device_id in kinds:
+        assert by_id[device_id].device_id is device_id
+        assert next(i for i in ids if i == device_id) is device_id
+    parents = {id(r.parent_id) for r in records}
+    assert len(parents) == 2
