@@ -27,17 +27,18 @@ so healthy devices cost no memory.
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import (
+    EMPTY_MAPPING,
     AlarmSignal,
     EvidenceSnapshot,
     SignalAction,
     SourceKind,
-    empty_mapping,
 )
 
 _NEVER = -math.inf
@@ -51,18 +52,22 @@ class Verdict(StrEnum):
     HOLD = "hold"
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One rule's verdict on one alarm condition at an event time, with the values behind it."""
+class Observation(NamedTuple):
+    """One rule's verdict on one alarm condition at an event time, with the values behind it.
+
+    A named tuple: every rule builds one or two per reading, most of them OK verdicts the
+    condition table drops at once, and a tuple is built in half the time of a frozen
+    dataclass (~1 µs per observation, several per reading).
+    """
 
     alarm_type: AlarmType
     verdict: Verdict
     ts: datetime
     device_id: str
-    values: Mapping[str, object] = field(default_factory=empty_mapping)
+    values: Mapping[str, object] = EMPTY_MAPPING
     message: str = ""
     severity: Severity | None = None
-    details: Mapping[str, object] = field(default_factory=empty_mapping)
+    details: Mapping[str, object] = EMPTY_MAPPING
 
 
 @dataclass(frozen=True, slots=True)
