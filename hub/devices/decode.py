@@ -54,9 +54,11 @@ class Topic(NamedTuple):
     channel: Channel
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One validated reading: a telemetry or event object of one device at one instant."""
+class Reading(NamedTuple):
+    """One validated reading: a telemetry or event object of one device at one instant.
+
+    A named tuple: one is built per reading, in a third of a frozen dataclass's time.
+    """
 
     kind: Kind
     device_id: str
@@ -161,13 +163,14 @@ def _load_json(raw: bytes) -> Any:
         raise DecodeError(RejectReason.INVALID_JSON, str(err)) from err
 
 
-def _check_time(ts: datetime, received_at: datetime, limits: DecodeLimits) -> None:
-    if ts < received_at - limits.max_age:
+def _check_time(ts: datetime, oldest: datetime, newest: datetime, limits: DecodeLimits) -> None:
+    """Reject a timestamp outside [oldest, newest], the window around its receipt."""
+    if ts < oldest:
         raise DecodeError(
             RejectReason.TS_TOO_OLD,
             f"ts {ts.isoformat()} is more than {limits.max_age} before receipt",
         )
-    if ts > received_at + limits.max_ahead:
+    if ts > newest:
         raise DecodeError(
             RejectReason.TS_IN_FUTURE,
             f"ts {ts.isoformat()} is more than {limits.max_ahead} after receipt",
@@ -205,31 +208,30 @@ def decode_readings(
         raise DecodeError(RejectReason.SCHEMA, "payload must be a JSON object or array of objects")
     model = PAYLOAD_MODELS[topic.kind]
     readings: list[Reading] = []
+    kind, device_id, channel = topic
+    oldest, newest = received_at - limits.max_age, received_at + limits.max_ahead
     for index, obj in enumerate(objects):
-        where = f"item {index}: " if len(objects) > 1 else ""
         if not isinstance(obj, dict):
-            raise DecodeError(RejectReason.SCHEMA, f"{where}not a JSON object")
+            raise DecodeError(RejectReason.SCHEMA, f"{_item(index, objects)}not a JSON object")
         try:
             payload = model.model_validate(obj)
         except ValidationError as err:
-            raise DecodeError(RejectReason.SCHEMA, where + _describe(err)) from err
-        if payload.device_id is not None and payload.device_id != topic.device_id:
+            raise DecodeError(RejectReason.SCHEMA, _item(index, objects) + _describe(err)) from err
+        if payload.device_id is not None and payload.device_id != device_id:
             raise DecodeError(
                 RejectReason.ID_MISMATCH,
-                f"{where}device_id {payload.device_id!r} differs from topic's {topic.device_id!r}",
+                f"{_item(index, objects)}device_id {payload.device_id!r} differs from topic's"
+                f" {device_id!r}",
             )
-        _check_time(payload.ts, received_at, limits)
-        readings.append(
-            Reading(
-                kind=topic.kind,
-                device_id=topic.device_id,
-                channel=topic.channel,
-                ts=payload.ts,
-                received_at=received_at,
-                payload=payload,
-            )
-        )
+        ts = payload.ts
+        _check_time(ts, oldest, newest, limits)
+        readings.append(Reading(kind, device_id, channel, ts, received_at, payload))
     return readings
+
+
+def _item(index: int, objects: Sequence[object]) -> str:
+    """Where in a batch a problem is ("item 3: "), nothing for a single object."""
+    return f"item {index}: " if len(objects) > 1 else ""
 
 
 def decode_status(topic: Topic, raw: bytes, received_at: datetime) -> StatusChange:

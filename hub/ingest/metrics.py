@@ -9,7 +9,9 @@ class IngestMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.received = Counter(
-            "hub_messages_received", "MQTT messages received", registry=self.registry
+            "hub_messages_received",
+            "MQTT messages received (brought up to date with each committed batch)",
+            registry=self.registry,
         )
         self.stored = Counter(
             "hub_readings_stored",

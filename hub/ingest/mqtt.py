@@ -2,6 +2,7 @@
 
 import logging
 import select
+import struct
 import threading
 import time
 from collections import deque
@@ -29,6 +30,8 @@ HUB_OWN_SEGMENTS = frozenset({"alarms", "alerts"})
 _READS_PER_TURN = 200
 # Bytes asked of the socket per read.
 _RECV_BYTES = 64 * 1024
+# A PUBACK's fixed header (type, remaining length 2) above its 16-bit packet id.
+_PUBACK_HEAD = (PUBACK << 24) | (2 << 16)
 
 
 def _is_hub_topic(topic: str, root: str) -> bool:
@@ -53,7 +56,8 @@ class _BufferedClient(paho.Client):
     QoS 0 and 1 PUBLISH packets take a short path too when `on_publish_received` is set:
     paho builds a Properties object and an MQTTMessage for each (14% of the hub's CPU at
     10,000 msg/s); the hub needs the topic, the payload and the packet id, read straight
-    from the packet. Connection handling, acknowledgements and everything else stay paho's.
+    from the packet. The writer's acknowledgements are queued as one packet of PUBACKs
+    (`queue_pubacks`). Connection handling and everything else stay paho's.
     """
 
     _rx = b""
@@ -119,29 +123,28 @@ class _BufferedClient(paho.Client):
         if on_message is not None:
             on_message(self, self._userdata, message)
 
-    def _packet_write(self) -> MQTTErrorCode:
-        # The writer acknowledges a committed batch at once: thousands of PUBACKs, which
-        # paho would send with one system call each. Unsent PUBACKs at the head of the
-        # queue go out as one write instead (paho looks only at PUBLISH and DISCONNECT
-        # packets after writing them).
-        out = self._out_packet
-        if len(out) > 1 and out[0]["pos"] == 0 and out[0]["command"] & 0xF0 == PUBACK:
-            merged = []
-            while out and out[0]["pos"] == 0 and out[0]["command"] & 0xF0 == PUBACK:
-                merged.append(out.popleft()["packet"])
-            joined = b"".join(merged)
-            out.appendleft(
-                {
-                    "command": PUBACK,
-                    "mid": 0,
-                    "qos": 0,
-                    "pos": 0,
-                    "to_process": len(joined),
-                    "packet": joined,
-                    "info": None,
-                }
-            )
-        return super()._packet_write()
+    def queue_pubacks(self, mids: Sequence[int]) -> None:
+        """Queue the PUBACKs of many packet ids as one packet of bytes, for one write.
+
+        paho's `ack` builds, queues and signals each PUBACK separately (a system call on
+        its wake-up socket per ack); the writer acknowledges thousands at once. A PUBACK
+        with reason code 0 is four bytes: type, remaining length 2, packet id (MQTT 5.0
+        section 3.4.2.1 lets the reason code be left out when it is 0, as paho does).
+        """
+        if not mids:
+            return
+        packet = struct.pack(f">{len(mids)}I", *[_PUBACK_HEAD | mid for mid in mids])
+        self._out_packet.append(
+            {
+                "command": PUBACK,
+                "mid": 0,
+                "qos": 0,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": None,
+            }
+        )
 
 
 class MqttReceiver:
@@ -212,16 +215,14 @@ class MqttReceiver:
 
     def _drain_acks(self) -> None:
         generation = self._generation
-        client = self._client
         acks = self._acks
-        # Queue them all, then write once: paho writes at once when asked to send outside
-        # a callback, and inside one (which is what holding this lock means to it) it queues.
-        with client._in_callback_mutex:
-            while acks:
-                token = acks.popleft()
-                if token >> 16 == generation:
-                    client.ack(token & 0xFFFF, 1)
-        client.loop_write()
+        mids: list[int] = []
+        while acks:
+            token = acks.popleft()
+            if token >> 16 == generation:
+                mids.append(token & 0xFFFF)
+        self._client.queue_pubacks(mids)
+        self._client.loop_write()
 
     def _on_connect(
         self,
