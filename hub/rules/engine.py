@@ -411,6 +411,7 @@ class RuleEngine:
         alive_index: list[int] = []
         alive_received_s: list[float] = []
         stats = self.stats
+        holding = self._tolerance_s > 0
         for reading in batch:
             stats.readings += 1
             slot = self._slots.get(reading.device_id)
@@ -428,9 +429,10 @@ class RuleEngine:
                 buffer = self._pending.get(reading.device_id)
                 if buffer is None:
                     self._pending[reading.device_id] = [(ts_s, received_s, reading)]
-                    heapq.heappush(
-                        self._hold_queue, (received_s + self._tolerance_s, reading.device_id)
-                    )
+                    if holding:  # without a tolerance, the release below takes every reading
+                        heapq.heappush(
+                            self._hold_queue, (received_s + self._tolerance_s, reading.device_id)
+                        )
                 elif any(held[0] == ts_s for held in buffer):
                     stats.duplicates += 1
                     continue
