@@ -57,7 +57,8 @@ class Observation(NamedTuple):
 
     A named tuple: every rule builds one or two per reading, most of them OK verdicts the
     condition table drops at once, and a tuple is built in half the time of a frozen
-    dataclass (~1 µs per observation, several per reading).
+    dataclass (~1 µs per observation, several per reading). For the same reason a rule
+    may leave `message` empty unless its verdict is FAULT: only a FAULT's message is read.
     """
 
     alarm_type: AlarmType

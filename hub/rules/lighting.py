@@ -293,7 +293,9 @@ class VoltageRule(_LampRule):
                 reading.ts,
                 reading.device_id,
                 values=values,
-                message=f"supply {volts:.0f} V below {params.under_v:.0f} V",
+                message=f"supply {volts:.0f} V below {params.under_v:.0f} V"
+                if under is Verdict.FAULT
+                else "",
             ),
             Observation(
                 AlarmType.OVER_VOLTAGE,
@@ -301,7 +303,9 @@ class VoltageRule(_LampRule):
                 reading.ts,
                 reading.device_id,
                 values=values,
-                message=f"supply {volts:.0f} V above {params.over_v:.0f} V",
+                message=f"supply {volts:.0f} V above {params.over_v:.0f} V"
+                if over is Verdict.FAULT
+                else "",
             ),
         )
 
@@ -343,7 +347,7 @@ class OverCurrentRule(_LampRule):
                     **_values(reading, "current_a", "voltage_v", "power_w"),
                     "limit_a": limit_a,
                 },
-                message=f"current {amps:.2f} A above {limit_a:.2f} A",
+                message=f"current {amps:.2f} A above {limit_a:.2f} A" if amps > limit_a else "",
             ),
         )
 
@@ -403,7 +407,9 @@ class PowerRule(_LampRule):
                 reading.ts,
                 reading.device_id,
                 values={**_values(reading, "dim_pct", "power_w"), "expected_w": round(expected, 1)},
-                message=f"power {power_w:.0f} W, expected {expected:.0f} W",
+                message=f"power {power_w:.0f} W, expected {expected:.0f} W"
+                if verdict is Verdict.FAULT
+                else "",
             ),
         )
 
@@ -466,7 +472,9 @@ class FlickerRule(_LampRule):
                 reading.ts,
                 reading.device_id,
                 values={"on": on, "switches": switches, "window_s": params.window_s},
-                message=f"{switches} on/off changes in {params.window_s / 60:.0f} min",
+                message=f"{switches} on/off changes in {params.window_s / 60:.0f} min"
+                if verdict is Verdict.FAULT
+                else "",
             ),
         )
 

@@ -95,7 +95,9 @@ class TiltRule:
                 reading.ts,
                 reading.device_id,
                 values={"tilt_deg": float(tilt), "baseline_tilt_deg": baseline},
-                message=f"cover tilted {delta:.1f}° from its baseline (limit {threshold:g}°)",
+                message=f"cover tilted {delta:.1f}° from its baseline (limit {threshold:g}°)"
+                if verdict is Verdict.FAULT
+                else "",
                 severity=Severity.CRITICAL if on_main_road(device) else None,
                 details={"delta_deg": round(delta, 2), "threshold_deg": threshold},
             ),
