@@ -59,6 +59,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ),
     Benchmark("rules", "bench_rules.py", ()),
     Benchmark("stages", "bench_stages.py", ("--messages", "20000", "--devices", "2000")),
+    Benchmark("instructions", "bench_instructions.py", ("--messages", "1000", "--devices", "300")),
     Benchmark(
         "latency",
         "bench_latency.py",
