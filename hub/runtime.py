@@ -236,7 +236,11 @@ class HubProcess:
                 log.info("API on http://%s:%d/docs", settings.api_host, settings.api_port)
                 server.run()
             else:
-                self.stop.wait()
+                # With a timeout: Python runs signal handlers in the main thread only, and a
+                # SIGTERM the kernel hands to another thread (valgrind does) would not wake
+                # a wait without one (seen: a hub under callgrind that never stopped).
+                while not self.stop.wait(0.5):
+                    pass
         finally:
             log.info("stopping: flushing %d pending message(s)", pipeline.pending)
             self.stop.set()
