@@ -5,10 +5,11 @@ run to the next; the count of instructions executed does not (callgrind counts t
 does not time them). This runs the hub (`python -m hub run`, every rule on) under
 `valgrind --tool=callgrind` twice, on its own PostgreSQL and Mosquitto, publishes
 bench_ingest's mix (lamps, parking spots, muck trucks) to it, waits until every reading is
-stored and the hub has gone idle, stops it, and reads the total. The per-message figure is
-the difference between a run of `--messages` and one of half as many, over the difference
-in messages: start-up, registry loading and shutdown cancel out. Clock-driven work (ticks,
-registry refreshes) is counted for as long as each run lasts, a small remainder.
+stored and the hub's CPU use is back to its idle level (the rules have caught up), stops
+it and reads the total. The per-message figure is the difference between a run of
+`--messages` and one of half as many, over the difference in messages: start-up, registry
+loading and shutdown cancel out. Clock-driven work (ticks, registry refreshes) is counted
+for as long as each run lasts, a small remainder.
 
 `--hub-root` runs the hub of another checkout (a worktree of an earlier commit), for a
 side-by-side figure: the same script, publisher and data against other code.
@@ -29,24 +30,24 @@ from bench_ingest import KINDS, build_messages, register_devices, stored
 from figures import Figure, add_json_option, publish_figures
 from stack import ROOT, cpu_seconds, hub_env, local_stack, publish_all
 
-IDLE_S = 3.0  # the hub counts as idle after this long without using CPU
+WINDOW_S = 3.0  # CPU use is compared over windows this long
 _TOTAL = re.compile(r"Collected : (\d+)")
 
 
-def wait_idle(pid: int, timeout_s: float) -> None:
-    """Wait until a process has used (almost) no CPU for IDLE_S: the rules have caught up."""
+def cpu_rate(pid: int) -> float:
+    """Share of one core a process used over the next WINDOW_S."""
+    before = cpu_seconds(pid)
+    time.sleep(WINDOW_S)
+    return (cpu_seconds(pid) - before) / WINDOW_S
+
+
+def wait_idle(pid: int, idle_rate: float, timeout_s: float) -> None:
+    """Wait until the hub is back to its idle CPU use (its clock work, slow under valgrind):
+    the rules have caught up with the readings."""
     deadline = time.monotonic() + timeout_s
-    last = cpu_seconds(pid)
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = cpu_seconds(pid)
-        if now - last > 0.05:
-            quiet_since = time.monotonic()
-        last = now
-        if time.monotonic() - quiet_since >= IDLE_S:
-            return
-    raise TimeoutError(f"hub {pid} still busy after {timeout_s:.0f} s")
+    while cpu_rate(pid) > max(1.5 * idle_rate, idle_rate + 0.1):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"hub {pid} still busy after {timeout_s:.0f} s")
 
 
 def count_run(hub_root: Path, messages: int, devices: int) -> int:
@@ -66,7 +67,8 @@ def count_run(hub_root: Path, messages: int, devices: int) -> int:
                 if hub.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"hub did not start:\n{log_path.read_text()[-2000:]}")
                 time.sleep(1)
-            wait_idle(hub.pid, 300)
+            time.sleep(10)  # start-up's last work
+            idle_rate = min(cpu_rate(hub.pid) for _ in range(3))
             start_ms = int(time.time() * 1000) - (messages // devices + 60) * 1000
             publish_all(stack.mqtt_url, build_messages("ir", devices, messages, start_ms), "ir")
             deadline = time.monotonic() + 1800
@@ -74,7 +76,7 @@ def count_run(hub_root: Path, messages: int, devices: int) -> int:
                 if time.monotonic() > deadline:
                     raise TimeoutError("readings not stored within 30 min")
                 time.sleep(1)
-            wait_idle(hub.pid, 1800)
+            wait_idle(hub.pid, idle_rate, 1800)
             hub.send_signal(signal.SIGTERM)
             hub.wait(600)
         finally:
