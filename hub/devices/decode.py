@@ -117,7 +117,7 @@ def parse_topic(topic: str, root: str) -> Topic:
     """Split a topic of the wire contract; raise DecodeError for anything else.
 
     Not cached: a cache of every device's topics held ~360 bytes per device (36 MB with
-    100,000 devices) to save about 1.5 µs per message.
+    100,000 devices) to save about 1 µs per message (1.1 against 0.15 µs).
     """
     parts = topic.split("/", 3)
     if len(parts) < 4 or parts[0] != root:
