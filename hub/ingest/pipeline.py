@@ -98,6 +98,10 @@ class KindIndex:
         return len(self._kinds)
 
 
+class StoppedWhileFailingError(Exception):
+    """The hub is stopping while batches cannot be committed; they stay unacknowledged."""
+
+
 class IngestPipeline:
     """Buffers messages from the network thread; a writer thread commits batches and acks."""
 
@@ -134,6 +138,7 @@ class IngestPipeline:
         # counter's lock per message cost ~1 µs of the network thread's time.
         self._submitted = 0
         self._submitted_counted = 0
+        self._stop: threading.Event | None = None  # set by run(): retries end with it
 
     def set_acknowledger(self, acknowledger: Acknowledger) -> None:
         """Where acknowledgements go once a batch is committed."""
@@ -224,13 +229,20 @@ class IngestPipeline:
         while True:
             try:
                 return self._sink.write_batch(batch)
-            except Exception:
+            except Exception as err:
                 # The sink's own errors (database down, connection lost) are retried for
                 # ever: nothing is acknowledged meanwhile, so the broker keeps the messages
-                # and stops sending once our receive maximum is reached.
+                # and stops sending once our receive maximum is reached. Until the hub is
+                # told to stop: then the messages stay with the broker, unacknowledged.
                 self._metrics.write_failures.inc()
+                stop = self._stop
+                if stop is not None and stop.is_set():
+                    raise StoppedWhileFailingError(str(err)) from err
                 log.exception("batch write failed; retrying in %.1f s", delay_s)
-                time.sleep(delay_s)
+                if stop is None:
+                    time.sleep(delay_s)
+                else:
+                    stop.wait(delay_s)
                 delay_s = min(delay_s * 2, self._retry_max_s)
 
     def _record(self, batch: Batch, inserted: int, count: int, elapsed_s: float) -> None:
@@ -254,20 +266,35 @@ class IngestPipeline:
         metrics.lag_seconds.set(self.lag_s())
 
     def run(self, stop: threading.Event) -> None:
-        """The writer loop: flush every interval or when a full batch waits; flush on stop."""
-        while not stop.is_set():
-            self._wake.wait(self._batch_interval_s)
-            self._wake.clear()
-            try:
-                while self.flush() >= self._batch_max_rows:
-                    pass
-            except Exception:
-                log.exception("ingest writer iteration failed; continuing")
-                stop.wait(1.0)
-            self._metrics.pending.set(len(self._buffer))
-            self._metrics.lag_seconds.set(self.lag_s())
-        while self.flush():
-            pass
+        """The writer loop: flush every interval or when a full batch waits; flush on stop.
+
+        A stop while the database is failing ends the loop at once: what is not committed
+        is not acknowledged, and the broker delivers it again to the next hub.
+        """
+        self._stop = stop
+        try:
+            while not stop.is_set():
+                self._wake.wait(self._batch_interval_s)
+                self._wake.clear()
+                try:
+                    while self.flush() >= self._batch_max_rows:
+                        pass
+                except StoppedWhileFailingError:
+                    raise
+                except Exception:
+                    log.exception("ingest writer iteration failed; continuing")
+                    stop.wait(1.0)
+                self._metrics.pending.set(len(self._buffer))
+                self._metrics.lag_seconds.set(self.lag_s())
+            while self.flush():
+                pass
+        except StoppedWhileFailingError as err:
+            log.warning(
+                "stopping while the database fails (%s): %d message(s) not acknowledged;"
+                " the broker keeps them for the next start",
+                err,
+                len(self._buffer),
+            )
 
     def stop_waiting(self) -> None:
         """Wake the writer loop (used at shutdown)."""

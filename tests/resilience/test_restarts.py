@@ -13,7 +13,7 @@ import pytest
 from hub.devices.kinds import Kind
 from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.store.migrations import apply_migrations
-from tests.hub_process import count, hub_env, publish_all, running_hub, wait_for
+from tests.hub_process import HubChild, count, hub_env, publish_all, running_hub, wait_for
 from tests.payload_examples import example
 
 pytestmark = pytest.mark.integration
@@ -120,4 +120,29 @@ def test_database_restart_under_load_loses_nothing_and_stays_bounded(
     # never more in memory than the receive maximum the broker honours.
     assert max(pending_seen) <= 500
     assert max(pending_seen) > 0
+    assert count(url, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_a_hub_stopped_while_the_database_is_down_exits_and_loses_nothing(
+    own_database: LocalPostgres, mqtt_url: str, mqtt_root: str, tmp_path: Path
+) -> None:
+    url = own_database.url
+    register(url)
+    env = hub_env(url, mqtt_url, mqtt_root)
+    log = tmp_path / "hub.log"
+    with running_hub(env, log):
+        publish_all(mqtt_url, messages(mqtt_root, 0, 500), "pub-before")
+        wait_for(lambda: stored(url) == 500, what="first 500")
+    hub = HubChild(env, log)
+    hub.mark()
+    hub.start()
+    own_database.stop("fast")
+    publish_all(mqtt_url, messages(mqtt_root, 500, 300), "pub-outage")
+    wait_for(lambda: "batch write failed" in log.read_text(), what="the writer retrying")
+    # It used to retry for ever after SIGTERM and had to be killed.
+    assert hub.stop() == 0
+    assert "not acknowledged" in log.read_text()
+    own_database.start()
+    with running_hub(env, log):
+        wait_for(lambda: stored(url) == 800, timeout_s=60, what="all 800 after the restart")
     assert count(url, "SELECT count(*) FROM dead_letters") == 0
