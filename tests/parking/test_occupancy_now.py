@@ -10,15 +10,13 @@ import psycopg
 import pytest
 
 from hub.api.parking import LOOKBACK, UNKNOWN_ALARMS, _occupancy_now, _status
-from hub.devices.batch import Batch
-from hub.devices.decode import DecodeLimits, decode_message
-from hub.devices.kinds import Kind
 from hub.rules.parking import DEFAULT_CONFIRM_S, debounce_spot_states
 from hub.store import parking as store
 from hub.store.database import Database
 from hub.store.migrations import apply_migrations
 from hub.store.parking import AreaKind, Conn, ParkingArea
 from hub.store.telemetry import TelemetryWriter
+from tests.parking.spot_reports import Report, spot_report_batch
 
 pytestmark = pytest.mark.integration
 
@@ -28,27 +26,11 @@ SQUARE = {
     "type": "Polygon",
     "coordinates": [[[120.6, 31.3], [120.601, 31.3], [120.601, 31.301], [120.6, 31.3]]],
 }
-Report = tuple[str, datetime, bool]
 
 
 def _write(conn: Conn, reports: list[Report]) -> None:
     """One batch through the hub's writer, decoded the way the ingest decodes messages."""
-    batch = Batch()
-    registry = {device_id: Kind.PARKING for device_id, _, _ in reports}
-    for device_id, ts, occupied in reports:
-        body = {"ts": int(ts.timestamp() * 1000), "occupied": occupied, "battery_pct": 50.0}
-        batch.add(
-            decode_message(
-                f"city/parking/{device_id}/event",
-                orjson.dumps(body),
-                BASE + timedelta(minutes=1),
-                root="city",
-                registry=registry,
-                limits=DecodeLimits(),
-            )
-        )
-    assert not batch.dead_letters
-    TelemetryWriter(conn).write_batch(batch)
+    TelemetryWriter(conn).write_batch(spot_report_batch(reports, BASE + timedelta(minutes=1)))
 
 
 def _latest(conn: Conn) -> list[tuple[object, ...]]:

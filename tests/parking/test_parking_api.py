@@ -16,11 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from hub.api.app import create_app
 from hub.api.parking import router as parking_router
-from hub.devices.batch import Batch
-from hub.devices.decode import DecodeLimits, decode_message
-from hub.devices.kinds import Kind
 from hub.store.database import Database
 from hub.store.telemetry import TelemetryWriter
+from tests.parking.spot_reports import Report, spot_report_batch
 
 pytestmark = pytest.mark.integration
 
@@ -67,21 +65,8 @@ def _register_spots(database_url: str) -> None:
             )
 
 
-def _store(database_url: str, reports: list[tuple[str, datetime, bool]]) -> None:
-    batch = Batch()
-    registry = dict.fromkeys(SPOTS, Kind.PARKING)
-    for device_id, ts, occupied in reports:
-        body = {"ts": int(ts.timestamp() * 1000), "occupied": occupied, "battery_pct": 15.0}
-        batch.add(
-            decode_message(
-                f"city/parking/{device_id}/event",
-                orjson.dumps(body),
-                datetime.now(UTC),
-                root="city",
-                registry=registry,
-                limits=DecodeLimits(),
-            )
-        )
+def _store(database_url: str, reports: list[Report]) -> None:
+    batch = spot_report_batch(reports, datetime.now(UTC), battery_pct=15.0)
     with psycopg.connect(database_url, autocommit=True) as conn:
         TelemetryWriter(conn).write_batch(batch)
 
