@@ -224,7 +224,6 @@ class AlarmFlow:
         self._unapplied: list[AlarmSignal] = []
         self._engine: RuleEngine | None = None
         self._registry_since: datetime | None = None
-        self._known_ids: set[str] = set()
         self._registry_at = 0.0
         self._full_reload_at = 0.0
         self._closed = False
@@ -264,7 +263,9 @@ class AlarmFlow:
                 alarm.count,
             )
             restored += 1
-        log.info("rules: %d devices, %d open alarms restored", len(self._known_ids), restored)
+        log.info(
+            "rules: %d devices, %d open alarms restored", len(self._engine.device_ids()), restored
+        )
         self._run_case_policy(now)
 
     def _load_registry(self, since: datetime | None, now: datetime) -> None:
@@ -301,16 +302,12 @@ class AlarmFlow:
                 self._owners[record.device_id] = owner
                 if owner != cluster.member:
                     # Not ours (any more: a new parent moves a device to another member).
-                    if record.device_id in self._known_ids:
-                        engine.remove_device(record.device_id)
-                        self._known_ids.discard(record.device_id)
+                    engine.remove_device(record.device_id)
                     continue
             try:
                 engine.upsert_device(DeviceInfo.from_record(record, shared), now)
             except RuleConfigError as err:
                 log.warning("device %s left out of the rules: %s", record.device_id, err)
-                continue
-            self._known_ids.add(record.device_id)
 
     def _refresh_registry(self, now: datetime, *, force: bool = False) -> None:
         mono = time.monotonic()
@@ -323,9 +320,8 @@ class AlarmFlow:
         self._registry_at = mono
         if mono - self._full_reload_at >= _FULL_RELOAD_S:
             ids = self._db.fetch_all_ids()
-            for gone in self._known_ids - ids:
+            for gone in self.engine.device_ids() - ids:
                 self.engine.remove_device(gone)
-            self._known_ids &= ids
             for gone in self._owners.keys() - ids:
                 del self._owners[gone]
             self._full_reload_at = mono

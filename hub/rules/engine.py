@@ -24,7 +24,7 @@ and all members of a group, reach the same engine).
 import heapq
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, KeysView, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -337,6 +337,10 @@ class RuleEngine:
             self._offline.configure(slot.index, threshold_s, offline.policy)
         if info.group_id is not None:
             self._groups.setdefault(info.group_id, set()).add(info.device_id)
+
+    def device_ids(self) -> KeysView[str]:
+        """Ids of the devices the engine judges (a live view)."""
+        return self._slots.keys()
 
     def remove_device(self, device_id: str) -> None:
         """Forget a device (decommissioned); its open alarms are the store's to close."""
