@@ -253,17 +253,15 @@ def _occupancy_now(db: DbDep, kind: AreaKind, now: datetime) -> list[AreaOccupan
     out = []
     for area in areas:
         found = counts.get(area.area_id, store.SpotCounts(0, 0, 0, ()))
-        occupied, free, unknown = found.occupied, found.free, found.unknown
-        for device_id in found.pending:
+        tally = {"occupied": found.occupied, "free": found.free, "unknown": found.unknown}
+        for device_id in found.pending:  # spots with an alarm are in found.unknown already
             changes = debounce_spot_states(reports.get(device_id, []), now, DEFAULT_CONFIRM_S)
-            state = state_at(changes, now)
-            if state is None:
-                unknown += 1
-            elif state:
-                occupied += 1
-            else:
-                free += 1
-        out.append(_area_occupancy(area, now, found.sensors, occupied, free, unknown))
+            tally[_status(changes, now, ())] += 1
+        out.append(
+            _area_occupancy(
+                area, now, found.sensors, tally["occupied"], tally["free"], tally["unknown"]
+            )
+        )
     return out
 
 
