@@ -20,7 +20,7 @@ TS = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def api(database_url: str) -> Iterator[TestClient]:
+def api(database_url: str, db: Database) -> Iterator[TestClient]:
     with psycopg.connect(database_url) as conn:
         for device_id, baseline, cover_type in (("MH-1", 2.0, "gas"), ("MH-2", 0.5, "sewage")):
             conn.execute(
@@ -44,13 +44,8 @@ def api(database_url: str) -> Iterator[TestClient]:
             (TS, TS),
         )
         store.record_install_baselines(conn)
-    db = Database(database_url, max_size=4)
-    db.open()
-    try:
-        with TestClient(create_app(db, CollectorRegistry(), routers=[manholes_router])) as client:
-            yield client
-    finally:
-        db.close()
+    with TestClient(create_app(db, CollectorRegistry(), routers=[manholes_router])) as client:
+        yield client
 
 
 def test_list_and_one_cover(api: TestClient) -> None:

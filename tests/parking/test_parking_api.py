@@ -72,15 +72,10 @@ def _store(database_url: str, reports: list[Report]) -> None:
 
 
 @pytest.fixture
-def api(database_url: str) -> Iterator[TestClient]:
-    db = Database(database_url, max_size=4)
-    db.open()
-    try:
-        app = create_app(db, CollectorRegistry(), routers=[parking_router])
-        with TestClient(app) as client:
-            yield client
-    finally:
-        db.close()
+def api(db: Database) -> Iterator[TestClient]:
+    app = create_app(db, CollectorRegistry(), routers=[parking_router])
+    with TestClient(app) as client:
+        yield client
 
 
 @pytest.fixture
