@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
+from hub.devices.payloads import CabinetPayload, LightingPayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.engine import DeviceInfo, GroupRule, GroupView, Rule
@@ -46,28 +47,37 @@ class _Params(BaseModel):
 
 @dataclass(slots=True)
 class SunTimes:
-    """Civil dawn and dusk at a place, cached per ~1 km cell and UTC date (astral)."""
+    """Civil dawn and dusk at a place, cached per ~1 km cell and UTC date (astral).
+
+    Events are kept as epoch seconds: a reading is placed among them with float
+    comparisons, not a datetime subtraction per event.
+    """
 
     depression_deg: float = 6.0
-    _cache: dict[tuple[float, float, date], tuple[tuple[datetime, bool], ...]] = field(
+    _cache: dict[tuple[float, float, int], tuple[tuple[float, bool], ...]] = field(
         default_factory=dict
     )
 
-    def _events(self, lat: float, lon: float, day: date) -> tuple[tuple[datetime, bool], ...]:
-        """(time, is dawn) of the dawns and dusks from the day before to the day after."""
-        key = (round(lat, 2), round(lon, 2), day)
+    def _events(self, lat: float, lon: float, day_number: int) -> tuple[tuple[float, bool], ...]:
+        """(epoch s, is dawn) of the dawns and dusks from the day before to the day after.
+
+        `day_number` is the UTC date as days since 1970-01-01.
+        """
+        key = (round(lat, 2), round(lon, 2), day_number)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
         observer = Observer(latitude=key[0], longitude=key[1])
-        events: set[tuple[datetime, bool]] = set()
+        day = _EPOCH_DATE + timedelta(days=day_number)
+        events: set[tuple[float, bool]] = set()
         for offset in (-1, 0, 1):
             when = day + timedelta(days=offset)
             for event, is_dawn in ((dawn, True), (dusk, False)):
                 try:
-                    events.add((event(observer, when, self.depression_deg, tzinfo=UTC), is_dawn))
+                    at = event(observer, when, self.depression_deg, tzinfo=UTC)
                 except ValueError:  # polar day or night: no such event that date
                     continue
+                events.add((at.timestamp(), is_dawn))
         result = tuple(sorted(events))
         if len(self._cache) > 50_000:
             self._cache.clear()
@@ -76,28 +86,37 @@ class SunTimes:
 
     def phase(self, lat: float, lon: float, at: datetime) -> tuple[bool, float, float]:
         """(is day, seconds since the last dawn/dusk, seconds until the next one) at `at`."""
+        at_s = at.timestamp()
         is_day = False
         since_s = math.inf
         until_s = math.inf
-        for event, is_dawn in self._events(lat, lon, at.astimezone(UTC).date()):
-            delta_s = (at - event).total_seconds()
-            if delta_s >= 0:
-                since_s = delta_s
+        for event_s, is_dawn in self._events(lat, lon, int(at_s // _DAY_S)):
+            if at_s >= event_s:
+                since_s = at_s - event_s
                 is_day = is_dawn
             else:
-                until_s = -delta_s
+                until_s = event_s - at_s
                 break
         return is_day, since_s, until_s
 
     def is_day(self, lat: float, lon: float, at: datetime, margin_s: float) -> bool:
         """Daylight at least `margin_s` after dawn and before dusk."""
-        day, since_s, until_s = self.phase(lat, lon, at)
-        return day and since_s >= margin_s and until_s >= margin_s
+        return _daylight(self.phase(lat, lon, at), margin_s)
 
     def is_night(self, lat: float, lon: float, at: datetime, margin_s: float) -> bool:
         """Darkness at least `margin_s` after dusk and before dawn."""
         day, since_s, until_s = self.phase(lat, lon, at)
         return not day and since_s >= margin_s and until_s >= margin_s
+
+
+_EPOCH_DATE = date(1970, 1, 1)
+_DAY_S = 86_400
+
+
+def _daylight(phase: tuple[bool, float, float], margin_s: float) -> bool:
+    """A phase of `SunTimes.phase` at least `margin_s` into the day and before its end."""
+    day, since_s, until_s = phase
+    return day and since_s >= margin_s and until_s >= margin_s
 
 
 SUN = SunTimes()
@@ -117,26 +136,20 @@ def rated_power_w(device: DeviceInfo) -> float | None:
     return None
 
 
-def _f(reading: Reading, name: str) -> float:
-    value = reading.value(name)
-    return float(value) if value is not None else 0.0
+def _lamp(reading: Reading) -> LightingPayload:
+    """A lamp reading's payload: its fields are read directly (they are all required)."""
+    return _checked(reading.payload, LightingPayload)
 
 
-def has_supply(reading: Reading, supply_min_v: float) -> bool:
+def has_supply(payload: LightingPayload, supply_min_v: float) -> bool:
     """The lamp's circuit is live (voltage present and no supply-loss code)."""
-    return reading.value("fault_code") != SUPPLY_LOSS_CODE and _f(reading, "voltage_v") >= (
-        supply_min_v
-    )
+    return payload.fault_code != SUPPLY_LOSS_CODE and payload.voltage_v >= supply_min_v
 
 
-def expected_power_w(reading: Reading, device: DeviceInfo) -> float | None:
+def expected_power_w(payload: LightingPayload, device: DeviceInfo) -> float | None:
     """Rating × reported dim level, None when the rating is unknown."""
     rating = rated_power_w(device)
-    return None if rating is None else rating * _f(reading, "dim_pct") / 100.0
-
-
-def _values(reading: Reading, *names: str) -> dict[str, object]:
-    return {n: reading.value(n) for n in names}
+    return None if rating is None else rating * payload.dim_pct / 100.0
 
 
 # -- lamp rules -------------------------------------------------------------------------
@@ -175,11 +188,12 @@ class LampOutRule(_LampRule):
         """FAULT when on with live supply and (almost) no power."""
         del state
         params = _checked(params, LampOutParams)
-        power_w = _f(reading, "power_w")
-        expected = expected_power_w(reading, device)
+        lamp = _lamp(reading)
+        power_w = lamp.power_w
+        expected = expected_power_w(lamp, device)
         floor_w = max(params.min_power_w, params.dark_share * (expected or 0.0))
-        supplied = has_supply(reading, params.supply_min_v)
-        out = bool(reading.value("on")) and supplied and power_w < floor_w
+        supplied = has_supply(lamp, params.supply_min_v)
+        out = lamp.on and supplied and power_w < floor_w
         # Without supply the lamp cannot be judged: the cabinet's group alarm covers it.
         verdict = Verdict.FAULT if out else Verdict.OK if supplied else Verdict.HOLD
         return (
@@ -188,7 +202,12 @@ class LampOutRule(_LampRule):
                 verdict,
                 reading.ts,
                 reading.device_id,
-                values=_values(reading, "on", "dim_pct", "voltage_v", "power_w"),
+                values={
+                    "on": lamp.on,
+                    "dim_pct": lamp.dim_pct,
+                    "voltage_v": lamp.voltage_v,
+                    "power_w": power_w,
+                },
                 message=f"lamp on but drawing {power_w:.0f} W" if out else "",
             ),
         )
@@ -222,22 +241,25 @@ class LitByDayRule(_LampRule):
             where = (params.lat, params.lon)
         if where is None:
             return ()
-        lit = bool(reading.value("on")) and _f(reading, "power_w") >= params.min_power_w
+        lamp = _lamp(reading)
+        lit = lamp.on and lamp.power_w >= params.min_power_w
         if not lit:
             verdict = Verdict.OK
-        elif SUN.is_day(where[0], where[1], reading.ts, params.margin_min * 60):
-            verdict = Verdict.FAULT
-        elif SUN.is_night(where[0], where[1], reading.ts, 0.0):
-            verdict = Verdict.OK
         else:
-            verdict = Verdict.HOLD  # around dawn and dusk: lit is allowed, not proof of health
+            phase = SUN.phase(where[0], where[1], reading.ts)
+            if _daylight(phase, params.margin_min * 60):
+                verdict = Verdict.FAULT
+            elif not phase[0]:
+                verdict = Verdict.OK  # night
+            else:
+                verdict = Verdict.HOLD  # around dawn and dusk: lit is allowed, not proof of health
         return (
             Observation(
                 AlarmType.LIT_BY_DAY,
                 verdict,
                 reading.ts,
                 reading.device_id,
-                values=_values(reading, "on", "dim_pct", "power_w"),
+                values={"on": lamp.on, "dim_pct": lamp.dim_pct, "power_w": lamp.power_w},
                 message="lamp lit in daylight" if verdict is Verdict.FAULT else "",
             ),
         )
@@ -266,9 +288,10 @@ class VoltageRule(_LampRule):
         """One observation per direction."""
         del device, state
         params = _checked(params, VoltageParams)
-        volts = _f(reading, "voltage_v")
-        values = _values(reading, "voltage_v", "on")
-        if not has_supply(reading, params.supply_min_v):
+        lamp = _lamp(reading)
+        volts = lamp.voltage_v
+        values = {"voltage_v": volts, "on": lamp.on}
+        if not has_supply(lamp, params.supply_min_v):
             under = Verdict.HOLD  # no supply at all is the group rule's business
             over = Verdict.HOLD
         else:
@@ -333,10 +356,11 @@ class OverCurrentRule(_LampRule):
         del state
         params = _checked(params, OverCurrentParams)
         rating = rated_power_w(device)
-        if rating is None or not has_supply(reading, params.supply_min_v):
+        lamp = _lamp(reading)
+        if rating is None or not has_supply(lamp, params.supply_min_v):
             return ()
-        limit_a = params.factor * rating / (_f(reading, "voltage_v") * params.min_power_factor)
-        amps = _f(reading, "current_a")
+        limit_a = params.factor * rating / (lamp.voltage_v * params.min_power_factor)
+        amps = lamp.current_a
         return (
             Observation(
                 AlarmType.OVER_CURRENT,
@@ -344,7 +368,9 @@ class OverCurrentRule(_LampRule):
                 reading.ts,
                 reading.device_id,
                 values={
-                    **_values(reading, "current_a", "voltage_v", "power_w"),
+                    "current_a": amps,
+                    "voltage_v": lamp.voltage_v,
+                    "power_w": lamp.power_w,
                     "limit_a": limit_a,
                 },
                 message=f"current {amps:.2f} A above {limit_a:.2f} A" if amps > limit_a else "",
@@ -378,20 +404,22 @@ class PowerRule(_LampRule):
         """Judged only while lit with live supply; a dark lamp is lamp_out's business."""
         del state
         params = _checked(params, PowerParams)
-        expected = expected_power_w(reading, device)
+        lamp = _lamp(reading)
+        expected = expected_power_w(lamp, device)
         if expected is None:
             return ()
-        power_w = _f(reading, "power_w")
+        power_w = lamp.power_w
+        supplied = has_supply(lamp, params.supply_min_v)
         lit = (
-            bool(reading.value("on"))
-            and has_supply(reading, params.supply_min_v)
-            and _f(reading, "dim_pct") >= params.min_dim_pct
+            lamp.on
+            and supplied
+            and lamp.dim_pct >= params.min_dim_pct
             and power_w >= params.dark_share * expected
         )
-        if not has_supply(reading, params.supply_min_v):
+        if not supplied:
             verdict = Verdict.HOLD
         elif not lit:
-            verdict = Verdict.OK if not reading.value("on") else Verdict.HOLD
+            verdict = Verdict.OK if not lamp.on else Verdict.HOLD
         else:
             share = power_w / expected
             if share < params.low_share or share > params.high_share:
@@ -406,7 +434,11 @@ class PowerRule(_LampRule):
                 verdict,
                 reading.ts,
                 reading.device_id,
-                values={**_values(reading, "dim_pct", "power_w"), "expected_w": round(expected, 1)},
+                values={
+                    "dim_pct": lamp.dim_pct,
+                    "power_w": power_w,
+                    "expected_w": round(expected, 1),
+                },
                 message=f"power {power_w:.0f} W, expected {expected:.0f} W"
                 if verdict is Verdict.FAULT
                 else "",
@@ -452,7 +484,7 @@ class FlickerRule(_LampRule):
         del device
         state = _checked(state, FlickerState)
         params = _checked(params, FlickerParams)
-        on = bool(reading.value("on"))
+        on = _lamp(reading).on
         ts_s = reading.ts.timestamp()
         if state.last_on is not None and on != state.last_on:
             state.switches_s.append(ts_s)
@@ -510,20 +542,20 @@ class CabinetRule:
         """Three conditions per cabinet reading."""
         del state
         params = _checked(params, CabinetParams)
-        phases_v = [_f(reading, f"voltage_{p}_v") for p in "abc"]
-        door = bool(reading.value("door_open"))
-        on = bool(reading.value("contactor_on"))
-        values = _values(
-            reading,
-            "contactor_on",
-            "door_open",
-            "voltage_a_v",
-            "voltage_b_v",
-            "voltage_c_v",
-            "current_a_a",
-            "current_b_a",
-            "current_c_a",
-        )
+        cabinet = _checked(reading.payload, CabinetPayload)
+        phases_v = (cabinet.voltage_a_v, cabinet.voltage_b_v, cabinet.voltage_c_v)
+        door = cabinet.door_open
+        on = cabinet.contactor_on
+        values = {
+            "contactor_on": on,
+            "door_open": door,
+            "voltage_a_v": cabinet.voltage_a_v,
+            "voltage_b_v": cabinet.voltage_b_v,
+            "voltage_c_v": cabinet.voltage_c_v,
+            "current_a_a": cabinet.current_a_a,
+            "current_b_a": cabinet.current_b_a,
+            "current_c_a": cabinet.current_c_a,
+        }
         dead = all(v < params.supply_min_v for v in phases_v)
         observations = [
             Observation(
@@ -594,9 +626,10 @@ _MEMBER_COVER = frozenset(
 
 def project_lamp(reading: Reading, params: CabinetDarkParams) -> int:
     """A lamp as the group rules see it: LAMP_OK, LAMP_DARK (on, no power) or LAMP_NO_SUPPLY."""
-    if not has_supply(reading, params.supply_min_v):
+    lamp = _lamp(reading)
+    if not has_supply(lamp, params.supply_min_v):
         return LAMP_NO_SUPPLY
-    if bool(reading.value("on")) and _f(reading, "power_w") < params.min_power_w:
+    if lamp.on and lamp.power_w < params.min_power_w:
         return LAMP_DARK
     return LAMP_OK
 
