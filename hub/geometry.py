@@ -8,7 +8,7 @@ which is accurate to about 0.1 % within 30 km of the centre (a city), far below 
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -27,28 +27,32 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
+_M_PER_DEG_LAT = math.radians(1.0) * EARTH_RADIUS_M
+
+
 @dataclass(frozen=True, slots=True)
 class LocalProjection:
     """Equirectangular projection: degrees to metres east (x) and north (y) of a centre."""
 
     centre_lat: float
     centre_lon: float
+    # Derived once: `to_xy` runs for every truck position.
+    m_per_deg_lon: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        scale = _M_PER_DEG_LAT * math.cos(math.radians(self.centre_lat))
+        object.__setattr__(self, "m_per_deg_lon", scale)
 
     @property
     def m_per_deg_lat(self) -> float:
         """Metres per degree of latitude."""
-        return math.radians(1.0) * EARTH_RADIUS_M
-
-    @property
-    def m_per_deg_lon(self) -> float:
-        """Metres per degree of longitude at the centre's latitude."""
-        return self.m_per_deg_lat * math.cos(math.radians(self.centre_lat))
+        return _M_PER_DEG_LAT
 
     def to_xy(self, lat: float, lon: float) -> tuple[float, float]:
         """One point in metres (scalar fast path for per-reading rules)."""
         return (
             (lon - self.centre_lon) * self.m_per_deg_lon,
-            (lat - self.centre_lat) * self.m_per_deg_lat,
+            (lat - self.centre_lat) * _M_PER_DEG_LAT,
         )
 
     def to_xy_array(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> FloatArray:

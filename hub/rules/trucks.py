@@ -263,6 +263,7 @@ class TruckFix:
     lon: float
     x: float
     y: float
+    projection: LocalProjection  # of x and y
     speed_kmh: float
     acc_on: bool
     body_lifted: bool
@@ -309,15 +310,21 @@ class TruckTracker:
     def __init__(self, source: TruckContextSource) -> None:
         self.source = source
         self._memory: dict[str, _TruckMemory] = {}
+        # The reading judged last and its fix: the other rules on that reading ask again.
+        self._last: tuple[Reading, TruckFix] | None = None
 
     def fix(self, reading: Reading, device: DeviceInfo) -> TruckFix:
         """The derived fix of this reading (computed by the first rule that asks)."""
+        last = self._last
+        if last is not None and last[0] is reading:
+            return last[1]
         memory = self._memory.get(reading.device_id)
         if memory is None:
             memory = self._memory[reading.device_id] = _TruckMemory()
         current = memory.fix
         ts_s = reading.ts.timestamp()
         if current is not None and current.ts_s == ts_s:
+            self._last = (reading, current)
             return current
         context = self.source.current
         payload: Any = reading.payload
@@ -332,6 +339,7 @@ class TruckTracker:
             lon=lon,
             x=x,
             y=y,
+            projection=context.projection,
             speed_kmh=float(payload.speed_kmh),
             acc_on=bool(payload.acc_on),
             body_lifted=bool(payload.body_lifted),
@@ -347,10 +355,14 @@ class TruckTracker:
             fix.prev_acc_on = current.acc_on
             fix.prev_load = current.load
             # metres in the current projection: consistent even if the context changed
-            px, py = context.projection.to_xy(current.lat, current.lon)
+            if current.projection is context.projection:
+                px, py = current.x, current.y
+            else:
+                px, py = context.projection.to_xy(current.lat, current.lon)
             fix.step_m = math.hypot(x - px, y - py)
         memory.fix = fix
         memory.track.append((ts_s, lon, lat, fix.speed_kmh))
+        self._last = (reading, fix)
         return fix
 
     def track(self, device_id: str) -> list[list[float]]:
@@ -533,6 +545,8 @@ class RouteDeviationRule(_TruckRule):
             verdict = Verdict.OK
         else:
             verdict = Verdict.HOLD
+        if verdict is not Verdict.FAULT:
+            return (self._obs(AlarmType.ROUTE_DEVIATION, verdict, fix, device.device_id),)
         return (
             self._obs(
                 AlarmType.ROUTE_DEVIATION,
@@ -642,20 +656,25 @@ class PermitRule(_TruckRule):
         """OUTSIDE_HOURS and NO_PERMIT verdicts of one position."""
         del state
         fix = self.tracker.fix(reading, device)
-        minute, day = local_minute_and_date(fix.ts, _zone(params.timezone))
-        valid = [p for p in fix.permits if p.valid_on(day)]
-        loaded_context = self.tracker.source.current.loaded
         device_id = device.device_id
         if not fix.acc_on:
             return (
                 self._obs(AlarmType.OUTSIDE_HOURS, Verdict.OK, fix, device_id),
                 self._obs(AlarmType.NO_PERMIT, Verdict.OK, fix, device_id),
             )
+        minute, day = local_minute_and_date(fix.ts, _zone(params.timezone))
+        valid = [p for p in fix.permits if p.valid_on(day)]
         if not valid:
+            loaded_context = self.tracker.source.current.loaded
             moving = fix.speed_kmh >= params.moving_kmh
             verdict = Verdict.FAULT if moving and loaded_context else Verdict.HOLD
             if not loaded_context:
                 verdict = Verdict.OK
+            if verdict is not Verdict.FAULT:
+                return (
+                    self._obs(AlarmType.OUTSIDE_HOURS, Verdict.OK, fix, device_id),
+                    self._obs(AlarmType.NO_PERMIT, verdict, fix, device_id),
+                )
             why = "expired" if fix.permits else "none"
             return (
                 self._obs(AlarmType.OUTSIDE_HOURS, Verdict.OK, fix, device_id),
@@ -669,11 +688,16 @@ class PermitRule(_TruckRule):
                 ),
             )
         inside = any(minute_in_window(minute, p.window) for p in valid)
+        if inside:
+            return (
+                self._obs(AlarmType.OUTSIDE_HOURS, Verdict.OK, fix, device_id),
+                self._obs(AlarmType.NO_PERMIT, Verdict.OK, fix, device_id),
+            )
         hours = ", ".join(p.permit.allowed_hours for p in valid)
         return (
             self._obs(
                 AlarmType.OUTSIDE_HOURS,
-                Verdict.OK if inside else Verdict.FAULT,
+                Verdict.FAULT,
                 fix,
                 device_id,
                 f"ACC on outside the permitted hours {hours}",
@@ -703,6 +727,8 @@ class CoverRule(_TruckRule):
             verdict = Verdict.FAULT
         else:
             verdict = Verdict.HOLD
+        if verdict is not Verdict.FAULT:
+            return (self._obs(AlarmType.COVER_OPEN_MOVING, verdict, fix, device.device_id),)
         return (
             self._obs(
                 AlarmType.COVER_OPEN_MOVING,
@@ -740,6 +766,8 @@ class SpeedRule(_TruckRule):
             verdict = Verdict.OK
         else:
             verdict = Verdict.HOLD
+        if verdict is not Verdict.FAULT:
+            return (self._obs(AlarmType.OVERSPEED, verdict, fix, device.device_id),)
         return (
             self._obs(
                 AlarmType.OVERSPEED,
@@ -773,6 +801,11 @@ class TrackRule(_TruckRule):
         gap = fix.acc_on and fix.prev_acc_on and params.min_gap_s <= gap_s <= params.max_gap_s
         implied_kmh = fix.step_m / max(gap_s, 1.0) * 3.6
         jump = fix.step_m > params.jump_m and implied_kmh > params.max_plausible_kmh
+        if not gap and not jump:  # the common case: no message or details to build
+            return (
+                self._obs(AlarmType.TRACK_GAP, Verdict.OK, fix, device_id),
+                self._obs(AlarmType.TRACK_JUMP, Verdict.OK, fix, device_id),
+            )
         step = {"gap_s": round(gap_s, 1), "step_m": round(fix.step_m, 1)}
         return (
             self._obs(
