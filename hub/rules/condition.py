@@ -158,10 +158,13 @@ def _append(
 class ConditionTable:
     """All conditions with something going on, keyed by (source kind, source id, alarm type)."""
 
-    __slots__ = ("_states",)
+    __slots__ = ("_sources", "_states")
 
     def __init__(self) -> None:
         self._states: dict[ConditionKey, ConditionState] = {}
+        # Live conditions per source id (of any kind): most sources have none, and then
+        # only a FAULT can change anything (see `quiet`).
+        self._sources: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._states)
@@ -169,6 +172,25 @@ class ConditionTable:
     def get(self, key: ConditionKey) -> ConditionState | None:
         """The live state of a condition, None when idle."""
         return self._states.get(key)
+
+    def quiet(self, source_id: str) -> bool:
+        """No live condition of this source: an observation that is not a FAULT is a no-op."""
+        return source_id not in self._sources
+
+    def _add(self, key: ConditionKey, state: ConditionState) -> None:
+        if key not in self._states:
+            source_id = key[1]
+            self._sources[source_id] = self._sources.get(source_id, 0) + 1
+        self._states[key] = state
+
+    def _remove(self, key: ConditionKey) -> None:
+        del self._states[key]
+        source_id = key[1]
+        left = self._sources[source_id] - 1
+        if left:
+            self._sources[source_id] = left
+        else:
+            del self._sources[source_id]
 
     def items(self) -> Iterator[tuple[ConditionKey, ConditionState]]:
         """Live conditions (a snapshot, safe to modify the table while iterating)."""
@@ -189,7 +211,7 @@ class ConditionTable:
             if obs.verdict is not Verdict.FAULT:
                 return None
             state = ConditionState(policy)
-            self._states[key] = state
+            self._add(key, state)
         ts_s = obs.ts.timestamp()
         if ts_s < state.last_ts_s:
             return None
@@ -198,7 +220,7 @@ class ConditionTable:
         state.last_received_s = ts_s if received_s is None else received_s
         signal = _step(key, state, obs.verdict, ts_s, obs.ts, obs)
         if state.is_idle(ts_s):
-            del self._states[key]
+            self._remove(key)
         return signal
 
     def advance(self, now_s: float) -> list[AlarmSignal]:
@@ -212,7 +234,7 @@ class ConditionTable:
                 if signal is not None:
                     signals.append(signal)
             if state.is_idle(at_s):
-                del self._states[key]
+                self._remove(key)
         return signals
 
     def restore(
@@ -232,7 +254,7 @@ class ConditionTable:
         state.last_ts_s = raised_at.timestamp()
         state.last_received_s = state.last_ts_s
         state.last_emit_s = state.last_ts_s
-        self._states[key] = state
+        self._add(key, state)
 
     def announce(self, key: ConditionKey, at: datetime, reason: str) -> AlarmSignal | None:
         """RAISE an active condition that was kept silent (its group alarm has cleared)."""

@@ -36,7 +36,13 @@ from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.rules.alarm_types import AlarmType, Severity
-from hub.rules.condition import ConditionKey, ConditionTable, Observation
+from hub.rules.condition import (
+    ConditionKey,
+    ConditionPolicy,
+    ConditionTable,
+    Observation,
+    Verdict,
+)
 from hub.rules.config import (
     OFFLINE_RULE,
     OfflineParams,
@@ -207,15 +213,24 @@ class EngineStats:
     unknown_device: int = 0
 
 
+# What `_evaluate` runs for a device: per enabled rule, the rule, its state table, whether
+# it keeps state at all (a rule whose fresh state is None is stateless for good), and the
+# device's parameters and policy for it.
+_Plan = tuple[tuple[Rule, dict[str, Any], bool, Any, ConditionPolicy], ...]
+
+
 class _DeviceSlot:
     """Per-device engine bookkeeping; slotted because there are 100,000 of them."""
 
-    __slots__ = ("index", "info", "max_ts_s", "released_ts_s", "resolved")
+    __slots__ = ("index", "info", "max_ts_s", "plan", "released_ts_s", "resolved")
 
-    def __init__(self, info: DeviceInfo, index: int, resolved: Mapping[str, ResolvedRule]) -> None:
+    def __init__(
+        self, info: DeviceInfo, index: int, resolved: Mapping[str, ResolvedRule], plan: _Plan
+    ) -> None:
         self.info = info
         self.index = index
         self.resolved = resolved
+        self.plan = plan
         self.max_ts_s = -math.inf
         self.released_ts_s = -math.inf
 
@@ -283,15 +298,10 @@ class RuleEngine:
         self._slots: dict[str, _DeviceSlot] = {}
         self._groups: dict[str, set[str]] = {}
         self._rule_states: dict[str, dict[str, Any]] = {r.name: {} for r in rules}
-        # Per kind, what `_evaluate` runs for each reading: the rule, its name, its state
-        # table and whether it keeps state at all (asked once: a rule whose fresh state
-        # is None is stateless for good, so it is not asked again on every reading).
-        self._kind_plan: dict[Kind, tuple[tuple[Rule, str, dict[str, Any], bool], ...]] = {
-            kind: tuple(
-                (r, r.name, self._rule_states[r.name], r.initial_state() is not None)
-                for r in self._kind_rules[kind]
-            )
-            for kind in Kind
+        self._stateful = {r.name: r.initial_state() is not None for r in rules}
+        # The plan of each kind's devices without overrides (they share it).
+        self._kind_plan: dict[Kind, _Plan] = {
+            kind: self._plan(kind, self._kind_resolved[kind]) for kind in Kind
         }
         self._group_latest: dict[str, dict[str, dict[str, object]]] = {
             g.name: {} for g in group_rules
@@ -325,15 +335,21 @@ class RuleEngine:
         offline = resolved[OFFLINE_RULE]
         params: OfflineParams = offline.params
         threshold_s = params.threshold_s if offline.enabled else math.inf
+        plan = (
+            self._kind_plan[info.kind]
+            if resolved is self._kind_resolved[info.kind]
+            else self._plan(info.kind, resolved)
+        )
         if slot is None:
             index = self._offline.add(info.device_id, threshold_s, offline.policy, now.timestamp())
-            self._slots[info.device_id] = _DeviceSlot(info, index, resolved)
+            self._slots[info.device_id] = _DeviceSlot(info, index, resolved, plan)
         else:
             self._leave_group(slot.info)
             if slot.info.kind != info.kind:
                 self._forget_rule_state(info.device_id)
             slot.info = info
             slot.resolved = resolved
+            slot.plan = plan
             self._offline.configure(slot.index, threshold_s, offline.policy)
         if info.group_id is not None:
             self._groups.setdefault(info.group_id, set()).add(info.device_id)
@@ -515,18 +531,24 @@ class RuleEngine:
         self.stats.evaluated += 1
         info = slot.info
         device_id = info.device_id
-        observe = self._table.observe
-        for rule, name, states, stateful in self._kind_plan[info.kind]:
-            resolved = slot.resolved[name]
-            if not resolved.enabled:
-                continue
+        table = self._table
+        observe = table.observe
+        # Most devices have no live condition: then only a FAULT can change anything, and
+        # the OK and HOLD verdicts (most of them) need not be looked up at all.
+        quiet = table.quiet(device_id)
+        fault = Verdict.FAULT
+        for rule, states, stateful, params, policy in slot.plan:
             state = None
             if stateful:
                 state = states.get(device_id)
                 if state is None:
                     state = states[device_id] = rule.initial_state()
-            for obs in rule.evaluate(reading, info, state, resolved.params):
-                signal = observe(SourceKind.DEVICE, device_id, obs, resolved.policy, received_s)
+            for obs in rule.evaluate(reading, info, state, params):
+                if quiet:
+                    if obs.verdict is not fault:
+                        continue
+                    quiet = False
+                signal = observe(SourceKind.DEVICE, device_id, obs, policy, received_s)
                 if signal is None:
                     continue
                 if info.group_id is not None and signal.alarm_type in self._coverable:
@@ -663,6 +685,20 @@ class RuleEngine:
             return False
         covers = self._group_covers.get(slot.info.group_id)
         return covers is not None and any(signal.alarm_type in c for c in covers.values())
+
+    def _plan(self, kind: Kind, resolved: Mapping[str, ResolvedRule]) -> _Plan:
+        """What `_evaluate` runs for a device of `kind` with these effective rules."""
+        return tuple(
+            (
+                rule,
+                self._rule_states[rule.name],
+                self._stateful[rule.name],
+                resolved[rule.name].params,
+                resolved[rule.name].policy,
+            )
+            for rule in self._kind_rules[kind]
+            if resolved[rule.name].enabled
+        )
 
     def _resolve_device(self, info: DeviceInfo) -> Mapping[str, ResolvedRule]:
         base = self._kind_resolved[info.kind]
