@@ -141,15 +141,18 @@ class SpotRule:
             _confirm(state, occupied, state.candidate_ts)
         observations = [self._overstay(reading, device, state)]
         quiet_s = (ts - state.last_flip_ts).total_seconds()
+        stuck = quiet_s >= params.stuck_after_s
         observations.append(
             Observation(
                 AlarmType.STUCK_SENSOR,
-                Verdict.FAULT if quiet_s >= params.stuck_after_s else Verdict.OK,
+                Verdict.FAULT if stuck else Verdict.OK,
                 ts,
                 reading.device_id,
                 values={"occupied": occupied, "unchanged_s": round(quiet_s)},
                 message=f"sensor reported {'occupied' if occupied else 'free'} without a change"
-                f" for {quiet_s / 3600:.1f} h",
+                f" for {quiet_s / 3600:.1f} h"
+                if stuck
+                else "",
             )
         )
         return observations
