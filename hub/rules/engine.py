@@ -431,10 +431,12 @@ class RuleEngine:
         alive_index: list[int] = []
         alive_received_s: list[float] = []
         stats = self.stats
+        stats.readings += len(batch)
         holding = self._tolerance_s > 0
+        slots = self._slots
+        pending = self._pending
         for reading in batch:
-            stats.readings += 1
-            slot = self._slots.get(reading.device_id)
+            slot = slots.get(reading.device_id)
             if slot is None or slot.info.kind is not reading.kind:
                 stats.unknown_device += 1
                 continue
@@ -446,9 +448,9 @@ class RuleEngine:
                     continue
                 stats.late += 1
             else:
-                buffer = self._pending.get(reading.device_id)
+                buffer = pending.get(reading.device_id)
                 if buffer is None:
-                    self._pending[reading.device_id] = [(ts_s, received_s, reading)]
+                    pending[reading.device_id] = [(ts_s, received_s, reading)]
                     if holding:  # without a tolerance, the release below takes every reading
                         heapq.heappush(
                             self._hold_queue, (received_s + self._tolerance_s, reading.device_id)
@@ -503,10 +505,15 @@ class RuleEngine:
         """Evaluate, oldest first, the buffered readings past the event-time or hold cutoff."""
         device_id = slot.info.device_id
         buffer = self._pending[device_id]
-        if len(buffer) > 1:
-            buffer.sort(key=_held_ts)
-        elif buffer[0][0] > ts_cutoff_s and buffer[0][1] > received_cutoff_s:
-            return  # the common case: one reading, still inside its hold time
+        if len(buffer) == 1:  # the common case: one reading of the device in the batch
+            ts_s, received_s, reading = buffer[0]
+            if ts_s > ts_cutoff_s and received_s > received_cutoff_s:
+                return  # still inside its hold time
+            del self._pending[device_id]
+            slot.released_ts_s = ts_s
+            self._evaluate(slot, reading, received_s, signals)
+            return
+        buffer.sort(key=_held_ts)
         count = 0
         for position, (ts_s, received_s, _) in enumerate(buffer):
             if ts_s <= ts_cutoff_s or received_s <= received_cutoff_s:
