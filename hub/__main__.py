@@ -148,6 +148,8 @@ def cmd_deadletters_replay(settings: Settings, args: argparse.Namespace) -> int:
     print(f"replayed: {report.stored} stored, {report.still_dead} still rejected")
     for reason, n in sorted(report.reasons.items()):
         print(f"    still {reason}: {n}")
+    if report.sampled:
+        print(f"    not replayable (only a sample of an oversize payload kept): {report.sampled}")
     return 0
 
 

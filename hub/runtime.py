@@ -35,9 +35,12 @@ log = logging.getLogger(__name__)
 class IngestStatus:
     """RuntimeStatus for the API, read from the live receiver and pipeline."""
 
-    def __init__(self, receiver: MqttReceiver, pipeline: IngestPipeline) -> None:
+    def __init__(
+        self, receiver: MqttReceiver, pipeline: IngestPipeline, max_lag_s: float = 30.0
+    ) -> None:
         self._receiver = receiver
         self._pipeline = pipeline
+        self._max_lag_s = max_lag_s
 
     def broker_connected(self) -> bool:
         """Whether the MQTT client is connected."""
@@ -50,6 +53,21 @@ class IngestStatus:
     def ingest_pending(self) -> int:
         """Messages not yet committed."""
         return self._pipeline.pending
+
+    def ingest_problems(self) -> list[str]:
+        """The network thread, the broker connection, the writer and the lag, as words."""
+        problems: list[str] = []
+        if not self._receiver.running():
+            problems.append("the MQTT network thread is not running")
+        elif not self._receiver.connected:
+            problems.append("not connected to the broker")
+        error = self._pipeline.write_error
+        if error is not None:
+            problems.append(f"the writer is retrying a batch: {error[:300]}")
+        lag_s = self._pipeline.lag_s()
+        if lag_s > self._max_lag_s:
+            problems.append(f"ingest lags {lag_s:.0f} s behind (more than {self._max_lag_s:g} s)")
+        return problems
 
 
 def access_config(settings: Settings) -> AccessConfig:
@@ -160,7 +178,9 @@ class HubProcess:
         alarm_services = AlarmServices(
             settings,
             db,
-            ingest_healthy=lambda: receiver.connected and pipeline.lag_s() < 30,
+            ingest_healthy=lambda: (
+                receiver.connected and pipeline.lag_s() < settings.health_max_lag_s
+            ),
             extra_publishers=[lighting.alerts],
         )
         receiver = MqttReceiver(
@@ -218,7 +238,7 @@ class HubProcess:
                 app = create_app(
                     db,
                     metrics.registry,
-                    IngestStatus(receiver, pipeline),
+                    IngestStatus(receiver, pipeline, settings.health_max_lag_s),
                     routers=[*alarm_services.routers, *domain_routers()],
                     state={**alarm_services.api_state, **lighting.api_state},
                     max_body_bytes=settings.api_max_body_bytes,

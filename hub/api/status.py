@@ -18,6 +18,10 @@ class RuntimeStatus(Protocol):
         """Messages received and not yet committed."""
         ...
 
+    def ingest_problems(self) -> list[str]:
+        """Why ingest is not healthy now, in words for an operator; empty when it is."""
+        ...
+
 
 class NoIngest:
     """Status of an API-only process: no broker connection of its own."""
@@ -33,3 +37,7 @@ class NoIngest:
     def ingest_pending(self) -> int:
         """No ingest, nothing pending."""
         return 0
+
+    def ingest_problems(self) -> list[str]:
+        """An API-only process has no ingest to be unhealthy."""
+        return []

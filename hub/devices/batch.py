@@ -1,5 +1,6 @@
 """What the ingest edge hands to storage and to the rules: one committed unit of work."""
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -7,16 +8,50 @@ from typing import Protocol
 
 from hub.devices.decode import CommandAck, Decoded, Reading, RejectReason, StatusChange
 
+# Bytes of an oversize payload kept as its sample; the rest is known by size and hash.
+OVERSIZE_SAMPLE_BYTES = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A message the hub could not accept, kept with its reason so nothing is lost."""
+    """A message the hub could not accept, kept with its reason so nothing is lost.
+
+    `payload` is the message as received, except for an oversize one: then only its first
+    OVERSIZE_SAMPLE_BYTES, with `payload_bytes` and `payload_sha256` telling the whole.
+    """
 
     topic: str
     payload: bytes
     reason: RejectReason
     detail: str
     received_at: datetime
+    payload_bytes: int
+    payload_sha256: bytes
+    retained: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        topic: str,
+        payload: bytes,
+        reason: RejectReason,
+        detail: str,
+        received_at: datetime,
+        *,
+        retained: bool = False,
+    ) -> "DeadLetter":
+        """A dead letter of a received message, sampled when it is oversize."""
+        kept = payload[:OVERSIZE_SAMPLE_BYTES] if reason is RejectReason.OVERSIZE else payload
+        return cls(
+            topic,
+            kept,
+            reason,
+            detail,
+            received_at,
+            len(payload),
+            hashlib.sha256(payload).digest(),
+            retained,
+        )
 
 
 @dataclass(slots=True)
@@ -46,11 +81,22 @@ class Batch:
         )
 
 
+class BatchRejectedError(Exception):
+    """The store refused a batch for what it holds, not for being unavailable.
+
+    Writing the same batch again cannot succeed; the ingest edge splits it to find the
+    message(s) responsible. Any other exception from a sink means "try again later".
+    """
+
+
 class BatchSink(Protocol):
     """Durable storage of a batch; returns once it is committed, raises if it is not."""
 
     def write_batch(self, batch: Batch) -> int:
-        """Commit the batch and return how many readings were new (not redeliveries)."""
+        """Commit the batch and return how many readings were new (not redeliveries).
+
+        Raises BatchRejectedError when the data cannot be stored (nothing is committed).
+        """
         ...
 
 

@@ -35,6 +35,10 @@ class RejectReason(StrEnum):
     KIND_MISMATCH = "kind_mismatch"
     TS_TOO_OLD = "ts_too_old"
     TS_IN_FUTURE = "ts_in_future"
+    # Decoded, then refused by the database for what it holds (found by splitting the batch).
+    STORE_REJECTED = "store_rejected"
+    # The decoder itself failed on it: a bug of ours, kept so the message can be replayed.
+    DECODE_FAILED = "decode_failed"
 
 
 class DecodeError(ValueError):
@@ -107,6 +111,9 @@ class DecodeLimits:
     max_batch: int = 10_000
     max_age: timedelta = timedelta(days=7)
     max_ahead: timedelta = timedelta(minutes=5)
+    # Extra (non-contract) fields of one reading: nesting depth and size as compact JSON.
+    max_extra_depth: int = 8
+    max_extra_bytes: int = 16 * 1024
 
 
 _CHANNELS = {c.value: c for c in Channel}
@@ -161,6 +168,39 @@ def _load_json(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as err:
         raise DecodeError(RejectReason.INVALID_JSON, str(err)) from err
+
+
+def check_extra(extra: Mapping[str, Any], limits: DecodeLimits) -> None:
+    """Refuse extra fields the store cannot keep: NUL in a key or string, too deep, too big.
+
+    Walked without recursion, so a payload nested a thousand levels cannot exhaust the stack.
+    """
+    pending: list[tuple[Any, int]] = [(extra, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise DecodeError(
+                    RejectReason.SCHEMA, "extra fields must not contain the NUL character (U+0000)"
+                )
+            continue
+        if isinstance(value, dict | list):
+            if depth > limits.max_extra_depth:
+                raise DecodeError(
+                    RejectReason.SCHEMA,
+                    f"extra fields nest deeper than {limits.max_extra_depth} levels",
+                )
+            if isinstance(value, dict):
+                pending.extend((key, depth) for key in value)
+                pending.extend((item, depth + 1) for item in value.values())
+            else:
+                pending.extend((item, depth + 1) for item in value)
+    size = len(orjson.dumps(extra))
+    if size > limits.max_extra_bytes:
+        raise DecodeError(
+            RejectReason.SCHEMA,
+            f"extra fields take {size} bytes as JSON; at most {limits.max_extra_bytes}",
+        )
 
 
 def _check_time(ts: datetime, oldest: datetime, newest: datetime, limits: DecodeLimits) -> None:
@@ -223,6 +263,12 @@ def decode_readings(
                 f"{_item(index, objects)}device_id {payload.device_id!r} differs from topic's"
                 f" {device_id!r}",
             )
+        extra = payload.__pydantic_extra__
+        if extra:
+            try:
+                check_extra(extra, limits)
+            except DecodeError as err:
+                raise DecodeError(err.reason, _item(index, objects) + err.detail) from None
         ts = payload.ts
         _check_time(ts, oldest, newest, limits)
         readings.append(Reading(kind, device_id, channel, ts, received_at, payload))

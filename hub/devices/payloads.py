@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from hub.devices.kinds import Kind, Load
 
@@ -29,12 +29,31 @@ def _parse_ts(value: Any) -> datetime:
             raise ValueError("ts is not RFC 3339") from err
         if parsed.tzinfo is None:
             raise ValueError("ts must carry a UTC offset")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as err:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise ValueError("ts is out of range") from err
     raise ValueError("ts must be RFC 3339 text with an offset or integer epoch milliseconds")
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_parse_ts)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _refuse_nul(value: str) -> str:
+    """PostgreSQL's text and jsonb cannot hold U+0000: refuse it here, not at the write."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+# Text the database can store. A message that passed decoding but failed the write would
+# be found only by splitting its batch, so what the store refuses is refused at the door.
+StoredText = Annotated[str, AfterValidator(_refuse_nul)]
+# Cumulative energy counters: a lamp of 100 kW lit for a century stays under 1e8 kWh, a
+# cabinet under 1e10; larger is a broken meter, and sums over it would overflow reports.
+MAX_LAMP_ENERGY_KWH = 1e8
+MAX_CABINET_ENERGY_KWH = 1e10
 
 
 class Payload(BaseModel):
@@ -44,7 +63,7 @@ class Payload(BaseModel):
 
     kind: ClassVar[Kind]
     ts: Timestamp
-    device_id: str | None = Field(default=None, max_length=_MAX_ID_LEN)
+    device_id: StoredText | None = Field(default=None, max_length=_MAX_ID_LEN)
 
 
 class LightingPayload(Payload):
@@ -57,8 +76,8 @@ class LightingPayload(Payload):
     current_a: FiniteFloat = Field(ge=0, le=1000)
     power_w: FiniteFloat = Field(ge=0, le=100_000)
     power_factor: FiniteFloat = Field(ge=0, le=1)
-    energy_kwh: FiniteFloat = Field(ge=0)
-    fault_code: str | None = Field(default=None, max_length=32)
+    energy_kwh: FiniteFloat = Field(ge=0, le=MAX_LAMP_ENERGY_KWH)
+    fault_code: StoredText | None = Field(default=None, max_length=32)
 
 
 class CabinetPayload(Payload):
@@ -74,7 +93,7 @@ class CabinetPayload(Payload):
     current_b_a: FiniteFloat = Field(ge=0, le=10_000)
     current_c_a: FiniteFloat = Field(ge=0, le=10_000)
     power_w: FiniteFloat = Field(ge=0, le=10_000_000)
-    energy_kwh: FiniteFloat = Field(ge=0)
+    energy_kwh: FiniteFloat = Field(ge=0, le=MAX_CABINET_ENERGY_KWH)
 
 
 class TruckPayload(Payload):
@@ -141,6 +160,6 @@ class CommandAckPayload(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     ts: Timestamp
-    command_id: str = Field(min_length=1, max_length=64)
+    command_id: StoredText = Field(min_length=1, max_length=64)
     result: str = Field(pattern="^(ok|error|rejected|unsupported)$")
-    detail: str | None = Field(default=None, max_length=500)
+    detail: StoredText | None = Field(default=None, max_length=500)

@@ -62,8 +62,9 @@ class _BufferedClient(paho.Client):
 
     _rx = b""
     _rx_pos = 0
-    # (topic bytes, payload, packet id, QoS) of each QoS 0/1 PUBLISH, instead of on_message.
-    on_publish_received: Callable[[bytes, bytes, int, int], None] | None = None
+    # (topic bytes, payload, packet id, QoS, retain flag) of each QoS 0/1 PUBLISH, instead
+    # of on_message.
+    on_publish_received: Callable[[bytes, bytes, int, int, bool], None] | None = None
     _rx_sock: object = None
 
     def _sock_recv(self, bufsize: int) -> bytes:
@@ -112,7 +113,7 @@ class _BufferedClient(paho.Client):
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
         if pos > len(packet):
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
-        handler(bytes(topic), bytes(packet[pos:]), mid, qos)
+        handler(bytes(topic), bytes(packet[pos:]), mid, qos, bool(header & 0x01))
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _handle_on_message(self, message: paho.MQTTMessage) -> None:
@@ -187,7 +188,8 @@ class MqttReceiver:
         self._stop = threading.Event()
         self._unsubscribed = threading.Event()
         self._thread: threading.Thread | None = None
-        self.connected = False
+        self._connected = False
+        self.restarts = 0  # times the supervisor restarted the network loop after a crash
         self._messages_seen = 0
         client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
@@ -244,13 +246,15 @@ class MqttReceiver:
             flags.session_present,
             ", ".join((self.subscription, *self._direct)),
         )
+        # Retained messages only when the subscription is new: a resumed session has had
+        # them already (MQTT 5.0, 3.8.3.1, Retain Handling 1).
         client.subscribe(
             [
-                (topic, SubscribeOptions(qos=1, noLocal=True))
+                (topic, SubscribeOptions(qos=1, noLocal=True, retainHandling=1))
                 for topic in (self.subscription, *self._direct)
             ]
         )
-        self.connected = True
+        self._connected = True
         if self._on_connection_change:
             self._on_connection_change(True)
 
@@ -262,18 +266,22 @@ class MqttReceiver:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if self.connected:
+        if self._connected:
             log.warning("disconnected from broker: %s", reason)
-        self.connected = False
+        self._connected = False
         if self._on_connection_change:
             self._on_connection_change(False)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         # paho's path, for what the short one leaves to it (QoS 2, which a QoS 1
         # subscription should never bring).
-        self._on_publish(message._topic, bytes(message.payload), message.mid, message.qos)
+        self._on_publish(
+            message._topic, bytes(message.payload), message.mid, message.qos, message.retain
+        )
 
-    def _on_publish(self, raw_topic: bytes, payload: bytes, mid: int, qos: int) -> None:
+    def _on_publish(
+        self, raw_topic: bytes, payload: bytes, mid: int, qos: int, retained: bool
+    ) -> None:
         self._messages_seen += 1
         received_at = datetime.now(UTC)
         try:
@@ -291,7 +299,7 @@ class MqttReceiver:
             if token >= 0:
                 self._client.ack(mid, qos)
             return
-        self._handler(RawMessage(topic, payload, received_at, token))
+        self._handler(RawMessage(topic, payload, received_at, token, retained))
         if self._acks:
             self._drain_acks()
 
@@ -332,12 +340,12 @@ class MqttReceiver:
             rc = self._pump(0.05)
             if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
                 socket_open = False
-                self.connected = False
+                self._connected = False
                 log.warning("connection lost (%s); reconnecting in %.1f s", rc.name, backoff_s)
                 self._stop.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 10.0)
                 continue
-            if self.connected:
+            if self._connected:
                 backoff_s = 0.2
                 if self._acks:
                     self._drain_acks()
@@ -350,10 +358,10 @@ class MqttReceiver:
         # redelivered 200-500 of those messages at the next connection (measured). The
         # answer to an UNSUBSCRIBE comes after every packet sent before it was handled.
         deadline = time.monotonic() + 5.0
-        while self._acks and self.connected and time.monotonic() < deadline:
+        while self._acks and self._connected and time.monotonic() < deadline:
             self._drain_acks()
             self._pump(0.05)
-        if self.connected:
+        if self._connected:
             self._unsubscribed.clear()
             client.unsubscribe(f"{self._root}/hub-flush")  # never subscribed; harmless
             while not self._unsubscribed.is_set() and time.monotonic() < deadline:
@@ -403,9 +411,47 @@ class MqttReceiver:
         """Whether as many messages wait for a commit as the receive maximum allows."""
         return self._backlog is not None and self._backlog() >= self._receive_maximum
 
+    @property
+    def connected(self) -> bool:
+        """Connected now, and the network thread that keeps the connection is running."""
+        thread = self._thread
+        return self._connected and thread is not None and thread.is_alive()
+
+    def running(self) -> bool:
+        """Whether the network thread is alive (it is restarted after a crash)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def _supervise(self) -> None:
+        """Run the network loop; restart it after a crash instead of leaving ingest dead.
+
+        The loop connects afresh: what was received and not acknowledged is delivered again
+        on the new connection (the session persists), and storage dedupes it.
+        """
+        backoff_s = 0.5
+        while True:
+            try:
+                self._loop()
+            except Exception:
+                self.restarts += 1
+                log.exception(
+                    "MQTT network loop crashed; restarting it in %.1f s (restart %d)",
+                    backoff_s,
+                    self.restarts,
+                )
+                self._connected = False
+                if self._on_connection_change:
+                    self._on_connection_change(False)
+                # The next connect closes the old socket (paho's reconnect does).
+                if self._stop.wait(backoff_s):
+                    return
+                backoff_s = min(backoff_s * 2, 10.0)
+            else:
+                return
+
     def start(self) -> None:
         """Start the network thread; it connects and reconnects with backoff."""
-        self._thread = threading.Thread(target=self._loop, name="mqtt-network", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name="mqtt-network", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, Protocol
 
-from hub.devices.batch import Batch, BatchObserver, BatchSink, DeadLetter
-from hub.devices.decode import DecodeError, DecodeLimits, decode_message
+from hub.devices.batch import Batch, BatchObserver, BatchRejectedError, BatchSink, DeadLetter
+from hub.devices.decode import Decoded, DecodeError, DecodeLimits, RejectReason, decode_message
 from hub.devices.kinds import Kind
 from hub.devices.registry import resume_point
 from hub.ingest.metrics import IngestMetrics
@@ -36,6 +36,7 @@ class RawMessage(NamedTuple):
     payload: bytes
     received_at: datetime
     ack_token: int
+    retained: bool = False
 
 
 class Acknowledger(Protocol):
@@ -100,6 +101,28 @@ class KindIndex:
         return len(self._kinds)
 
 
+def _batch_of(items: Sequence[Decoded | DeadLetter | None]) -> Batch:
+    """One batch of what a run of messages decoded to."""
+    batch = Batch()
+    dead_letters = batch.dead_letters
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, DeadLetter):
+            dead_letters.append(item)
+        else:
+            batch.add(item)
+    return batch
+
+
+def _extend(batch: Batch, part: Batch) -> None:
+    """Add a committed part's contents to a batch."""
+    batch.readings.extend(part.readings)
+    batch.dead_letters.extend(part.dead_letters)
+    batch.statuses.extend(part.statuses)
+    batch.command_acks.extend(part.command_acks)
+
+
 class StoppedWhileFailingError(Exception):
     """The hub is stopping while batches cannot be committed; they stay unacknowledged."""
 
@@ -141,6 +164,8 @@ class IngestPipeline:
         self._submitted = 0
         self._submitted_counted = 0
         self._stop: threading.Event | None = None  # set by run(): retries end with it
+        # The last write error while the store is unavailable, None once a write succeeds.
+        self.write_error: str | None = None
 
     def set_acknowledger(self, acknowledger: Acknowledger) -> None:
         """Where acknowledgements go once a batch is committed."""
@@ -170,33 +195,40 @@ class IngestPipeline:
             return 0.0
         return max(0.0, (self._clock() - oldest.received_at).total_seconds())
 
+    def decode(self, message: RawMessage) -> Decoded | DeadLetter | None:
+        """What one message becomes: readings, a status, an ack, a dead letter, or nothing.
+
+        An empty payload is how MQTT clears a retained message: nothing to keep. Any failure
+        of the decoder itself makes a dead letter too, so that no message can stop ingest.
+        """
+        if not message.payload:
+            return None
+        try:
+            return decode_message(
+                message.topic,
+                message.payload,
+                message.received_at,
+                root=self._root,
+                registry=self._kinds.lookup,
+                limits=self._limits,
+            )
+        except DecodeError as err:
+            reason, detail = err.reason, err.detail
+        except Exception as err:  # a decoder bug must cost one message, not the stream
+            log.exception("decoding a message on %r failed", message.topic[:200])
+            reason, detail = RejectReason.DECODE_FAILED, f"{type(err).__name__}: {err}"
+        return DeadLetter.of(
+            message.topic,
+            message.payload,
+            reason,
+            detail,
+            message.received_at,
+            retained=message.retained,
+        )
+
     def decode_batch(self, messages: Sequence[RawMessage]) -> Batch:
         """Decode raw messages into one batch of readings, statuses, acks and dead letters."""
-        batch = Batch()
-        lookup = self._kinds.lookup
-        for message in messages:
-            try:
-                decoded = decode_message(
-                    message.topic,
-                    message.payload,
-                    message.received_at,
-                    root=self._root,
-                    registry=lookup,
-                    limits=self._limits,
-                )
-            except DecodeError as err:
-                batch.dead_letters.append(
-                    DeadLetter(
-                        message.topic,
-                        message.payload,
-                        err.reason,
-                        err.detail,
-                        message.received_at,
-                    )
-                )
-                continue
-            batch.add(decoded)
-        return batch
+        return _batch_of([self.decode(message) for message in messages])
 
     def flush(self) -> int:
         """Commit what is buffered (up to one batch), acknowledge it, notify observers."""
@@ -209,8 +241,13 @@ class IngestPipeline:
             self._kinds.refresh()
         except Exception:
             log.exception("registry refresh failed; decoding with the cached registry")
-        batch = self.decode_batch(messages)
-        inserted = self._commit_with_retry(batch)
+        items = [self.decode(message) for message in messages]
+        batch = _batch_of(items)
+        result = self._write(batch)
+        if isinstance(result, BatchRejectedError):
+            batch, inserted = self._isolate(messages, items, result)
+        else:
+            inserted = result
         for _ in range(count):
             self._buffer.popleft()
         if self._acknowledger is not None:
@@ -226,17 +263,77 @@ class IngestPipeline:
                 log.exception("batch observer %r failed; continuing", observer)
         return count
 
-    def _commit_with_retry(self, batch: Batch) -> int:
+    def _isolate(
+        self,
+        messages: Sequence[RawMessage],
+        items: Sequence[Decoded | DeadLetter | None],
+        rejection: BatchRejectedError,
+    ) -> tuple[Batch, int]:
+        """Commit a rejected batch in halves until the messages the store refuses are alone.
+
+        Each refused message becomes a `store_rejected` dead letter with the database's
+        words; the rest are committed. Parts are written in arrival order, so the rules
+        still see each device's readings in the order they came. Returns what was committed.
+        """
+        log.warning(
+            "the store refused a batch of %d message(s) (%s); splitting it to find the cause",
+            len(messages),
+            rejection,
+        )
+        committed = Batch()
+        inserted = 0
+        refused: list[DeadLetter] = []
+        # (start, end, why it was refused, or None when not yet tried), leftmost on top.
+        parts: list[tuple[int, int, BatchRejectedError | None]] = [(0, len(messages), rejection)]
+        while parts:
+            start, end, error = parts.pop()
+            if error is None:
+                part = _batch_of(items[start:end])
+                result = self._write(part)
+                if not isinstance(result, BatchRejectedError):
+                    inserted += result
+                    _extend(committed, part)
+                    continue
+                error = result
+            if end - start == 1:
+                message = messages[start]
+                refused.append(
+                    DeadLetter.of(
+                        message.topic,
+                        message.payload,
+                        RejectReason.STORE_REJECTED,
+                        str(error),
+                        message.received_at,
+                        retained=message.retained,
+                    )
+                )
+                continue
+            middle = (start + end) // 2
+            parts.append((middle, end, None))
+            parts.append((start, middle, None))
+        dead = Batch(dead_letters=refused)
+        result = self._write(dead)
+        if isinstance(result, BatchRejectedError):
+            raise RuntimeError(f"the store refused dead letters too: {result}") from result
+        _extend(committed, dead)
+        return committed, inserted
+
+    def _write(self, batch: Batch) -> int | BatchRejectedError:
+        """Commit a batch, retrying while the store is unavailable; or say why it refused it."""
         delay_s = 0.1
         while True:
             try:
-                return self._sink.write_batch(batch)
+                inserted = self._sink.write_batch(batch)
+            except BatchRejectedError as err:
+                self._metrics.write_failures.inc()
+                return err
             except Exception as err:
                 # The sink's own errors (database down, connection lost) are retried for
                 # ever: nothing is acknowledged meanwhile, so the broker keeps the messages
                 # and stops sending once our receive maximum is reached. Until the hub is
                 # told to stop: then the messages stay with the broker, unacknowledged.
                 self._metrics.write_failures.inc()
+                self.write_error = f"{type(err).__name__}: {err}"
                 stop = self._stop
                 if stop is not None and stop.is_set():
                     raise StoppedWhileFailingError(str(err)) from err
@@ -246,6 +343,9 @@ class IngestPipeline:
                 else:
                     stop.wait(delay_s)
                 delay_s = min(delay_s * 2, self._retry_max_s)
+            else:
+                self.write_error = None
+                return inserted
 
     def _record(self, batch: Batch, inserted: int, count: int, elapsed_s: float) -> None:
         metrics = self._metrics

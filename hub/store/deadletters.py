@@ -8,6 +8,15 @@ import psycopg
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
+# Longest detail kept with a dead letter: the database's words can quote the whole row.
+DETAIL_CHARS = 2000
+
+
+def storable_text(text: str, limit: int = DETAIL_CHARS) -> str:
+    """Text safe for a text column: NUL spelled out, lone surrogates replaced, bounded."""
+    cleaned = text.replace("\x00", "\\0")[:limit]
+    return cleaned.encode("utf-8", "replace").decode("utf-8")
+
 
 @dataclass(frozen=True, slots=True)
 class StoredDeadLetter:
@@ -21,9 +30,19 @@ class StoredDeadLetter:
     detail: str
     replayed_at: datetime | None
     replay_count: int
+    payload_bytes: int
+    retained: bool = False
+
+    @property
+    def sampled(self) -> bool:
+        """Whether only a sample of the payload was kept (an oversize message)."""
+        return len(self.payload) < self.payload_bytes
 
 
-_COLUMNS = "id, received_at, topic, payload, reason, detail, replayed_at, replay_count"
+_COLUMNS = (
+    "id, received_at, topic, payload, reason, detail, replayed_at, replay_count,"
+    " payload_bytes, retained"
+)
 
 
 def list_dead_letters(
@@ -43,7 +62,16 @@ def list_dead_letters(
     ).fetchall()
     return [
         StoredDeadLetter(
-            int(r[0]), r[1], str(r[2]), bytes(r[3]), str(r[4]), str(r[5]), r[6], int(r[7])
+            int(r[0]),
+            r[1],
+            str(r[2]),
+            bytes(r[3]),
+            str(r[4]),
+            str(r[5]),
+            r[6],
+            int(r[7]),
+            int(r[8]),
+            bool(r[9]),
         )
         for r in rows
     ]
@@ -71,5 +99,5 @@ def mark_still_dead(conn: Conn, updates: list[tuple[int, str, str]]) -> None:
     conn.cursor().executemany(
         "UPDATE dead_letters SET reason = %s, detail = %s, replay_count = replay_count + 1"
         " WHERE id = %s",
-        [(reason, detail, dead_id) for dead_id, reason, detail in updates],
+        [(reason, storable_text(detail), dead_id) for dead_id, reason, detail in updates],
     )

@@ -12,11 +12,12 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from hub.devices.batch import Batch
+from hub.devices.batch import Batch, BatchRejectedError, DeadLetter
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
 from hub.devices.payloads import measurement_fields
 from hub.store import parking
+from hub.store.deadletters import storable_text
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,17 @@ class TelemetryWriter:
         return stage, types
 
     def write_batch(self, batch: Batch) -> int:
-        """Commit the batch; return how many readings were new rather than redelivered."""
+        """Commit the batch; return how many readings were new rather than redelivered.
+
+        Raises BatchRejectedError, with the database's words, when what the batch holds
+        cannot be stored; connection and server troubles propagate as psycopg raised them.
+        """
+        try:
+            return self._write_batch(batch)
+        except _REJECTED_BY_DATA as err:
+            raise BatchRejectedError(f"{type(err).__name__}: {err}") from err
+
+    def _write_batch(self, batch: Batch) -> int:
         conn = self._conn
         inserted = 0
         with conn.transaction():
@@ -95,19 +106,7 @@ class TelemetryWriter:
             for kind, readings in by_kind.items():
                 inserted += self._write_kind(TABLES[kind], readings)
             if batch.dead_letters:
-                with conn.cursor().copy(
-                    "COPY dead_letters (received_at, topic, payload, reason, detail) FROM STDIN"
-                ) as copy:
-                    for dead in batch.dead_letters:
-                        copy.write_row(
-                            (
-                                dead.received_at,
-                                dead.topic.replace("\x00", "\\0"),
-                                dead.payload,
-                                dead.reason.value,
-                                dead.detail.replace("\x00", "\\0"),
-                            )
-                        )
+                write_dead_letters(conn, batch.dead_letters)
             if batch.statuses:
                 conn.cursor().executemany(
                     "INSERT INTO device_status (device_id, online, changed_at, received_at)"
@@ -153,6 +152,59 @@ class TelemetryWriter:
         if table.kind is Kind.PARKING:
             parking.record_latest_reports(self._conn, stage)
         return inserted
+
+
+# What the database (or the adapting of a value for it) says when the data is at fault: a
+# data exception (SQLSTATE class 22), an integrity violation (23), a program limit such as
+# nesting too deep (54, an OperationalError in psycopg, told apart in write_batch), or a
+# value Python could not adapt. Anything else (connection, server, permissions) is not the
+# data's fault: the batch is retried whole.
+# (ProgramLimitExceeded is the one OperationalError here.)
+_REJECTED_BY_DATA = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    psycopg.errors.ProgramLimitExceeded,
+    ValueError,
+    OverflowError,
+    RecursionError,
+    TypeError,
+)
+
+
+def write_dead_letters(
+    conn: psycopg.Connection[tuple[Any, ...]], letters: Sequence[DeadLetter]
+) -> None:
+    """Keep dead letters; a retained one already kept (and not replayed) is not kept again."""
+    fresh = [d for d in letters if not d.retained]
+    if fresh:
+        with conn.cursor().copy(
+            "COPY dead_letters (received_at, topic, payload, reason, detail, payload_bytes,"
+            " payload_sha256, retained) FROM STDIN"
+        ) as copy:
+            for dead in fresh:
+                copy.write_row(_dead_letter_row(dead))
+    retained = [d for d in letters if d.retained]
+    if retained:
+        conn.cursor().executemany(
+            "INSERT INTO dead_letters (received_at, topic, payload, reason, detail,"
+            " payload_bytes, payload_sha256, retained) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (topic, payload_sha256) WHERE retained AND replayed_at IS NULL"
+            " DO NOTHING",
+            [_dead_letter_row(dead) for dead in retained],
+        )
+
+
+def _dead_letter_row(dead: DeadLetter) -> tuple[Any, ...]:
+    return (
+        dead.received_at,
+        storable_text(dead.topic, 1000),
+        dead.payload,
+        dead.reason.value,
+        storable_text(dead.detail),
+        dead.payload_bytes,
+        dead.payload_sha256,
+        dead.retained,
+    )
 
 
 def row_to_reading_dict(table: KindTable, row: Sequence[Any]) -> dict[str, Any]:

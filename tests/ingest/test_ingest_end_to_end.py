@@ -1,5 +1,6 @@
 """MQTT → hub → PostgreSQL with a real Mosquitto, a real PostgreSQL and a real hub process."""
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import orjson
 import psycopg
 import pytest
 
+from hub.devices.batch import OVERSIZE_SAMPLE_BYTES
 from hub.devices.kinds import Kind
 from tests.hub_process import HubChild, count, hub_env, publish_all, running_hub, wait_for
 from tests.payload_examples import example
@@ -105,13 +107,20 @@ def test_every_class_of_bad_input_becomes_a_dead_letter(
             what="dead letters",
         )
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute("SELECT reason, topic, payload, detail FROM dead_letters").fetchall()
+        rows = conn.execute(
+            "SELECT reason, topic, payload, detail, payload_bytes, payload_sha256"
+            " FROM dead_letters"
+        ).fetchall()
     by_reason = {row[0]: row for row in rows}
     assert set(by_reason) == set(bad)
     for reason, (topic, payload) in bad.items():
         assert by_reason[reason][1] == topic
-        assert bytes(by_reason[reason][2]) == payload
+        # An oversize payload is kept as a sample of its start, its size and its hash.
+        kept = payload[:OVERSIZE_SAMPLE_BYTES] if reason == "oversize" else payload
+        assert bytes(by_reason[reason][2]) == kept
         assert by_reason[reason][3]
+        assert by_reason[reason][4] == len(payload)
+        assert bytes(by_reason[reason][5]) == hashlib.sha256(payload).digest()
     assert stored_total(database_url) == 0
 
 
