@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     max_age_s: int = Field(default=7 * 24 * 3600, ge=1, description="oldest accepted ts")
     max_ahead_s: int = Field(default=300, ge=0, description="furthest future ts accepted")
+    health_max_lag_s: float = Field(
+        default=30.0, gt=0, description="ingest lag beyond which /health says degraded"
+    )
     registry_refresh_s: float = Field(default=5.0, gt=0)
     retention_days: int = Field(default=365, ge=1, description="telemetry kept this long")
     deadletter_retention_days: int = Field(default=90, ge=1)
