@@ -99,10 +99,14 @@ class TelemetryWriter:
     def _write_batch(self, batch: Batch) -> int:
         conn = self._conn
         inserted = 0
+        by_kind: dict[Kind, list[Reading]] = defaultdict(list)
+        for reading in batch.readings:
+            by_kind[reading.kind].append(reading)
+        # Staging tables are made before the batch's transaction: made inside it, a batch
+        # rolled back would take them along while this writer still believed they exist.
+        for kind in by_kind:
+            self._ensure_stage(TABLES[kind])
         with conn.transaction():
-            by_kind: dict[Kind, list[Reading]] = defaultdict(list)
-            for reading in batch.readings:
-                by_kind[reading.kind].append(reading)
             for kind, readings in by_kind.items():
                 inserted += self._write_kind(TABLES[kind], readings)
             if batch.dead_letters:
