@@ -104,3 +104,33 @@ def test_a_batch_of_pubacks_is_one_packet_of_four_bytes_each() -> None:
     assert (packet["to_process"], packet["pos"]) == (12, 0)
     client.queue_pubacks([])
     assert len(client._out_packet) == 1
+
+
+def test_a_crashed_network_loop_is_restarted_and_never_reads_as_connected(
+    mqtt_url: str, mqtt_root: str
+) -> None:
+    inbox: list[RawMessage] = []
+    seen_while_crashed: list[bool] = []
+
+    def take(message: RawMessage) -> None:
+        if not inbox and not seen_while_crashed:
+            seen_while_crashed.append(True)
+            raise RuntimeError("a bug on the network thread")  # the loop dies here
+        inbox.append(message)
+
+    receiver = MqttReceiver(
+        url=mqtt_url, client_id=f"{mqtt_root}-crash", root=mqtt_root, on_message=take
+    )
+    receiver.start()
+    try:
+        wait_for(lambda: receiver.connected, 10, "connected")
+        publish_all(mqtt_url, [(f"{mqtt_root}/parking/p-1/telemetry", b"{}")], "crash-pub")
+        wait_for(lambda: receiver.restarts == 1, 10, "the supervisor's restart")
+        # The message was never acknowledged: the broker delivers it again after the restart.
+        wait_for(lambda: len(inbox) == 1, 20, "the message redelivered")
+        assert receiver.running()
+        assert receiver.connected
+    finally:
+        receiver.stop()
+    assert not receiver.running()
+    assert not receiver.connected  # a stopped loop never reads as connected
