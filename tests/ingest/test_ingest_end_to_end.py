@@ -108,8 +108,7 @@ def test_every_class_of_bad_input_becomes_a_dead_letter(
         )
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT reason, topic, payload, detail, payload_bytes, payload_sha256"
-            " FROM dead_letters"
+            "SELECT reason, topic, payload, detail, payload_bytes, payload_sha256 FROM dead_letters"
         ).fetchall()
     by_reason = {row[0]: row for row in rows}
     assert set(by_reason) == set(bad)

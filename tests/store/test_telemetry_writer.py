@@ -65,7 +65,9 @@ def test_dead_letters_keep_raw_bytes_and_reason(database_url: str) -> None:
         TelemetryWriter(conn).write_batch(
             Batch(
                 dead_letters=[
-                    DeadLetter.of("city/x/y/telemetry", raw, RejectReason.UNKNOWN_KIND, "kind x", NOW)
+                    DeadLetter.of(
+                        "city/x/y/telemetry", raw, RejectReason.UNKNOWN_KIND, "kind x", NOW
+                    )
                 ]
             )
         )
