@@ -1,7 +1,9 @@
 """The docker-compose stack parses, names the services it must, and mounts files that exist."""
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -44,6 +46,68 @@ def test_broker_config_requires_auth_and_raises_limits() -> None:
     tuning = (ROOT / "deploy/mosquitto/conf.d/tuning.conf").read_text()
     assert "max_queued_messages 5000000" in tuning
     assert "max_inflight_messages 0" in tuning
+
+
+def interpolated(value: str) -> str:
+    """A compose value with its ${VARIABLE...} references replaced by a plain word."""
+    return re.sub(r"\$\{[^}]*\}", "secret", value)
+
+
+def broker_listeners(path: Path) -> dict[int, dict[str, str]]:
+    """Each listener's port and the options set under it (per_listener_settings true)."""
+    listeners: dict[int, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, _, value = line.partition(" ")
+        if name == "listener":
+            current = listeners.setdefault(int(value.split()[0]), {})
+        elif current is not None:
+            current[name] = value
+    return listeners
+
+
+def test_broker_listeners_tie_client_ids_to_accounts() -> None:
+    conf = ROOT / "deploy/mosquitto/mosquitto.conf"
+    options = [line for line in conf.read_text().splitlines() if line and line[0] != "#"]
+    assert options[0] == "per_listener_settings true"  # before any other security option
+    for path in (conf, ROOT / "deploy/mosquitto/tls.conf.example"):
+        listeners = broker_listeners(path)
+        device = [port for port, o in listeners.items() if o.get("use_username_as_clientid")]
+        assert len(device) == 1, path
+        for port, settings in listeners.items():
+            assert settings["allow_anonymous"] == "false", (path, port)
+            kind = "devices" if port in device else "platform"
+            assert settings["password_file"] == f"/mosquitto/data/{kind}.passwd", (path, port)
+            assert settings["acl_file"] == f"/mosquitto/config/{kind}.acl", (path, port)
+            if port in device:
+                assert settings["use_username_as_clientid"] == "true"
+
+
+def test_hub_on_the_platform_listener_devices_on_the_device_listener() -> None:
+    services = load_compose()["services"]
+    listeners = broker_listeners(ROOT / "deploy/mosquitto/mosquitto.conf")
+    device = next(p for p, o in listeners.items() if o.get("use_username_as_clientid") == "true")
+    platform = next(p for p in listeners if p != device)
+    hub_url = urlsplit(interpolated(services["hub"]["environment"]["HUB_MQTT_URL"]))
+    assert (hub_url.username, hub_url.port) == ("hub", platform)
+    command = interpolated(" ".join(services["simulators"]["command"]))
+    simulator_url = urlsplit(command.split("--mqtt-url ")[1].split()[0])
+    assert (simulator_url.username, simulator_url.port) == ("simulator", device)
+    # The hub's broker password stays out of the simulators' container.
+    assert "HUB_MQTT_URL" not in services["simulators"].get("environment", {})
+    published = [int(str(p).split(":")[-1]) for p in services["mosquitto"]["ports"]]
+    assert published == [device]
+
+
+def test_every_config_file_the_broker_reads_is_mounted() -> None:
+    mosquitto = load_compose()["services"]["mosquitto"]
+    mounted = [str(v).split(":")[1] for v in mosquitto["volumes"]]
+    deploy = ROOT / "deploy/mosquitto"
+    for path in (deploy / "mosquitto.conf", deploy / "tls.conf.example", deploy / "entrypoint.sh"):
+        for name in re.findall(r"/mosquitto/config/[\w./-]+", path.read_text()):
+            assert any(name == m or name.startswith(m + "/") for m in mounted), (path, name)
 
 
 def test_hub_image_builds_from_files_that_exist() -> None:

@@ -1,8 +1,8 @@
-"""The documented TLS listener (deploy/mosquitto/tls.conf.example) against a real Mosquitto:
-the hub connects over mqtts:// with a private CA and stores what a device sends over TLS;
-a client that does not trust the CA is refused."""
+"""The documented TLS listeners (deploy/mosquitto/tls.conf.example) against a real Mosquitto
+running the repository's config: the hub connects over mqtts:// with a private CA to the
+platform TLS listener and stores what a device sends over the device TLS listener; a client
+that does not trust the CA is refused."""
 
-import shutil
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -16,12 +16,16 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.devices.kinds import Kind
-from hub.local_services import MOSQUITTO_TUNING, free_port, wait_for_port
+from hub.local_services import MOSQUITTO_TUNING
 from tests.hub_process import count, hub_env, running_hub, wait_for
 from tests.payload_examples import GOOD
+from tests.security.repository_broker import HUB_USER, Accounts, repository_broker
 
 pytestmark = pytest.mark.integration
 EXAMPLE = MOSQUITTO_TUNING.parent.parent / "tls.conf.example"
+# The example's listeners: devices (client id = user name) and the platform (the hub).
+DEVICE_TLS, PLATFORM_TLS = 8883, 8884
+ACCOUNTS = Accounts(devices={"L-TLS-1": "lamp-over-tls"})
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -81,51 +85,45 @@ def _certificates(directory: Path) -> None:
 
 
 @pytest.fixture
-def tls_broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """Mosquitto with the documented TLS listener on a free port; (port, CA file)."""
+def tls_broker(tmp_path: Path) -> Iterator[tuple[dict[int, int], Path]]:
+    """The repository's broker with the example copied to conf.d/tls.conf and certificates
+    mounted, as docs/security.md says; (listener port -> free port, CA file)."""
     certs = tmp_path / "certs"
     certs.mkdir()
     _certificates(certs)
-    port = free_port()
-    listener = EXAMPLE.read_text().replace("/mosquitto/certs/", f"{certs}/")
-    listener = listener.replace("listener 8883", f"listener {port} 127.0.0.1")
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"allow_anonymous true\npersistence false\nuser root\n{listener}")
-    process = subprocess.Popen(
-        [shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield port, certs / "ca.crt"
-    finally:
-        process.terminate()
-        process.wait(10)
+    mounts = {"/mosquitto/config/conf.d/tls.conf": EXAMPLE, "/mosquitto/certs": certs}
+    with repository_broker(tmp_path / "broker", ACCOUNTS, mounts) as broker:
+        yield dict(broker.ports), certs / "ca.crt"
 
 
-def _device_client(ca_file: Path | None) -> paho.Client:
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="L-TLS-1")
+def _device_client(ca_file: Path | None, client_id: str = "L-TLS-1") -> paho.Client:
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.username_pw_set("L-TLS-1", ACCOUNTS.devices["L-TLS-1"])
     client.tls_set(ca_certs=str(ca_file) if ca_file else None)
     return client
 
 
 def test_hub_and_device_over_tls_with_a_private_ca(
-    tls_broker: tuple[int, Path], database_url: str, mqtt_root: str, tmp_path: Path
+    tls_broker: tuple[dict[int, int], Path], database_url: str, tmp_path: Path
 ) -> None:
-    port, ca_file = tls_broker
+    ports, ca_file = tls_broker
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO devices (device_id, kind, lat, lon)"
             " VALUES ('L-TLS-1', 'lighting', 31.3, 120.6)"
         )
-    env = hub_env(database_url, f"mqtts://127.0.0.1:{port}?cafile={ca_file}", mqtt_root)
-    with running_hub(env, tmp_path / "hub.log"):
-        device = _device_client(ca_file)
-        device.connect("127.0.0.1", port)
+    credentials = f"{HUB_USER}:{ACCOUNTS.hub_password}"
+    url = f"mqtts://{credentials}@127.0.0.1:{ports[PLATFORM_TLS]}?cafile={ca_file}"
+    # The repository's ACLs are written for the `city` root.
+    env = hub_env(database_url, url, "city", HUB_MQTT_CLIENT_ID="city-hub")
+    log = tmp_path / "hub.log"
+    with running_hub(env, log):
+        # Asking for the hub's client id gets the device its own session (its user name).
+        device = _device_client(ca_file, client_id="city-hub")
+        device.connect("127.0.0.1", ports[DEVICE_TLS])
         device.loop_start()
         body = {**GOOD[Kind.LIGHTING], "ts": datetime.now(UTC).isoformat()}
-        info = device.publish(f"{mqtt_root}/lighting/L-TLS-1/telemetry", orjson.dumps(body), qos=1)
+        info = device.publish("city/lighting/L-TLS-1/telemetry", orjson.dumps(body), qos=1)
         info.wait_for_publish(timeout=10)
         device.loop_stop()
         device.disconnect()
@@ -133,9 +131,14 @@ def test_hub_and_device_over_tls_with_a_private_ca(
             lambda: count(database_url, "SELECT count(*) FROM telemetry_lighting") == 1,
             what="the reading sent over TLS stored",
         )
+        text = log.read_text()
+    assert "disconnected" not in text, text[-3000:]
 
 
-def test_a_client_that_does_not_trust_the_ca_is_refused(tls_broker: tuple[int, Path]) -> None:
-    port, _ = tls_broker
-    with pytest.raises(ssl.SSLCertVerificationError):
-        _device_client(None).connect("127.0.0.1", port)
+def test_a_client_that_does_not_trust_the_ca_is_refused(
+    tls_broker: tuple[dict[int, int], Path],
+) -> None:
+    ports, _ = tls_broker
+    for listener in (DEVICE_TLS, PLATFORM_TLS):
+        with pytest.raises(ssl.SSLCertVerificationError):
+            _device_client(None).connect("127.0.0.1", ports[listener])
