@@ -5,6 +5,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import psycopg
@@ -39,6 +40,12 @@ def messages(root: str, first: int, n: int) -> list[tuple[str, bytes]]:
         payload = example(Kind.PARKING, base_ms + seq * 100, occupied=seq % 2 == 0)
         out.append((f"{root}/parking/P-{seq % DEVICES}/telemetry", orjson.dumps(payload)))
     return out
+
+
+def health_of(api_port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/health", timeout=5) as r:
+        health: dict[str, Any] = orjson.loads(r.read())
+    return health
 
 
 def stored(database_url: str) -> int:
@@ -99,6 +106,7 @@ def test_database_restart_under_load_loses_nothing_and_stays_bounded(
     )
     total = 6000
     pending_seen: list[int] = []
+    problems_seen: set[str] = set()
     with running_hub(env, tmp_path / "hub.log", api=True):
         publisher = threading.Thread(
             target=publish_all, args=(mqtt_url, messages(mqtt_root, 0, total), "pub-load")
@@ -112,14 +120,21 @@ def test_database_restart_under_load_loses_nothing_and_stays_bounded(
                 health = orjson.loads(r.read())
             pending_seen.append(int(health["ingest_pending"]))
             assert health["database"] is False
+            assert health["status"] == "degraded"
+            problems_seen.update(health["problems"])
             time.sleep(0.2)
         own_database.start()
         publisher.join()
         wait_for(lambda: stored(url) == total, timeout_s=90, what=f"all {total} readings")
+        # Health tells the truth again once the writer has caught up.
+        wait_for(lambda: health_of(api_port)["status"] == "ok", 30, "health ok again")
     # While the database was down the hub stopped acknowledging instead of buffering:
     # never more in memory than the receive maximum the broker honours.
     assert max(pending_seen) <= 500
     assert max(pending_seen) > 0
+    # Health said why: the database, and the writer retrying its batch.
+    assert "the database does not answer" in problems_seen
+    assert any(p.startswith("the writer is retrying a batch: ") for p in problems_seen)
     assert count(url, "SELECT count(*) FROM dead_letters") == 0
 
 
