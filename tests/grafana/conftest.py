@@ -8,13 +8,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
 from hub.__main__ import main as hub_main
+from hub.cases.calendar import WorkingCalendar, load_calendar
 from hub.store.cases import CaseStore
 from hub.store.database import Database
 from tests.cases_store.case_fixtures import case_setup, hotline_report
@@ -61,6 +63,23 @@ def last_local_2300(before: datetime) -> datetime:
     if at > local:
         at -= timedelta(days=1)
     return at.astimezone(UTC)
+
+
+def overdue_call_times(calendar: WorkingCalendar, before: datetime) -> tuple[datetime, datetime]:
+    """09:00 and 10:00 of the latest working day before `before`'s local date.
+
+    A call logged then has its one working hour to register run out that same day, so it is
+    overdue at `before` whatever the weekday or holiday the test runs on (a call placed at a
+    fixed offset before a Sunday run would still be within its deadline on Monday).
+    """
+    day: date = calendar.local_date(before) - timedelta(days=1)
+    while not calendar.is_working_day(day):
+        day -= timedelta(days=1)
+    first, second = (
+        datetime.combine(day, time_of_day(hour), tzinfo=calendar.tz).astimezone(UTC)
+        for hour in (9, 10)
+    )
+    return first, second
 
 
 def _clone(admin_url: str, template: str) -> str:
@@ -147,14 +166,15 @@ def seeded_city(
         )
         wait_for(lambda: count(url, "SELECT count(*) FROM cases") > 0, 15, "filed cases")
         _stable(url, "SELECT count(*) FROM cases", 1.0, 15)
-    # Two hotline calls logged two days ago and never registered: overdue cases, by the
-    # workflow's own deadline arithmetic with its clock set to the call.
+    # Two hotline calls logged on the last working day and never registered: overdue cases,
+    # by the workflow's own deadline arithmetic with its clock set to the call.
     database = Database(url, max_size=2)
     database.open()
     try:
         cases = CaseStore(database, case_setup())
-        for hours, class_code in ((2, "01003"), (20, "06011")):
-            cases.report(hotline_report(class_code), start + timedelta(hours=hours))
+        calls_at = overdue_call_times(load_calendar(), datetime.now(UTC))
+        for called_at, class_code in zip(calls_at, ("01003", "06011"), strict=True):
+            cases.report(hotline_report(class_code), called_at)
     finally:
         database.close()
     yield SeededCity(url, start, end, datetime.now(UTC))
