@@ -24,9 +24,13 @@ def _configure_logging(level: str) -> None:
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Apply pending migrations and report the storage mode."""
-    from hub.store.migrations import apply_migrations  # noqa: PLC0415 - keep --help fast
+    from hub.store.migrations import MigrationError, apply_migrations  # noqa: PLC0415
 
-    report = apply_migrations(settings.database_url, args.mode)
+    try:
+        report = apply_migrations(settings.database_url, args.mode)
+    except MigrationError as err:
+        print(f"migrate: {err}", file=sys.stderr)
+        return 1
     print(f"storage mode: {report.mode}; schema version {report.current_version}")
     for name in report.applied:
         print(f"applied {name}")

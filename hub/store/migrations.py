@@ -66,12 +66,66 @@ def load_migrations(mode: StorageMode) -> list[Migration]:
     return migrations
 
 
-def _choose_mode(conn: psycopg.Connection[tuple[object, ...]], requested: str) -> StorageMode:
+class MigrationError(RuntimeError):
+    """A migration that cannot proceed, with a one-line message saying what to do."""
+
+
+# TimescaleDB's loader refuses a library that was not preloaded with a FATAL error, which
+# also ends the session (timescale/timescaledb issues 550, 1849, 6208: 'extension
+# "timescaledb" must be preloaded'). So the extension is tried on a connection of its own
+# and the server's setting is read first where the role may read it.
+PRELOAD_ADVICE = (
+    "add timescaledb to shared_preload_libraries in postgresql.conf"
+    " (shared_preload_libraries = 'timescaledb', keeping any libraries already listed)"
+    " and restart PostgreSQL"
+)
+
+
+def preloaded_libraries(setting: str) -> set[str]:
+    """Library names of a shared_preload_libraries value ('"$libdir/timescaledb.so", x')."""
+    names = set()
+    for part in setting.split(","):
+        name = part.strip().strip('"').rsplit("/", 1)[-1]
+        names.add(name.removesuffix(".so"))
+    names.discard("")
+    return names
+
+
+def explain_enable_failure(error_text: str) -> str:
+    """What an operator must do, from the error CREATE EXTENSION timescaledb raised."""
+    first_line = error_text.strip().splitlines()[0] if error_text.strip() else "no message"
+    if "must be preloaded" in error_text or "connection" in first_line.lower():
+        return f"timescaledb is installed but not preloaded ({first_line}): {PRELOAD_ADVICE}"
+    return f"timescaledb is installed but cannot be enabled: {first_line}"
+
+
+def _timescaledb_blocker(url: str) -> str | None:
+    """Why the timescaledb extension cannot be used in this database, or None if it can."""
+    with psycopg.connect(url, autocommit=True) as probe:
+        try:
+            row = probe.execute("SHOW shared_preload_libraries").fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            row = None  # not a superuser nor pg_read_all_settings: learn it by trying
+    if row is not None and "timescaledb" not in preloaded_libraries(str(row[0])):
+        return f"timescaledb is installed but not preloaded: {PRELOAD_ADVICE}"
+    try:
+        with psycopg.connect(url, autocommit=True) as attempt:
+            attempt.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as err:
+        return explain_enable_failure(str(err))
+    return None
+
+
+def _choose_mode(
+    conn: psycopg.Connection[tuple[object, ...]], url: str, requested: str
+) -> StorageMode:
     row = conn.execute("SELECT value FROM hub_meta WHERE key = 'storage_mode'").fetchone()
     if row is not None:
         mode = StorageMode(str(row[0]))
         if requested not in ("auto", mode):
-            raise RuntimeError(f"database was created in {mode} mode; cannot switch to {requested}")
+            raise MigrationError(
+                f"database was created in {mode} mode; cannot switch to {requested}"
+            )
         return mode
     available = conn.execute(
         "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
@@ -79,18 +133,17 @@ def _choose_mode(conn: psycopg.Connection[tuple[object, ...]], requested: str) -
     if requested == "plain" or (requested == "auto" and available is None):
         return StorageMode.PLAIN
     if available is None:
-        raise RuntimeError(
-            "HUB_STORAGE_MODE=timescale but the timescaledb extension is not installed"
+        raise MigrationError(
+            "--mode timescale but the timescaledb extension is not installed on this server"
+            " (install the timescaledb package for this PostgreSQL, or migrate with --mode plain)"
         )
-    try:
-        with conn.transaction():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    except psycopg.Error as err:
-        if requested == "timescale":
-            raise RuntimeError(f"cannot enable timescaledb: {err}") from err
-        log.warning("timescaledb is installed but cannot be enabled (%s); using plain tables", err)
-        return StorageMode.PLAIN
-    return StorageMode.TIMESCALE
+    blocker = _timescaledb_blocker(url)
+    if blocker is None:
+        return StorageMode.TIMESCALE
+    if requested == "timescale":
+        raise MigrationError(blocker)
+    log.warning("%s; using plain tables (storage mode is fixed at the first migrate)", blocker)
+    return StorageMode.PLAIN
 
 
 def apply_migrations(url: str, requested_mode: str = "auto") -> MigrationReport:
@@ -106,7 +159,7 @@ def apply_migrations(url: str, requested_mode: str = "auto") -> MigrationReport:
                 " version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            mode = _choose_mode(conn, requested_mode)
+            mode = _choose_mode(conn, url, requested_mode)
             conn.execute(
                 "INSERT INTO hub_meta (key, value) VALUES ('storage_mode', %s)"
                 " ON CONFLICT (key) DO NOTHING",

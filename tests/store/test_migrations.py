@@ -7,6 +7,7 @@ import psycopg
 
 from hub.devices.kinds import Kind
 from hub.store.migrations import StorageMode, apply_migrations, load_migrations
+from tests.store.server_mode import server_storage_mode
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "hub/store/migrations"
 AGGREGATES = {
@@ -20,7 +21,7 @@ AGGREGATES = {
 
 def test_fresh_database_migrates_once(empty_database_url: str) -> None:
     first = apply_migrations(empty_database_url, "auto")
-    assert first.mode is StorageMode.PLAIN  # no TimescaleDB on the test server
+    assert first.mode is server_storage_mode(empty_database_url)
     assert first.applied[0] == "001_registry"
     second = apply_migrations(empty_database_url, "auto")
     assert second.applied == []
