@@ -129,11 +129,6 @@ class FilingRule(BaseModel):
     department: str | None = Field(
         default=None, description="responsible department, overriding routing by class"
     )
-    joins_open_case_of: frozenset[AlarmType] = Field(
-        default=frozenset(),
-        description="related alarm types of the same device whose open case this alarm joins"
-        " (one incident, one case: a displaced cover raises tilt and cover_open)",
-    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -158,6 +153,40 @@ class FilingRule(BaseModel):
         return table.get(self.class_kind, self.class_code)
 
 
+class IncidentJoin(BaseModel):
+    """Alarm types that describe one fault and so join one open case (one incident, one case).
+
+    Alarms of `alarm_types` on one source (a device, or the group of the same id: a
+    cabinet and its lamp group) join the open case filed from any of them; alarms of
+    `member_alarm_types` on a device whose registry parent is that source join it too.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    incident: str = Field(min_length=1)
+    alarm_types: frozenset[AlarmType] = Field(min_length=1)
+    member_alarm_types: frozenset[AlarmType] = frozenset()
+
+
+class JoinScope(StrEnum):
+    """Whose open cases an alarm may join: its own source's, or its registry parent's."""
+
+    SOURCE = "source"
+    PARENT = "parent"
+
+
+@dataclass(frozen=True, slots=True)
+class JoinLookup:
+    """One place to look for the open case an alarm joins, in order of preference."""
+
+    scope: JoinScope
+    incident: str
+    alarm_types: frozenset[AlarmType]
+
+
+RECURRENCE = "recurrence"
+
+
 class CasePolicy(BaseModel):
     """The whole case policy file."""
 
@@ -167,8 +196,45 @@ class CasePolicy(BaseModel):
     departments: dict[str, str] = Field(min_length=1)
     routing: RoutingModel
     filing: dict[AlarmType, FilingRule]
+    joining: list[IncidentJoin] = []
     deadlines: DeadlineTable
     evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _one_incident_per_type(self) -> Self:
+        seen: dict[AlarmType, str] = {}
+        for join in self.joining:
+            both = join.alarm_types & join.member_alarm_types
+            if both:
+                raise ValueError(
+                    f"joining {join.incident}: {sorted(both)} cannot be both the source's"
+                    " and its members' alarm types"
+                )
+            for alarm_type in sorted(join.alarm_types | join.member_alarm_types):
+                if alarm_type in seen:
+                    raise ValueError(
+                        f"joining: {alarm_type} is in both {seen[alarm_type]} and {join.incident}"
+                    )
+                seen[alarm_type] = join.incident
+        return self
+
+    def join_lookups(self, alarm_type: AlarmType) -> tuple[JoinLookup, ...]:
+        """Where a filed alarm looks for an open case to join before opening its own.
+
+        Always the same source's open case of the same type (a recurrence) or of a type
+        of its incident; then, for a member type, its parent's open case of the incident.
+        """
+        for join in self.joining:
+            if alarm_type in join.alarm_types:
+                return (
+                    JoinLookup(JoinScope.SOURCE, join.incident, join.alarm_types | {alarm_type}),
+                )
+            if alarm_type in join.member_alarm_types:
+                return (
+                    JoinLookup(JoinScope.SOURCE, RECURRENCE, frozenset({alarm_type})),
+                    JoinLookup(JoinScope.PARENT, join.incident, join.alarm_types),
+                )
+        return (JoinLookup(JoinScope.SOURCE, RECURRENCE, frozenset({alarm_type})),)
 
     @model_validator(mode="after")
     def _references(self) -> Self:

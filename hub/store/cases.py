@@ -5,6 +5,7 @@ on its version), its events in `case_events` and their rows in the outbox. Case 
 come from `case_number_seq`, one atomic counter per local date.
 """
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,14 @@ from hub.cases.evaluation import (
 from hub.cases.intake import CaseDraft, CaseSetup, PersonReport, draft_alarm_case, draft_person_case
 from hub.cases.milestones import StageMilestones, evaluate_stage_milestones
 from hub.cases.numbering import DEFAULT_SEQ_WIDTH, case_date, format_case_number
-from hub.cases.routing import FilingOutcome, PolicyError, decide_filing
+from hub.cases.routing import (
+    RECURRENCE,
+    FilingOutcome,
+    JoinLookup,
+    JoinScope,
+    PolicyError,
+    decide_filing,
+)
 from hub.cases.state_codec import decode_case_state, encode_case_event, encode_case_state
 from hub.cases.workflow import (
     TERMINAL_STATUSES,
@@ -549,18 +557,49 @@ def _device_component_code(setup: CaseSetup, class_code: str | None) -> str | No
 
 
 def _open_case_of(
-    conn: Conn, alarm: AlarmRecord, related: Iterable[AlarmType] = ()
-) -> tuple[int, str] | None:
-    """An open case (and its alarm's type) already filed for the same source and alarm type
-    (a recurrence), or for one of the `related` types the policy joins it to (one incident)."""
-    types = sorted({alarm.alarm_type.value, *(t.value for t in related)})
+    conn: Conn, source_id: str, alarm_types: Iterable[AlarmType]
+) -> tuple[int, AlarmType, str] | None:
+    """The newest open case filed from an alarm of one of `alarm_types` on `source_id`,
+    with that alarm's type and source, locked for the caller's transaction."""
     row = conn.execute(
-        "SELECT c.id, a.alarm_type FROM cases c JOIN alarms a ON a.case_id = c.id"
+        "SELECT c.id, a.alarm_type, a.source_id FROM cases c JOIN alarms a ON a.case_id = c.id"
         " WHERE a.source_id = %s AND a.alarm_type = ANY(%s) AND c.finished_at IS NULL"
         " ORDER BY c.id DESC LIMIT 1 FOR UPDATE OF c",
-        (alarm.source_id, types),
+        (source_id, sorted(t.value for t in alarm_types)),
     ).fetchone()
-    return None if row is None else (int(row[0]), str(row[1]))
+    return None if row is None else (int(row[0]), AlarmType(row[1]), str(row[2]))
+
+
+# How much of a joining alarm's evidence (its latest readings) goes into the case event.
+_JOIN_EVIDENCE_READINGS = 5
+
+
+def _join_payload(
+    alarm: AlarmRecord, lookup: JoinLookup, case_alarm_type: AlarmType, case_source_id: str
+) -> dict[str, PayloadValue]:
+    """The attach_evidence payload of an alarm joining an open case: why, and its evidence."""
+    if lookup.incident == RECURRENCE or (
+        case_alarm_type == alarm.alarm_type and case_source_id == alarm.source_id
+    ):
+        why = f"{alarm.alarm_type} alarm {alarm.id} raised again"
+    elif lookup.scope is JoinScope.PARENT:
+        why = (
+            f"{alarm.alarm_type} alarm {alarm.id} of {alarm.source_id} joins the"
+            f" {lookup.incident} case of {case_source_id}"
+        )
+    else:
+        why = f"{alarm.alarm_type} alarm {alarm.id} raised on the same device"
+    readings = [dict(e) for e in alarm.evidence[-_JOIN_EVIDENCE_READINGS:]]
+    return {
+        "evidence": why,
+        "alarm_id": alarm.id,
+        "alarm_type": alarm.alarm_type.value,
+        "source_id": alarm.source_id,
+        "incident": lookup.incident,
+        "raised_at": alarm.raised_at.isoformat(),
+        "message": alarm.message,
+        "readings": json.dumps(alarms.json_value(readings), ensure_ascii=False),
+    }
 
 
 def _file_one(
@@ -586,11 +625,15 @@ def _file_one(
     if decision.outcome is FilingOutcome.WAIT:
         alarms.set_filing_due(conn, alarm.id, decision.file_at)
         return FiledAlarm(alarm.id, decision.outcome, decision.reason)
-    rule = setup.policy.filing.get(alarm.alarm_type)
-    found = _open_case_of(conn, alarm, rule.joins_open_case_of if rule else ())
-    if found is not None:
-        existing, case_alarm_type = found
-        again = case_alarm_type == alarm.alarm_type
+    parent_id = device.parent_id if device is not None else None
+    for lookup in setup.policy.join_lookups(alarm.alarm_type):
+        source_id = alarm.source_id if lookup.scope is JoinScope.SOURCE else parent_id
+        if source_id is None:
+            continue
+        found = _open_case_of(conn, source_id, lookup.alarm_types)
+        if found is None:
+            continue
+        existing, case_alarm_type, case_source_id = found
         record, _ = act_on_case(
             conn,
             setup,
@@ -598,17 +641,16 @@ def _file_one(
             Action.ATTACH_EVIDENCE,
             Role.SYSTEM,
             max(now, _updated_at(conn, existing)),
-            {
-                "evidence": f"{alarm.alarm_type} alarm {alarm.id} raised again"
-                if again
-                else f"{alarm.alarm_type} alarm {alarm.id} raised on the same device",
-                "alarm_id": alarm.id,
-                "raised_at": alarm.raised_at.isoformat(),
-            },
+            _join_payload(alarm, lookup, case_alarm_type, case_source_id),
             targets=targets,
         )
         alarms.link_case(conn, alarm.id, record.id)
-        reason = "recurrence added to the open case" if again else "joined the open case"
+        again = case_alarm_type == alarm.alarm_type and case_source_id == alarm.source_id
+        reason = (
+            "recurrence added to the open case"
+            if again
+            else f"joined the open {lookup.incident} case"
+        )
         return FiledAlarm(alarm.id, decision.outcome, reason, record)
     draft = draft_alarm_case(setup, decision, alarm, device)
     record = open_case(conn, setup, draft, now, targets)

@@ -9,7 +9,9 @@ import yaml
 from hub.cases.calendar import Urgency
 from hub.cases.classification import ClassificationError, ClassKind, load_classification
 from hub.cases.routing import (
+    RECURRENCE,
     FilingOutcome,
+    JoinScope,
     PolicyError,
     RoutingModel,
     decide_filing,
@@ -356,3 +358,51 @@ def test_filing_department_must_be_a_listed_department() -> None:
     )
     with pytest.raises(PolicyError, match="nobody"):
         parse_case_policy(text)
+
+
+def test_joining_table_of_the_packaged_policy() -> None:
+    policy = load_case_policy()
+    (contactor,) = policy.join_lookups(AlarmType.CONTACTOR_ANOMALY)
+    assert (contactor.scope, contactor.incident) == (JoinScope.SOURCE, "cabinet_outage")
+    assert contactor.alarm_types == {
+        AlarmType.CABINET_TRIP,
+        AlarmType.CIRCUIT_DARK,
+        AlarmType.SUPPLY_LOSS,
+        AlarmType.CONTACTOR_ANOMALY,
+    }
+    own, parent = policy.join_lookups(AlarmType.LAMP_OUT)
+    assert (own.scope, own.incident, own.alarm_types) == (
+        JoinScope.SOURCE,
+        RECURRENCE,
+        frozenset({AlarmType.LAMP_OUT}),
+    )
+    assert (parent.scope, parent.incident) == (JoinScope.PARENT, "cabinet_outage")
+    assert AlarmType.LAMP_OUT not in parent.alarm_types
+    (tilt,) = policy.join_lookups(AlarmType.TILT)
+    assert tilt.alarm_types == {AlarmType.TILT, AlarmType.COVER_OPEN}
+    (door,) = policy.join_lookups(AlarmType.DOOR_OPEN)
+    assert (door.incident, door.alarm_types) == (RECURRENCE, frozenset({AlarmType.DOOR_OPEN}))
+
+
+def _policy_problem(document: dict[str, object]) -> str:
+    with pytest.raises(PolicyError) as caught:
+        parse_case_policy(yaml.safe_dump(document, allow_unicode=True))
+    return str(caught.value)
+
+
+def test_joining_table_problems() -> None:
+    problem = _policy_problem
+    doc = _base_policy()
+    doc["joining"] = [
+        {"incident": "a", "alarm_types": ["tilt", "cover_open"]},
+        {"incident": "b", "alarm_types": ["cover_open"]},
+    ]
+    assert "cover_open is in both a and b" in problem(doc)
+    doc = _base_policy()
+    doc["joining"] = [
+        {"incident": "a", "alarm_types": ["cabinet_trip"], "member_alarm_types": ["cabinet_trip"]}
+    ]
+    assert "cannot be both the source's and its members' alarm types" in problem(doc)
+    doc = _base_policy()
+    doc["joining"] = [{"incident": "a", "alarm_types": []}]
+    assert "at least 1 item" in problem(doc)

@@ -71,13 +71,14 @@ def register_device(
     kind: str = "manhole",
     class_code: str | None = "01003",
     attributes: str = "{}",
+    parent_id: str | None = None,
 ) -> None:
     """Insert a device at the test grid."""
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO devices (device_id, kind, name, lat, lon, grid_code, class_code,"
-            " attributes) VALUES (%s, %s, %s, 32.05, 118.78, %s, %s, %s::jsonb)",
-            (device_id, kind, f"{device_id} 北京东路", GRID, class_code, attributes),
+            " attributes, parent_id) VALUES (%s, %s, %s, 32.05, 118.78, %s, %s, %s::jsonb, %s)",
+            (device_id, kind, f"{device_id} 北京东路", GRID, class_code, attributes, parent_id),
         )
 
 
@@ -88,11 +89,12 @@ def alarm_signal(
     source_id: str = "mh-1",
     alarm_type: AlarmType = AlarmType.TILT,
     severity: Severity = Severity.MAJOR,
+    source_kind: SourceKind = SourceKind.DEVICE,
 ) -> AlarmSignal:
-    """A signal of a device alarm with one evidence reading."""
+    """A signal of a device (or group) alarm with one evidence reading."""
     return AlarmSignal(
         action=action,
-        source_kind=SourceKind.DEVICE,
+        source_kind=source_kind,
         source_id=source_id,
         alarm_type=alarm_type,
         severity=severity,
