@@ -5,8 +5,10 @@ the evidence snapshot; the store gives it a number and opens it. Pure: the devic
 and the alarm come in as values.
 """
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 
 from hub.cases.calendar import Urgency, WorkingCalendar
@@ -20,6 +22,7 @@ from hub.cases.classification import (
 from hub.cases.grid import UnitGridIndex
 from hub.cases.routing import CasePolicy, FilingDecision, FilingOutcome
 from hub.cases.workflow import DEFAULT_WORKFLOW, CaseSource, Role, Workflow
+from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.rules.alarm_changes import AlarmRecord, alarm_document
 
@@ -107,6 +110,69 @@ def locate_grid(
     return None
 
 
+MOVING_KINDS = frozenset({Kind.TRUCK})
+"""Asset kinds whose registered position is a home, not where their events happen."""
+
+
+class LocationSource(StrEnum):
+    """Where a case's position came from."""
+
+    EVENT = "event"  # the alarm's evidence: where a moving asset was when it happened
+    REGISTRY = "registry"  # the device's registered position: a fixed asset
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseLocation:
+    """A sensor case's position and unit grid, and where they came from."""
+
+    lat: float | None
+    lon: float | None
+    grid_code: str | None
+    source: LocationSource
+
+
+def _point(value: object) -> tuple[float, float] | None:
+    """(lat, lon) of a mapping with finite numeric `lat` and `lon`, else None."""
+    if not isinstance(value, Mapping):
+        return None
+    lat, lon = value.get("lat"), value.get("lon")
+    if isinstance(lat, bool) or isinstance(lon, bool):
+        return None
+    if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+        return None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return float(lat), float(lon)
+
+
+def event_position(alarm: AlarmRecord) -> tuple[float, float] | None:
+    """Where the alarm's event happened, from its evidence: the rule's `stop` detail (where
+    a truck unloaded), else the first evidence reading with a position; None without one."""
+    stop = _point(alarm.details.get("stop"))
+    if stop is not None:
+        return stop
+    for snapshot in alarm.evidence:
+        point = _point(snapshot.get("values"))
+        if point is not None:
+            return point
+    return None
+
+
+def locate_alarm(setup: CaseSetup, alarm: AlarmRecord, device: DeviceRecord | None) -> CaseLocation:
+    """A sensor case's place: the event's position and the grid holding it for a moving
+    asset (never its home), the registered position and grid for a fixed one."""
+    if device is None or device.kind in MOVING_KINDS:
+        point = event_position(alarm)
+        if point is None:
+            return CaseLocation(None, None, None, LocationSource.UNKNOWN)
+        lat, lon = point
+        grid_code = setup.grids.locate(lat=lat, lon=lon) if setup.grids is not None else None
+        return CaseLocation(lat, lon, grid_code, LocationSource.EVENT)
+    grid_code = locate_grid(setup, device.grid_code, device.lat, device.lon)
+    return CaseLocation(device.lat, device.lon, grid_code, LocationSource.REGISTRY)
+
+
 def route_department(setup: CaseSetup, class_code: str, grid_code: str | None) -> str:
     """The responsible department for a class in a grid, by the policy's routing table."""
     return setup.policy.routing.route(class_code, grid_code)
@@ -121,9 +187,8 @@ def draft_alarm_case(
     """The case an alarm files into, per a FILE decision of the filing policy."""
     if decision.outcome is not FilingOutcome.FILE or decision.case_class is None:
         raise IntakeError(f"alarm {alarm.id} is not to be filed now: {decision.reason}")
-    lat = device.lat if device is not None else None
-    lon = device.lon if device is not None else None
-    grid_code = locate_grid(setup, device.grid_code if device else None, lat, lon)
+    where = locate_alarm(setup, alarm, device)
+    lat, lon, grid_code = where.lat, where.lon, where.grid_code
     department = decision.department or route_department(setup, decision.case_class.code, grid_code)
     description = decision.description or alarm.message or str(alarm.alarm_type)
     if device is not None and device.name:
@@ -134,7 +199,12 @@ def draft_alarm_case(
         "alarm": alarm_doc,
         "readings": readings,
         "device": device.model_dump(mode="json") if device is not None else None,
-        "location": {"lat": lat, "lon": lon, "grid_code": grid_code},
+        "location": {
+            "lat": lat,
+            "lon": lon,
+            "grid_code": grid_code,
+            "source": where.source.value,
+        },
         "filing": {"reason": decision.reason, "urgency": decision.urgency.value},
     }
     return CaseDraft(

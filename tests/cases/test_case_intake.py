@@ -100,3 +100,87 @@ def test_person_draft() -> None:
     outside = draft_person_case(SETUP, replace(report, lat=40.0, lon=116.0))
     assert outside.grid_code is None
     assert outside.department == "street_lighting"
+
+
+HOME = DeviceRecord(
+    device_id="TRK-1",
+    kind=Kind.TRUCK,
+    lat=32.1,
+    lon=118.2,  # the registered home site, in grid A
+    grid_code=GRID_A,
+    name="苏A12345",
+)
+DUMPING = AlarmRecord(
+    id=11,
+    source_kind=SourceKind.DEVICE,
+    source_id="TRK-1",
+    alarm_type=AlarmType.ILLEGAL_DUMPING,
+    severity=Severity.MAJOR,
+    state=AlarmState.ACTIVE,
+    raised_at=T0,
+    last_seen_at=T0,
+    count=1,
+    message="suspected illegal dumping",
+    evidence=(
+        {
+            "ts": T0.isoformat(),
+            "device_id": "TRK-1",
+            "values": {"lat": 32.31, "lon": 118.81, "speed_kmh": 0.0, "body_lifted": True},
+        },
+    ),
+    details={
+        "stop": {"lat": 32.3, "lon": 118.8},
+        "site_id": None,
+        "track": [{"ts": T0.isoformat(), "lat": 32.29, "lon": 118.79}],
+    },
+)
+
+
+def test_a_dumping_case_is_where_the_truck_unloaded() -> None:
+    decision = decide_filing(
+        SETUP.policy,
+        SETUP.classes,
+        alarm_type=AlarmType.ILLEGAL_DUMPING,
+        severity=Severity.MAJOR,
+        active_since_at=T0,
+        now_at=T0,
+    )
+    draft = draft_alarm_case(SETUP, decision, DUMPING, HOME)
+    assert draft.case_class.code == "06011"
+    assert (draft.lat, draft.lon) == (32.3, 118.8)  # the stop, not the home site
+    assert draft.grid_code == GRID_B  # computed from the stop
+    assert draft.department == "enforcement"
+    assert draft.evidence["location"] == {
+        "lat": 32.3,
+        "lon": 118.8,
+        "grid_code": GRID_B,
+        "source": "event",
+    }
+    assert draft.evidence["alarm"]["details"]["track"]  # type: ignore[index]
+
+
+def test_a_truck_case_without_a_stop_uses_the_first_fix_and_never_the_home() -> None:
+    decision = decide_filing(
+        SETUP.policy,
+        SETUP.classes,
+        alarm_type=AlarmType.ILLEGAL_DUMPING,
+        severity=Severity.MAJOR,
+        active_since_at=T0,
+        now_at=T0,
+    )
+    no_stop = replace(DUMPING, details={})
+    draft = draft_alarm_case(SETUP, decision, no_stop, HOME)
+    assert (draft.lat, draft.lon, draft.grid_code) == (32.31, 118.81, GRID_B)
+    outside = replace(
+        DUMPING,
+        details={"stop": {"lat": 40.0, "lon": 116.4}},  # outside every loaded grid
+    )
+    draft = draft_alarm_case(SETUP, decision, outside, HOME)
+    assert (draft.lat, draft.lon, draft.grid_code) == (40.0, 116.4, None)
+    nowhere = replace(DUMPING, details={}, evidence=())
+    draft = draft_alarm_case(SETUP, decision, nowhere, HOME)
+    assert (draft.lat, draft.lon, draft.grid_code) == (None, None, None)
+    assert draft.evidence["location"]["source"] == "unknown"  # type: ignore[index]
+    without_grids = replace(SETUP, grids=None)
+    draft = draft_alarm_case(without_grids, decision, DUMPING, HOME)
+    assert (draft.lat, draft.lon, draft.grid_code) == (32.3, 118.8, None)

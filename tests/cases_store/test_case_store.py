@@ -236,7 +236,12 @@ def test_alarm_files_a_dispatched_case_with_evidence(database_url: str) -> None:
     assert case.evidence["alarm"]["alarm_type"] == "tilt"
     assert case.evidence["readings"][0]["values"] == {"tilt_deg": 17.5}
     assert case.evidence["device"]["device_id"] == "mh-1"
-    assert case.evidence["location"] == {"lat": 32.05, "lon": 118.78, "grid_code": GRID}
+    assert case.evidence["location"] == {
+        "lat": 32.05,
+        "lon": 118.78,
+        "grid_code": GRID,
+        "source": "registry",
+    }
     # Urgent manhole covers: repaired within 6 absolute hours of dispatch.
     assert case.milestones is not None
     assert case.milestones.due_at == at(1) + timedelta(hours=6)
