@@ -5,11 +5,16 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.access_cli import add_access_commands
 from hub.devices.registry import format_device_csv, parse_device_file
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.store.storage import StoragePolicy
 
 log = logging.getLogger("hub")
 
@@ -27,8 +32,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from hub.store.migrations import MigrationError, apply_migrations  # noqa: PLC0415
 
     try:
-        report = apply_migrations(settings.database_url, args.mode)
-    except MigrationError as err:
+        report = apply_migrations(settings.database_url, args.mode, _storage_policy(settings))
+    except (MigrationError, ValueError) as err:
         print(f"migrate: {err}", file=sys.stderr)
         return 1
     print(f"storage mode: {report.mode}; schema version {report.current_version}")
@@ -36,6 +41,46 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         print(f"applied {name}")
     if not report.applied:
         print("schema is up to date")
+    return 0
+
+
+def _storage_policy(settings: Settings) -> "StoragePolicy":
+    from hub.store.storage import StoragePolicy  # noqa: PLC0415
+
+    return StoragePolicy(
+        telemetry_keep=timedelta(days=settings.retention_days),
+        dead_letters_keep=timedelta(days=settings.deadletter_retention_days),
+        compress_after=timedelta(days=settings.compress_after_days),
+        accepted_age=settings.max_age,
+        city_timezone=settings.city_timezone,
+    )
+
+
+def cmd_storage(settings: Settings, args: argparse.Namespace) -> int:
+    """Show the storage ages and policies in force, after applying the settings' if asked."""
+    import psycopg  # noqa: PLC0415
+
+    from hub.store.migrations import StorageMode  # noqa: PLC0415
+    from hub.store.storage import (  # noqa: PLC0415
+        format_storage_report,
+        read_storage_report,
+        write_storage_policy,
+    )
+
+    try:
+        policy = _storage_policy(settings)
+    except ValueError as err:
+        print(f"storage: {err}", file=sys.stderr)
+        return 1
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        row = conn.execute("SELECT value FROM hub_meta WHERE key = 'storage_mode'").fetchone()
+        if row is None:
+            print("storage: database is not migrated: run `python -m hub migrate`", file=sys.stderr)
+            return 2
+        mode = StorageMode(str(row[0]))
+        if args.storage_command == "apply":
+            write_storage_policy(conn, mode, policy)
+        print(format_storage_report(read_storage_report(conn, mode)))
     return 0
 
 
@@ -298,6 +343,14 @@ def cmd_manholes_recalibrate(settings: Settings, args: argparse.Namespace) -> in
     return 0
 
 
+def cmd_jt808_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve JT/T 808 truck terminals and relay them to and from the broker."""
+    from hub.jt808_service import run_gateway  # noqa: PLC0415
+
+    port = settings.jt808_port if args.port is None else args.port
+    return run_gateway(settings, args.host or settings.jt808_host, port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `python -m hub` argument parser."""
     parser = argparse.ArgumentParser(
@@ -315,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="storage mode at first migration (default: timescale if available)",
     )
     migrate.set_defaults(handler=cmd_migrate)
+    store = commands.add_parser("storage", help="retention, compression and aggregate refresh")
+    store.add_argument(
+        "storage_command",
+        choices=["show", "apply"],
+        help="show what is in force; apply: write the HUB_* ages first (migrate also does)",
+    )
+    store.set_defaults(handler=cmd_storage)
 
     run = commands.add_parser("run", help="run ingest, rules and the HTTP API")
     run.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
@@ -372,6 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     recal.add_argument("--baseline-deg", type=float, help="default: the newest reported tilt")
     recal.add_argument("--ttl-h", type=float, default=24.0, help="give up without an ack after")
     recal.set_defaults(handler=cmd_manholes_recalibrate)
+
+    jt808 = commands.add_parser("jt808", help="JT/T 808 gateway for truck terminals")
+    jt808_cmds = jt808.add_subparsers(dest="jt808_command", required=True, metavar="ACTION")
+    jt808_serve = jt808_cmds.add_parser("serve", help="accept terminals over TCP")
+    jt808_serve.add_argument("--host", help="listen address (default HUB_JT808_HOST, 0.0.0.0)")
+    jt808_serve.add_argument("--port", type=int, help="TCP port (default HUB_JT808_PORT, 7808)")
+    jt808_serve.set_defaults(handler=cmd_jt808_serve)
 
     add_access_commands(commands)
 

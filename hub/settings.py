@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     registry_refresh_s: float = Field(default=5.0, gt=0)
     retention_days: int = Field(default=365, ge=1, description="telemetry kept this long")
     deadletter_retention_days: int = Field(default=90, ge=1)
+    compress_after_days: int = Field(
+        default=7,
+        ge=1,
+        description="TimescaleDB compresses telemetry older than this; keep it >= max_age_s",
+    )
+    city_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="the city's day: daily aggregates start at local midnight in this zone",
+    )
     log_level: str = "INFO"
     data_dir: Path = Field(default=Path("var"), description="local demo services keep data here")
     # rules, alarms and cases

@@ -5,8 +5,12 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import psycopg
+
+if TYPE_CHECKING:
+    from hub.store.storage import StoragePolicy
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +150,15 @@ def _choose_mode(
     return StorageMode.PLAIN
 
 
-def apply_migrations(url: str, requested_mode: str = "auto") -> MigrationReport:
-    """Bring the schema up to date; safe to run concurrently and repeatedly."""
+def apply_migrations(
+    url: str, requested_mode: str = "auto", policy: "StoragePolicy | None" = None
+) -> MigrationReport:
+    """Bring the schema up to date and the storage ages to the policy (default: the
+    settings' defaults); safe to run concurrently and repeatedly."""
+    # storage.py builds on StorageMode from this module, hence the late import.
+    from hub.store import storage  # noqa: PLC0415
+
+    policy = policy or storage.StoragePolicy()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
         try:
@@ -165,6 +176,7 @@ def apply_migrations(url: str, requested_mode: str = "auto") -> MigrationReport:
                 " ON CONFLICT (key) DO NOTHING",
                 (mode.value,),
             )
+            storage.record_city_timezone(conn, mode, policy.city_timezone)
             done = {int(str(r[0])) for r in conn.execute("SELECT version FROM schema_migrations")}
             applied: list[str] = []
             for migration in load_migrations(mode):
@@ -178,6 +190,8 @@ def apply_migrations(url: str, requested_mode: str = "auto") -> MigrationReport:
                         (migration.version, migration.name),
                     )
                 applied.append(f"{migration.version:03d}_{migration.name}")
+            storage.write_storage_policy(conn, mode, policy)
+            storage.refresh_incomplete_aggregates(conn, mode)
             current = conn.execute(
                 "SELECT coalesce(max(version), 0) FROM schema_migrations"
             ).fetchone()
