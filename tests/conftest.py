@@ -45,12 +45,44 @@ def pg_admin_url(service_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def migrated_template(pg_admin_url: str) -> str:
-    """Name of a migrated template database that tests clone."""
+    """Name of a migrated template database that tests clone.
+
+    Migrated in the mode the server offers (HUB_TEST_STORAGE_MODE overrides: auto, plain,
+    timescale), then closed to connections: TimescaleDB's scheduler connects to every
+    database with the extension, and CREATE DATABASE ... TEMPLATE refuses a source with
+    another session in it (timescale/timescaledb issue 4048; from 2.19 the scheduler skips
+    databases that do not allow connections).
+    """
     name = f"hub_tpl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    apply_migrations(_url_for(pg_admin_url, name), "plain")
+    apply_migrations(_url_for(pg_admin_url, name), os.environ.get("HUB_TEST_STORAGE_MODE", "auto"))
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        _end_sessions_in(conn, name)
     return name
+
+
+def _end_sessions_in(conn: psycopg.Connection[tuple[object, ...]], database: str) -> None:
+    """End other sessions in a template (a scheduler that connected before it was closed)."""
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid()",
+        (database,),
+    )
+
+
+def create_from_template(admin_url: str, name: str, template: str) -> None:
+    """CREATE DATABASE from a template, ending a background worker that holds it."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for _ in range(4):
+            try:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'.encode())
+            except psycopg.errors.ObjectInUse:
+                _end_sessions_in(conn, template)
+            else:
+                return
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'.encode())
 
 
 def _url_for(admin_url: str, database: str) -> str:
@@ -62,8 +94,7 @@ def _url_for(admin_url: str, database: str) -> str:
 def database_url(pg_admin_url: str, migrated_template: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
     name = f"hub_t_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    create_from_template(pg_admin_url, name, migrated_template)
     yield _url_for(pg_admin_url, name)
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
