@@ -156,6 +156,29 @@ class Settings(BaseSettings):
     manhole_command_resend_s: float = Field(
         default=600.0, gt=0, description="send a recalibrate command again after this silence"
     )
+    # JT/T 808 gateway for truck terminals (docs/trucks.md)
+    jt808_host: str = Field(default="0.0.0.0", description="address terminals connect to")  # noqa: S104
+    jt808_port: int = Field(default=7808, ge=0, le=65_535)
+    jt808_mqtt_url: str | None = Field(
+        default=None, description="the gateway's broker account; default HUB_MQTT_URL"
+    )
+    jt808_client_id: str = Field(default="jt808-gateway", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    jt808_auth_secret: SecretStr = Field(
+        default=SecretStr(""), description="HMAC key of the auth codes given at registration"
+    )
+    jt808_idle_timeout_s: float = Field(
+        default=180.0, gt=0, description="close a terminal connection silent this long"
+    )
+    jt808_max_frame_bytes: int = Field(
+        default=4096, ge=64, description="a connection's buffer limit for one frame"
+    )
+    jt808_lift_source: str = Field(
+        default="item:0xEB:0", description="body lifted: status:<bit> or item:<id>[:<bit>]"
+    )
+    jt808_cover_source: str = Field(
+        default="item:0xEB:1", description="cover closed: status:<bit> or item:<id>[:<bit>]"
+    )
+
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,520 @@
+"""The JT/T 808 gateway: an asyncio TCP server for truck terminals, aiomqtt to the broker.
+
+Each connection reads frames, answers as the standard says and publishes what terminals
+send on the wire contract (`<root>/truck/<id>/telemetry|status|cmd/ack`). A position is
+acknowledged to the terminal (0x8001) only after the broker's PUBACK; while the broker is
+away nothing is acknowledged and the terminal keeps its data and sends it again. Hub
+commands on `<root>/truck/+/cmd` go to the connected terminal as 0x8300/0x8606/0x8607.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import aiomqtt
+import orjson
+
+from hub.devices.decode import device_topic
+from hub.devices.kinds import Channel, Kind
+from hub.ingest.jt808.frame import (
+    Frame,
+    FrameError,
+    FrameSplitter,
+    Header,
+    Reassembler,
+    decode_content,
+    encode_frame,
+    unescape,
+)
+from hub.ingest.jt808.mapping import (
+    BodyMapping,
+    BodyState,
+    CommandError,
+    command_ack,
+    normalize_phone,
+    parse_command,
+    truck_reading,
+)
+from hub.ingest.jt808.messages import (
+    GeneralResponse,
+    MsgId,
+    RegisterResponse,
+    RegisterResult,
+    Result,
+    decode_authentication,
+    decode_general_response,
+    decode_location,
+    decode_location_batch,
+    decode_registration,
+    encode_general_response,
+    encode_register_response,
+)
+from hub.settings import MqttEndpoint
+
+log = logging.getLogger(__name__)
+
+_PENDING_COMMANDS_PER_TERMINAL = 64
+_AFTER_AUTHENTICATION = frozenset(
+    {MsgId.LOCATION, MsgId.LOCATION_BATCH, MsgId.TERMINAL_RESPONSE, MsgId.DEREGISTER}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """A registered truck's terminal: the registry attributes `jt808_phone`, `plate`…"""
+
+    device_id: str
+    phone: str
+    plate: str | None = None
+    plate_colour: int | None = None
+
+
+class TerminalDirectory(Protocol):
+    """Finds the truck a terminal number belongs to (the registry, behind the edge)."""
+
+    async def find(self, phone: str) -> Terminal | None:
+        """The terminal with this number (digits without leading zeros), or None."""
+        ...
+
+
+class BrokerUnavailableError(ConnectionError):
+    """The broker is not connected or did not acknowledge a publish in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """What the gateway needs besides its directory: addresses, limits, mapping."""
+
+    mqtt_url: str
+    mqtt_root: str
+    client_id: str
+    auth_secret: bytes
+    body_mapping: BodyMapping
+    idle_timeout_s: float = 180.0
+    max_frame_bytes: int = 4096
+    publish_timeout_s: float = 10.0
+    reconnect_max_s: float = 30.0
+
+
+@dataclass(slots=True)
+class GatewayCounters:
+    """Counters of the gateway, the figures of `/metrics`-style reporting."""
+
+    connections_open: int = 0
+    connections_total: int = 0
+    frames: Counter[str] = field(default_factory=Counter)
+    bad_frames: Counter[str] = field(default_factory=Counter)
+    positions_published: int = 0
+    acks_withheld: int = 0
+    commands_sent: int = 0
+
+    def render(self) -> str:
+        """Prometheus text exposition of the counters."""
+        lines = [
+            f"jt808_connections_open {self.connections_open}",
+            f"jt808_connections_total {self.connections_total}",
+            f"jt808_positions_published_total {self.positions_published}",
+            f"jt808_acks_withheld_total {self.acks_withheld}",
+            f"jt808_commands_sent_total {self.commands_sent}",
+        ]
+        lines += [f'jt808_frames_total{{msg_id="{k}"}} {v}' for k, v in sorted(self.frames.items())]
+        lines += [
+            f'jt808_bad_frames_total{{reason="{k}"}} {v}'
+            for k, v in sorted(self.bad_frames.items())
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def auth_code_for(secret: bytes, terminal: Terminal) -> str:
+    """The auth code a terminal gets at registration: stateless, so restarts keep it valid."""
+    mac = hmac.new(secret, f"{terminal.device_id}:{terminal.phone}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:16]
+
+
+class BrokerLink:
+    """One aiomqtt connection, reconnected with backoff; publishes wait for the PUBACK."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        on_command: Callable[[str, bytes], Any],
+    ) -> None:
+        self._config = config
+        self._on_command = on_command
+        self._client: aiomqtt.Client | None = None
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Stay connected until cancelled; route commands to `on_command`."""
+        endpoint = MqttEndpoint(self._config.mqtt_url)
+        delay = 0.5
+        while True:
+            tls = aiomqtt.TLSParameters(ca_certs=endpoint.ca_file) if endpoint.tls else None
+            try:
+                async with aiomqtt.Client(
+                    endpoint.host,
+                    endpoint.port,
+                    username=endpoint.username,
+                    password=endpoint.password,
+                    identifier=self._config.client_id,
+                    tls_params=tls,
+                    timeout=self._config.publish_timeout_s,
+                ) as client:
+                    await client.subscribe(f"{self._config.mqtt_root}/truck/+/cmd", qos=1)
+                    self._client = client
+                    self.connected.set()
+                    delay = 0.5
+                    log.info("jt808 gateway connected to the broker at %s", endpoint.host)
+                    async for message in client.messages:
+                        payload = message.payload
+                        if isinstance(payload, bytes | bytearray):
+                            await self._on_command(str(message.topic), bytes(payload))
+            except aiomqtt.MqttError as err:
+                log.warning("broker connection lost (%s); reconnecting in %.1f s", err, delay)
+            finally:
+                self._client = None
+                self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._config.reconnect_max_s)
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish at QoS 1 and return once the broker acknowledged it."""
+        client = self._client
+        if client is None:
+            raise BrokerUnavailableError("not connected to the broker")
+        try:
+            await client.publish(
+                topic, payload, qos=1, retain=retain, timeout=self._config.publish_timeout_s
+            )
+        except aiomqtt.MqttError as err:
+            raise BrokerUnavailableError(str(err)) from err
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Session:
+    """One terminal connection: its framing state, identity and commands awaiting answers."""
+
+    def __init__(self, gateway: "Gateway", writer: asyncio.StreamWriter) -> None:
+        self.gateway = gateway
+        self.writer = writer
+        self.splitter = FrameSplitter(max_frame_bytes=gateway.config.max_frame_bytes)
+        self.reassembler = Reassembler()
+        self.terminal: Terminal | None = None
+        self.header: Header | None = None  # the terminal's last header: edition, phone
+        self.serial = 0
+        self.body_state = BodyState()
+        self.pending: dict[int, str] = {}
+
+    def next_serial(self) -> int:
+        """The platform's next message serial on this connection."""
+        self.serial = (self.serial + 1) & 0xFFFF
+        return self.serial
+
+    def send(self, msg_id: int, body: bytes) -> int:
+        """Write one platform message in the terminal's own edition; return its serial."""
+        if self.header is None:
+            raise RuntimeError("no frame received yet")
+        serial = self.next_serial()
+        header = Header(
+            msg_id=msg_id,
+            phone=self.header.phone,
+            serial=serial,
+            version=self.header.version,
+            protocol_version=self.header.protocol_version,
+        )
+        self.writer.write(encode_frame(header, body))
+        return serial
+
+    def reply(self, frame: Frame, result: int) -> None:
+        """0x8001 to a terminal message."""
+        h = frame.header
+        self.send(
+            MsgId.PLATFORM_RESPONSE,
+            encode_general_response(GeneralResponse(h.serial, h.msg_id, result)),
+        )
+
+
+class Gateway:
+    """The TCP server and the sessions it holds."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        directory: TerminalDirectory,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self.clock = clock
+        self.counters = GatewayCounters()
+        self.sessions: dict[str, Session] = {}
+        self.broker = BrokerLink(config, self._on_command)
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    def _topic(self, device_id: str, channel: Channel) -> str:
+        return device_topic(self.config.mqtt_root, Kind.TRUCK, device_id, channel)
+
+    async def serve(self, host: str, port: int, ready: Callable[[int], None] | None = None) -> None:
+        """Serve until cancelled; `ready` gets the bound port (useful with port 0)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.broker.run(), name="jt808-broker")
+            self._server = await asyncio.start_server(self._handle, host, port, limit=65536)
+            bound = self._server.sockets[0].getsockname()[1]
+            log.info("jt808 gateway listening on %s:%d", host, bound)
+            if ready is not None:
+                ready(bound)
+            tasks.create_task(self._report(), name="jt808-report")
+            try:
+                async with self._server:
+                    await self._server.serve_forever()
+            finally:
+                # Connection handlers are not the server's children before Python 3.12.
+                for handler in self._handlers:
+                    handler.cancel()
+                await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            log.info(
+                "jt808: %d connections open, %d positions published, bad frames %s",
+                self.counters.connections_open,
+                self.counters.positions_published,
+                dict(self.counters.bad_frames),
+            )
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, writer)
+        current = asyncio.current_task()
+        if current is not None:
+            self._handlers.add(current)
+        self.counters.connections_open += 1
+        self.counters.connections_total += 1
+        try:
+            while True:
+                try:
+                    data = await asyncio.wait_for(reader.read(4096), self.config.idle_timeout_s)
+                except TimeoutError:
+                    self.counters.bad_frames["idle_timeout"] += 1
+                    break
+                if not data:
+                    break
+                for chunk in session.splitter.feed(data):
+                    if isinstance(chunk, FrameError):
+                        self.counters.bad_frames[chunk.reason] += 1
+                        continue
+                    await self._frame(session, chunk)
+                await writer.drain()
+        except (ConnectionError, OSError) as err:
+            log.debug("terminal connection ended: %s", err)
+        except Exception:
+            # A bug of ours must not take the server down: log it and drop this connection.
+            log.exception("jt808 connection handler failed")
+        finally:
+            if current is not None:
+                self._handlers.discard(current)
+            self.counters.connections_open -= 1
+            await self._closed(session)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _closed(self, session: Session) -> None:
+        terminal = session.terminal
+        if terminal is None or self.sessions.get(terminal.device_id) is not session:
+            return
+        del self.sessions[terminal.device_id]
+        await self._publish_status(terminal.device_id, "offline")
+
+    async def _publish_status(self, device_id: str, state: str) -> None:
+        document = {"state": state, "ts": int(self.clock().timestamp() * 1000)}
+        try:
+            await self.broker.publish(
+                self._topic(device_id, Channel.STATUS), orjson.dumps(document), retain=True
+            )
+        except BrokerUnavailableError:
+            log.warning("status %s of %s not published: broker away", state, device_id)
+
+    async def _frame(self, session: Session, escaped: bytes) -> None:
+        try:
+            frame = decode_content(unescape(escaped))
+        except FrameError as err:
+            # The standard has no answer to a frame whose check code fails: drop it.
+            self.counters.bad_frames[err.reason] += 1
+            return
+        session.header = frame.header
+        self.counters.frames[f"{frame.header.msg_id:#06x}"] += 1
+        if frame.header.encryption:
+            self.counters.bad_frames["encrypted"] += 1
+            session.reply(frame, Result.UNSUPPORTED)
+            return
+        if frame.header.is_subpackage:
+            try:
+                whole = session.reassembler.add(frame, time.monotonic())
+            except FrameError as err:
+                self.counters.bad_frames[err.reason] += 1
+                session.reply(frame, Result.BAD_MESSAGE)
+                return
+            if whole is None:
+                session.reply(frame, Result.OK)
+                return
+            frame = whole
+        try:
+            await self._message(session, frame)
+        except FrameError as err:
+            self.counters.bad_frames[err.reason] += 1
+            session.reply(frame, Result.BAD_MESSAGE)
+
+    async def _message(self, session: Session, frame: Frame) -> None:
+        msg_id = frame.header.msg_id
+        if msg_id == MsgId.REGISTER:
+            await self._register(session, frame)
+        elif msg_id == MsgId.AUTHENTICATE:
+            await self._authenticate(session, frame)
+        elif msg_id == MsgId.HEARTBEAT:
+            session.reply(frame, Result.OK)
+        elif msg_id not in _AFTER_AUTHENTICATION:
+            self.counters.bad_frames["unsupported"] += 1
+            session.reply(frame, Result.UNSUPPORTED)
+        elif session.terminal is None:
+            # Nothing but registration, authentication and heartbeats before authentication.
+            self.counters.bad_frames["unauthenticated"] += 1
+            session.reply(frame, Result.FAILURE)
+        elif msg_id == MsgId.LOCATION:
+            loc = decode_location(frame.body)
+            reading = truck_reading(loc, self.config.body_mapping, session.body_state)
+            await self._publish_readings(session, frame, [reading])
+        elif msg_id == MsgId.LOCATION_BATCH:
+            batch = decode_location_batch(frame.body)
+            readings = [
+                truck_reading(
+                    loc, self.config.body_mapping, session.body_state, blind_area=batch.blind_area
+                )
+                for loc in batch.locations
+            ]
+            await self._publish_readings(session, frame, readings)
+        elif msg_id == MsgId.TERMINAL_RESPONSE:
+            await self._command_answer(session, frame)
+        else:  # deregistration
+            session.reply(frame, Result.OK)
+            await self._closed(session)
+            session.terminal = None
+
+    async def _register(self, session: Session, frame: Frame) -> None:
+        registration = decode_registration(frame.body, frame.header.version)
+        phone = normalize_phone(frame.header.phone) or ""
+        terminal = await self.directory.find(phone)
+        result = RegisterResult.OK
+        code = ""
+        if terminal is None:
+            result = RegisterResult.NO_SUCH_TERMINAL
+        elif terminal.plate and registration.plate and terminal.plate != registration.plate:
+            result = RegisterResult.NO_SUCH_VEHICLE
+        else:
+            code = auth_code_for(self.config.auth_secret, terminal)
+        if result != RegisterResult.OK:
+            self.counters.bad_frames["register_refused"] += 1
+            log.info(
+                "registration of %s (plate %s) refused: %s", phone, registration.plate, result.name
+            )
+        body = encode_register_response(RegisterResponse(frame.header.serial, result, code))
+        session.send(MsgId.REGISTER_RESPONSE, body)
+
+    async def _authenticate(self, session: Session, frame: Frame) -> None:
+        auth = decode_authentication(frame.body, frame.header.version)
+        terminal = await self.directory.find(normalize_phone(frame.header.phone) or "")
+        expected = auth_code_for(self.config.auth_secret, terminal) if terminal else None
+        if (
+            terminal is None
+            or expected is None
+            or not hmac.compare_digest(expected, auth.auth_code)
+        ):
+            self.counters.bad_frames["auth_refused"] += 1
+            session.reply(frame, Result.FAILURE)
+            return
+        previous = self.sessions.get(terminal.device_id)
+        if previous is not None and previous is not session:
+            # The terminal reconnected; the old connection is half-open. Close it.
+            previous.terminal = None
+            previous.writer.close()
+        session.terminal = terminal
+        self.sessions[terminal.device_id] = session
+        session.reply(frame, Result.OK)
+        await self._publish_status(terminal.device_id, "online")
+
+    async def _publish_readings(
+        self, session: Session, frame: Frame, readings: list[dict[str, Any]]
+    ) -> None:
+        if session.terminal is None:
+            return
+        payload = orjson.dumps(readings[0] if len(readings) == 1 else readings)
+        topic = self._topic(session.terminal.device_id, Channel.TELEMETRY)
+        try:
+            await self.broker.publish(topic, payload)
+        except BrokerUnavailableError:
+            # No 0x8001: the terminal keeps the position and sends it again.
+            self.counters.acks_withheld += 1
+            return
+        self.counters.positions_published += len(readings)
+        session.reply(frame, Result.OK)
+
+    async def _command_answer(self, session: Session, frame: Frame) -> None:
+        answer = decode_general_response(frame.body)
+        command_id = session.pending.pop(answer.reply_serial, None)
+        if command_id is None or session.terminal is None:
+            return
+        ack = command_ack(command_id, answer.result, self.clock())
+        try:
+            await self.broker.publish(
+                self._topic(session.terminal.device_id, Channel.CMD_ACK), orjson.dumps(ack)
+            )
+        except BrokerUnavailableError:
+            log.warning("ack of command %s not published: broker away", command_id)
+
+    async def _on_command(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        if len(parts) != 4:
+            return
+        device_id = parts[2]
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        command_id = document.get("command_id") if isinstance(document, dict) else None
+        session = self.sessions.get(device_id)
+        if session is None or session.header is None:
+            if isinstance(command_id, str):
+                await self._ack(
+                    device_id, command_ack(command_id, 1, self.clock(), "terminal not connected")
+                )
+            return
+        try:
+            out = parse_command(document, session.header.version)
+        except CommandError as err:
+            if isinstance(command_id, str):
+                await self._ack(device_id, command_ack(command_id, 2, self.clock(), str(err)))
+            return
+        serial = session.send(out.msg_id, out.body)
+        if len(session.pending) >= _PENDING_COMMANDS_PER_TERMINAL:
+            session.pending.pop(next(iter(session.pending)))
+        session.pending[serial] = out.command_id
+        self.counters.commands_sent += 1
+
+    async def _ack(self, device_id: str, ack: dict[str, Any]) -> None:
+        try:
+            await self.broker.publish(self._topic(device_id, Channel.CMD_ACK), orjson.dumps(ack))
+        except BrokerUnavailableError:
+            log.warning("command ack for %s not published: broker away", device_id)
