@@ -18,9 +18,12 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from figures import Figure, add_json_option, publish_figures
@@ -29,7 +32,7 @@ from stack import local_stack
 from hub.devices.batch import Batch
 from hub.devices.decode import DecodeLimits, Reading, decode_message
 from hub.devices.kinds import Kind
-from hub.store.migrations import StorageMode
+from hub.store.migrations import StorageMode, apply_migrations
 from hub.store.telemetry import TABLES, TelemetryWriter
 from simulators.city import CitySpec
 from simulators.engine import Simulation
@@ -182,6 +185,27 @@ def measure_table(url: str, table: str, mode: StorageMode) -> TableSize:
         return TableSize(rows, int(total), int(heap) + int(toast or 0), int(index), compressed)
 
 
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[tuple[str, StorageMode]]:
+    """A migrated scratch database on a running server (e.g. TimescaleDB), dropped after."""
+    name = f"hub_bench_storage_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+    try:
+        yield url, apply_migrations(url, "auto").mode
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+
+
+@contextmanager
+def local_database() -> Iterator[tuple[str, StorageMode]]:
+    """This machine's PostgreSQL from the OS packages, started for the run."""
+    with local_stack("storage", broker=False) as stack:
+        yield stack.database_url, stack.mode
+
+
 def main() -> int:
     """Simulate, store, measure and print per kind."""
     parser = argparse.ArgumentParser(
@@ -193,15 +217,22 @@ def main() -> int:
     parser.add_argument(
         "--kinds", default=",".join(k.value for k in Kind), help="comma-separated kinds"
     )
+    parser.add_argument(
+        "--database-url",
+        help="a server to measure on instead of a local PostgreSQL, e.g. TimescaleDB:"
+        " postgresql://postgres@host/postgres (a role that may create databases); a scratch"
+        " database is created, migrated in auto mode and dropped",
+    )
     add_json_option(parser)
     args = parser.parse_args()
 
     figures: list[Figure] = []
-    with local_stack("storage", broker=False) as stack:
+    database = scratch_database(args.database_url) if args.database_url else local_database()
+    with database as (database_url, mode):
         for kind in (Kind(k) for k in args.kinds.split(",")):
             readings, payload_bytes = simulated_readings(kind, args.readings, args.days, args.seed)
-            inserted = write_readings(stack.database_url, readings)
-            size = measure_table(stack.database_url, TABLES[kind].table, stack.mode)
+            inserted = write_readings(database_url, readings)
+            size = measure_table(database_url, TABLES[kind].table, mode)
             devices = len({r.device_id for r in readings})
             figures.append(
                 Figure(
@@ -240,7 +271,7 @@ def main() -> int:
                     )
                 )
     publish_figures(
-        f"storage per reading ({stack.mode} PostgreSQL), ~{args.readings:,} simulated readings "
+        f"storage per reading ({mode} PostgreSQL), ~{args.readings:,} simulated readings "
         "per kind written by the hub's writer",
         figures,
         args.json,
