@@ -1,19 +1,23 @@
-"""Who calls the hub: access roles, the authenticated principal, secret hashing, login throttle.
+"""Who calls the hub: access roles, the authenticated principal, secret hashing, login policy.
 
 Pure: no database or HTTP here. Secrets (API tokens, session cookies) are random and
-stored only as their SHA-256; passwords are stored as scrypt hashes with a per-user salt.
+stored only as their SHA-256; passwords are stored as argon2id hashes (argon2-cffi), and
+the scrypt hashes of earlier versions are still checked so their users can log in once
+more and have them replaced.
 """
 
 import base64
 import hashlib
 import hmac
 import secrets
-from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
+
+from argon2 import PasswordHasher, profiles
+from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.cases.workflow import REPORT_ROLES, Action, CaseStatus, Role, Workflow
 
@@ -128,27 +132,54 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-_SCRYPT_N = 2**14
-_SCRYPT_R = 8
-_SCRYPT_P = 1
+PASSWORD_HASHER = PasswordHasher.from_parameters(profiles.RFC_9106_LOW_MEMORY)
+"""argon2id with RFC 9106's second recommended parameters: 64 MiB, 3 passes, 4 lanes."""
+_ARGON2_PREFIX = "$argon2"
+_SCRYPT_PREFIX = "scrypt$"
 
 
-def hash_password(password: str, *, n: int = _SCRYPT_N) -> str:
-    """A salted scrypt hash in the form scrypt$n$r$p$salt$hash (base64)."""
+class PasswordCheck(StrEnum):
+    """What checking a password against its stored hash found."""
+
+    WRONG = "wrong"
+    OK = "ok"
+    OK_REHASH = "ok_rehash"  # right, but stored with an old scheme or old parameters
+
+
+def hash_password(password: str, *, hasher: PasswordHasher = PASSWORD_HASHER) -> str:
+    """An argon2id hash with a random salt, in the PHC string form ($argon2id$v=19$m=...)."""
     if not password:
         raise ValueError("the password is empty")
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
-    parts = (base64.b64encode(salt).decode(), base64.b64encode(digest).decode())
-    return f"scrypt${n}${_SCRYPT_R}${_SCRYPT_P}${parts[0]}${parts[1]}"
+    return hasher.hash(password)
 
 
-def verify_password(password: str, stored: str) -> bool:
-    """Whether a password matches a stored scrypt hash (constant-time compare)."""
+def check_password(
+    password: str, stored: str, *, hasher: PasswordHasher = PASSWORD_HASHER
+) -> PasswordCheck:
+    """Whether a password matches its stored hash, and whether the hash should be replaced
+    (a legacy scrypt hash, or argon2 parameters other than `hasher`'s)."""
+    if stored.startswith(_ARGON2_PREFIX):
+        try:
+            hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):  # a mismatch is a VerificationError
+            return PasswordCheck.WRONG
+        return PasswordCheck.OK_REHASH if hasher.check_needs_rehash(stored) else PasswordCheck.OK
+    if stored.startswith(_SCRYPT_PREFIX) and _scrypt_matches(password, stored):
+        return PasswordCheck.OK_REHASH
+    return PasswordCheck.WRONG
+
+
+def verify_password(
+    password: str, stored: str, *, hasher: PasswordHasher = PASSWORD_HASHER
+) -> bool:
+    """Whether a password matches its stored hash (argon2id, or a legacy scrypt hash)."""
+    return check_password(password, stored, hasher=hasher) is not PasswordCheck.WRONG
+
+
+def _scrypt_matches(password: str, stored: str) -> bool:
+    """The hashes of earlier versions: scrypt$n$r$p$salt$hash (base64), constant-time compare."""
     try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
+        _, n, r, p, salt, digest = stored.split("$")
         expected = base64.b64decode(digest)
         actual = hashlib.scrypt(
             password.encode(),
@@ -156,6 +187,7 @@ def verify_password(password: str, stored: str) -> bool:
             n=int(n),
             r=int(r),
             p=int(p),
+            maxmem=256 * 1024 * 1024,
             dklen=len(expected),
         )
     except ValueError:
@@ -166,41 +198,43 @@ def verify_password(password: str, stored: str) -> bool:
 # login throttle
 
 
-@dataclass(slots=True)
-class LoginThrottle:
-    """Refuses logins for an (IP, user) pair after too many failures within a window."""
+@dataclass(frozen=True, slots=True)
+class LoginPolicy:
+    """When failed logins pause further tries: per address and user name, and per user name
+    across every address (a guesser spread over many addresses), within a sliding window."""
 
-    max_failures: int = 5
+    max_failures_per_address: int = 5
+    max_failures_per_user: int = 20
     window: timedelta = timedelta(minutes=5)
-    _failures: dict[tuple[str, str], deque[datetime]] = field(default_factory=dict)
 
-    def _recent(self, key: tuple[str, str], now: datetime) -> deque[datetime]:
-        times = self._failures.setdefault(key, deque())
-        while times and now - times[0] >= self.window:
-            times.popleft()
-        return times
+    def retry_after(
+        self,
+        address_failures: Sequence[datetime],
+        user_failures: Sequence[datetime],
+        now: datetime,
+    ) -> timedelta | None:
+        """How long to wait before the next try, None when it may go ahead now.
 
-    def retry_after(self, ip: str, username: str, now: datetime) -> timedelta | None:
-        """How long the pair must wait before trying again, None when it may try now."""
-        key = (ip, username.lower())
-        times = self._recent(key, now)
-        if len(times) < self.max_failures:
-            if not times:
-                self._failures.pop(key, None)
-            return None
-        return times[0] + self.window - now
+        Each sequence holds recent failures, newest first (at most the limit is needed): the
+        pause lasts until the limit-th newest leaves the window.
+        """
+        waits = [
+            _wait(failures, limit, self.window, now)
+            for failures, limit in (
+                (address_failures, self.max_failures_per_address),
+                (user_failures, self.max_failures_per_user),
+            )
+        ]
+        return max((w for w in waits if w is not None), default=None)
 
-    def failed(self, ip: str, username: str, now: datetime) -> None:
-        """Count a failed attempt."""
-        key = (ip, username.lower())
-        self._recent(key, now).append(now)
-        if len(self._failures) > 100_000:  # bound memory under a spray of usernames
-            oldest = next(iter(self._failures))
-            del self._failures[oldest]
 
-    def succeeded(self, ip: str, username: str) -> None:
-        """Forget the pair's failures."""
-        self._failures.pop((ip, username.lower()), None)
+def _wait(
+    newest_first: Sequence[datetime], limit: int, window: timedelta, now: datetime
+) -> timedelta | None:
+    recent = sorted((at for at in newest_first if now - at < window), reverse=True)
+    if len(recent) < limit:
+        return None
+    return recent[limit - 1] + window - now
 
 
 Clock = Callable[[], datetime]

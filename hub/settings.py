@@ -1,5 +1,6 @@
 """The hub's one settings class, read from the environment (HUB_*) when the entry point asks."""
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Self
@@ -151,7 +152,20 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(
         default=5, ge=1, description="failed logins per IP and user before a pause"
     )
+    login_user_max_failures: int = Field(
+        default=20, ge=1, description="failed logins per user name from any address before a pause"
+    )
     login_window_s: float = Field(default=300.0, gt=0, description="failure window and pause")
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or CIDR networks of reverse proxies whose"
+        " X-Forwarded-For and X-Forwarded-Proto are believed; none by default",
+    )
+    open311_public_details: bool = Field(
+        default=False,
+        description="show description, address and media_url in Open311 request lists read"
+        " without an api_key (off: location, service and status only)",
+    )
     # manhole covers (docs/manholes-parking.md)
     manhole_command_resend_s: float = Field(
         default=600.0, gt=0, description="send a recalibrate command again after this silence"
@@ -179,7 +193,6 @@ class Settings(BaseSettings):
         default="item:0xEB:1", description="cover closed: status:<bit> or item:<id>[:<bit>]"
     )
 
-
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -193,6 +206,20 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("HUB_MQTT_URL must look like mqtt://host:port")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as err:
+                    raise ValueError(
+                        f"HUB_TRUSTED_PROXIES: {part.strip()!r} is not an address or network"
+                        " (e.g. 10.0.0.5,192.168.10.0/24)"
+                    ) from err
         return value
 
     @field_validator("case_webhook_url", "case_open311_url", "lighting_webhook_url")
@@ -234,6 +261,12 @@ class Settings(BaseSettings):
         if self.cluster_members == 1:
             return self.mqtt_client_id
         return f"{self.mqtt_client_id}-m{self.cluster_member}"
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The reverse proxies whose forwarding headers the API believes."""
+        parts = (p.strip() for p in self.trusted_proxies.split(","))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
 
     @property
     def open311_api_key_set(self) -> frozenset[str]:

@@ -3,12 +3,14 @@
 `create_app` stays open (tests build apps with it); `secure_app` adds the auth and console
 routes and an ASGI middleware that resolves the matched route, looks up its declaration in
 `ROUTE_ACCESS` and refuses: 401 without a valid bearer token or session cookie, 403 for a
-role the route does not list, 403 for a route nobody declared (fail closed). Admin passes
-every declared route. Every write by an authenticated caller lands in `audit_log` with the
-resource before (where a snapshot is declared) and the response after.
+role the route does not list, 403 for a route nobody declared (fail closed), and 403 when the
+route's resource (a device's readings, an alarm) belongs to a domain of `DOMAINS` the role is
+not part of. Admin passes every declared route. Every write by an authenticated caller lands
+in `audit_log` with the resource before (where a snapshot is declared) and the response after.
 """
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 
 import anyio.to_thread
 import orjson
+from argon2 import PasswordHasher
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,20 +29,26 @@ from starlette.middleware import Middleware
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api.schemas import Instant, Offset
+from hub.api.proxies import IPNetwork, TrustedProxyMiddleware
+from hub.api.schemas import INT64, Instant, Int64, Offset
 from hub.cases.workflow import Action, Role, Workflow
+from hub.devices.kinds import Kind
 from hub.principals import (
+    PASSWORD_HASHER,
     SESSION_PREFIX,
     AccessRole,
-    LoginThrottle,
+    LoginPolicy,
+    PasswordCheck,
     Principal,
     PrincipalKind,
+    check_password,
     hash_password,
     new_secret,
-    verify_password,
     workflow_role_for,
 )
-from hub.rules.alarm_changes import alarm_document
+from hub.rules.alarm_changes import AlarmRecord, alarm_document
+from hub.rules.alarm_types import AlarmType
+from hub.settings import Settings
 from hub.store.access import AccessError, AccessStore, AuditEntry
 from hub.store.cases import case_document
 from hub.store.trucks import TruckStore
@@ -74,12 +83,111 @@ ADMIN_ONLY: frozenset[AccessRole] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
+class Domain:
+    """A field of work: its asset kinds, who reads their raw readings, who acts on its alarms."""
+
+    name: str
+    kinds: frozenset[Kind]
+    readers: frozenset[AccessRole]
+    alarm_actors: frozenset[AccessRole]
+    alarm_types: frozenset[AlarmType] = frozenset()
+    """Alarm types only this domain raises (offline and low_battery go by the source's kind)."""
+
+
+_T = AlarmType
+DOMAINS: tuple[Domain, ...] = (
+    Domain(
+        "lighting",
+        frozenset({Kind.LIGHTING, Kind.CABINET}),
+        LIGHTING_READERS,
+        frozenset({_R.LIGHTING_CREW, _R.CENTRE}),
+        frozenset(
+            {
+                _T.LAMP_OUT,
+                _T.LIT_BY_DAY,
+                _T.OVER_VOLTAGE,
+                _T.UNDER_VOLTAGE,
+                _T.OVER_CURRENT,
+                _T.POWER_ABNORMAL,
+                _T.FLICKER,
+                _T.CABINET_TRIP,
+                _T.CIRCUIT_DARK,
+                _T.DOOR_OPEN,
+                _T.CONTACTOR_ANOMALY,
+                _T.SUPPLY_LOSS,
+            }
+        ),
+    ),
+    Domain(
+        "trucks",
+        frozenset({Kind.TRUCK}),
+        TRUCK_READERS,
+        frozenset({_R.ENFORCEMENT, _R.CENTRE}),
+        frozenset(
+            {
+                _T.ROUTE_DEVIATION,
+                _T.ILLEGAL_DUMPING,
+                _T.UNAPPROVED_DISPOSAL,
+                _T.OUTSIDE_HOURS,
+                _T.NO_PERMIT,
+                _T.COVER_OPEN_MOVING,
+                _T.OVERSPEED,
+                _T.TRACK_GAP,
+                _T.TRACK_JUMP,
+                _T.RESTRICTED_ZONE,
+            }
+        ),
+    ),
+    Domain(
+        "parking",
+        frozenset({Kind.PARKING}),
+        PARKING_READERS,
+        frozenset({_R.PARKING_OPERATOR, _R.CENTRE}),
+        frozenset({_T.OVERSTAY, _T.STUCK_SENSOR}),
+    ),
+    Domain(
+        "manholes",
+        frozenset({Kind.MANHOLE}),
+        MANHOLE_READERS,
+        frozenset({_R.CENTRE}),
+        frozenset({_T.TILT, _T.COVER_OPEN, _T.WATER_ALERT, _T.WATER_DANGER, _T.GAS}),
+    ),
+)
+"""Who works on what: one row per domain. The readings routes and the alarm actions check the
+resource's domain here; `tests/api_access/test_domain_access.py` walks every role against
+every kind and domain."""
+DOMAIN_OF_KIND: Mapping[Kind, Domain] = {kind: d for d in DOMAINS for kind in d.kinds}
+DOMAIN_OF_ALARM_TYPE: Mapping[AlarmType, Domain] = {
+    alarm_type: d for d in DOMAINS for alarm_type in d.alarm_types
+}
+READING_READERS = frozenset().union(*(d.readers for d in DOMAINS))
+UNPLACED_ALARM_ACTORS = frozenset({_R.CENTRE})
+"""Who acts on an alarm no domain claims (offline of an unregistered source, say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceAccess:
+    """The roles that may act on one resource of a route, and what to call it in a refusal."""
+
+    what: str
+    roles: frozenset[AccessRole]
+
+
+ResourceCheck = Callable[[State, Mapping[str, Any]], ResourceAccess | None]
+"""Reads the resource a request names; None when there is none (the route answers 404/422)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RouteAccess:
-    """Who may call a route; `public` routes need no credentials (Open311 uses api_key)."""
+    """Who may call a route; `public` routes need no credentials (Open311 uses api_key).
+
+    `resource` narrows `roles` per request: a lighting crew may call the readings route, but
+    only for lamps and cabinets."""
 
     roles: frozenset[AccessRole] = ADMIN_ONLY
     public: bool = False
     before: Snapshot | None = None
+    resource: ResourceCheck | None = None
 
     def admits(self, role: AccessRole) -> bool:
         """Whether a caller of this role passes (admin always does)."""
@@ -91,13 +199,55 @@ PUBLIC = RouteAccess(public=True)
 
 def _case_before(state: State, params: Mapping[str, Any]) -> object:
     store = state.case_store
-    record = store.get(int(params["case_id"]))
+    case_id = _int64(params["case_id"])
+    record = None if case_id is None else store.get(case_id)
     return None if record is None else case_document(store.setup, record)
 
 
 def _alarm_before(state: State, params: Mapping[str, Any]) -> object:
-    alarm = state.alarm_store.get(int(params["alarm_id"]))
+    alarm_id = _int64(params["alarm_id"])
+    alarm = None if alarm_id is None else state.alarm_store.get(alarm_id)
     return None if alarm is None else alarm_document(alarm)
+
+
+def _int64(value: object) -> int | None:
+    """A path id as the routes take it, None when it is not one (the route answers 422)."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        return None
+    return number if -INT64 <= number < INT64 else None
+
+
+def _device_readings(state: State, params: Mapping[str, Any]) -> ResourceAccess | None:
+    device = state.db.get_device(str(params["device_id"]))
+    if device is None:
+        return None
+    domain = DOMAIN_OF_KIND[device.kind]
+    return ResourceAccess(f"readings of {device.kind} devices", domain.readers)
+
+
+def alarm_domain(alarm: AlarmRecord, source_kind: Kind | None) -> Domain | None:
+    """The domain an alarm belongs to: by its type, else by its source device's kind."""
+    by_type = DOMAIN_OF_ALARM_TYPE.get(alarm.alarm_type)
+    if by_type is not None:
+        return by_type
+    return None if source_kind is None else DOMAIN_OF_KIND.get(source_kind)
+
+
+def _alarm_action(state: State, params: Mapping[str, Any]) -> ResourceAccess | None:
+    alarm_id = _int64(params["alarm_id"])
+    alarm = None if alarm_id is None else state.alarm_store.get(alarm_id)
+    if alarm is None:
+        return None
+    source_kind: Kind | None = None
+    if alarm.alarm_type not in DOMAIN_OF_ALARM_TYPE:
+        device = state.db.get_device(alarm.source_id)
+        source_kind = None if device is None else device.kind
+    domain = alarm_domain(alarm, source_kind)
+    if domain is None:
+        return ResourceAccess("alarms of no domain", UNPLACED_ALARM_ACTORS)
+    return ResourceAccess(f"{domain.name} alarms", domain.alarm_actors)
 
 
 def _device_before(state: State, params: Mapping[str, Any]) -> object:
@@ -114,7 +264,8 @@ def _truck_before(getter: str, key: str) -> Snapshot:
 
 
 def _token_before(state: State, params: Mapping[str, Any]) -> object:
-    token = state.access_store.get_token(int(params["token_id"]))
+    token_id = _int64(params["token_id"])
+    token = None if token_id is None else state.access_store.get_token(token_id)
     return None if token is None else token.document()
 
 
@@ -174,14 +325,20 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("GET", "/devices/{device_id}"): RouteAccess(ANY_ROLE),
     ("PUT", "/devices/{device_id}"): RouteAccess(ADMIN_ONLY, before=_device_before),
     ("DELETE", "/devices/{device_id}"): RouteAccess(ADMIN_ONLY, before=_device_before),
-    ("GET", "/devices/{device_id}/latest"): RouteAccess(ANY_ROLE),
-    ("GET", "/devices/{device_id}/readings"): RouteAccess(ANY_ROLE),
+    ("GET", "/devices/{device_id}/latest"): RouteAccess(READING_READERS, resource=_device_readings),
+    ("GET", "/devices/{device_id}/readings"): RouteAccess(
+        READING_READERS, resource=_device_readings
+    ),
     # alarms
     ("GET", "/alarms"): RouteAccess(ALARM_READERS),
     ("GET", "/alarms/stream"): RouteAccess(ALARM_READERS),
     ("GET", "/alarms/{alarm_id}"): RouteAccess(ALARM_READERS),
-    ("POST", "/alarms/{alarm_id}/acknowledge"): RouteAccess(ALARM_ACTORS, before=_alarm_before),
-    ("POST", "/alarms/{alarm_id}/clear"): RouteAccess(ALARM_ACTORS, before=_alarm_before),
+    ("POST", "/alarms/{alarm_id}/acknowledge"): RouteAccess(
+        ALARM_ACTORS, before=_alarm_before, resource=_alarm_action
+    ),
+    ("POST", "/alarms/{alarm_id}/clear"): RouteAccess(
+        ALARM_ACTORS, before=_alarm_before, resource=_alarm_action
+    ),
     # cases (the department role is further limited to its own department's cases)
     ("GET", "/cases"): RouteAccess(CASE_READERS),
     ("POST", "/cases"): RouteAccess(frozenset({_R.CENTRE})),
@@ -306,13 +463,42 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class AccessConfig:
-    """Session and login settings."""
+    """Session, login, proxy and disclosure settings of the secured API."""
 
     session_ttl: timedelta = timedelta(hours=12)
     cookie_secure: bool = False
     login_max_failures: int = 5
     login_window: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = field(default=utc_now)
+    login_user_max_failures: int = 20
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    password_hasher: PasswordHasher = PASSWORD_HASHER
+    password_checks: int = 2
+    """Password hashes computed at once: argon2id takes 64 MiB each, so a flood of logins
+    queues here instead of taking the machine's memory."""
+    open311_public_details: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AccessConfig":
+        """The access settings of a hub process."""
+        return cls(
+            session_ttl=timedelta(hours=settings.session_hours),
+            cookie_secure=settings.cookie_secure,
+            login_max_failures=settings.login_max_failures,
+            login_window=timedelta(seconds=settings.login_window_s),
+            login_user_max_failures=settings.login_user_max_failures,
+            trusted_proxies=settings.trusted_proxy_networks,
+            open311_public_details=settings.open311_public_details,
+        )
+
+    @property
+    def login_policy(self) -> LoginPolicy:
+        """When failed logins pause further tries."""
+        return LoginPolicy(
+            max_failures_per_address=self.login_max_failures,
+            max_failures_per_user=self.login_user_max_failures,
+            window=self.login_window,
+        )
 
 
 def _json_response(
@@ -409,6 +595,18 @@ class AccessMiddleware:
                 scope, receive, send
             )
             return
+        if rule.resource is not None and principal.role is not AccessRole.ADMIN:
+            check = rule.resource
+            state = scope["app"].state
+            found = await anyio.to_thread.run_sync(lambda: check(state, params))
+            if found is not None and principal.role not in found.roles:
+                allowed = ", ".join(sorted(r.value for r in found.roles)) or "admin"
+                await _json_response(
+                    403,
+                    f"role {principal.role} may not {method} {template} for {found.what}"
+                    f" (roles: admin, {allowed})",
+                )(scope, receive, send)
+                return
         if (
             method in WRITE_METHODS
             and principal.kind is PrincipalKind.USER
@@ -526,12 +724,13 @@ def secure_app(
     config = config or AccessConfig()
     app.state.access_store = store
     app.state.access_config = config
-    app.state.login_throttle = LoginThrottle(config.login_max_failures, config.login_window)
+    app.state.password_slots = threading.BoundedSemaphore(config.password_checks)
     app.include_router(router)
     console.install(app)
     # Innermost of the app's own middleware, so the request limits of create_app run first: a
     # request they refuse (NUL in a path parameter) never reaches the store via authentication
-    # or a before-snapshot.
+    # or a before-snapshot. The caller's address is settled before the check reads it.
+    app.user_middleware.append(Middleware(TrustedProxyMiddleware, trusted=config.trusted_proxies))
     app.user_middleware.append(
         Middleware(AccessMiddleware, store=store, table=table, clock=config.clock)
     )
@@ -551,14 +750,15 @@ AccessStoreDep = Annotated[AccessStore, Depends(get_access_store)]
 
 router = APIRouter(tags=["access"])
 
-_DUMMY_HASH: list[str] = []
+_DUMMY_HASHES: dict[int, str] = {}
 
 
-def _dummy_hash() -> str:
+def _dummy_hash(hasher: PasswordHasher) -> str:
     """A hash to check unknown users against, so their answer takes as long as a real one."""
-    if not _DUMMY_HASH:
-        _DUMMY_HASH.append(hash_password(new_secret("")))
-    return _DUMMY_HASH[0]
+    key = id(hasher)
+    if key not in _DUMMY_HASHES:
+        _DUMMY_HASHES[key] = hash_password(new_secret("x"), hasher=hasher)
+    return _DUMMY_HASHES[key]
 
 
 class LoginIn(BaseModel):
@@ -608,28 +808,53 @@ def _me(principal: Principal) -> MeOut:
     )
 
 
+def _cookie_secure(request: Request, config: AccessConfig) -> bool:
+    """Secure when configured so or when the request came over TLS (also via a trusted proxy)."""
+    return config.cookie_secure or request.url.scheme == "https"
+
+
 @router.post("/auth/login", response_model=MeOut)
 def login(request: Request, response: Response, store: AccessStoreDep, body: LoginIn) -> MeOut:
-    """Check a user name and password; set an HttpOnly, SameSite=Lax session cookie."""
+    """Check a user name and password; set an HttpOnly, SameSite=Lax session cookie.
+
+    Failed logins are counted in the database, per address and user name and per user name
+    from any address, so every hub of a cluster pauses the same guesser; a password stored
+    with an older scheme (scrypt) or older argon2 parameters is re-hashed on success."""
     config: AccessConfig = request.app.state.access_config
-    throttle: LoginThrottle = request.app.state.login_throttle
     ip = request.client.host if request.client else "?"
     now = config.clock()
-    wait = throttle.retry_after(ip, body.username, now)
+    policy = config.login_policy
+    from_address, from_anywhere = store.recent_login_failures(
+        body.username,
+        ip,
+        now - policy.window,
+        policy.max_failures_per_address,
+        policy.max_failures_per_user,
+    )
+    wait = policy.retry_after(from_address, from_anywhere, now)
     if wait is not None:
         seconds = max(1, int(wait.total_seconds() + 0.999))
+        log.warning("login for %r from %s paused for %d s", body.username, ip, seconds)
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             f"too many failed logins; try again in {seconds} s",
             headers={"Retry-After": str(seconds)},
         )
     user = store.get_user(body.username)
-    ok = verify_password(body.password, user.password_hash if user else _dummy_hash())
-    if user is None or not ok or user.disabled:
-        throttle.failed(ip, body.username, now)
+    stored = user.password_hash if user else _dummy_hash(config.password_hasher)
+    slots: threading.BoundedSemaphore = request.app.state.password_slots
+    with slots:
+        checked = check_password(body.password, stored, hasher=config.password_hasher)
+    if user is None or checked is PasswordCheck.WRONG or user.disabled:
+        store.record_login_failure(body.username, ip, now)
         log.warning("failed login for %r from %s", body.username, ip)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
-    throttle.succeeded(ip, body.username)
+    store.forget_login_failures(body.username, ip)
+    if checked is PasswordCheck.OK_REHASH:
+        with slots:
+            upgraded = hash_password(body.password, hasher=config.password_hasher)
+        if store.replace_password_hash(user.username, user.password_hash, upgraded):
+            log.info("password hash of %r upgraded to argon2id", user.username)
     secret = new_secret(SESSION_PREFIX)
     store.create_session(user.username, secret, now + config.session_ttl)
     response.set_cookie(
@@ -638,7 +863,7 @@ def login(request: Request, response: Response, store: AccessStoreDep, body: Log
         max_age=int(config.session_ttl.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=config.cookie_secure,
+        secure=_cookie_secure(request, config),
         path="/",
     )
     principal = Principal(
@@ -668,7 +893,14 @@ def logout(request: Request, store: AccessStoreDep, principal: PrincipalDep) -> 
     if secret and principal.kind is PrincipalKind.USER:
         store.delete_session(secret)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    config: AccessConfig = request.app.state.access_config
+    response.delete_cookie(
+        SESSION_COOKIE,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=_cookie_secure(request, config),
+    )
     return response
 
 
@@ -718,7 +950,7 @@ def create_token(
 
 
 @router.delete("/auth/tokens/{token_id}")
-def revoke_token(request: Request, store: AccessStoreDep, token_id: int) -> dict[str, Any]:
+def revoke_token(request: Request, store: AccessStoreDep, token_id: Int64) -> dict[str, Any]:
     """Revoke a token at once."""
     config: AccessConfig = request.app.state.access_config
     record = store.revoke_token(token_id, config.clock())

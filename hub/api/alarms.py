@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from hub.api.access import alarm_actor
-from hub.api.schemas import Instant, Offset
+from hub.api.schemas import Instant, Int64, Offset
 from hub.devices.kinds import Kind
 from hub.rules.alarm_changes import (
     AlarmChange,
@@ -258,7 +258,7 @@ def list_alarms(
 
 
 @router.get("/alarms/{alarm_id}", response_model=AlarmOut)
-def get_alarm(store: AlarmStoreDep, alarm_id: int) -> AlarmOut:
+def get_alarm(store: AlarmStoreDep, alarm_id: Int64) -> AlarmOut:
     """One alarm."""
     alarm = store.get(alarm_id)
     if alarm is None:
@@ -302,7 +302,7 @@ def acknowledge_alarm(
     request: Request,
     store: AlarmStoreDep,
     publisher: PublisherDep,
-    alarm_id: int,
+    alarm_id: Int64,
     body: AlarmActionIn | None = None,
     x_actor_id: ActorHeader = None,
 ) -> AlarmOut:
@@ -316,7 +316,7 @@ def clear_alarm(
     request: Request,
     store: AlarmStoreDep,
     publisher: PublisherDep,
-    alarm_id: int,
+    alarm_id: Int64,
     body: AlarmActionIn | None = None,
     x_actor_id: ActorHeader = None,
 ) -> AlarmOut:

@@ -11,8 +11,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import ValidationError
 
 from hub.api.limits import DEFAULT_MAX_BODY_BYTES, RequestLimitsMiddleware
-from hub.api.schemas import DeviceUpdate, Health, Instant, Offset, ReadingsPage
+from hub.api.schemas import (
+    DeviceUpdate,
+    Health,
+    Instant,
+    Offset,
+    ReadingsPage,
+    check_attributes,
+)
+from hub.api.security_headers import SecurityHeadersMiddleware
 from hub.api.status import NoIngest, RuntimeStatus
+from hub.api.store_failures import DEFAULT_WAIT_S, StoreFailureMiddleware
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.store.database import Database, SchemaNotReadyError
@@ -84,6 +93,10 @@ def list_devices(
 )
 def create_device(db: DbDep, device: DeviceRecord) -> DeviceRecord:
     """Register a new device; 409 if the id exists (use PUT to update)."""
+    try:
+        check_attributes(device.attributes)
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     if db.get_device(device.device_id) is not None:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -167,8 +180,12 @@ def create_app(
     routers: Iterable[APIRouter] | None = None,
     state: Mapping[str, object] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    database_wait_s: float = DEFAULT_WAIT_S,
 ) -> FastAPI:
-    """Build the API around an opened store; nothing happens at import time."""
+    """Build the API around an opened store; nothing happens at import time.
+
+    A request waits at most `database_wait_s` for a database connection: with PostgreSQL
+    away it gets 503 and Retry-After within about that long (hub/api/store_failures.py)."""
     app = FastAPI(
         title="City telemetry hub",
         version="0.1.0",
@@ -183,6 +200,8 @@ def create_app(
     for extra in routers or ():
         app.include_router(extra)
     app.add_middleware(RequestLimitsMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(StoreFailureMiddleware, wait_s=database_wait_s)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every answer carries them
 
     @app.exception_handler(SchemaNotReadyError)
     def _schema_not_ready(request: Request, exc: SchemaNotReadyError) -> JSONResponse:

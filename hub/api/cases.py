@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.access import case_actor, case_department_scope, check_case_scope
-from hub.api.schemas import Instant, JsonObject, Offset, check_instant
+from hub.api.schemas import Instant, Int64, JsonObject, Offset, check_instant
 from hub.cases.calendar import Light, Urgency
 from hub.cases.classification import ClassificationError, ClassKind
 from hub.cases.evaluation import DepartmentScore, current_stage_clock, format_percent
@@ -159,7 +159,7 @@ class ActionIn(BaseModel):
 
     actor_role: Role | None = None
     actor_id: str | None = Field(default=None, max_length=100)
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: Int64 | None = Field(default=None, ge=1)
     note: str | None = Field(default=None, max_length=2000)
     department: str | None = None
     extension_h: float | None = Field(
@@ -322,7 +322,7 @@ def list_cases(
     source: CaseSource | None = None,
     overdue: bool | None = None,
     light: Light | None = None,
-    alarm_id: int | None = None,
+    alarm_id: Int64 | None = None,
     since: Annotated[Instant | None, Query(description="reported at or after")] = None,
     until: Annotated[Instant | None, Query(description="reported before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -404,7 +404,7 @@ def report_case(
 
 
 @router.get("/cases/{case_id}", response_model=CaseDetailOut)
-def get_case(request: Request, store: CaseStoreDep, case_id: int) -> CaseDetailOut:
+def get_case(request: Request, store: CaseStoreDep, case_id: Int64) -> CaseDetailOut:
     """A case with its evidence, event log, current stage clock and allowed actions."""
     record = store.get(case_id)
     if record is None:
@@ -417,7 +417,7 @@ def _action_endpoint(action: Action) -> Callable[..., CaseDetailOut]:
     def endpoint(
         request: Request,
         store: CaseStoreDep,
-        case_id: int,
+        case_id: Int64,
         body: ActionIn | None = None,
         x_actor_role: RoleHeader = None,
         x_actor_id: ActorHeader = None,

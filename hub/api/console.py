@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hub.api.access import AccessStoreDep, PrincipalDep, check_case_scope
 from hub.api.cases import CaseStoreDep
+from hub.api.schemas import Int64
 from hub.principals import allowed_actions_for
 
 STATIC_DIR = Path(__file__).resolve().parent / "console_static"
@@ -42,7 +43,7 @@ def get_layer(store: AccessStoreDep, name: str) -> dict[str, Any]:
 
 @router.get("/cases/{case_id}/actions")
 def case_actions(
-    request: Request, store: CaseStoreDep, principal: PrincipalDep, case_id: int
+    request: Request, store: CaseStoreDep, principal: PrincipalDep, case_id: Int64
 ) -> dict[str, Any]:
     """The workflow actions the caller's role may take on a case now (the console's buttons)."""
     record = store.get(case_id)

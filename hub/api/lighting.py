@@ -13,7 +13,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from hub.api.alarms import AlarmFanout
 from hub.api.app import DbDep
-from hub.api.schemas import Instant, Offset
+from hub.api.schemas import Instant, Int64, Offset
 from hub.geometry import haversine_m
 from hub.lighting_control import CommandAction, CommandState, SunEvent, UnknownTargetError
 from hub.rules.alarm_types import Severity
@@ -183,6 +183,9 @@ class EnergyOut(BaseModel):
     energy_kwh: float
     saving_kwh: float
     full_power_kwh: float
+    implausible_hours: int = Field(
+        description="lamp-hours left out: a meter reading beyond 0 … 1e8 kWh, NaN or infinite"
+    )
 
 
 @router.get("/energy", response_model=list[EnergyOut])
@@ -204,6 +207,7 @@ def energy(
             energy_kwh=f.energy_kwh,
             saving_kwh=f.saving_kwh,
             full_power_kwh=round(f.full_power_kwh, 4),
+            implausible_hours=f.implausible_hours,
         )
         for f in figures
     ]
@@ -386,7 +390,7 @@ def list_schedules(db: DbDep) -> list[ScheduleOut]:
 
 
 @router.patch("/schedules/{schedule_id}", response_model=ScheduleOut)
-def switch_schedule(db: DbDep, schedule_id: int, body: ScheduleSwitchIn) -> ScheduleOut:
+def switch_schedule(db: DbDep, schedule_id: Int64, body: ScheduleSwitchIn) -> ScheduleOut:
     """Enable or disable a schedule."""
     with db.connection() as conn:
         saved = store.set_schedule_enabled(conn, schedule_id, body.enabled)

@@ -4,6 +4,12 @@ Services are the classification table's matters; a posted request becomes a case
 the reported (上报) status, to be checked and registered by the centre. JSON answers are
 bare arrays, XML follows the spec's element names, errors are
 `[{"code": 400, "description": "…"}]` with the same HTTP status.
+
+Anyone may read requests, so a read without a valid `api_key` shows what a public map needs:
+id, service, status, agency, times and lat/long. The reporter's words (`description`), the
+address they gave (`address`, `address_id`) and their photo (`media_url`) may name or show
+people: they are left empty unless the caller sends a valid `api_key` or the operator sets
+HUB_OPEN311_PUBLIC_DETAILS. Reporter contact fields are never shown.
 """
 
 import xml.etree.ElementTree as ET
@@ -12,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from hub.api.schemas import check_instant
@@ -51,8 +57,25 @@ def get_api_keys(request: Request) -> frozenset[str]:
     return keys
 
 
+def get_details_shown(
+    request: Request,
+    api_key: Annotated[
+        str | None, Query(description="a valid key also shows description, address and media")
+    ] = None,
+) -> bool:
+    """Whether this read shows a request's private fields: a valid api_key, or the setting."""
+    config = getattr(request.app.state, "access_config", None)
+    if getattr(config, "open311_public_details", False):
+        return True
+    keys: frozenset[str] = request.app.state.open311_api_keys
+    return bool(api_key) and api_key in keys
+
+
 CaseStoreDep = Annotated[CaseStore, Depends(get_case_store)]
 ApiKeysDep = Annotated[frozenset[str], Depends(get_api_keys)]
+DetailsDep = Annotated[bool, Depends(get_details_shown)]
+PRIVATE_FIELDS = ("description", "address", "address_id", "media_url")
+"""Fields of a request that a reader without a valid api_key does not see."""
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
@@ -121,8 +144,10 @@ def _local(store: CaseStore, at: datetime | None) -> str | None:
     return at.astimezone(store.setup.calendar.tz).isoformat(timespec="seconds")
 
 
-def request_document(store: CaseStore, record: CaseRecord) -> dict[str, object]:
-    """A case as an Open311 service request."""
+def request_document(
+    store: CaseStore, record: CaseRecord, details: bool = True
+) -> dict[str, object]:
+    """A case as an Open311 service request; without `details`, its PRIVATE_FIELDS empty."""
     state = record.state
     try:
         service_name: str | None = store.setup.classes.get(
@@ -136,7 +161,7 @@ def request_document(store: CaseStore, record: CaseRecord) -> dict[str, object]:
     location = evidence.get("location")
     address_id = location.get("address_id") if isinstance(location, dict) else None
     due_at = record.milestones.due_at if record.milestones is not None else None
-    return {
+    document: dict[str, object] = {
         "service_request_id": record.case_number,
         "status": open311_status(state.status),
         "status_notes": STATUS_NOTES.get(state.status, state.status.value),
@@ -155,6 +180,9 @@ def request_document(store: CaseStore, record: CaseRecord) -> dict[str, object]:
         "long": record.lon,
         "media_url": evidence.get("media_url"),
     }
+    if not details:
+        document.update(dict.fromkeys(PRIVATE_FIELDS))
+    return document
 
 
 @router.get("/services.{fmt}")
@@ -296,6 +324,7 @@ def _statuses(text: str | None) -> list[CaseStatus]:
 @router.get("/requests.{fmt}")
 def get_requests(
     store: CaseStoreDep,
+    details: DetailsDep,
     fmt: str,
     service_request_id: str | None = None,
     service_code: str | None = None,
@@ -324,12 +353,14 @@ def get_requests(
         records = store.search(query, now)
     except Open311Error as err:
         return _error(fmt, err)
-    rows = [request_document(store, r) for r in records]
+    rows = [request_document(store, r, details) for r in records]
     return _render(fmt, "service_requests", "request", rows)
 
 
 @router.get("/requests/{service_request_id}.{fmt}")
-def get_request(store: CaseStoreDep, service_request_id: str, fmt: str) -> Response:
+def get_request(
+    store: CaseStoreDep, details: DetailsDep, service_request_id: str, fmt: str
+) -> Response:
     """One service request."""
     try:
         _check_format(fmt)
@@ -338,4 +369,5 @@ def get_request(store: CaseStoreDep, service_request_id: str, fmt: str) -> Respo
     record = store.get_by_number(service_request_id)
     if record is None:
         return _error(fmt, Open311Error(404, f"no service request {service_request_id!r}"))
-    return _render(fmt, "service_requests", "request", [request_document(store, record)])
+    document = request_document(store, record, details)
+    return _render(fmt, "service_requests", "request", [document])

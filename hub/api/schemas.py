@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from annotated_types import Interval
 from fastapi import Query
 from pydantic import AfterValidator, BaseModel, Field
 
@@ -39,21 +40,31 @@ Instant = Annotated[datetime, AfterValidator(check_instant)]
 
 INT64 = 2**63
 
+Int64 = Annotated[int, Interval(ge=-INT64, le=INT64 - 1)]
+"""An integer that fits PostgreSQL's bigint: every id and count a caller gives that reaches SQL
+(path, query or body). Beyond it the caller gets 422 naming the bound, not a database error."""
 
-def _check_integers(value: object, where: str) -> None:
+
+def _check_numbers(value: object, where: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_integers(item, f"{where}.{key}")
+            _check_numbers(item, f"{where}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_integers(item, f"{where}[{index}]")
+            _check_numbers(item, f"{where}[{index}]")
     elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
         raise ValueError(f"{where} is an integer beyond 64 bits; send it as a string")
+    elif isinstance(value, float) and not -INT64 <= value < INT64:
+        # jsonb keeps 1e20 as the digits 100000000000000000000, read back as an integer
+        # beyond 64 bits that no JSON encoder of the hub can write out again.
+        raise ValueError(
+            f"{where} is {value:g}, beyond ±{INT64:.3g} (a 64-bit integer); send it as a string"
+        )
 
 
 def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
-    """A free-form JSON object the store can serialise: its integers fit in 64 bits."""
-    _check_integers(value, "value")
+    """A free-form JSON object the store can keep and give back: numbers within 64 bits."""
+    _check_numbers(value, "value")
     return value
 
 
@@ -72,18 +83,28 @@ class Health(BaseModel):
     ingest_pending: int
 
 
+def check_attributes(value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+    """Registry attributes the store and every JSON encoder can carry: numbers within 64 bits."""
+    _check_numbers(value, "attributes")
+    return value
+
+
+Attributes = Annotated[dict[str, AttributeValue], AfterValidator(check_attributes)]
+"""A device's kind-specific attributes as a caller sends them."""
+
+
 class DeviceUpdate(BaseModel):
     """Fields of a device that PUT replaces (the id comes from the path)."""
 
     kind: str
-    lat: float
-    lon: float
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
     name: str | None = None
     grid_code: str | None = None
     class_code: str | None = None
     department: str | None = None
     parent_id: str | None = None
-    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
 
 
 class ReadingOut(BaseModel):

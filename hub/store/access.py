@@ -235,6 +235,53 @@ class AccessStore:
                 conn.execute("DELETE FROM console_sessions WHERE username = %s", (username,))
         return cursor.rowcount > 0
 
+    def replace_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool:
+        """Store a new hash of the same password (an upgrade at login), unless the password
+        was changed meanwhile; True when replaced."""
+        with self.db.connection() as conn:
+            cursor = conn.execute(
+                "UPDATE console_users SET password_hash = %s, updated_at = now()"
+                " WHERE username = %s AND password_hash = %s",
+                (new_hash, username, old_hash),
+            )
+        return cursor.rowcount > 0
+
+    # failed logins, shared by every hub of a cluster
+    def recent_login_failures(
+        self, username: str, client_ip: str, since: datetime, per_address: int, per_user: int
+    ) -> tuple[list[datetime], list[datetime]]:
+        """Failed logins of a user name after `since`, newest first: (from this address, at
+        most `per_address`; from any address, at most `per_user`)."""
+        name = username.lower()
+        with self.db.connection() as conn:
+            from_address = conn.execute(
+                "SELECT at FROM login_failures WHERE username = %s AND client_ip = %s"
+                " AND at > %s ORDER BY at DESC LIMIT %s",
+                (name, client_ip, since, per_address),
+            ).fetchall()
+            from_anywhere = conn.execute(
+                "SELECT at FROM login_failures WHERE username = %s AND at > %s"
+                " ORDER BY at DESC LIMIT %s",
+                (name, since, per_user),
+            ).fetchall()
+        return [r[0] for r in from_address], [r[0] for r in from_anywhere]
+
+    def record_login_failure(self, username: str, client_ip: str, at: datetime) -> None:
+        """Count one failed login of a user name (known or not) from an address."""
+        with self.db.connection() as conn:
+            conn.execute(
+                "INSERT INTO login_failures (at, username, client_ip) VALUES (%s, %s, %s)",
+                (at, username.lower(), client_ip),
+            )
+
+    def forget_login_failures(self, username: str, client_ip: str) -> None:
+        """Forget a user name's failures from the address it has just logged in from."""
+        with self.db.connection() as conn:
+            conn.execute(
+                "DELETE FROM login_failures WHERE username = %s AND client_ip = %s",
+                (username.lower(), client_ip),
+            )
+
     # sessions
     def create_session(self, username: str, secret: str, expires_at: datetime) -> None:
         """Store a new session by the hash of its cookie value."""

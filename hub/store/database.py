@@ -3,11 +3,13 @@
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
@@ -22,13 +24,80 @@ class SchemaNotReadyError(RuntimeError):
     """The database has not been migrated."""
 
 
+DATABASE_ERRORS: tuple[type[Exception], ...] = (psycopg.Error,)
+"""What a query through this store may raise (PoolTimeout included), for callers that must
+not import psycopg themselves; `classify_failure` says what one of them means."""
+
+
+class StoreFailure(StrEnum):
+    """What a database error means to a caller."""
+
+    UNAVAILABLE = "unavailable"  # not reachable or not taking work now: retry later
+    REFUSED_VALUE = "refused_value"  # a value it cannot hold or compute: the data's fault
+
+
+_UNAVAILABLE_STATES = ("08", "53", "57P")
+"""SQLSTATE classes of an outage: connection exception, insufficient resources (disk, memory,
+connections), and operator intervention short of a cancelled query (shutdown, restart)."""
+
+
+def classify_failure(err: BaseException) -> StoreFailure | None:
+    """Whether a database error is an outage, a refused value, or neither (a bug: None)."""
+    if isinstance(err, PoolTimeout):
+        return StoreFailure.UNAVAILABLE
+    if isinstance(err, psycopg.OperationalError):
+        state = err.sqlstate
+        # No SQLSTATE: the client lost or could not open the connection.
+        if state is None or state.startswith(_UNAVAILABLE_STATES):
+            return StoreFailure.UNAVAILABLE
+    if isinstance(err, psycopg.errors.DataError | psycopg.errors.ProgramLimitExceeded):
+        return StoreFailure.REFUSED_VALUE
+    return None
+
+
+_wait_budget_s: ContextVar[float | None] = ContextVar("hub_pool_wait_budget_s", default=None)
+
+
+@contextmanager
+def bounded_wait(seconds: float) -> Iterator[None]:
+    """Connections taken in this context (and threads started from it) wait at most `seconds`
+    for the pool: a caller that would rather fail fast than queue behind an outage."""
+    token = _wait_budget_s.set(seconds)
+    try:
+        yield
+    finally:
+        _wait_budget_s.reset(token)
+
+
+RECONNECT_TIMEOUT_S = 10.0
+"""How long the pool keeps retrying a lost connection (1, 2, 4 … s apart) before giving up;
+the next request that wants one starts afresh. The default 5 min let the gaps grow past two
+minutes, so the hub went on answering 503 long after PostgreSQL was back."""
+
+
+class _Pool(ConnectionPool[Conn]):
+    """The pool, honouring the wait budget of `bounded_wait`."""
+
+    def getconn(self, timeout: float | None = None) -> Conn:
+        """A connection, waiting at most the caller's timeout and the context's budget."""
+        budget = _wait_budget_s.get()
+        if budget is not None:
+            timeout = budget if timeout is None else min(timeout, budget)
+        return super().getconn(timeout)
+
+
 class Database:
     """Pooled access to the hub's PostgreSQL database."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
-        self.pool: ConnectionPool[Conn] = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False, name="hub"
+        self.pool: ConnectionPool[Conn] = _Pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            name="hub",
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
         )
 
     def open(self) -> None:

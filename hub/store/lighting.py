@@ -357,6 +357,14 @@ def lighting_rates(
     ]
 
 
+PLAUSIBLE_METER_KWH = 1e8
+"""The highest lamp meter reading counted: 100 kW for a century is under 9e7 kWh. An hour whose
+meter lies outside 0 … this (or is NaN or infinite) is left out of energy figures."""
+MIN_SAVING_DIM_PCT = 1.0
+"""Dim levels below 1 % count as 1 % in the saving: full power over a vanishing dim level is
+no figure (100 / 1e-300 would dwarf the city's consumption)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EnergyFigure:
     """Energy of a lamp, cabinet or district over a period, and what dimming saved."""
@@ -365,6 +373,7 @@ class EnergyFigure:
     lamps: int
     energy_kwh: float
     saving_kwh: float
+    implausible_hours: int = 0
 
     @property
     def full_power_kwh(self) -> float:
@@ -378,7 +387,9 @@ def energy_figures(
     """Lamp energy per lamp, cabinet or district, with the dimming saving, largest first.
 
     A lamp's energy is its meter's rise over the period; the saving of an hour is that
-    hour's energy × (100 / mean lit dim % − 1), what full power would have added.
+    hour's energy × (100 / mean lit dim % − 1), what full power would have added. Sums run
+    in numeric, so no figure overflows; lamp-hours whose meter is beyond physical bounds
+    (PLAUSIBLE_METER_KWH) are left out and counted in `implausible_hours`.
     """
     key = {
         "lamp": "d.device_id",
@@ -386,19 +397,34 @@ def energy_figures(
         "district": f"left(d.grid_code, {int(district_digits)})",
     }[by]
     rows = conn.execute(
-        "WITH per_lamp AS ("
-        "  SELECT h.device_id, max(h.energy_last_kwh) - min(h.energy_first_kwh) AS energy_kwh,"
-        "   sum(CASE WHEN h.lit_dim_pct > 0 THEN (h.energy_last_kwh - h.energy_first_kwh)"
-        "       * (100.0 / h.lit_dim_pct - 1) ELSE 0 END) AS saving_kwh"
-        "  FROM lighting_energy_hourly h WHERE h.bucket >= %s AND h.bucket < %s"
-        "  GROUP BY h.device_id)"
-        f" SELECT {key} AS key, count(*), sum(p.energy_kwh), sum(p.saving_kwh)"
+        "WITH hours AS ("
+        "  SELECT h.device_id, h.energy_first_kwh::numeric AS first_kwh,"
+        "   h.energy_last_kwh::numeric AS last_kwh, h.lit_dim_pct::numeric AS dim_pct,"
+        # NaN sorts above every number in PostgreSQL, so it fails the upper bound.
+        "   (h.energy_first_kwh >= 0 AND h.energy_last_kwh <= %(max_kwh)s) AS plausible"
+        "  FROM lighting_energy_hourly h WHERE h.bucket >= %(since)s AND h.bucket < %(until)s),"
+        " per_lamp AS ("
+        "  SELECT device_id,"
+        "   max(last_kwh) FILTER (WHERE plausible) - min(first_kwh) FILTER (WHERE plausible)"
+        "    AS energy_kwh,"
+        "   sum(CASE WHEN dim_pct > 0 THEN (last_kwh - first_kwh)"
+        "       * (100 / greatest(dim_pct, %(min_dim)s) - 1) ELSE 0 END)"
+        "    FILTER (WHERE plausible) AS saving_kwh,"
+        "   count(*) FILTER (WHERE NOT plausible) AS implausible_hours"
+        "  FROM hours GROUP BY device_id)"
+        f" SELECT {key} AS key, count(*), coalesce(sum(p.energy_kwh), 0),"
+        "  coalesce(sum(p.saving_kwh), 0), sum(p.implausible_hours)"
         " FROM per_lamp p JOIN devices d ON d.device_id = p.device_id"
         " GROUP BY 1 ORDER BY 3 DESC, 1",
-        (since, until),
+        {
+            "since": since,
+            "until": until,
+            "max_kwh": PLAUSIBLE_METER_KWH,
+            "min_dim": MIN_SAVING_DIM_PCT,
+        },
     ).fetchall()
     return [
-        EnergyFigure(r[0], int(r[1]), round(float(r[2] or 0.0), 4), round(float(r[3] or 0.0), 4))
+        EnergyFigure(r[0], int(r[1]), round(float(r[2]), 4), round(float(r[3]), 4), int(r[4] or 0))
         for r in rows
     ]
 

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from argon2 import PasswordHasher, profiles
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
@@ -22,6 +23,8 @@ from tests.cases_store.case_fixtures import case_setup
 
 PASSWORD = "correct horse battery"  # noqa: S105 - a test user's password
 DEPARTMENT = "drainage"
+TEST_HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
+"""argon2id at its cheapest: tests log in hundreds of times (production takes 64 MiB, ~150 ms)."""
 
 
 @dataclass
@@ -60,7 +63,7 @@ def secured_hub(
     }
     app = create_app(db, CollectorRegistry(), routers=all_routers(extra), state=state)
     access = AccessStore(db)
-    secure_app(app, access, config)
+    secure_app(app, access, config or AccessConfig(password_hasher=TEST_HASHER))
     try:
         yield SecuredHub(app, db, access, fanout, case_store)
     finally:
@@ -80,7 +83,7 @@ def role_tokens(access: AccessStore) -> dict[AccessRole, str]:
 
 
 def add_users(access: AccessStore) -> dict[str, AccessRole]:
-    """One console user per role, all with PASSWORD (cheap scrypt for tests)."""
+    """One console user per role, all with PASSWORD (cheap argon2id for tests)."""
     users = {
         "admin": AccessRole.ADMIN,
         "centre": AccessRole.CENTRE,
@@ -91,7 +94,7 @@ def add_users(access: AccessStore) -> dict[str, AccessRole]:
         "parker": AccessRole.PARKING_OPERATOR,
         "viewer": AccessRole.READ_ONLY,
     }
-    hashed = hash_password(PASSWORD, n=2**10)
+    hashed = hash_password(PASSWORD, hasher=TEST_HASHER)
     for name, role in users.items():
         department = None
         if role is AccessRole.DEPARTMENT:

@@ -11,7 +11,13 @@ from fastapi.testclient import TestClient
 from hub.__main__ import main
 from hub.api.access import AccessConfig
 from hub.principals import AccessRole
-from tests.api_access.access_fixtures import PASSWORD, SecuredHub, add_users, secured_hub
+from tests.api_access.access_fixtures import (
+    PASSWORD,
+    TEST_HASHER,
+    SecuredHub,
+    add_users,
+    secured_hub,
+)
 from tests.cases_store.case_fixtures import GRID
 
 pytestmark = pytest.mark.integration
@@ -34,7 +40,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 def hub(database_url: str, clock: Clock) -> Iterator[SecuredHub]:
-    config = AccessConfig(login_max_failures=3, login_window=timedelta(minutes=5), clock=clock)
+    config = AccessConfig(
+        login_max_failures=3,
+        login_window=timedelta(minutes=5),
+        clock=clock,
+        password_hasher=TEST_HASHER,
+    )
     with secured_hub(database_url, config=config) as secured:
         add_users(secured.access)
         yield secured
@@ -193,6 +204,6 @@ def test_cli_tokens_users_and_layers(
         row = conn.execute("SELECT password_hash, role FROM console_users").fetchone()
         layers = conn.execute("SELECT name FROM city_layers").fetchall()
     assert row is not None
-    assert row[0].startswith("scrypt$")
+    assert row[0].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert row[1] == AccessRole.CENTRE
     assert layers == [("streets",)]

@@ -1,11 +1,14 @@
 """Open311 GeoReport v2 server requests as in the spec's examples, JSON and XML."""
 
 import xml.etree.ElementTree as ET
+from typing import cast
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from hub.api.access import AccessConfig
 from tests.api_cases.conftest import OPEN311_KEY
 
 pytestmark = pytest.mark.integration
@@ -93,7 +96,8 @@ def test_post_and_get_requests(client: TestClient, database_url: str) -> None:
     assert row[4]["attributes"] == {"hazard": "yes"}
     assert row[4]["reporter"]["email"] == "smit222@sfgov.edu"
 
-    (one,) = client.get(f"{BASE}/requests/{request_id}.json").json()
+    keyed = {"api_key": OPEN311_KEY}  # a valid key shows the reporter's words and address
+    (one,) = client.get(f"{BASE}/requests/{request_id}.json", params=keyed).json()
     assert one["service_request_id"] == request_id
     assert one["status"] == "open"
     assert "reported" in one["status_notes"]
@@ -149,7 +153,7 @@ def test_post_and_get_requests(client: TestClient, database_url: str) -> None:
         data={"api_key": OPEN311_KEY, "service_code": "06011", "address_id": "A-4471"},
     )
     dumping_id = by_address_id.json()[0]["service_request_id"]
-    (dumping,) = client.get(f"{BASE}/requests/{dumping_id}.json").json()
+    (dumping,) = client.get(f"{BASE}/requests/{dumping_id}.json", params=keyed).json()
     assert dumping["address_id"] == "A-4471"
     assert dumping["agency_responsible"] == "环境卫生管理处"
 
@@ -182,3 +186,39 @@ def test_post_errors(client: TestClient, database_url: str) -> None:
         assert root.findtext("error/code") == str(code)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM cases").fetchone() == (0,)
+
+
+PRIVATE = ("description", "address", "address_id", "media_url")
+
+
+def test_reads_without_a_key_show_only_public_fields(client: TestClient) -> None:
+    posted = client.post(f"{BASE}/requests.json", data=SPEC_POST)
+    request_id = posted.json()[0]["service_request_id"]
+    for params in ({}, {"api_key": "wrong"}):
+        (one,) = client.get(f"{BASE}/requests/{request_id}.json", params=params).json()
+        listed = client.get(f"{BASE}/requests.json", params=params).json()
+        for document in (one, *listed):
+            assert [document[f] for f in PRIVATE] == [None] * len(PRIVATE), params
+            assert "email" not in document
+            assert "phone" not in document
+            assert "reporter" not in document
+        assert (one["service_code"], one["status"]) == ("01003", "open")
+        assert (one["lat"], one["long"]) == (32.05, 118.78)  # where the problem is stays public
+        xml = xml_root(client.get(f"{BASE}/requests/{request_id}.xml", params=params).text)
+        assert xml.findtext("request/description") == ""
+        assert xml.findtext("request/address") == ""
+    (keyed,) = client.get(
+        f"{BASE}/requests/{request_id}.json", params={"api_key": OPEN311_KEY}
+    ).json()
+    assert keyed["description"] == SPEC_POST["description"]
+    assert keyed["address"] == "北京东路 41 号"
+
+
+def test_the_setting_shows_details_to_everyone(client: TestClient) -> None:
+    posted = client.post(f"{BASE}/requests.json", data=SPEC_POST)
+    request_id = posted.json()[0]["service_request_id"]
+    app = cast(FastAPI, client.app)
+    app.state.access_config = AccessConfig(open311_public_details=True)
+    (one,) = client.get(f"{BASE}/requests/{request_id}.json").json()
+    assert one["address"] == "北京东路 41 号"
+    assert one["description"] == SPEC_POST["description"]

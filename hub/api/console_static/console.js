@@ -31,6 +31,7 @@ function el(tag, attrs = {}, ...children) {
     if (k === "class") e.className = v;
     else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
     else if (k === "dataset") Object.assign(e.dataset, v);
+    else if (k === "style") Object.assign(e.style, v); // CSSOM: the CSP refuses style attributes
     else e.setAttribute(k, v === true ? "" : v);
   }
   for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c);
@@ -488,7 +489,7 @@ async function loadParking(fit) {
     body.append(el("tr", { "data-testid": "parking-row", "data-area": a.id, onclick: () => map.centreOn(a.lon, a.lat, 600) },
       el("td", {}, a.name), el("td", {}, t(a.kind === "lot" ? "parking.lot" : "parking.zone")), el("td", {}, a.capacity),
       el("td", { "data-testid": "parking-occupied" }, a.occupied), el("td", {}, a.free),
-      el("td", {}, el("div", { class: "bar", title: occ }, el("i", { style: `width:${Math.round((a.occupancy || 0) * 100)}%;background:${occupancyColour(a.occupancy)}` })), occ)));
+      el("td", {}, el("div", { class: "bar", title: occ }, el("i", { style: { width: `${Math.round((a.occupancy || 0) * 100)}%`, background: occupancyColour(a.occupancy) } })), occ)));
   }
   $("#parking-at").textContent = fmtTime(new Date().toISOString());
   if (fit) map.fit();
