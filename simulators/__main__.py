@@ -97,7 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--city", type=Path, required=True, help="directory from `city`")
-        cmd.add_argument("--speed", type=float, default=60.0, help="time acceleration; 0 = max")
+        cmd.add_argument(
+            "--speed",
+            type=float,
+            default=0.0,
+            help="time acceleration until simulated time reaches the wall clock, real time"
+            " after; 0 (default) = as fast as the broker takes it, so the history since"
+            " --start is replayed in seconds and the devices then report in current time",
+        )
         cmd.add_argument(
             "--start", type=_parse_time, help="simulated start (default: yesterday 16:00 local)"
         )
