@@ -147,7 +147,9 @@ class Settings(BaseSettings):
     # access and console (docs/console.md)
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30, description="console login")
     cookie_secure: bool = Field(
-        default=False, description="mark the session cookie Secure (set when served over HTTPS)"
+        default=False,
+        description="always mark the session cookie Secure (it is on https requests anyway,"
+        " including those a trusted proxy says came over https)",
     )
     login_max_failures: int = Field(
         default=5, ge=1, description="failed logins per IP and user before a pause"
