@@ -116,3 +116,25 @@ def test_hub_image_builds_from_files_that_exist() -> None:
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_jt808_gateway_publishes_as_its_own_platform_account() -> None:
+    services = load_compose()["services"]
+    gateway = services["jt808"]
+    assert gateway["command"] == ["python", "-m", "hub", "jt808", "serve"]
+    environment = gateway["environment"]
+    listeners = broker_listeners(ROOT / "deploy/mosquitto/mosquitto.conf")
+    platform = next(p for p, o in listeners.items() if o.get("use_username_as_clientid") is None)
+    url = urlsplit(interpolated(environment["HUB_JT808_MQTT_URL"]))
+    assert (url.username, url.port) == ("jt808", platform)
+    # Neither the hub's broker account nor its password in the gateway's container.
+    assert "HUB_MQTT_URL" not in environment
+    assert "HUB_MQTT_PASSWORD" not in " ".join(map(str, environment.values()))
+    assert "HUB_JT808_AUTH_SECRET" in environment
+    # Terminals reach it from outside on the port it listens on.
+    published = [str(p).split(":") for p in gateway["ports"]]
+    assert published == [[environment["HUB_JT808_PORT"]] * 2]
+    # The broker writes the account from the same variable the gateway's URL uses.
+    assert "JT808_MQTT_PASSWORD" in services["mosquitto"]["environment"]
+    assert "JT808_MQTT_PASSWORD" in environment["HUB_JT808_MQTT_URL"]
+    assert "user jt808" in (ROOT / "deploy/mosquitto/platform.acl").read_text()

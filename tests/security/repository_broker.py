@@ -37,6 +37,7 @@ DEVICE_LISTENER = 1883
 PLATFORM_LISTENER = 1884
 HUB_USER = "hub"
 SIMULATOR_USER = "simulator"
+JT808_USER = "jt808"
 _CONTAINER_PATH = re.compile(r"(?<![\w.-])/mosquitto/")
 _LISTENER_LINE = re.compile(r"^listener (\d+)\b.*$", re.MULTILINE)
 
@@ -57,6 +58,7 @@ class Accounts:
 
     hub_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     simulator_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    jt808_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     devices: Mapping[str, str] = field(default_factory=dict)
     hub_client_id: str | None = None
 
@@ -162,6 +164,7 @@ def repository_broker(
         "PATH": f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}",
         "HUB_MQTT_PASSWORD": accounts.hub_password,
         "SIMULATOR_MQTT_PASSWORD": accounts.simulator_password,
+        "JT808_MQTT_PASSWORD": accounts.jt808_password,
     }
     if accounts.hub_client_id is not None:
         env["HUB_MQTT_CLIENT_ID"] = accounts.hub_client_id
