@@ -1,13 +1,17 @@
 """The web console: static files under /console/, the city's map layers, a case's actions for
-the caller. Installed by `hub.api.access.secure_app`; works offline (no CDN, fonts or tiles)."""
+the caller, and the API docs pages. Installed by `hub.api.access.secure_app`; works offline
+(no CDN, fonts or tiles): Swagger UI and ReDoc come from the pinned fastapi-offline package,
+served beside the console's own files."""
 
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
-from fastapi.responses import RedirectResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Mount
 
 from hub.api.access import AccessStoreDep, PrincipalDep, check_case_scope
 from hub.api.cases import CaseStoreDep
@@ -16,6 +20,16 @@ from hub.principals import allowed_actions_for
 
 STATIC_DIR = Path(__file__).resolve().parent / "console_static"
 DB_LAYERS = ("lots", "zones")
+# Swagger UI and ReDoc (swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js,
+# favicon.png) ship in this package directory; StaticFiles serves them under /console/.
+DOCS_ASSETS_PACKAGE = ("fastapi_offline", "static")
+DOCS_ASSETS_URL = "/console/"
+# The pages' own bootstrap script is inline; everything else comes from this origin.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline';"
+    " img-src 'self' data:; font-src 'self'; worker-src 'self' blob:; connect-src 'self';"
+    " object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 router = APIRouter(tags=["console"])
 
@@ -61,7 +75,62 @@ def case_actions(
     }
 
 
+def install_offline_docs(app: FastAPI) -> None:
+    """Replace FastAPI's /docs and /redoc (which load their scripts from a CDN) with pages
+    that load them from the hub, so the docs work on a closed network."""
+    openapi_url = app.openapi_url or "/openapi.json"
+    title = f"{app.title} - API"
+    replaced = {app.docs_url, app.redoc_url} - {None}
+    app.router.routes[:] = [
+        r
+        for r in app.router.routes
+        if isinstance(r, Mount) or getattr(r, "path", None) not in replaced
+    ]
+
+    def with_policy(response: HTMLResponse) -> HTMLResponse:
+        response.headers["Content-Security-Policy"] = DOCS_POLICY
+        return response
+
+    if app.docs_url is not None:
+
+        @app.get(app.docs_url, include_in_schema=False)
+        def swagger_ui() -> HTMLResponse:
+            """Swagger UI over the hub's OpenAPI document."""
+            return with_policy(
+                get_swagger_ui_html(
+                    openapi_url=openapi_url,
+                    title=title,
+                    swagger_js_url=f"{DOCS_ASSETS_URL}swagger-ui-bundle.js",
+                    swagger_css_url=f"{DOCS_ASSETS_URL}swagger-ui.css",
+                    swagger_favicon_url=f"{DOCS_ASSETS_URL}favicon.png",
+                    oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+                    # no badge fetched from the public validator
+                    swagger_ui_parameters={"validatorUrl": None},
+                )
+            )
+
+    if app.redoc_url is not None:
+
+        @app.get(app.redoc_url, include_in_schema=False)
+        def redoc() -> HTMLResponse:
+            """ReDoc over the hub's OpenAPI document."""
+            return with_policy(
+                get_redoc_html(
+                    openapi_url=openapi_url,
+                    title=title,
+                    redoc_js_url=f"{DOCS_ASSETS_URL}redoc.standalone.js",
+                    redoc_favicon_url=f"{DOCS_ASSETS_URL}favicon.png",
+                    with_google_fonts=False,
+                )
+            )
+
+
 def install(app: FastAPI) -> None:
-    """Add the console routes and its static files to an app."""
+    """Add the console routes, its static files and the offline API docs to an app."""
     app.include_router(router)
-    app.mount("/console", StaticFiles(directory=STATIC_DIR, html=True), name="console")
+    install_offline_docs(app)
+    app.mount(
+        "/console",
+        StaticFiles(directory=STATIC_DIR, packages=[DOCS_ASSETS_PACKAGE], html=True),
+        name="console",
+    )
