@@ -201,8 +201,8 @@ class DepartmentFiguresOut(BaseModel):
     closure_rate_text: str
     on_time_closure_rate_text: str
     volume_score: float
-    composite: float
-    grade: str
+    composite: float | None = Field(description="0-100; null (n/a) when a weighted rate is n/a")
+    grade: str | None = Field(description="A-E; null with the composite")
 
 
 class EvaluationOut(BaseModel):
@@ -514,8 +514,8 @@ def _figures_out(store: CaseStore, score: DepartmentScore) -> DepartmentFiguresO
         closure_rate_text=format_percent(f.closure_rate),
         on_time_closure_rate_text=format_percent(f.on_time_closure_rate),
         volume_score=round(score.volume_score, 4),
-        composite=round(score.composite, 2),
-        grade=score.grade.value,
+        composite=None if score.composite is None else round(score.composite, 2),
+        grade=None if score.grade is None else score.grade.value,
     )
 
 
