@@ -77,6 +77,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         ),
         idle_timeout_s=settings.jt808_idle_timeout_s,
         max_frame_bytes=settings.jt808_max_frame_bytes,
+        metrics_port=settings.jt808_metrics_port or None,
     )
 
 

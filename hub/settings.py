@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     jt808_idle_timeout_s: float = Field(
         default=180.0, gt=0, description="close a terminal connection silent this long"
     )
+    jt808_metrics_port: int = Field(
+        default=9808, ge=0, le=65_535, description="HTTP port of the gateway's /metrics; 0 off"
+    )
     jt808_max_frame_bytes: int = Field(
         default=4096, ge=64, description="a connection's buffer limit for one frame"
     )

@@ -57,6 +57,7 @@ from hub.ingest.jt808.messages import (
     encode_general_response,
     encode_register_response,
 )
+from hub.ingest.jt808.metrics import gateway_registry, start_metrics_server
 from hub.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ class GatewayConfig:
     max_frame_bytes: int = 4096
     publish_timeout_s: float = 10.0
     reconnect_max_s: float = 30.0
+    # HTTP port of /metrics on the gateway's address: None off, 0 any free port.
+    metrics_port: int | None = None
 
 
 @dataclass(slots=True)
@@ -110,6 +113,7 @@ class GatewayCounters:
 
     connections_open: int = 0
     connections_total: int = 0
+    terminals_online: int = 0
     frames: Counter[str] = field(default_factory=Counter)
     bad_frames: Counter[str] = field(default_factory=Counter)
     positions_published: int = 0
@@ -121,6 +125,7 @@ class GatewayCounters:
         lines = [
             f"jt808_connections_open {self.connections_open}",
             f"jt808_connections_total {self.connections_total}",
+            f"jt808_terminals_online {self.terminals_online}",
             f"jt808_positions_published_total {self.positions_published}",
             f"jt808_acks_withheld_total {self.acks_withheld}",
             f"jt808_commands_sent_total {self.commands_sent}",
@@ -262,6 +267,7 @@ class Gateway:
         self.sessions: dict[str, Session] = {}
         self.broker = BrokerLink(config, self._on_command)
         self._server: asyncio.Server | None = None
+        self.metrics_port: int | None = None  # bound, once serving
         self._handlers: set[asyncio.Task[None]] = set()
 
     def _topic(self, device_id: str, channel: Channel) -> str:
@@ -271,6 +277,12 @@ class Gateway:
         """Serve until cancelled; `ready` gets the bound port (useful with port 0)."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.broker.run(), name="jt808-broker")
+            if self.config.metrics_port is not None:
+                metrics = await start_metrics_server(
+                    gateway_registry(self.counters), host, self.config.metrics_port
+                )
+                self.metrics_port = metrics.sockets[0].getsockname()[1]
+                tasks.create_task(metrics.serve_forever(), name="jt808-metrics")
             self._server = await asyncio.start_server(self._handle, host, port, limit=65536)
             bound = self._server.sockets[0].getsockname()[1]
             log.info("jt808 gateway listening on %s:%d", host, bound)
@@ -324,19 +336,23 @@ class Gateway:
             # A bug of ours must not take the server down: log it and drop this connection.
             log.exception("jt808 connection handler failed")
         finally:
-            if current is not None:
-                self._handlers.discard(current)
             self.counters.connections_open -= 1
-            await self._closed(session)
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            try:
+                await self._closed(session)
+                writer.close()
+                with contextlib.suppress(ConnectionError, OSError):
+                    await writer.wait_closed()
+            finally:
+                # Only now: a server stopping meanwhile must still cancel and await this cleanup.
+                if current is not None:
+                    self._handlers.discard(current)
 
     async def _closed(self, session: Session) -> None:
         terminal = session.terminal
         if terminal is None or self.sessions.get(terminal.device_id) is not session:
             return
         del self.sessions[terminal.device_id]
+        self.counters.terminals_online = len(self.sessions)
         await self._publish_status(terminal.device_id, "offline")
 
     async def _publish_status(self, device_id: str, state: str) -> None:
@@ -452,6 +468,7 @@ class Gateway:
             previous.writer.close()
         session.terminal = terminal
         self.sessions[terminal.device_id] = session
+        self.counters.terminals_online = len(self.sessions)
         session.reply(frame, Result.OK)
         await self._publish_status(terminal.device_id, "online")
 
