@@ -18,10 +18,56 @@ function t(key) {
   return d[key] !== undefined ? d[key] : key;
 }
 
+// Fills {name} placeholders of a translated text.
+function tf(key, params) {
+  return t(key).replace(/\{(\w+)\}/g, (whole, name) => (params[name] !== undefined ? String(params[name]) : whole));
+}
+
+function locale() {
+  return app.lang === "zh" ? "zh-CN" : "en-GB";
+}
+
+const TIME_FORMAT = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+
 function fmtTime(value) {
   if (!value) return "";
-  const d = new Date(value);
-  return d.toLocaleString(app.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
+  return new Date(value).toLocaleString(locale(), TIME_FORMAT);
+}
+
+function fmtNumber(value, digits = 1) {
+  if (value === null || value === undefined || Number.isNaN(Number(value))) return "—";
+  return Number(value).toLocaleString(locale(), { maximumFractionDigits: digits });
+}
+
+// A department by its code in the console's language; the server's name for codes we lack.
+function deptName(code, serverName) {
+  if (code && app.dict[app.lang] && app.dict[app.lang][`dept.${code}`] !== undefined) return t(`dept.${code}`);
+  return serverName || code || "";
+}
+
+function sourceName(source) {
+  return source ? t(`source.${source}`) : "";
+}
+
+// Notes the hub writes itself (case timeline), recognised and shown in the console's language;
+// anything else is a person's words and stays as written.
+const SERVER_NOTES = [
+  [/^filed from (\w+) alarm (\d+) of (.+)$/, (m) => tf("note.filed_from", { type: t(`type.${m[1]}`), id: m[2], source: m[3] })],
+  [/^sensor verification: the fault is no longer reported$/, () => t("note.sensor_verified")],
+  [/^sensor verification: (.+)$/, (m) => tf("note.sensor_verification", { rest: m[1] })],
+  [/^registered by filing policy$/, () => t("note.registered_by_policy")],
+  [/^dispatched by filing policy$/, () => t("note.dispatched_by_policy")],
+  [/^(\w+) alarm (\d+) of (\S+) cleared at (\S+) and stayed clear for ([\d.]+) min$/,
+    (m) => tf("note.alarm_cleared", { type: t(`type.${m[1]}`), id: m[2], source: m[3], at: fmtTime(m[4]), minutes: m[5] })],
+];
+
+function serverText(text) {
+  if (!text) return "";
+  for (const [pattern, render] of SERVER_NOTES) {
+    const m = pattern.exec(text);
+    if (m) return render(m);
+  }
+  return text;
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -93,7 +139,7 @@ function renderNav() {
   for (const view of app.me.views) {
     nav.append(el("a", { href: `#${view}`, "data-view": view, "data-testid": `nav-${view}` }, t(`view.${view}`)));
   }
-  const who = app.me.department ? `${app.me.display_name} · ${t(`role.${app.me.role}`)} · ${app.me.department}` : `${app.me.display_name} · ${t(`role.${app.me.role}`)}`;
+  const who = app.me.department ? `${app.me.display_name} · ${t(`role.${app.me.role}`)} · ${deptName(app.me.department)}` : `${app.me.display_name} · ${t(`role.${app.me.role}`)}`;
   $("#who").textContent = who;
   $("#logout").hidden = false;
 }
@@ -167,7 +213,7 @@ async function loadCases() {
     body.append(el("tr", { "data-case-id": c.id, "data-testid": "case-row", class: location.hash === `#cases/${c.id}` ? "selected" : "", onclick: () => { location.hash = `#cases/${c.id}`; } },
       el("td", {}, lightDot(c.light)), el("td", {}, c.case_number),
       el("td", {}, c.class_name || c.class_code), el("td", { "data-testid": "case-status" }, t(`status.${c.status}`)),
-      el("td", {}, c.department_name || c.department || ""), el("td", {}, fmtTime(c.stage_due_at))));
+      el("td", {}, deptName(c.department, c.department_name)), el("td", {}, fmtTime(c.stage_due_at))));
   }
 }
 
@@ -188,8 +234,8 @@ async function showCase(id) {
     el("dt", {}, t("cases.number")), el("dd", { "data-testid": "case-number" }, detail.case_number),
     el("dt", {}, t("cases.status")), el("dd", { "data-testid": "detail-status", "data-status": detail.status }, lightDot(detail.light), " ", t(`status.${detail.status}`)),
     el("dt", {}, t("cases.class")), el("dd", {}, `${detail.class_code} ${detail.class_name || ""}`),
-    el("dt", {}, t("cases.department")), el("dd", {}, detail.department_name || detail.department || ""),
-    el("dt", {}, t("cases.source")), el("dd", {}, detail.source),
+    el("dt", {}, t("cases.department")), el("dd", { "data-testid": "detail-department" }, deptName(detail.department, detail.department_name)),
+    el("dt", {}, t("cases.source")), el("dd", { "data-testid": "detail-source" }, sourceName(detail.source)),
     el("dt", {}, t("cases.grid")), el("dd", {}, detail.grid_code || ""),
     el("dt", {}, t("cases.reported")), el("dd", {}, fmtTime(detail.reported_at)),
     el("dt", {}, t("cases.due")), el("dd", {}, fmtTime(detail.stage_due_at)),
@@ -215,7 +261,7 @@ function actionBar(detail, actions) {
   }
   const note = el("input", { placeholder: t("cases.note"), "data-testid": "action-note", size: 18 });
   const dept = el("select", { "data-testid": "action-department" },
-    ...Object.entries(actions.departments).map(([code, name]) => el("option", { value: code, selected: code === detail.department }, `${name} (${code})`)));
+    ...Object.entries(actions.departments).map(([code, name]) => el("option", { value: code, selected: code === detail.department }, deptName(code, name))));
   const hours = el("input", { type: "number", min: "0.5", step: "0.5", value: "8", size: 4, "data-testid": "action-hours" });
   const error = el("span", { class: "error", "data-testid": "action-error" });
   for (const action of actions.actions) {
@@ -249,8 +295,9 @@ async function act(detail, action, inputs) {
 function timeline(events) {
   const list = el("ol", { class: "timeline", "data-testid": "case-timeline" });
   for (const e of events) {
-    const who = e.actor_id ? `${e.actor_id} (${e.actor_role})` : e.actor_role;
-    list.append(el("li", { "data-action": e.action }, el("time", {}, fmtTime(e.at)), el("b", {}, t(`action.${e.action.replace(/_/g, "-")}`)), ` → ${t(`status.${e.to_status}`)} · ${who}`, e.note ? ` · ${e.note}` : ""));
+    const role = t(`wfrole.${e.actor_role}`);
+    const who = e.actor_id ? `${e.actor_id} (${role})` : role;
+    list.append(el("li", { "data-action": e.action }, el("time", {}, fmtTime(e.at)), el("b", {}, t(`action.${e.action.replace(/_/g, "-")}`)), ` → ${t(`status.${e.to_status}`)} · ${who}`, e.note ? ` · ${serverText(e.note)}` : ""));
   }
   return list;
 }
@@ -334,7 +381,7 @@ async function loadEvaluation() {
   body.textContent = "";
   const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
   for (const d of data.departments) {
-    body.append(el("tr", { "data-testid": "eval-row" }, el("td", {}, d.department_name || d.department), el("td", {}, d.registered),
+    body.append(el("tr", { "data-testid": "eval-row" }, el("td", {}, deptName(d.department, d.department_name)), el("td", {}, d.registered),
       el("td", {}, d.closed), el("td", {}, pct(d.closure_rate)), el("td", {}, pct(d.on_time_closure_rate)), el("td", {}, pct(d.rework_rate)),
       el("td", {}, d.overdue_open), el("td", {}, d.composite.toFixed(1)), el("td", {}, d.grade)));
   }
