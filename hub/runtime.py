@@ -70,16 +70,6 @@ class IngestStatus:
         return problems
 
 
-def access_config(settings: Settings) -> AccessConfig:
-    """Session and login settings of the secured API."""
-    return AccessConfig(
-        session_ttl=timedelta(hours=settings.session_hours),
-        cookie_secure=settings.cookie_secure,
-        login_max_failures=settings.login_max_failures,
-        login_window=timedelta(seconds=settings.login_window_s),
-    )
-
-
 def _always() -> bool:
     return True
 
@@ -243,7 +233,7 @@ class HubProcess:
                     state={**alarm_services.api_state, **lighting.api_state},
                     max_body_bytes=settings.api_max_body_bytes,
                 )
-                secure_app(app, AccessStore(db), access_config(settings))
+                secure_app(app, AccessStore(db), AccessConfig.from_settings(settings))
                 server = uvicorn.Server(
                     uvicorn.Config(
                         app,
@@ -251,6 +241,9 @@ class HubProcess:
                         port=settings.api_port,
                         log_level=settings.log_level.lower(),
                         access_log=False,
+                        # X-Forwarded-* are believed only from HUB_TRUSTED_PROXIES, by the
+                        # app itself; uvicorn's own handling would trust 127.0.0.1.
+                        proxy_headers=False,
                     )
                 )
                 log.info("API on http://%s:%d/docs", settings.api_host, settings.api_port)
