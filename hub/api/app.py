@@ -47,17 +47,23 @@ router = APIRouter()
 
 @router.get("/health", response_model=Health, tags=["system"])
 def health(db: DbDep, runtime: StatusDep) -> Health:
-    """Broker and database reachability, storage mode and ingest lag."""
+    """Broker and database reachability, storage mode, ingest lag, and what is wrong."""
+    problems: list[str] = []
     database_ok = db.ping()
     mode: str | None = None
     if database_ok:
         try:
             mode = db.storage_mode().value
-        except SchemaNotReadyError:
+        except SchemaNotReadyError as err:
             database_ok = False
+            problems.append(str(err))
+    else:
+        problems.append("the database does not answer")
     broker_ok = runtime.broker_connected()
+    problems.extend(runtime.ingest_problems())
     return Health(
-        status="ok" if database_ok and broker_ok else "degraded",
+        status="ok" if database_ok and broker_ok and not problems else "degraded",
+        problems=problems,
         database=database_ok,
         broker=broker_ok,
         storage_mode=mode,

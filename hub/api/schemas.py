@@ -75,7 +75,11 @@ JsonObject = Annotated[dict[str, Any], AfterValidator(check_json_object)]
 class Health(BaseModel):
     """Liveness and the facts an operator checks first."""
 
-    status: str = Field(description="ok, or degraded when the broker or database is down")
+    status: str = Field(
+        description="ok, or degraded when the broker or database is down, the writer is"
+        " retrying, the MQTT network thread is not running or ingest lags"
+    )
+    problems: list[str] = Field(description="why the status is degraded, for an operator")
     database: bool
     broker: bool
     storage_mode: str | None
