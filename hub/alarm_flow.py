@@ -413,7 +413,11 @@ class AlarmFlow:
         return changes
 
     def _run_case_policy(self, now: datetime) -> None:
-        for filed in self._cases.file_due_alarms(now):
+        # Two clocks, one per question: filing delays and "stayed clear" are event time
+        # (the engine's event clock, which trails `now` while a backlog is judged); the
+        # cases themselves are stamped with `now`, when the centre gets them.
+        event_now = self.engine.event_clock(now)
+        for filed in self._cases.file_due_alarms(now, event_now):
             if filed.case is not None:
                 log.info(
                     "alarm %d filed into case %s (%s)",
@@ -421,7 +425,7 @@ class AlarmFlow:
                     filed.case.case_number,
                     filed.reason,
                 )
-        for check in self._cases.check_clearances(now, self._stay_clear):
+        for check in self._cases.check_clearances(now, self._stay_clear, event_now):
             if check.attached:
                 log.info(
                     "alarm %d stayed clear: attached to case %d", check.alarm_id, check.case_id

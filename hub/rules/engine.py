@@ -42,6 +42,7 @@ from hub.rules.condition import (
     ConditionTable,
     Observation,
     Verdict,
+    datetime_from_epoch,
 )
 from hub.rules.config import (
     OFFLINE_RULE,
@@ -239,6 +240,14 @@ def _held_ts(held: tuple[float, float, Reading]) -> float:
     return held[0]
 
 
+# A reading released from its device's buffer: (ts_s, device id, received_s, reading, slot).
+_Released = tuple[float, str, float, Reading, _DeviceSlot]
+
+
+def _released_order(released: _Released) -> tuple[float, str]:
+    return released[0], released[1]
+
+
 class RuleEngine:
     """Evaluates rules over readings and clock ticks; holds all rule and alarm condition state."""
 
@@ -312,7 +321,11 @@ class RuleEngine:
         # (release time by the injected clock, device) for every device with held readings;
         # stale entries (released earlier by event time) are skipped when popped.
         self._hold_queue: list[tuple[float, str]] = []
-        self._dirty_groups: dict[tuple[int, str], tuple[datetime, float]] = {}
+        # Groups a member of which reported in the instant being judged, with a receive time.
+        self._dirty_groups: dict[tuple[int, str], float] = {}
+        # The newest event time judged, and when its reading was received (the event clock).
+        self._watermark_ts_s = -math.inf
+        self._watermark_received_s = -math.inf
         self._group_ts: dict[tuple[int, str], datetime] = {}
         self._table = ConditionTable()
         self._offline = OfflineMonitor()
@@ -412,6 +425,19 @@ class RuleEngine:
         slot = self._slots.get(device_id)
         return None if slot is None else slot.resolved.get(rule_name)
 
+    def event_clock(self, now: datetime) -> datetime:
+        """The stream's event time at receive-clock instant `now`, for "how long did it hold".
+
+        The newest event time judged, moved on by the receive time since its reading
+        arrived (so it runs with the wall clock when readings come live and the city is
+        quiet), never past `now`. While a backlog is judged it trails `now` by the backlog.
+        """
+        if self._watermark_ts_s == -math.inf:
+            return now
+        now_s = now.timestamp()
+        at_s = self._watermark_ts_s + max(0.0, now_s - self._watermark_received_s)
+        return now if at_s >= now_s else datetime_from_epoch(at_s)
+
     @property
     def pending_readings(self) -> int:
         """Readings held in reorder buffers."""
@@ -470,10 +496,10 @@ class RuleEngine:
             self._table,
         )
         self._emit_all(raw, signals)
+        released: list[_Released] = []
         for slot in touched.values():
-            self._release(slot, slot.max_ts_s - self._tolerance_s, -math.inf, signals)
-        self._evaluate_groups(signals)
-        self._flush_deferred(signals)
+            self._release(slot, slot.max_ts_s - self._tolerance_s, -math.inf, released)
+        self._evaluate_in_order(released, signals)
         return signals
 
     def tick(self, now: datetime) -> list[AlarmSignal]:
@@ -482,12 +508,12 @@ class RuleEngine:
         now_s = now.timestamp()
         held_until_s = now_s - self._tolerance_s
         queue = self._hold_queue
+        released: list[_Released] = []
         while queue and queue[0][0] <= now_s:
             _, device_id = heapq.heappop(queue)
             if device_id in self._pending:
-                self._release(self._slots[device_id], -math.inf, held_until_s, signals)
-        self._evaluate_groups(signals)
-        self._flush_deferred(signals)
+                self._release(self._slots[device_id], -math.inf, held_until_s, released)
+        self._evaluate_in_order(released, signals)
         self._emit_all(self._offline.evaluate_tick(now, self._table), signals)
         self._emit_all(self._table.advance(now_s), signals)
         self._offline.sync_all(self._table)
@@ -500,9 +526,9 @@ class RuleEngine:
         slot: _DeviceSlot,
         ts_cutoff_s: float,
         received_cutoff_s: float,
-        signals: list[AlarmSignal],
+        released: list[_Released],
     ) -> None:
-        """Evaluate, oldest first, the buffered readings past the event-time or hold cutoff."""
+        """Release, oldest first, the buffered readings past the event-time or hold cutoff."""
         device_id = slot.info.device_id
         buffer = self._pending[device_id]
         if len(buffer) == 1:  # the common case: one reading of the device in the batch
@@ -511,7 +537,7 @@ class RuleEngine:
                 return  # still inside its hold time
             del self._pending[device_id]
             slot.released_ts_s = ts_s
-            self._evaluate(slot, reading, received_s, signals)
+            released.append((ts_s, device_id, received_s, reading, slot))
             return
         buffer.sort(key=_held_ts)
         count = 0
@@ -520,16 +546,40 @@ class RuleEngine:
                 count = position + 1
         if count == 0:
             return
-        released = buffer[:count]
+        taken = buffer[:count]
         if count == len(buffer):
             del self._pending[device_id]
         else:
             del buffer[:count]
             oldest_received_s = min(held[1] for held in buffer)
             heapq.heappush(self._hold_queue, (oldest_received_s + self._tolerance_s, device_id))
-        for ts_s, received_s, reading in released:
+        for ts_s, received_s, reading in taken:
             slot.released_ts_s = ts_s
+            released.append((ts_s, device_id, received_s, reading, slot))
+
+    def _evaluate_in_order(self, released: list[_Released], signals: list[AlarmSignal]) -> None:
+        """Judge released readings of all devices in event-time order, one instant at a time.
+
+        The readings of one instant are judged per device first; then each group a member
+        of which reported is judged at that instant, and the members' signals held for it
+        are emitted or covered. So a backlog judged in one batch gives the alarms (and
+        their times) that the same readings give arriving one by one, and a circuit that
+        goes dark in one instant raises one group alarm, not one per lamp first. Ties
+        within an instant are broken by device id, never by arrival.
+        """
+        count = len(released)
+        if count > 1:
+            released.sort(key=_released_order)
+        for position, (ts_s, _, received_s, reading, slot) in enumerate(released):
             self._evaluate(slot, reading, received_s, signals)
+            if position + 1 < count and released[position + 1][0] == ts_s:
+                continue  # the instant goes on
+            if self._dirty_groups:
+                self._evaluate_groups(reading.ts, signals)
+            self._flush_deferred(signals)
+            if ts_s > self._watermark_ts_s:
+                self._watermark_ts_s = ts_s
+                self._watermark_received_s = received_s
 
     def _evaluate(
         self, slot: _DeviceSlot, reading: Reading, received_s: float, signals: list[AlarmSignal]
@@ -559,8 +609,8 @@ class RuleEngine:
                 if signal is None:
                     continue
                 if info.group_id is not None and signal.alarm_type in self._coverable:
-                    # Held until the group rules have seen this batch, so a circuit that goes
-                    # dark at once raises one group alarm, not one per lamp first.
+                    # Held until the group rules have seen this instant, so a circuit that
+                    # goes dark at once raises one group alarm, not one per lamp first.
                     self._deferred.append(signal)
                 else:
                     self._emit(signal, signals)
@@ -575,19 +625,19 @@ class RuleEngine:
             members = self._group_latest[group_rule.name].setdefault(info.group_id, {})
             members[info.device_id] = group_rule.project(reading, resolved.params)
             key = (position, info.group_id)
-            previous = self._dirty_groups.get(key)
-            if previous is None or reading.ts > previous[0]:
-                self._dirty_groups[key] = (reading.ts, received_s)
+            if key not in self._dirty_groups:
+                self._dirty_groups[key] = received_s
 
-    def _evaluate_groups(self, signals: list[AlarmSignal]) -> None:
-        """Run group rules on the groups whose members changed."""
+    def _evaluate_groups(self, ts: datetime, signals: list[AlarmSignal]) -> None:
+        """Run group rules, at instant `ts`, on the groups whose members reported then."""
         dirty, self._dirty_groups = self._dirty_groups, {}
-        for key, (newest_ts, received_s) in dirty.items():
+        for key, received_s in dirty.items():
             position, group_id = key
             # Members' clocks differ: a group's event time never goes backwards, so a member
             # that reports a little behind the others still counts.
-            ts = max(newest_ts, self._group_ts.get(key, newest_ts))
-            self._group_ts[key] = ts
+            previous_ts = self._group_ts.get(key)
+            group_ts = ts if previous_ts is None or ts > previous_ts else previous_ts
+            self._group_ts[key] = group_ts
             group_rule = self._group_rules[position]
             resolved = self._group_resolved[group_rule.name]
             member_ids = tuple(
@@ -601,7 +651,7 @@ class RuleEngine:
                 group_id=group_id,
                 member_ids=member_ids,
                 latest=self._group_latest[group_rule.name].get(group_id, {}),
-                ts=ts,
+                ts=group_ts,
             )
             for obs in group_rule.evaluate_group(view, resolved.params):
                 signal = self._table.observe(
@@ -611,7 +661,9 @@ class RuleEngine:
                     self._emit(signal, signals, group_rule)
 
     def _flush_deferred(self, signals: list[AlarmSignal]) -> None:
-        """Emit member signals held during a batch, now that group covers are up to date."""
+        """Emit member signals held during an instant, now that group covers are up to date."""
+        if not self._deferred:
+            return
         deferred, self._deferred = self._deferred, []
         silenced: set[ConditionKey] = set()
         for signal in deferred:
@@ -624,7 +676,7 @@ class RuleEngine:
             if signal.action is SignalAction.UPDATE:
                 state = self._table.get(key)
                 if state is not None and not state.announced:
-                    continue  # retracted by a group alarm raised in this batch
+                    continue  # retracted by a group alarm raised at this instant
             signals.append(signal)
         for key in silenced:
             state = self._table.get(key)

@@ -34,7 +34,7 @@ _UPSERT = (
     "INSERT INTO alarms (source_kind, source_id, alarm_type, severity, raised_at, last_seen_at,"
     " count, message, evidence, details, filing_due_at, updated_at)"
     " VALUES (%(source_kind)s, %(source_id)s, %(alarm_type)s, %(severity)s, %(at)s, %(at)s,"
-    " %(count)s, %(message)s, %(evidence)s, %(details)s, %(now)s, %(now)s)"
+    " %(count)s, %(message)s, %(evidence)s, %(details)s, %(at)s, %(now)s)"
     " ON CONFLICT (source_id, alarm_type) WHERE state <> 'cleared' DO UPDATE SET"
     " count = {count},"
     " last_seen_at = greatest(alarms.last_seen_at, excluded.last_seen_at),"
@@ -52,7 +52,11 @@ _RAISE = _UPSERT.replace("{count}", "alarms.count + 1")
 _UPDATE = _UPSERT.replace("{count}", "greatest(alarms.count, excluded.count)")
 _CLEAR = (
     "UPDATE alarms SET state = 'cleared', cleared_at = greatest(raised_at, %(at)s),"
-    " details = details || %(details)s, filing_due_at = NULL, updated_at = %(now)s"
+    " details = details || %(details)s, updated_at = %(now)s,"
+    # An alarm that held until its filing was due is still filed, however late the clear
+    # and the filing decision are judged (a backlog): filing is in event time.
+    " filing_due_at = CASE WHEN case_id IS NULL AND filing_due_at <= greatest(raised_at, %(at)s)"
+    " THEN filing_due_at END"
     " WHERE source_id = %(source_id)s AND alarm_type = %(alarm_type)s AND state <> 'cleared'"
     f" RETURNING {COLUMNS}"
 )
@@ -271,10 +275,12 @@ def fetch_last_seen(conn: Conn) -> dict[str, datetime]:
 
 
 def alarms_due_for_filing(conn: Conn, now: datetime, limit: int = 100) -> list[AlarmRecord]:
-    """Open alarms without a case whose filing decision is due, locked for this transaction."""
+    """Alarms without a case whose filing decision is due at event time `now` (open, or
+    cleared no earlier than it was due), locked for this transaction."""
     rows = conn.execute(
         f"SELECT {COLUMNS} FROM alarms WHERE filing_due_at <= %s AND case_id IS NULL"
-        " AND state <> 'cleared' ORDER BY filing_due_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+        " AND (state <> 'cleared' OR cleared_at >= filing_due_at)"
+        " ORDER BY filing_due_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
         (now, limit),
     ).fetchall()
     return [record_from_row(r) for r in rows]

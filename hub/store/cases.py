@@ -608,22 +608,27 @@ def _file_one(
     alarm: AlarmRecord,
     now: datetime,
     targets: Sequence[OutboxTarget],
+    event_now: datetime,
 ) -> FiledAlarm:
     device = registry.get_device(conn, alarm.source_id)
+    # How long the alarm held is a question of event time: until the event clock, or
+    # until it cleared.
+    held_to = event_now if alarm.cleared_at is None else min(event_now, alarm.cleared_at)
     decision = decide_filing(
         setup.policy,
         setup.classes,
         alarm_type=alarm.alarm_type,
         severity=alarm.severity,
         active_since_at=alarm.raised_at,
-        now_at=now,
+        now_at=held_to,
         device_class_code=_device_component_code(setup, device.class_code if device else None),
     )
     if decision.outcome is FilingOutcome.SKIP:
         alarms.set_filing_due(conn, alarm.id, None)
         return FiledAlarm(alarm.id, decision.outcome, decision.reason)
     if decision.outcome is FilingOutcome.WAIT:
-        alarms.set_filing_due(conn, alarm.id, decision.file_at)
+        again_at = decision.file_at if alarm.cleared_at is None else None  # cleared too soon
+        alarms.set_filing_due(conn, alarm.id, again_at)
         return FiledAlarm(alarm.id, decision.outcome, decision.reason)
     parent_id = device.parent_id if device is not None else None
     for lookup in setup.policy.join_lookups(alarm.alarm_type):
@@ -672,16 +677,21 @@ def file_due_alarms(
     now: datetime,
     targets: Sequence[OutboxTarget] = (),
     limit: int = 100,
+    event_now: datetime | None = None,
 ) -> list[FiledAlarm]:
-    """Apply the filing policy to open alarms whose decision is due (in the caller's transaction).
+    """Apply the filing policy to alarms whose decision is due (in the caller's transaction).
 
-    An alarm that cannot be filed (e.g. no class for it) is logged and not looked at again.
+    `event_now` is the stream's event clock (`RuleEngine.event_clock`): a filing delay
+    compares it with the alarm's event-time `raised_at`, so a backlog files what the same
+    readings file arriving live. It defaults to `now`, which stamps the cases. An alarm
+    that cannot be filed (e.g. no class for it) is logged and not looked at again.
     """
+    event_at = now if event_now is None else event_now
     results: list[FiledAlarm] = []
-    for alarm in alarms.alarms_due_for_filing(conn, now, limit):
+    for alarm in alarms.alarms_due_for_filing(conn, event_at, limit):
         try:
             with conn.transaction():
-                results.append(_file_one(conn, setup, alarm, now, targets))
+                results.append(_file_one(conn, setup, alarm, now, targets, event_at))
         except (PolicyError, ClassificationError, ValueError) as err:
             log.warning("alarm %d cannot be filed: %s", alarm.id, err)
             alarms.set_filing_due(conn, alarm.id, None)
@@ -696,14 +706,18 @@ def check_clearances(
     stay_clear: timedelta,
     targets: Sequence[OutboxTarget] = (),
     limit: int = 100,
+    event_now: datetime | None = None,
 ) -> list[ClearanceCheck]:
     """Attach to their cases the alarms that cleared and stayed clear for `stay_clear`.
 
-    Closing stays a person's decision: the case gets an attach_evidence event for the
-    inspector's verification, nothing more. A clear by a person is not evidence.
+    "Stayed clear" is measured in event time (`event_now`, default `now`), like the
+    clear itself. Closing stays a person's decision: the case gets an attach_evidence
+    event for the inspector's verification, nothing more. A clear by a person is not
+    evidence.
     """
+    event_at = now if event_now is None else event_now
     results: list[ClearanceCheck] = []
-    for alarm in alarms.clearances_to_check(conn, now - stay_clear, limit):
+    for alarm in alarms.clearances_to_check(conn, event_at - stay_clear, limit):
         if alarm.case_id is None or alarm.cleared_at is None:  # pragma: no cover - by query
             continue
         outcome = _check_one(conn, alarm, alarm.case_id, alarm.cleared_at, stay_clear)
@@ -844,17 +858,21 @@ class CaseStore:
         with self.db.connection() as conn:
             return evaluate_period(conn, self.setup, start, end, as_of)
 
-    def file_due_alarms(self, now: datetime) -> list[FiledAlarm]:
-        """Run the filing policy over alarms whose decision is due."""
+    def file_due_alarms(self, now: datetime, event_now: datetime | None = None) -> list[FiledAlarm]:
+        """Run the filing policy over alarms whose decision is due at event time `event_now`."""
         results: list[FiledAlarm] = []
         while True:
             with self.db.connection() as conn:
-                batch = file_due_alarms(conn, self.setup, now, self.targets)
+                batch = file_due_alarms(conn, self.setup, now, self.targets, event_now=event_now)
             results.extend(batch)
             if len(batch) < 100:
                 return results
 
-    def check_clearances(self, now: datetime, stay_clear: timedelta) -> list[ClearanceCheck]:
+    def check_clearances(
+        self, now: datetime, stay_clear: timedelta, event_now: datetime | None = None
+    ) -> list[ClearanceCheck]:
         """Attach stayed-clear alarms to their cases as verification evidence."""
         with self.db.connection() as conn:
-            return check_clearances(conn, self.setup, now, stay_clear, self.targets)
+            return check_clearances(
+                conn, self.setup, now, stay_clear, self.targets, event_now=event_now
+            )

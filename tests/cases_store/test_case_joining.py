@@ -114,3 +114,36 @@ def test_a_member_alarm_before_the_cabinet_case_is_filed_on_its_own(database_url
     assert len({lamp.case.id, trip.case.id, door.case.id}) == 3
     assert trip.reason == "policy files cabinet_trip alarms"
     assert door.reason == "policy files door_open alarms"
+
+
+def test_filing_delays_are_judged_in_event_time(database_url: str) -> None:
+    register_device(database_url, "LMP-5", kind="lighting", class_code="01037")
+    register_device(database_url, "LMP-6", kind="lighting", class_code="01037")
+    register_device(database_url, "LMP-7", kind="lighting", class_code="01037")
+    wall = at(24 * 60)  # a backlog judged a day after its readings were taken
+    with psycopg.connect(database_url) as conn:
+        # All three lamps go out at minute 0; lamp_out is filed after 30 min active.
+        for lamp in ("LMP-5", "LMP-6", "LMP-7"):
+            _raise(conn, 0, lamp, AlarmType.LAMP_OUT)
+        clears = [
+            alarm_signal(
+                SignalAction.CLEAR, at(10), source_id="LMP-5", alarm_type=AlarmType.LAMP_OUT
+            ),
+            alarm_signal(
+                SignalAction.CLEAR, at(40), source_id="LMP-6", alarm_type=AlarmType.LAMP_OUT
+            ),
+        ]
+        # By event time 20 min nothing is due yet, though the wall clock is a day on.
+        first = file_due_alarms(conn, SETUP, wall, event_now=at(20))
+        assert {f.outcome for f in first} == {FilingOutcome.WAIT}
+        # The backlog's next part clears LMP-5 (10 min: too short) and LMP-6 (40 min:
+        # it had held the 30 min before it cleared) and moves the event clock past 45 min.
+        apply_signals(conn, clears, wall)
+        filed = file_due_alarms(conn, SETUP, wall, event_now=at(45))
+        sources = conn.execute(
+            "SELECT a.source_id, c.reported_at FROM alarms a JOIN cases c ON c.id = a.case_id"
+            " ORDER BY a.source_id"
+        ).fetchall()
+    assert [f.outcome for f in filed] == [FilingOutcome.FILE, FilingOutcome.FILE]
+    assert [s[0] for s in sources] == ["LMP-6", "LMP-7"]
+    assert {s[1] for s in sources} == {wall}  # cases are stamped when the centre gets them
