@@ -5,6 +5,10 @@ Formulas (DOMAIN.md): 应结案数 due = closed + overdue-and-open; 结案率 = 
 handled on time / due for handling; 返工率 = reworked / due; 延期率 = extended / due for
 handling; composite = volume ×10% + 结案率 ×30% + 按期处置率 ×30% + (1 − 返工率) ×30%
 (weights configurable); grades A ≥ 90, B ≥ 75, C ≥ 60, D ≥ 40, else E.
+
+A rate whose denominator is zero is n/a (None), never 0 % or 100 %; a composite built
+from an n/a rate is itself n/a, and only a department with cases registered in the
+period gets a composite and a grade.
 """
 
 import math
@@ -247,9 +251,9 @@ def evaluate_departments(
     period_end_at: datetime,
     as_of_at: datetime | None = None,
 ) -> dict[str, DepartmentFigures]:
-    """Figures for every department that appears in the summaries, sorted by department."""
+    """Figures for every department with cases registered in the period, sorted by department."""
     cases = list(summaries)
-    return {
+    figures = {
         department: evaluate_department(
             cases,
             department,
@@ -259,6 +263,7 @@ def evaluate_departments(
         )
         for department in sorted({c.department for c in cases})
     }
+    return {department: f for department, f in figures.items() if f.registered > 0}
 
 
 def grade_of(score: float, thresholds: GradeThresholds) -> Grade:
@@ -276,45 +281,72 @@ def grade_of(score: float, thresholds: GradeThresholds) -> Grade:
 
 @dataclass(frozen=True, slots=True)
 class DepartmentScore:
-    """A department's composite score (0-100) and grade, with the figures behind it."""
+    """A department's composite score (0-100) and grade, with the figures behind it.
+
+    Composite and grade are None (n/a) when a rate they weigh has nothing due, or
+    when the department registered no case in the period.
+    """
 
     figures: DepartmentFigures
     volume_score: float
-    composite: float
-    grade: Grade
+    composite: float | None
+    grade: Grade | None
+
+
+def composite_of(
+    figures: DepartmentFigures, volume_score: float, weights: EvaluationWeights
+) -> float | None:
+    """The composite score (0-100), None when a weighted rate is n/a or nothing was registered.
+
+    A rate with weight 0 is not needed, so a configuration that drops a term still
+    scores departments for which that term is n/a.
+    """
+    if figures.registered == 0:
+        return None
+    terms = (
+        (weights.volume, volume_score),
+        (weights.closure_rate, figures.closure_rate),
+        (weights.on_time_handling_rate, figures.on_time_handling_rate),
+        (
+            weights.rework_free,
+            None if figures.rework_rate is None else 1 - figures.rework_rate,
+        ),
+    )
+    total = 0.0
+    for weight, value in terms:
+        if weight == 0:
+            continue
+        if value is None:
+            return None
+        total += weight * value
+    return 100 * total
 
 
 def score_departments(
     figures: Mapping[str, DepartmentFigures], config: EvaluationConfig
 ) -> dict[str, DepartmentScore]:
-    """Composite score and grade per department; a rate with nothing due counts as perfect."""
+    """Composite score and grade per department; n/a where the figures behind them are n/a."""
     reference = config.volume_reference or max((f.registered for f in figures.values()), default=0)
-    weights = config.weights
     scores: dict[str, DepartmentScore] = {}
     for department, f in figures.items():
         volume_score = min(1.0, f.registered / reference) if reference else 0.0
-        closure = f.closure_rate if f.closure_rate is not None else 1.0
-        on_time = f.on_time_handling_rate if f.on_time_handling_rate is not None else 1.0
-        rework = f.rework_rate if f.rework_rate is not None else 0.0
-        composite = 100 * (
-            weights.volume * volume_score
-            + weights.closure_rate * closure
-            + weights.on_time_handling_rate * on_time
-            + weights.rework_free * (1 - rework)
-        )
+        composite = composite_of(f, volume_score, config.weights)
         scores[department] = DepartmentScore(
             figures=f,
             volume_score=volume_score,
             composite=composite,
-            grade=grade_of(composite, config.grades),
+            grade=None if composite is None else grade_of(composite, config.grades),
         )
     return scores
 
 
+NOT_APPLICABLE = "n/a"
+
+
 def format_percent(rate: float | None) -> str:
-    """A rate as a percentage with two decimals, rounded half up ("93.72%"), or "—"."""
+    """A rate as a percentage with two decimals, rounded half up ("93.72%"), or "n/a"."""
     if rate is None:
-        return "—"
+        return NOT_APPLICABLE
     percent = (Decimal(repr(rate)) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     return f"{percent}%"
 

@@ -123,7 +123,55 @@ def test_handling_rework_and_extension_rates() -> None:
 def test_rates_are_none_when_nothing_is_due() -> None:
     figures = evaluate_department([], "lighting", period_start_at=MARCH_AT, period_end_at=APRIL_AT)
     assert figures.closure_rate is None
-    assert format_percent(figures.closure_rate) == "—"
+    assert format_percent(figures.closure_rate) == "n/a"
+
+
+def test_a_department_with_nothing_due_has_no_grade() -> None:
+    # Both cases are open and within their deadlines: nothing is due, nothing closed.
+    open_cases = [
+        _summary(
+            1,
+            registered_at=APRIL_AT - DAY,
+            handle_due_at=APRIL_AT,
+            close_due_at=APRIL_AT + DAY,
+        ),
+        _summary(
+            2,
+            registered_at=APRIL_AT - DAY,
+            handle_due_at=APRIL_AT + DAY,
+            close_due_at=APRIL_AT + 2 * DAY,
+        ),
+    ]
+    figures = evaluate_departments(open_cases, period_start_at=MARCH_AT, period_end_at=APRIL_AT)
+    lighting = figures["lighting"]
+    assert (lighting.registered, lighting.due, lighting.due_for_handling) == (2, 0, 0)
+    assert [format_percent(r) for r in (lighting.closure_rate, lighting.rework_rate)] == [
+        "n/a",
+        "n/a",
+    ]
+    score = score_departments(figures, EvaluationConfig())["lighting"]
+    assert (score.composite, score.grade) == (None, None)
+
+
+def test_a_department_without_cases_in_the_period_is_not_graded() -> None:
+    before = [_summary(1, registered_at=MARCH_AT - DAY, closed_at=MARCH_AT)]
+    assert evaluate_departments(before, period_start_at=MARCH_AT, period_end_at=APRIL_AT) == {}
+    score = score_departments({"idle": _figures("idle")}, EvaluationConfig())["idle"]
+    assert (score.composite, score.grade, score.volume_score) == (None, None, 0.0)
+
+
+def test_an_unweighted_rate_may_be_na() -> None:
+    # Closed on time but never handled through feedback: handling is n/a.
+    figures = {"roads": _figures("roads", registered=4, closed=4, closed_on_time=4)}
+    assert score_departments(figures, EvaluationConfig())["roads"].grade is None
+    no_handling = EvaluationConfig(
+        weights=EvaluationWeights(
+            volume=0.1, closure_rate=0.6, on_time_handling_rate=0.0, rework_free=0.3
+        )
+    )
+    score = score_departments(figures, no_handling)["roads"]
+    assert score.composite == pytest.approx(100.0)
+    assert score.grade is Grade.A
 
 
 def _figures(department: str, **counts: int) -> DepartmentFigures:
