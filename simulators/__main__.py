@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument(
                 "--validate", action="store_true", help="serialise through hub models (slow)"
             )
+            cmd.add_argument(
+                "--trucks-via-jt808",
+                metavar="HOST:PORT",
+                help="trucks connect to this JT/T 808 gateway as terminals instead of MQTT"
+                " (import CITY/devices-jt808.csv first: simulators/jt808_terminal.py)",
+            )
 
     score = sub.add_parser("score", help="compare ground truth with the hub's alarms")
     score.add_argument("--truth", type=Path, required=True)
@@ -264,6 +270,15 @@ def cmd_run(args: argparse.Namespace, *, modbus_only: bool = False) -> int:
         will = (f"{args.root}/cabinet/{first}/status", b"offline") if first else None
         paho_publisher = PahoPublisher(args.mqtt_url, client_id=args.client_id, will=will)
         publisher = paho_publisher
+    if not modbus_only and args.trucks_via_jt808:
+        from simulators import jt808_terminal  # noqa: PLC0415  (only when asked)
+
+        print(
+            f"terminal numbers for the registry: {jt808_terminal.write_terminal_devices(args.city)}"
+        )
+        address = jt808_terminal.parse_address(args.trucks_via_jt808)
+        plates = {truck.device_id: truck.plate for truck in city.trucks}
+        publisher = jt808_terminal.Jt808Fleet(publisher, address, args.root, plates)
 
     truth_path = None if modbus_only else (args.truth or args.city / "truth.jsonl")
     truth_handle = truth_path.open("wb") if truth_path is not None else None
