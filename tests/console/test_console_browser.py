@@ -15,14 +15,15 @@ from tests.console.conftest import ServedHub, log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
+CITY = {"overview", "dashboard"}
 VIEWS = {
-    "admin": {"cases", "evaluation", "faults", "trucks", "parking", "audit"},
-    "centre": {"cases", "evaluation", "faults"},
+    "admin": {"cases", "evaluation", "faults", "trucks", "parking", "audit", "manholes"} | CITY,
+    "centre": {"cases", "evaluation", "faults", "manholes"} | CITY,
     "drainage": {"cases"},
-    "crew": {"faults"},
-    "enforcer": {"trucks"},
-    "parker": {"parking"},
-    "viewer": {"cases", "evaluation", "faults", "trucks", "parking"},
+    "crew": {"faults"} | CITY,
+    "enforcer": {"trucks"} | CITY,
+    "parker": {"parking"} | CITY,
+    "viewer": {"cases", "evaluation", "faults", "trucks", "parking", "manholes"} | CITY,
 }
 
 

@@ -542,6 +542,245 @@ async function loadParking(fit) {
   if (fit) map.fit();
 }
 
+// the overview map (一张图): every asset kind as a layer, coloured by its open alarms
+
+const ASSET_KINDS = ["lighting", "cabinet", "truck", "manhole", "parking"];
+const overview = { devices: new Map(), alarms: new Map(), hidden: new Set() };
+
+async function fetchAllDevices() {
+  const all = [];
+  for (let offset = 0; ; offset += 10000) {
+    const page = await api(`/devices?limit=10000&offset=${offset}`);
+    all.push(...page);
+    if (page.length < 10000) return all;
+  }
+}
+
+function openAlarmsOf(id) {
+  return [...overview.alarms.values()].filter((a) => a.source_id === id);
+}
+
+function assetState(id) {
+  const open = openAlarmsOf(id);
+  if (open.some((a) => a.alarm_type === "offline")) return "offline";
+  return open.length ? "alarm" : "ok";
+}
+
+function recolour(id) {
+  const state = assetState(id);
+  for (const c of document.querySelectorAll(`#overview-map circle[data-id="${CSS.escape(id)}"]`)) {
+    c.classList.remove("st-ok", "st-alarm", "st-offline");
+    c.classList.add(`st-${state}`);
+  }
+}
+
+function layerToggles(map) {
+  const box = $("#overview-layers");
+  box.textContent = "";
+  for (const kind of ASSET_KINDS) {
+    const count = [...overview.devices.values()].filter((d) => d.kind === kind).length;
+    const input = el("input", { type: "checkbox", checked: !overview.hidden.has(kind), "data-testid": `layer-${kind}` });
+    input.addEventListener("change", () => {
+      if (input.checked) overview.hidden.delete(kind); else overview.hidden.add(kind);
+      map.layer(kind).setAttribute("display", input.checked ? "inline" : "none");
+    });
+    map.layer(kind).setAttribute("display", overview.hidden.has(kind) ? "none" : "inline");
+    box.append(el("label", {}, input, ` ${t(`kind.${kind}`)} (${count})`));
+  }
+}
+
+async function viewOverview() {
+  const map = await baseMap("overview", $("#overview-map"));
+  const [devices, open, lots, zones, trucks] = await Promise.all([
+    fetchAllDevices(),
+    api("/alarms?open=true&limit=10000").catch(() => []),
+    cityLayer("lots"), cityLayer("zones"),
+    api("/trucks/positions").catch(() => null),
+  ]);
+  overview.devices = new Map(devices.map((d) => [d.device_id, d]));
+  overview.alarms = new Map(open.map((a) => [a.id, a]));
+  const areaState = (f) => (devices.some((d) => d.kind === "parking" && [(d.attributes || {}).lot_id, (d.attributes || {}).zone_id].includes(f.id) && assetState(d.device_id) !== "ok") ? "st-alarm" : "");
+  for (const layer of [lots, zones]) if (layer) map.addGeoJSON("parking", layer, (f) => ({ className: areaState(f), title: (f.properties && f.properties.name) || f.id }));
+  const truckAt = new Map(((trucks && trucks.features) || []).map((f) => [f.id, f]));
+  for (const kind of ASSET_KINDS) map.layer(kind);
+  for (const d of devices) {
+    if (!ASSET_KINDS.includes(d.kind)) continue;
+    let { lon, lat } = d;
+    let title = `${t(`kind.${d.kind}`)} · ${d.name || d.device_id}`;
+    const position = truckAt.get(d.device_id);
+    if (position) {
+      [lon, lat] = position.geometry.coordinates;
+      title += ` · ${fmtNumber(position.properties.speed_kmh)} km/h · ${fmtNumber(position.properties.heading_deg, 0)}°`;
+    }
+    if (lon === null || lat === null || lon === undefined || lat === undefined) continue;
+    map.addPoint(d.kind, lon, lat, `asset ${d.kind} st-${assetState(d.device_id)}`, title, () => showAsset(d.device_id), d.device_id);
+  }
+  layerToggles(map);
+  map.fit();
+  const stream = new EventSource("/alarms/stream");
+  app.streams.push(stream);
+  stream.onopen = () => $("#overview-live").classList.add("on");
+  stream.onerror = () => $("#overview-live").classList.remove("on");
+  for (const change of ["raised", "updated", "acknowledged", "cleared"]) {
+    stream.addEventListener(change, (e) => {
+      const a = JSON.parse(e.data).alarm;
+      if (!a) return;
+      if (a.state === "cleared") overview.alarms.delete(a.id); else overview.alarms.set(a.id, a);
+      recolour(a.source_id);
+      if ($("#overview-detail").dataset.id === a.source_id) showAsset(a.source_id);
+    });
+  }
+  every(30000, async () => {
+    const fresh = await api("/trucks/positions").catch(() => null);
+    for (const f of (fresh && fresh.features) || []) {
+      const c = document.querySelector(`#overview-map circle[data-id="${CSS.escape(f.id)}"]`);
+      if (!c) continue;
+      const [x, y] = map.project(f.geometry.coordinates[0], f.geometry.coordinates[1]);
+      c.setAttribute("cx", x.toFixed(1));
+      c.setAttribute("cy", y.toFixed(1));
+    }
+  });
+}
+
+async function showAsset(id) {
+  const box = $("#overview-detail");
+  box.dataset.id = id;
+  const d = overview.devices.get(id) || { device_id: id };
+  const caseIds = [...new Set(openAlarmsOf(id).map((a) => a.case_id).filter((c) => c))];
+  const [latest, cases] = await Promise.all([
+    api(`/devices/${encodeURIComponent(id)}/latest`).catch(() => null),
+    Promise.all(caseIds.map((c) => api(`/cases/${c}`).catch(() => null))).then((list) => list.filter((c) => c)),
+  ]);
+  box.textContent = "";
+  const state = assetState(id);
+  box.append(el("h2", { "data-testid": "asset-title" }, d.name || id),
+    el("dl", { class: "facts" },
+      el("dt", {}, t("overview.id")), el("dd", {}, id),
+      el("dt", {}, t("overview.kind")), el("dd", {}, t(`kind.${d.kind}`)),
+      el("dt", {}, t("overview.state")), el("dd", { "data-testid": "asset-state" }, el("span", { class: `key ${state}` }), " ", t(`state.${state}`))));
+  const values = latest && (latest.values || latest);
+  if (values && typeof values === "object") {
+    box.append(el("h3", {}, t("overview.latest"), latest.ts ? ` · ${fmtTime(latest.ts)}` : ""));
+    box.append(el("dl", { class: "facts", "data-testid": "asset-latest" },
+      ...Object.entries(values).filter(([k, v]) => k !== "ts" && k !== "device_id" && (typeof v !== "object" || v === null))
+        .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "number" ? fmtNumber(v, 2) : String(v))])));
+  }
+  const alarms = openAlarmsOf(id);
+  box.append(el("h3", {}, t("overview.alarms")), el("ul", { "data-testid": "asset-alarms" },
+    ...(alarms.length ? alarms.map((a) => el("li", { class: `sev-${a.severity}` }, `${t(`type.${a.alarm_type}`)} · ${t(`sev.${a.severity}`)} · ${fmtTime(a.raised_at)}`)) : [el("li", { class: "hint" }, t("none"))])));
+  if (cases.length) {
+    box.append(el("h3", {}, t("view.cases")), el("ul", { "data-testid": "asset-cases" },
+      ...cases.map((c) => el("li", {}, el("a", { href: `#cases/${c.id}` }, c.case_number), ` · ${t(`status.${c.status}`)}`))));
+  }
+}
+
+// manhole covers
+
+async function viewManholes() {
+  const map = await baseMap("manholes", $("#manholes-map"));
+  map.layer("manhole");
+  await loadManholes(true);
+  every(30000, () => loadManholes(false));
+}
+
+async function loadManholes(fit) {
+  const covers = await api("/manholes?limit=10000");
+  const map = app.maps.manholes;
+  map.clear("manhole");
+  const body = $("#manhole-rows");
+  body.textContent = "";
+  const canRecalibrate = ["admin", "centre"].includes(app.me.role);
+  covers.sort((a, b) => (b.open_alarms.length - a.open_alarms.length) || a.device_id.localeCompare(b.device_id));
+  let alarmed = 0;
+  for (const c of covers) {
+    const state = c.open_alarms.includes("offline") ? "offline" : c.open_alarms.length ? "alarm" : "ok";
+    if (c.open_alarms.length) alarmed += 1;
+    map.addPoint("manhole", c.lon, c.lat, `asset st-${state}`, `${c.device_id} · ${c.open_alarms.map((a) => t(`type.${a}`)).join(", ")}`, null, c.device_id);
+    const button = canRecalibrate ? el("button", { type: "button", "data-testid": "recalibrate", onclick: async (e) => {
+      e.stopPropagation();
+      try {
+        await api(`/manholes/${encodeURIComponent(c.device_id)}/recalibrate`, { method: "POST", body: {} });
+        e.target.textContent = t("manholes.sent");
+        e.target.disabled = true;
+        $("#manhole-error").textContent = "";
+      } catch (err) { $("#manhole-error").textContent = `${c.device_id}: ${err.message}`; }
+    } }, t("manholes.recalibrate")) : "";
+    body.append(el("tr", { "data-testid": "manhole-row", "data-device": c.device_id, class: c.open_alarms.length ? "alarmed" : "", onclick: () => map.centreOn(c.lon, c.lat, 600) },
+      el("td", {}, c.device_id),
+      el("td", {}, c.tilt_deg === null ? "—" : `${fmtNumber(c.tilt_deg)}°`),
+      el("td", {}, c.water_level_cm === null ? "—" : `${fmtNumber(c.water_level_cm, 0)} cm`),
+      el("td", {}, c.battery_pct === null ? "—" : `${fmtNumber(c.battery_pct, 0)}%`),
+      el("td", { "data-testid": "manhole-alarms", class: c.open_alarms.length ? "sev-major" : "" }, c.open_alarms.map((a) => t(`type.${a}`)).join("、") || t("none")),
+      el("td", {}, fmtTime(c.last_ts)), el("td", {}, button)));
+  }
+  $("#manhole-count").textContent = String(covers.length);
+  $("#manhole-alarmed").textContent = String(alarmed);
+  if (fit) map.fit();
+}
+
+// the dashboard (仪表盘): figures and charts, refreshed
+
+const KIND_COLOURS = { lighting: "#f59e0b", cabinet: "#8b5cf6", truck: "#2563eb", manhole: "#0f766e", parking: "#db2777" };
+
+function drawChart(id, config) {
+  const canvas = document.getElementById(id);
+  const existing = window.Chart.getChart(canvas);
+  if (existing) {
+    existing.data = config.data;
+    existing.update();
+    return existing;
+  }
+  return new window.Chart(canvas, { ...config, options: { animation: false, responsive: true, maintainAspectRatio: false, ...(config.options || {}) } });
+}
+
+function tile(key, value, testid) {
+  return el("div", { class: "tile", "data-testid": testid }, el("b", {}, value), el("span", {}, t(key)));
+}
+
+async function loadDashboard() {
+  const [devices, open, cases, lots, zones] = await Promise.all([
+    fetchAllDevices(),
+    api("/alarms?open=true&limit=10000").catch(() => null),
+    api("/cases?limit=1000").catch(() => null),
+    api("/parking/lots").catch(() => null),
+    api("/parking/zones").catch(() => null),
+  ]);
+  const kindOf = new Map(devices.map((d) => [d.device_id, d.kind]));
+  const states = Object.fromEntries(ASSET_KINDS.map((k) => [k, { ok: 0, alarm: 0, offline: 0 }]));
+  const alarmsBySource = new Map();
+  for (const a of open || []) {
+    if (!alarmsBySource.has(a.source_id)) alarmsBySource.set(a.source_id, []);
+    alarmsBySource.get(a.source_id).push(a);
+  }
+  for (const d of devices) {
+    if (!states[d.kind]) continue;
+    const list = alarmsBySource.get(d.device_id) || [];
+    states[d.kind][list.some((a) => a.alarm_type === "offline") ? "offline" : list.length ? "alarm" : "ok"] += 1;
+  }
+  const areas = [...(lots || []), ...(zones || [])];
+  const sensors = areas.reduce((n, a) => n + a.occupied + a.free, 0);
+  const occupied = areas.reduce((n, a) => n + a.occupied, 0);
+  const openCases = (cases || []).filter((c) => !["closed", "voided", "rejected"].includes(c.status));
+  $("#dashboard-tiles").replaceChildren(
+    tile("dash.assets", fmtNumber(devices.length, 0), "tile-assets"),
+    tile("dash.open_alarms", open ? fmtNumber(open.length, 0) : "—", "tile-alarms"),
+    tile("dash.open_cases", cases ? fmtNumber(openCases.length, 0) : "—", "tile-cases"),
+    tile("dash.occupancy", sensors ? `${fmtNumber((occupied / sensors) * 100, 0)}%` : "—", "tile-occupancy"),
+  );
+  const alarmCounts = ASSET_KINDS.map((k) => (open || []).filter((a) => kindOf.get(a.source_id) === k).length);
+  drawChart("chart-alarms", { type: "bar", data: { labels: ASSET_KINDS.map((k) => t(`kind.${k}`)), datasets: [{ label: t("dash.open_alarms"), data: alarmCounts, backgroundColor: ASSET_KINDS.map((k) => KIND_COLOURS[k]) }] }, options: { plugins: { legend: { display: false } } } });
+  const statuses = STATUSES.filter((s) => (cases || []).some((c) => c.status === s));
+  drawChart("chart-cases", { type: "doughnut", data: { labels: statuses.map((s) => t(`status.${s}`)), datasets: [{ data: statuses.map((s) => cases.filter((c) => c.status === s).length) }] } });
+  drawChart("chart-parking", { type: "bar", data: { labels: areas.map((a) => a.name || a.id), datasets: [{ label: t("parking.occupancy"), data: areas.map((a) => (a.occupancy === null ? 0 : Math.round(a.occupancy * 100))), backgroundColor: "#db2777" }] }, options: { indexAxis: "y", scales: { x: { min: 0, max: 100 } }, plugins: { legend: { display: false } } } });
+  drawChart("chart-assets", { type: "bar", data: { labels: ASSET_KINDS.map((k) => t(`kind.${k}`)), datasets: ["ok", "alarm", "offline"].map((st) => ({ label: t(`state.${st}`), data: ASSET_KINDS.map((k) => states[k][st]), backgroundColor: { ok: "#1e9e4a", alarm: "#d33a2c", offline: "#6b7280" }[st] })) }, options: { scales: { x: { stacked: true }, y: { stacked: true } } } });
+  $("#dashboard-at").textContent = fmtTime(new Date().toISOString());
+}
+
+async function viewDashboard() {
+  await loadDashboard();
+  every(30000, loadDashboard);
+}
+
 // audit
 
 async function viewAudit() {
@@ -554,12 +793,26 @@ async function viewAudit() {
   }
 }
 
-const VIEWS = { cases: viewCases, evaluation: viewEvaluation, faults: viewFaults, trucks: viewTrucks, parking: viewParking, audit: viewAudit };
+const VIEWS = { overview: viewOverview, dashboard: viewDashboard, cases: viewCases, evaluation: viewEvaluation, faults: viewFaults, trucks: viewTrucks, parking: viewParking, manholes: viewManholes, audit: viewAudit };
+
+// The overview map and the dashboard read what any role may (devices) and leave empty the
+// panels a role may not read; the manhole view reads covers (centre, read_only). Added here
+// until the server's CONSOLE_VIEWS (hub/api/access.py) lists them.
+const EXTRA_VIEWS = {
+  admin: ["overview", "dashboard", "manholes"],
+  centre: ["overview", "dashboard", "manholes"],
+  read_only: ["overview", "dashboard", "manholes"],
+  lighting_crew: ["overview", "dashboard"],
+  enforcement: ["overview", "dashboard"],
+  parking_operator: ["overview", "dashboard"],
+};
 
 // start
 
 async function start() {
   app.me = await api("/auth/me");
+  const extra = (EXTRA_VIEWS[app.me.role] || []).filter((v) => !app.me.views.includes(v));
+  app.me.views = [...app.me.views, ...extra];
   $("#view-login").hidden = true;
   renderNav();
   await route();
