@@ -783,16 +783,21 @@ class MeOut(BaseModel):
     views: list[str]
 
 
+_CITY_VIEWS = ("overview", "dashboard")  # read devices (any role); panels refused stay empty
 CONSOLE_VIEWS: Mapping[AccessRole, tuple[str, ...]] = {
-    _R.ADMIN: ("cases", "evaluation", "faults", "trucks", "parking", "audit"),
-    _R.CENTRE: ("cases", "evaluation", "faults"),
+    _R.ADMIN: (
+        *("cases", "evaluation", "faults", "trucks", "parking", "audit", "manholes"),
+        *_CITY_VIEWS,
+    ),
+    _R.CENTRE: ("cases", "evaluation", "faults", "manholes", *_CITY_VIEWS),
     _R.DEPARTMENT: ("cases",),
-    _R.LIGHTING_CREW: ("faults",),
-    _R.ENFORCEMENT: ("trucks",),
-    _R.PARKING_OPERATOR: ("parking",),
-    _R.READ_ONLY: ("cases", "evaluation", "faults", "trucks", "parking"),
+    _R.LIGHTING_CREW: ("faults", *_CITY_VIEWS),
+    _R.ENFORCEMENT: ("trucks", *_CITY_VIEWS),
+    _R.PARKING_OPERATOR: ("parking", *_CITY_VIEWS),
+    _R.READ_ONLY: ("cases", "evaluation", "faults", "trucks", "parking", "manholes", *_CITY_VIEWS),
 }
-"""The console's views per role; each only calls routes its role is declared for."""
+"""The console's views per role; each only calls routes its role is declared for, except the
+city views' panels, which read what the role may and stay empty otherwise."""
 
 
 def _me(principal: Principal) -> MeOut:

@@ -795,24 +795,11 @@ async function viewAudit() {
 
 const VIEWS = { overview: viewOverview, dashboard: viewDashboard, cases: viewCases, evaluation: viewEvaluation, faults: viewFaults, trucks: viewTrucks, parking: viewParking, manholes: viewManholes, audit: viewAudit };
 
-// The overview map and the dashboard read what any role may (devices) and leave empty the
-// panels a role may not read; the manhole view reads covers (centre, read_only). Added here
-// until the server's CONSOLE_VIEWS (hub/api/access.py) lists them.
-const EXTRA_VIEWS = {
-  admin: ["overview", "dashboard", "manholes"],
-  centre: ["overview", "dashboard", "manholes"],
-  read_only: ["overview", "dashboard", "manholes"],
-  lighting_crew: ["overview", "dashboard"],
-  enforcement: ["overview", "dashboard"],
-  parking_operator: ["overview", "dashboard"],
-};
 
 // start
 
 async function start() {
   app.me = await api("/auth/me");
-  const extra = (EXTRA_VIEWS[app.me.role] || []).filter((v) => !app.me.views.includes(v));
-  app.me.views = [...app.me.views, ...extra];
   $("#view-login").hidden = true;
   renderNav();
   await route();
