@@ -159,6 +159,9 @@ def test_dashboard_draws_the_citys_figures_with_the_bundled_charts(
     expect(page.get_by_test_id("tile-assets")).to_contain_text("7")
     expect(page.get_by_test_id("tile-alarms")).to_contain_text("2")
     expect(page.get_by_test_id("tile-assets")).to_contain_text("设施总数")
+    # figures of the other domains read as far as the role may: no cases yet, no meter data
+    expect(page.get_by_test_id("tile-closure-rate")).to_contain_text("本月结案率")
+    expect(page.get_by_test_id("tile-energy")).to_contain_text("kWh")
     page.wait_for_function(
         "window.Chart && Chart.getChart(document.getElementById('chart-assets'))"
     )

@@ -737,14 +737,32 @@ function tile(key, value, testid) {
   return el("div", { class: "tile", "data-testid": testid }, el("b", {}, value), el("span", {}, t(key)));
 }
 
+const sum = (list, key) => list.reduce((n, x) => n + (Number(x[key]) || 0), 0);
+const ratio = (a, b) => (b ? `${fmtNumber((a / b) * 100, 1)}%` : "—");
+
 async function loadDashboard() {
-  const [devices, open, cases, lots, zones] = await Promise.all([
+  const midnight = new Date();
+  midnight.setHours(0, 0, 0, 0);
+  const yesterday = new Date(midnight.getTime() - 86400e3);
+  const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  const monthStart = ymd(new Date(midnight.getFullYear(), midnight.getMonth(), 1));
+  const tomorrow = ymd(new Date(midnight.getTime() + 86400e3 * 1.5));
+  const since = (d) => encodeURIComponent(d.toISOString());
+  const [devices, open, cases, lots, zones, rate, energyToday, energyYesterday, violations, evaluation] = await Promise.all([
     fetchAllDevices(),
     api("/alarms?open=true&limit=10000").catch(() => null),
     api("/cases?limit=1000").catch(() => null),
     api("/parking/lots").catch(() => null),
     api("/parking/zones").catch(() => null),
+    api(`/lighting/rate?since=${since(midnight)}`).catch(() => null),
+    api(`/lighting/energy?since=${since(midnight)}`).catch(() => null),
+    api(`/lighting/energy?since=${since(yesterday)}&until=${since(midnight)}`).catch(() => null),
+    api(`/trucks/violations?since=${since(midnight)}&limit=1000`).catch(() => null),
+    api(`/evaluation?start=${monthStart}&end=${tomorrow}`).catch(() => null),
   ]);
+  const city = rate && (rate.find((r) => r.district === null) || null);
+  const litRate = city ? city.rate_pct : rate && rate.length ? (100 * sum(rate, "lit_samples")) / Math.max(sum(rate, "due_samples"), 1) : null;
+  const depts = (evaluation && evaluation.departments) || [];
   const kindOf = new Map(devices.map((d) => [d.device_id, d.kind]));
   const states = Object.fromEntries(ASSET_KINDS.map((k) => [k, { ok: 0, alarm: 0, offline: 0 }]));
   const alarmsBySource = new Map();
@@ -766,7 +784,15 @@ async function loadDashboard() {
     tile("dash.open_alarms", open ? fmtNumber(open.length, 0) : "—", "tile-alarms"),
     tile("dash.open_cases", cases ? fmtNumber(openCases.length, 0) : "—", "tile-cases"),
     tile("dash.occupancy", sensors ? `${fmtNumber((occupied / sensors) * 100, 0)}%` : "—", "tile-occupancy"),
+    tile("dash.lighting_rate", litRate === null || litRate === undefined ? "—" : `${fmtNumber(litRate, 1)}%`, "tile-lighting-rate"),
+    tile("dash.energy", energyToday ? `${fmtNumber(sum(energyToday, "energy_kwh"), 1)} / ${energyYesterday ? fmtNumber(sum(energyYesterday, "energy_kwh"), 1) : "—"} kWh` : "—", "tile-energy"),
+    tile("dash.closure_rate", evaluation ? ratio(sum(depts, "closed"), sum(depts, "due")) : "—", "tile-closure-rate"),
+    tile("dash.on_time_handling_rate", evaluation ? ratio(sum(depts, "handled_on_time"), sum(depts, "due_for_handling")) : "—", "tile-on-time-handling"),
   );
+  const violationTypes = [...new Set((violations || []).map((v) => v.alarm_type))].sort();
+  drawChart("chart-violations", { type: "bar", data: { labels: violationTypes.map((v) => t(`type.${v}`)), datasets: [{ label: t("trucks.violations"), data: violationTypes.map((v) => violations.filter((x) => x.alarm_type === v).length), backgroundColor: "#2563eb" }] }, options: { plugins: { legend: { display: false } } } });
+  const lights = ["green", "yellow", "red"];
+  drawChart("chart-lights", { type: "doughnut", data: { labels: lights.map((l) => t(`light.${l}`)), datasets: [{ data: lights.map((l) => openCases.filter((c) => c.light === l).length), backgroundColor: ["#1e9e4a", "#e0a800", "#d33a2c"] }] } });
   const alarmCounts = ASSET_KINDS.map((k) => (open || []).filter((a) => kindOf.get(a.source_id) === k).length);
   drawChart("chart-alarms", { type: "bar", data: { labels: ASSET_KINDS.map((k) => t(`kind.${k}`)), datasets: [{ label: t("dash.open_alarms"), data: alarmCounts, backgroundColor: ASSET_KINDS.map((k) => KIND_COLOURS[k]) }] }, options: { plugins: { legend: { display: false } } } });
   const statuses = STATUSES.filter((s) => (cases || []).some((c) => c.status === s));
