@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hub.access_cli import add_access_commands
+from hub.calendar_cli import add_calendar_commands
 from hub.devices.registry import format_device_csv, parse_device_file
 from hub.settings import Settings
 
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     jt808_serve.set_defaults(handler=cmd_jt808_serve)
 
     add_access_commands(commands)
+    add_calendar_commands(commands)
 
     services = commands.add_parser("services", help="local PostgreSQL and Mosquitto for the demo")
     services.add_argument("action", choices=["up", "down"])

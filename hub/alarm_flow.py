@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ from hub.api import cases as cases_api
 from hub.api import open311 as open311_api
 from hub.api.alarms import AlarmFanout
 from hub.case_forwarder import CaseForwarder, build_forwarder, outbox_targets
-from hub.cases.calendar import load_calendar, parse_calendar_yaml
+from hub.cases.calendar import calendar_expiry_warning, load_calendar, parse_calendar_yaml
 from hub.cases.classification import load_classification
 from hub.cases.grid_file import parse_grid_geojson
 from hub.cases.intake import CaseSetup
@@ -56,6 +56,7 @@ from hub.rules.engine import DeviceInfo, GroupRule, Rule, RuleEngine, SharedAttr
 from hub.rules.signals import AlarmSignal
 from hub.settings import Settings
 from hub.store.alarms import AlarmStore
+from hub.store.calendar import fetch_working_calendar
 from hub.store.cases import CaseStore
 from hub.store.database import Database
 from hub.store.outbox import Outbox
@@ -111,6 +112,17 @@ def load_case_setup(settings: Settings) -> CaseSetup:
         grids=grids,
         number_prefix=settings.case_number_prefix,
     )
+
+
+def with_imported_calendar(setup: CaseSetup, db: Database, now: datetime) -> CaseSetup:
+    """The setup with the holidays imported into the database (`calendar_years`) in place of
+    the configured calendar's own for those years; warns when the calendar runs out soon."""
+    with db.connection() as conn:
+        calendar = fetch_working_calendar(conn, setup.calendar)
+    warning = calendar_expiry_warning(calendar, calendar.local_date(now))
+    if warning is not None:
+        log.warning("%s", warning)
+    return replace(setup, calendar=calendar)
 
 
 class PublisherGroup:
@@ -474,7 +486,7 @@ class AlarmServices:
     ) -> None:
         self.settings = settings
         self.alarms = AlarmStore(db)
-        self.setup = load_case_setup(settings)
+        self.setup = with_imported_calendar(load_case_setup(settings), db, clock())
         self.cases = CaseStore(db, self.setup, outbox_targets(settings))
         self.fanout = AlarmFanout()
         self.mqtt = MqttAlarmPublisher(

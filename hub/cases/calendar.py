@@ -6,8 +6,8 @@ either working time or absolute time, and stops during paused intervals (an appr
 extension or suspension).
 """
 
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cache
@@ -16,7 +16,14 @@ from typing import Annotated, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from hub.cases.classification import validate_class_code
 
@@ -97,6 +104,13 @@ class WorkingCalendar:
     weekend_isodays: frozenset[int] = frozenset({6, 7})
     holidays: frozenset[date] = frozenset()
     makeup_workdays: frozenset[date] = frozenset()
+    # The last local date whose holidays are known (None: not bounded, e.g. a test calendar).
+    # Beyond it days are judged by the weekday alone, and deadlines there are flagged.
+    covers_until: date | None = None
+
+    def covers(self, at: datetime) -> bool:
+        """True when the holidays of the local date of `at` are known."""
+        return self.covers_until is None or self.local_date(at) <= self.covers_until
 
     def __post_init__(self) -> None:
         if not self.periods:
@@ -286,6 +300,133 @@ class HolidayModel(BaseModel):
         return self
 
 
+class HolidayYearsModel(BaseModel):
+    """The holidays and make-up working days of whole years (a State Council notice each).
+
+    `years` names the years the file covers; without it, the years of its days. A year
+    listed without any holiday is an error: every notice has some.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    years: list[Annotated[int, Field(ge=2000, le=2200)]] = []
+    holidays: list[HolidayModel] = []
+    makeup_workdays: list[date] = []
+
+    @model_validator(mode="after")
+    def _within_years(self) -> Self:
+        if not self.years:
+            return self
+        listed = set(self.years)
+        for holiday in self.holidays:
+            if holiday.first.year not in listed:
+                raise ValueError(
+                    f"holiday {holiday.name} {holiday.first} is outside years {sorted(listed)}"
+                )
+        for day in self.makeup_workdays:
+            if day.year not in listed:
+                raise ValueError(f"make-up working day {day} is outside years {sorted(listed)}")
+        return self
+
+    def covered_years(self) -> list[int]:
+        """The years this file gives, sorted."""
+        if self.years:
+            return sorted(set(self.years))
+        return sorted(
+            {h.first.year for h in self.holidays} | {d.year for d in self.makeup_workdays}
+        )
+
+    def by_year(self) -> dict[int, "HolidayYearsModel"]:
+        """One model per covered year (a holiday belongs to the year it starts in)."""
+        bare = {
+            year: HolidayYearsModel(
+                years=[year],
+                holidays=[h for h in self.holidays if h.first.year == year],
+                makeup_workdays=[d for d in self.makeup_workdays if d.year == year],
+            )
+            for year in self.covered_years()
+        }
+        empty = [year for year, model in bare.items() if not model.holidays]
+        if empty:
+            raise CalendarError(f"no holidays given for {empty}: import a year's whole notice")
+        return bare
+
+
+def holiday_dates(holidays: Iterable[HolidayModel]) -> frozenset[date]:
+    """Every day of the holiday stretches."""
+    return frozenset(
+        h.first + timedelta(days=offset)
+        for h in holidays
+        for offset in range((h.last - h.first).days + 1)
+    )
+
+
+def covered_until(years: Iterable[int]) -> date | None:
+    """The last day of the unbroken run of years that starts at the earliest one."""
+    ordered = sorted(set(years))
+    if not ordered:
+        return None
+    last = ordered[0]
+    for year in ordered[1:]:
+        if year != last + 1:
+            break
+        last = year
+    return date(last, 12, 31)
+
+
+def with_years(
+    calendar: WorkingCalendar, years: Mapping[int, HolidayYearsModel]
+) -> WorkingCalendar:
+    """The calendar with these years' holidays and make-up days replacing its own for them.
+
+    The calendar then covers its own years and these: `covers_until` is the end of the
+    unbroken run of known years from the first.
+    """
+    replaced = set(years)
+    holidays = {d for d in calendar.holidays if d.year not in replaced}
+    makeup = {d for d in calendar.makeup_workdays if d.year not in replaced}
+    for model in years.values():
+        holidays |= holiday_dates(model.holidays)
+        makeup |= set(model.makeup_workdays)
+    known = replaced | _years_until(calendar)
+    return replace(
+        calendar,
+        holidays=frozenset(holidays),
+        makeup_workdays=frozenset(makeup),
+        covers_until=covered_until(known),
+    )
+
+
+def _years_until(calendar: WorkingCalendar) -> set[int]:
+    """The years a calendar knows, from its first holiday's year to `covers_until`."""
+    if calendar.covers_until is None:
+        return set()
+    days = calendar.holidays | calendar.makeup_workdays
+    first = min((d.year for d in days), default=calendar.covers_until.year)
+    return set(range(first, calendar.covers_until.year + 1))
+
+
+def calendar_expiry_warning(
+    calendar: WorkingCalendar, today: date, warn_days: int = 60
+) -> str | None:
+    """A warning from `warn_days` before the loaded holidays run out, else None."""
+    if calendar.covers_until is None:
+        return None
+    left = (calendar.covers_until - today).days
+    if left > warn_days:
+        return None
+    if left < 0:
+        return (
+            f"the working calendar ended on {calendar.covers_until}: deadlines are computed"
+            " without holidays and flagged; import the new year's holidays"
+            " (python -m hub calendar import FILE)"
+        )
+    return (
+        f"the working calendar ends on {calendar.covers_until} ({left} days left): import"
+        " the next year's holidays (python -m hub calendar import FILE)"
+    )
+
+
 class CalendarModel(BaseModel):
     """The calendar file: zone, working periods, weekend, holidays and make-up working days."""
 
@@ -294,8 +435,15 @@ class CalendarModel(BaseModel):
     timezone: str = "Asia/Shanghai"
     working_periods: list[tuple[_HhMm, _HhMm]] = Field(min_length=1)
     weekend_isodays: list[Annotated[int, Field(ge=1, le=7)]] = [6, 7]
+    years: list[Annotated[int, Field(ge=2000, le=2200)]] = []
     holidays: list[HolidayModel] = []
     makeup_workdays: list[date] = []
+
+    def holiday_years(self) -> HolidayYearsModel:
+        """The holidays part of the file, as an import of whole years."""
+        return HolidayYearsModel(
+            years=self.years, holidays=self.holidays, makeup_workdays=self.makeup_workdays
+        )
 
     def to_calendar(self) -> WorkingCalendar:
         """Build the calendar; raises CalendarError when the periods or days conflict."""
@@ -303,11 +451,7 @@ class CalendarModel(BaseModel):
             tz = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as err:
             raise CalendarError(f"unknown time zone {self.timezone!r}") from err
-        holidays = {
-            h.first + timedelta(days=offset)
-            for h in self.holidays
-            for offset in range((h.last - h.first).days + 1)
-        }
+        holidays = holiday_dates(self.holidays)
         return WorkingCalendar(
             tz=tz,
             periods=tuple(
@@ -317,12 +461,34 @@ class CalendarModel(BaseModel):
             weekend_isodays=frozenset(self.weekend_isodays),
             holidays=frozenset(holidays),
             makeup_workdays=frozenset(self.makeup_workdays),
+            covers_until=covered_until(self.holiday_years().covered_years()),
         )
 
 
 def parse_calendar_yaml(text: str) -> WorkingCalendar:
     """Validate a calendar YAML document and build the calendar."""
     return CalendarModel.model_validate(yaml.safe_load(text)).to_calendar()
+
+
+def parse_holiday_years(text: str | bytes) -> HolidayYearsModel:
+    """A holidays import (YAML or JSON): whole years of holidays and make-up working days.
+
+    A full calendar file (like the packaged `calendar.yaml`) is accepted too; its working
+    periods and zone are not imported (they are configuration, `HUB_CALENDAR_FILE`).
+    CalendarError says what is wrong.
+    """
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise CalendarError(f"calendar file is not valid YAML or JSON: {err}") from err
+    if not isinstance(document, dict):
+        raise CalendarError("calendar file must be a mapping with holidays and makeup_workdays")
+    try:
+        if "working_periods" in document:
+            return CalendarModel.model_validate(document).holiday_years()
+        return HolidayYearsModel.model_validate(document)
+    except ValidationError as err:
+        raise CalendarError(f"calendar file is invalid:\n{err}") from err
 
 
 @cache

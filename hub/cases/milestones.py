@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from hub.cases.calendar import (
+    Basis,
     DeadlineTable,
     Light,
     Pause,
@@ -29,6 +30,8 @@ class StageMilestones:
     due_at: datetime | None
     yellow_at: datetime | None
     overdue_at: datetime | None
+    # The due instant is past the calendar's known holidays (computed by weekdays alone).
+    beyond_calendar: bool = False
 
     def light_at(self, now_at: datetime) -> Light:
         """The stage light at an instant."""
@@ -53,10 +56,14 @@ def evaluate_stage_milestones(
     limit = deadlines.limit_for(stage, state.class_code, state.urgency, calendar)
     # Elapsed reaches 80% of the limit at yellow_at; rounding up keeps the boundary green.
     yellow_amount = (limit.amount * 4 + timedelta(microseconds=4)) // 5
+    due_at = calendar.advance(started_at, limit.amount, basis=limit.basis, pauses=pauses)
     return StageMilestones(
         stage=stage,
         started_at=started_at,
-        due_at=calendar.advance(started_at, limit.amount, basis=limit.basis, pauses=pauses),
+        due_at=due_at,
+        beyond_calendar=(
+            limit.basis is Basis.WORKING and due_at is not None and not calendar.covers(due_at)
+        ),
         yellow_at=calendar.advance(started_at, yellow_amount, basis=limit.basis, pauses=pauses),
         overdue_at=calendar.advance(
             started_at, limit.amount + _TICK, basis=limit.basis, pauses=pauses

@@ -65,7 +65,7 @@ _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _COLUMNS = (
     "id, case_number, state, description, lat, lon, address, alarm_id, device_id, evidence,"
     " external_id, created_at, stage, stage_started_at, stage_due_at, stage_yellow_at,"
-    " stage_overdue_at"
+    " stage_overdue_at, stage_due_beyond_calendar"
 )
 
 
@@ -159,6 +159,7 @@ def _record(row: Sequence[Any]) -> CaseRecord:
             due_at=row[14],
             yellow_at=row[15],
             overdue_at=row[16],
+            beyond_calendar=bool(row[17]),
         )
     return CaseRecord(
         id=int(row[0]),
@@ -202,6 +203,7 @@ def _state_columns(setup: CaseSetup, state: CaseState) -> dict[str, Any]:
         "stage_due_at": marks.due_at if marks else None,
         "stage_yellow_at": marks.yellow_at if marks else None,
         "stage_overdue_at": marks.overdue_at if marks else None,
+        "stage_due_beyond_calendar": marks.beyond_calendar if marks else False,
     }
 
 
@@ -233,6 +235,11 @@ def case_document(setup: CaseSetup, record: CaseRecord) -> dict[str, object]:
         "reported_at": state.reported_at.isoformat(),
         "updated_at": state.updated_at.isoformat(),
         "version": state.version,
+        # The running stage's deadline lies past the loaded calendar: computed by weekdays
+        # alone, holidays unknown. Import the next year (python -m hub calendar import).
+        "deadline_beyond_calendar": (
+            record.milestones.beyond_calendar if record.milestones is not None else False
+        ),
     }
 
 
@@ -337,12 +344,14 @@ def open_case(
         " grid_code, department, lat, lon, address, description, alarm_id, device_id, evidence,"
         " state, version, reported_at, registered_at, dispatched_at, handled_at, closed_at,"
         " finished_at, updated_at, stage, stage_started_at, stage_due_at, stage_yellow_at,"
-        " stage_overdue_at) VALUES (%(number)s, %(source)s, %(class_kind)s, %(class_code)s,"
+        " stage_overdue_at, stage_due_beyond_calendar) VALUES (%(number)s, %(source)s,"
+        " %(class_kind)s, %(class_code)s,"
         " %(urgency)s, %(status)s, %(grid_code)s, %(department)s, %(lat)s, %(lon)s,"
         " %(address)s, %(description)s, %(alarm_id)s, %(device_id)s, %(evidence)s, %(state)s,"
         " %(version)s, %(reported_at)s, %(registered_at)s, %(dispatched_at)s, %(handled_at)s,"
         " %(closed_at)s, %(finished_at)s, %(updated_at)s, %(stage)s, %(stage_started_at)s,"
-        " %(stage_due_at)s, %(stage_yellow_at)s, %(stage_overdue_at)s)"
+        " %(stage_due_at)s, %(stage_yellow_at)s, %(stage_overdue_at)s,"
+        " %(stage_due_beyond_calendar)s)"
         f" RETURNING {_COLUMNS}",
         {
             **columns,
@@ -445,6 +454,7 @@ def act_on_case(
         " updated_at = %(updated_at)s, stage = %(stage)s, stage_started_at = %(stage_started_at)s,"
         " stage_due_at = %(stage_due_at)s, stage_yellow_at = %(stage_yellow_at)s,"
         " stage_overdue_at = %(stage_overdue_at)s,"
+        " stage_due_beyond_calendar = %(stage_due_beyond_calendar)s,"
         " evidence = CASE WHEN %(attachment)s::jsonb IS NULL THEN evidence ELSE jsonb_set("
         " evidence, '{attachments}', coalesce(evidence -> 'attachments', '[]'::jsonb)"
         " || %(attachment)s::jsonb) END"
