@@ -1,0 +1,787 @@
+"""MQTT 5.0 packets of the hub's ingest connection: pure encoding and incremental decoding.
+
+Covers what a subscribing client sends and receives: CONNECT/CONNACK, SUBSCRIBE/SUBACK,
+UNSUBSCRIBE/UNSUBACK, PUBLISH (QoS 0 and 1; QoS 2 is decoded but nothing here answers
+it), PUBACK, PINGREQ/PINGRESP and DISCONNECT, with their properties (MQTT 5.0 section
+2.2.2) decoded, topic aliases resolved per connection. No I/O and no clock: bytes in,
+packets out, and the reverse. Malformed input raises `MalformedPacketError`.
+"""
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import NamedTuple
+
+__all__ = [
+    "EMPTY_PROPERTIES",
+    "ConnAck",
+    "Connect",
+    "Disconnect",
+    "MalformedPacketError",
+    "Packet",
+    "PacketReader",
+    "PacketType",
+    "PingReq",
+    "PingResp",
+    "Properties",
+    "PropertyId",
+    "PubAck",
+    "Publish",
+    "SubAck",
+    "Subscribe",
+    "Subscription",
+    "UnsubAck",
+    "Unsubscribe",
+    "Will",
+    "decode_properties",
+    "decode_variable_int",
+    "encode_packet",
+    "encode_properties",
+    "encode_pubacks",
+    "encode_variable_int",
+]
+
+
+class MalformedPacketError(ValueError):
+    """Bytes that are not a well-formed MQTT 5.0 packet, or a protocol error in one."""
+
+
+class PacketType(IntEnum):
+    """Control packet types (MQTT 5.0 section 2.1.2), the high four bits of byte one."""
+
+    CONNECT = 1
+    CONNACK = 2
+    PUBLISH = 3
+    PUBACK = 4
+    PUBREC = 5
+    PUBREL = 6
+    PUBCOMP = 7
+    SUBSCRIBE = 8
+    SUBACK = 9
+    UNSUBSCRIBE = 10
+    UNSUBACK = 11
+    PINGREQ = 12
+    PINGRESP = 13
+    DISCONNECT = 14
+    AUTH = 15
+
+
+class DataType(StrEnum):
+    """How a property's value is laid out on the wire (MQTT 5.0 section 1.5)."""
+
+    BYTE = "byte"
+    TWO_BYTE = "two-byte integer"
+    FOUR_BYTE = "four-byte integer"
+    VARIABLE = "variable byte integer"
+    TEXT = "UTF-8 string"
+    BINARY = "binary data"
+    TEXT_PAIR = "UTF-8 string pair"
+
+
+class PropertyId(IntEnum):
+    """Property identifiers (MQTT 5.0 section 2.2.2.2)."""
+
+    PAYLOAD_FORMAT_INDICATOR = 0x01
+    MESSAGE_EXPIRY_INTERVAL = 0x02
+    CONTENT_TYPE = 0x03
+    RESPONSE_TOPIC = 0x08
+    CORRELATION_DATA = 0x09
+    SUBSCRIPTION_IDENTIFIER = 0x0B
+    SESSION_EXPIRY_INTERVAL = 0x11
+    ASSIGNED_CLIENT_IDENTIFIER = 0x12
+    SERVER_KEEP_ALIVE = 0x13
+    AUTHENTICATION_METHOD = 0x15
+    AUTHENTICATION_DATA = 0x16
+    REQUEST_PROBLEM_INFORMATION = 0x17
+    WILL_DELAY_INTERVAL = 0x18
+    REQUEST_RESPONSE_INFORMATION = 0x19
+    RESPONSE_INFORMATION = 0x1A
+    SERVER_REFERENCE = 0x1C
+    REASON_STRING = 0x1F
+    RECEIVE_MAXIMUM = 0x21
+    TOPIC_ALIAS_MAXIMUM = 0x22
+    TOPIC_ALIAS = 0x23
+    MAXIMUM_QOS = 0x24
+    RETAIN_AVAILABLE = 0x25
+    USER_PROPERTY = 0x26
+    MAXIMUM_PACKET_SIZE = 0x27
+    WILDCARD_SUBSCRIPTION_AVAILABLE = 0x28
+    SUBSCRIPTION_IDENTIFIER_AVAILABLE = 0x29
+    SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
+
+
+PROPERTY_TYPES: dict[PropertyId, DataType] = {
+    PropertyId.PAYLOAD_FORMAT_INDICATOR: DataType.BYTE,
+    PropertyId.MESSAGE_EXPIRY_INTERVAL: DataType.FOUR_BYTE,
+    PropertyId.CONTENT_TYPE: DataType.TEXT,
+    PropertyId.RESPONSE_TOPIC: DataType.TEXT,
+    PropertyId.CORRELATION_DATA: DataType.BINARY,
+    PropertyId.SUBSCRIPTION_IDENTIFIER: DataType.VARIABLE,
+    PropertyId.SESSION_EXPIRY_INTERVAL: DataType.FOUR_BYTE,
+    PropertyId.ASSIGNED_CLIENT_IDENTIFIER: DataType.TEXT,
+    PropertyId.SERVER_KEEP_ALIVE: DataType.TWO_BYTE,
+    PropertyId.AUTHENTICATION_METHOD: DataType.TEXT,
+    PropertyId.AUTHENTICATION_DATA: DataType.BINARY,
+    PropertyId.REQUEST_PROBLEM_INFORMATION: DataType.BYTE,
+    PropertyId.WILL_DELAY_INTERVAL: DataType.FOUR_BYTE,
+    PropertyId.REQUEST_RESPONSE_INFORMATION: DataType.BYTE,
+    PropertyId.RESPONSE_INFORMATION: DataType.TEXT,
+    PropertyId.SERVER_REFERENCE: DataType.TEXT,
+    PropertyId.REASON_STRING: DataType.TEXT,
+    PropertyId.RECEIVE_MAXIMUM: DataType.TWO_BYTE,
+    PropertyId.TOPIC_ALIAS_MAXIMUM: DataType.TWO_BYTE,
+    PropertyId.TOPIC_ALIAS: DataType.TWO_BYTE,
+    PropertyId.MAXIMUM_QOS: DataType.BYTE,
+    PropertyId.RETAIN_AVAILABLE: DataType.BYTE,
+    PropertyId.USER_PROPERTY: DataType.TEXT_PAIR,
+    PropertyId.MAXIMUM_PACKET_SIZE: DataType.FOUR_BYTE,
+    PropertyId.WILDCARD_SUBSCRIPTION_AVAILABLE: DataType.BYTE,
+    PropertyId.SUBSCRIPTION_IDENTIFIER_AVAILABLE: DataType.BYTE,
+    PropertyId.SHARED_SUBSCRIPTION_AVAILABLE: DataType.BYTE,
+}
+# The properties that may appear more than once in one packet (section 3.3.2.3.8, 3.1.2.11.8).
+REPEATABLE = frozenset({PropertyId.USER_PROPERTY, PropertyId.SUBSCRIPTION_IDENTIFIER})
+# The largest value a variable byte integer holds (four bytes of seven bits).
+VARIABLE_INT_MAX = 268_435_455
+
+PropertyValue = int | str | bytes | tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Properties:
+    """A packet's properties in wire order; repeatable ones appear once per occurrence."""
+
+    items: tuple[tuple[PropertyId, PropertyValue], ...] = ()
+
+    def get(self, key: PropertyId) -> PropertyValue | None:
+        """The value of a property that appears at most once, or None."""
+        for item_key, value in self.items:
+            if item_key == key:
+                return value
+        return None
+
+    def integer(self, key: PropertyId) -> int | None:
+        """An integer property's value, or None when absent."""
+        value = self.get(key)
+        return value if isinstance(value, int) else None
+
+    def text(self, key: PropertyId) -> str | None:
+        """A string property's value, or None when absent."""
+        value = self.get(key)
+        return value if isinstance(value, str) else None
+
+    def user_properties(self) -> list[tuple[str, str]]:
+        """The user properties, in order."""
+        return [v for k, v in self.items if k == PropertyId.USER_PROPERTY and isinstance(v, tuple)]
+
+    def without(self, key: PropertyId) -> "Properties":
+        """The same properties but one kind."""
+        return Properties(tuple(item for item in self.items if item[0] != key))
+
+
+EMPTY_PROPERTIES = Properties()
+
+
+class Will(NamedTuple):
+    """The will message a CONNECT may carry."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    properties: Properties = EMPTY_PROPERTIES
+
+
+class Connect(NamedTuple):
+    """CONNECT (section 3.1): the client opens a session."""
+
+    client_id: str
+    keepalive_s: int = 60
+    clean_start: bool = True
+    properties: Properties = EMPTY_PROPERTIES
+    username: str | None = None
+    password: bytes | None = None
+    will: Will | None = None
+
+
+class ConnAck(NamedTuple):
+    """CONNACK (section 3.2): the broker's answer to CONNECT; reason code 0 is success."""
+
+    session_present: bool = False
+    reason_code: int = 0
+    properties: Properties = EMPTY_PROPERTIES
+
+
+class Publish(NamedTuple):
+    """PUBLISH (section 3.3), its topic resolved when it came by topic alias."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    packet_id: int = 0
+    dup: bool = False
+    properties: Properties = EMPTY_PROPERTIES
+
+
+class PubAck(NamedTuple):
+    """PUBACK (section 3.4): a QoS 1 PUBLISH is acknowledged."""
+
+    packet_id: int
+    reason_code: int = 0
+    properties: Properties = EMPTY_PROPERTIES
+
+
+class Subscription(NamedTuple):
+    """One topic filter of a SUBSCRIBE with its options (section 3.8.3.1)."""
+
+    topic_filter: str
+    qos: int = 1
+    no_local: bool = False
+    retain_as_published: bool = False
+    retain_handling: int = 0
+
+
+class Subscribe(NamedTuple):
+    """SUBSCRIBE (section 3.8)."""
+
+    packet_id: int
+    subscriptions: tuple[Subscription, ...]
+    properties: Properties = EMPTY_PROPERTIES
+
+
+class SubAck(NamedTuple):
+    """SUBACK (section 3.9): one reason code per topic filter; 0-2 is the granted QoS."""
+
+    packet_id: int
+    reason_codes: tuple[int, ...]
+    properties: Properties = EMPTY_PROPERTIES
+
+
+class Unsubscribe(NamedTuple):
+    """UNSUBSCRIBE (section 3.10)."""
+
+    packet_id: int
+    topic_filters: tuple[str, ...]
+    properties: Properties = EMPTY_PROPERTIES
+
+
+class UnsubAck(NamedTuple):
+    """UNSUBACK (section 3.11)."""
+
+    packet_id: int
+    reason_codes: tuple[int, ...]
+    properties: Properties = EMPTY_PROPERTIES
+
+
+class PingReq(NamedTuple):
+    """PINGREQ (section 3.12): the client is alive and asks whether the broker is."""
+
+
+class PingResp(NamedTuple):
+    """PINGRESP (section 3.13)."""
+
+
+class Disconnect(NamedTuple):
+    """DISCONNECT (section 3.14), from either side, with its reason."""
+
+    reason_code: int = 0
+    properties: Properties = EMPTY_PROPERTIES
+
+
+Packet = (
+    Connect
+    | ConnAck
+    | Publish
+    | PubAck
+    | Subscribe
+    | SubAck
+    | Unsubscribe
+    | UnsubAck
+    | PingReq
+    | PingResp
+    | Disconnect
+)
+
+# Fixed-header flags: SUBSCRIBE, UNSUBSCRIBE (and PUBREL) carry 0b0010, the others 0.
+_FLAGS = {PacketType.SUBSCRIBE: 2, PacketType.UNSUBSCRIBE: 2}
+_PUBACK_HEAD = (PacketType.PUBACK << 28) | (2 << 16)
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+
+
+# -- primitives ---------------------------------------------------------------------------
+
+
+def encode_variable_int(value: int) -> bytes:
+    """A variable byte integer (section 1.5.5): seven bits a byte, low bits first."""
+    if not 0 <= value <= VARIABLE_INT_MAX:
+        raise ValueError(f"{value} does not fit a variable byte integer")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def decode_variable_int(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The variable byte integer at `pos` (not past `end`) and the position after it."""
+    value = shift = 0
+    for index in range(pos, min(pos + 4, end)):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, index + 1
+        shift += 7
+    if end - pos >= 4:
+        raise MalformedPacketError("variable byte integer longer than four bytes")
+    raise MalformedPacketError("variable byte integer cut short")
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode()
+    if len(raw) > 0xFFFF:
+        raise ValueError("UTF-8 string longer than 65,535 bytes")
+    return _U16.pack(len(raw)) + raw
+
+
+def _binary(value: bytes) -> bytes:
+    if len(value) > 0xFFFF:
+        raise ValueError("binary data longer than 65,535 bytes")
+    return _U16.pack(len(value)) + value
+
+
+def _read_u16(data: bytes, pos: int, end: int) -> int:
+    if pos + 2 > end:
+        raise MalformedPacketError("two-byte integer cut short")
+    return (data[pos] << 8) | data[pos + 1]
+
+
+def _read_binary(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
+    size = _read_u16(data, pos, end)
+    stop = pos + 2 + size
+    if stop > end:
+        raise MalformedPacketError("string or binary data runs past its packet")
+    return data[pos + 2 : stop], stop
+
+
+def _read_text(data: bytes, pos: int, end: int) -> tuple[str, int]:
+    raw, pos = _read_binary(data, pos, end)
+    try:
+        return raw.decode(), pos
+    except UnicodeDecodeError as err:
+        raise MalformedPacketError("string is not well-formed UTF-8") from err
+
+
+# -- properties ---------------------------------------------------------------------------
+
+
+def _encode_property(key: PropertyId, value: PropertyValue) -> bytes:
+    kind = PROPERTY_TYPES[key]
+    head = encode_variable_int(key)
+    if kind is DataType.TEXT_PAIR:
+        if not isinstance(value, tuple):
+            raise TypeError(f"{key.name} takes a pair of strings")
+        return head + _text(value[0]) + _text(value[1])
+    if kind is DataType.TEXT:
+        if not isinstance(value, str):
+            raise TypeError(f"{key.name} takes a string")
+        return head + _text(value)
+    if kind is DataType.BINARY:
+        if not isinstance(value, bytes):
+            raise TypeError(f"{key.name} takes bytes")
+        return head + _binary(value)
+    if not isinstance(value, int):
+        raise TypeError(f"{key.name} takes an integer")
+    if kind is DataType.BYTE:
+        return head + bytes((value,))
+    if kind is DataType.TWO_BYTE:
+        return head + _U16.pack(value)
+    if kind is DataType.FOUR_BYTE:
+        return head + _U32.pack(value)
+    return head + encode_variable_int(value)
+
+
+def encode_properties(properties: Properties) -> bytes:
+    """Properties with their length in front (section 2.2.2)."""
+    body = b"".join(_encode_property(key, value) for key, value in properties.items)
+    return encode_variable_int(len(body)) + body
+
+
+def decode_properties(data: bytes, pos: int, end: int) -> tuple[Properties, int]:
+    """The properties (length first) at `pos`, not past `end`, and the position after them."""
+    size, pos = decode_variable_int(data, pos, end)
+    stop = pos + size
+    if stop > end:
+        raise MalformedPacketError("properties run past their packet")
+    if size == 0:
+        return EMPTY_PROPERTIES, pos
+    items: list[tuple[PropertyId, PropertyValue]] = []
+    seen: set[PropertyId] = set()
+    while pos < stop:
+        code, pos = decode_variable_int(data, pos, stop)
+        try:
+            key = PropertyId(code)
+        except ValueError as err:
+            raise MalformedPacketError(f"unknown property identifier 0x{code:02x}") from err
+        if key in seen and key not in REPEATABLE:
+            raise MalformedPacketError(f"{key.name} appears twice")
+        seen.add(key)
+        kind = PROPERTY_TYPES[key]
+        value: PropertyValue
+        if kind is DataType.BYTE:
+            if pos >= stop:
+                raise MalformedPacketError("byte property cut short")
+            value = data[pos]
+            pos += 1
+        elif kind is DataType.TWO_BYTE:
+            value = _read_u16(data, pos, stop)
+            pos += 2
+        elif kind is DataType.FOUR_BYTE:
+            if pos + 4 > stop:
+                raise MalformedPacketError("four-byte integer cut short")
+            value = int.from_bytes(data[pos : pos + 4], "big")
+            pos += 4
+        elif kind is DataType.VARIABLE:
+            value, pos = decode_variable_int(data, pos, stop)
+        elif kind is DataType.TEXT:
+            value, pos = _read_text(data, pos, stop)
+        elif kind is DataType.BINARY:
+            value, pos = _read_binary(data, pos, stop)
+        else:
+            name, pos = _read_text(data, pos, stop)
+            text, pos = _read_text(data, pos, stop)
+            value = (name, text)
+        items.append((key, value))
+    return Properties(tuple(items)), stop
+
+
+# -- encoding -----------------------------------------------------------------------------
+
+
+def _frame(kind: PacketType, body: bytes, flags: int = -1) -> bytes:
+    flags = _FLAGS.get(kind, 0) if flags < 0 else flags
+    return bytes(((kind << 4) | flags,)) + encode_variable_int(len(body)) + body
+
+
+def _encode_connect(packet: Connect) -> bytes:
+    flags = 0x02 if packet.clean_start else 0
+    will = packet.will
+    tail = _text(packet.client_id)
+    if will is not None:
+        flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
+        tail += encode_properties(will.properties) + _text(will.topic) + _binary(will.payload)
+    if packet.username is not None:
+        flags |= 0x80
+        tail += _text(packet.username)
+    if packet.password is not None:
+        flags |= 0x40
+        tail += _binary(packet.password)
+    head = _text("MQTT") + bytes((5, flags)) + _U16.pack(packet.keepalive_s)
+    return _frame(PacketType.CONNECT, head + encode_properties(packet.properties) + tail)
+
+
+def encode_packet(packet: Packet) -> bytes:
+    """The bytes of one packet."""
+    match packet:
+        case Connect():
+            return _encode_connect(packet)
+        case ConnAck(session_present, reason_code, properties):
+            body = bytes((int(session_present), reason_code)) + encode_properties(properties)
+            return _frame(PacketType.CONNACK, body)
+        case Publish(topic, payload, qos, retain, packet_id, dup, properties):
+            if qos not in (0, 1, 2):
+                raise ValueError(f"QoS {qos}")
+            flags = (0x08 if dup else 0) | (qos << 1) | int(retain)
+            head = _text(topic) + (_U16.pack(packet_id) if qos else b"")
+            return _frame(PacketType.PUBLISH, head + encode_properties(properties) + payload, flags)
+        case PubAck(packet_id, reason_code, properties):
+            body = _U16.pack(packet_id)
+            if reason_code or properties.items:
+                body += bytes((reason_code,))
+                if properties.items:
+                    body += encode_properties(properties)
+            return _frame(PacketType.PUBACK, body)
+        case Subscribe(packet_id, subscriptions, properties):
+            body = _U16.pack(packet_id) + encode_properties(properties)
+            for sub in subscriptions:
+                options = (
+                    sub.qos
+                    | (0x04 if sub.no_local else 0)
+                    | (0x08 if sub.retain_as_published else 0)
+                    | (sub.retain_handling << 4)
+                )
+                body += _text(sub.topic_filter) + bytes((options,))
+            return _frame(PacketType.SUBSCRIBE, body)
+        case SubAck(packet_id, reason_codes, properties):
+            body = _U16.pack(packet_id) + encode_properties(properties) + bytes(reason_codes)
+            return _frame(PacketType.SUBACK, body)
+        case Unsubscribe(packet_id, topic_filters, properties):
+            body = _U16.pack(packet_id) + encode_properties(properties)
+            body += b"".join(_text(topic_filter) for topic_filter in topic_filters)
+            return _frame(PacketType.UNSUBSCRIBE, body)
+        case UnsubAck(packet_id, reason_codes, properties):
+            body = _U16.pack(packet_id) + encode_properties(properties) + bytes(reason_codes)
+            return _frame(PacketType.UNSUBACK, body)
+        case PingReq():
+            return b"\xc0\x00"
+        case PingResp():
+            return b"\xd0\x00"
+        case Disconnect(reason_code, properties):
+            if not reason_code and not properties.items:
+                return b"\xe0\x00"
+            body = bytes((reason_code,))
+            if properties.items:
+                body += encode_properties(properties)
+            return _frame(PacketType.DISCONNECT, body)
+    raise TypeError(f"not a packet: {packet!r}")
+
+
+def encode_pubacks(packet_ids: Iterable[int]) -> bytes:
+    """Successful PUBACKs of many packet ids as one run of bytes, for one write.
+
+    Four bytes each: type, remaining length 2, packet id; MQTT 5.0 section 3.4.2.1 lets
+    the reason code be left out when it is 0 (success) and there are no properties.
+    """
+    ids = [_PUBACK_HEAD | packet_id for packet_id in packet_ids]
+    return struct.pack(f">{len(ids)}I", *ids)
+
+
+# -- decoding -----------------------------------------------------------------------------
+
+
+def _reason_codes(data: bytes, pos: int, end: int) -> tuple[int, ...]:
+    if pos >= end:
+        raise MalformedPacketError("acknowledgement without reason codes")
+    return tuple(data[pos:end])
+
+
+def _decode_connect(data: bytes, end: int) -> Connect:
+    name, pos = _read_text(data, 0, end)
+    if name != "MQTT" or pos + 4 > end:
+        raise MalformedPacketError("not an MQTT CONNECT")
+    if data[pos] != 5:
+        raise MalformedPacketError(f"protocol level {data[pos]}, not 5")
+    flags = data[pos + 1]
+    if flags & 0x01:
+        raise MalformedPacketError("reserved CONNECT flag set")
+    keepalive_s = _read_u16(data, pos + 2, end)
+    properties, pos = decode_properties(data, pos + 4, end)
+    client_id, pos = _read_text(data, pos, end)
+    will = None
+    if flags & 0x04:
+        will_properties, pos = decode_properties(data, pos, end)
+        topic, pos = _read_text(data, pos, end)
+        payload, pos = _read_binary(data, pos, end)
+        will = Will(topic, payload, (flags >> 3) & 3, bool(flags & 0x20), will_properties)
+    username = password = None
+    if flags & 0x80:
+        username, pos = _read_text(data, pos, end)
+    if flags & 0x40:
+        password, pos = _read_binary(data, pos, end)
+    if pos != end:
+        raise MalformedPacketError("bytes left after CONNECT's payload")
+    return Connect(client_id, keepalive_s, bool(flags & 0x02), properties, username, password, will)
+
+
+def _decode_subscribe(data: bytes, end: int) -> Subscribe:
+    packet_id = _read_u16(data, 0, end)
+    properties, pos = decode_properties(data, 2, end)
+    subscriptions: list[Subscription] = []
+    while pos < end:
+        topic_filter, pos = _read_text(data, pos, end)
+        if pos >= end:
+            raise MalformedPacketError("subscription options missing")
+        options = data[pos]
+        pos += 1
+        if options & 0xC0 or options & 0x03 == 3 or (options >> 4) & 3 == 3:
+            raise MalformedPacketError(f"bad subscription options 0x{options:02x}")
+        subscriptions.append(
+            Subscription(
+                topic_filter, options & 3, bool(options & 4), bool(options & 8), (options >> 4) & 3
+            )
+        )
+    if not subscriptions:
+        raise MalformedPacketError("SUBSCRIBE without topic filters")
+    return Subscribe(packet_id, tuple(subscriptions), properties)
+
+
+def _decode_unsubscribe(data: bytes, end: int) -> Unsubscribe:
+    packet_id = _read_u16(data, 0, end)
+    properties, pos = decode_properties(data, 2, end)
+    filters: list[str] = []
+    while pos < end:
+        topic_filter, pos = _read_text(data, pos, end)
+        filters.append(topic_filter)
+    if not filters:
+        raise MalformedPacketError("UNSUBSCRIBE without topic filters")
+    return Unsubscribe(packet_id, tuple(filters), properties)
+
+
+def decode_body(kind: int, flags: int, body: bytes) -> Packet:
+    """A packet other than PUBLISH from its type, flags and the bytes after its length."""
+    end = len(body)
+    expected = 2 if kind in (PacketType.SUBSCRIBE, PacketType.UNSUBSCRIBE) else 0
+    if flags != expected:
+        raise MalformedPacketError(f"packet type {kind} with flags 0x{flags:x}")
+    if kind == PacketType.PUBACK:
+        packet_id = _read_u16(body, 0, end)
+        if end == 2:
+            return PubAck(packet_id)
+        if end == 3:
+            return PubAck(packet_id, body[2])
+        properties, pos = decode_properties(body, 3, end)
+        return PubAck(packet_id, body[2], properties)
+    if kind in (PacketType.PINGREQ, PacketType.PINGRESP):
+        if end:
+            raise MalformedPacketError("PINGREQ/PINGRESP with a body")
+        return PingReq() if kind == PacketType.PINGREQ else PingResp()
+    if kind == PacketType.CONNACK:
+        if end < 2 or body[0] & 0xFE:
+            raise MalformedPacketError("bad CONNACK")
+        properties, pos = decode_properties(body, 2, end)
+        return ConnAck(bool(body[0]), body[1], properties)
+    if kind in (PacketType.SUBACK, PacketType.UNSUBACK):
+        packet_id = _read_u16(body, 0, end)
+        properties, pos = decode_properties(body, 2, end)
+        codes = _reason_codes(body, pos, end)
+        if kind == PacketType.SUBACK:
+            return SubAck(packet_id, codes, properties)
+        return UnsubAck(packet_id, codes, properties)
+    if kind == PacketType.DISCONNECT:
+        if not end:
+            return Disconnect()
+        if end == 1:
+            return Disconnect(body[0])
+        properties, pos = decode_properties(body, 1, end)
+        return Disconnect(body[0], properties)
+    if kind == PacketType.CONNECT:
+        return _decode_connect(body, end)
+    if kind == PacketType.SUBSCRIBE:
+        return _decode_subscribe(body, end)
+    if kind == PacketType.UNSUBSCRIBE:
+        return _decode_unsubscribe(body, end)
+    raise MalformedPacketError(f"packet type {kind} is not handled on this connection")
+
+
+def _remaining_length(data: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """A fixed header's remaining length and where the body starts; None if cut short."""
+    try:
+        return decode_variable_int(data, pos, end)
+    except MalformedPacketError:
+        if end - pos < 4:
+            return None  # the rest of the length is in the next read
+        raise
+
+
+class PacketReader:
+    """Turns a connection's byte stream into packets; a read may end mid-packet.
+
+    Holds the connection's inbound topic aliases (section 3.3.2.3.4): a PUBLISH that sets
+    an alias maps it to its topic, a later one with an empty topic and that alias is given
+    the topic. Use one reader per connection: aliases do not outlive it.
+    """
+
+    def __init__(self, topic_alias_maximum: int = 0) -> None:
+        self._topic_alias_maximum = topic_alias_maximum
+        self._aliases: dict[int, str] = {}
+        self._chunks: list[bytes] = []
+        self._held = 0  # bytes in _chunks
+        self._needed = 0  # bytes the packet at the front of _chunks needs, when known
+
+    def feed(self, data: bytes) -> list[Packet]:
+        """The packets completed by `data`; the bytes of an unfinished one are kept."""
+        chunks = self._chunks
+        if chunks:
+            chunks.append(data)
+            self._held += len(data)
+            if self._held < self._needed:
+                return []  # a big packet still arriving: join its pieces once, at the end
+            data = b"".join(chunks)
+            chunks.clear()
+        self._needed = 0
+        packets: list[Packet] = []
+        append = packets.append
+        end = len(data)
+        pos = 0
+        while pos < end:
+            if pos + 1 >= end:
+                break
+            header = data[pos]
+            # The remaining length: one byte up to 127, two up to 16,383 (most telemetry).
+            length = data[pos + 1]
+            body = pos + 2
+            if length & 0x80:
+                if body < end and not data[body] & 0x80:
+                    length = (length & 0x7F) | (data[body] << 7)
+                    body += 1
+                else:
+                    found = _remaining_length(data, pos + 1, end)
+                    if found is None:
+                        break
+                    length, body = found
+            stop = body + length
+            if stop > end:
+                self._needed = stop - pos
+                break
+            if header >> 4 == 3:
+                append(self._decode_publish(data, header, body, stop))
+            else:
+                append(decode_body(header >> 4, header & 0x0F, data[body:stop]))
+            pos = stop
+        if pos < end:
+            rest = data[pos:] if pos else data
+            self._chunks.append(rest)
+            self._held = len(rest)
+        else:
+            self._held = 0
+        return packets
+
+    def _decode_publish(self, data: bytes, header: int, body: int, stop: int) -> Publish:
+        qos = (header >> 1) & 3
+        if body + 2 > stop:
+            raise MalformedPacketError("PUBLISH cut short")
+        pos = body + 2 + ((data[body] << 8) | data[body + 1])
+        raw_topic = data[body + 2 : pos]
+        packet_id = 0
+        if qos:
+            if qos == 3:
+                raise MalformedPacketError("PUBLISH with QoS 3")
+            if pos + 2 > stop:
+                raise MalformedPacketError("PUBLISH cut short")
+            packet_id = (data[pos] << 8) | data[pos + 1]
+            if not packet_id:
+                raise MalformedPacketError("PUBLISH with packet id 0")
+            pos += 2
+        if pos >= stop:
+            raise MalformedPacketError("PUBLISH cut short")
+        try:
+            topic = raw_topic.decode()
+        except UnicodeDecodeError as err:
+            raise MalformedPacketError("topic is not well-formed UTF-8") from err
+        if data[pos] == 0 and topic:  # no properties, the usual case
+            return Publish(
+                topic, data[pos + 1 : stop], qos, bool(header & 1), packet_id, bool(header & 8)
+            )
+        properties, pos = decode_properties(data, pos, stop)
+        alias = properties.integer(PropertyId.TOPIC_ALIAS)
+        if alias is not None:
+            if not 0 < alias <= self._topic_alias_maximum:
+                raise MalformedPacketError(f"topic alias {alias} out of range")
+            if topic:
+                self._aliases[alias] = topic
+            else:
+                known = self._aliases.get(alias)
+                if known is None:
+                    raise MalformedPacketError(f"topic alias {alias} used before it was set")
+                topic = known
+        elif not topic:
+            raise MalformedPacketError("PUBLISH without topic or topic alias")
+        return Publish(
+            topic, data[pos:stop], qos, bool(header & 1), packet_id, bool(header & 8), properties
+        )
