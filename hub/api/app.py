@@ -22,8 +22,10 @@ from hub.api.schemas import (
 from hub.api.security_headers import SecurityHeadersMiddleware
 from hub.api.status import NoIngest, RuntimeStatus
 from hub.api.store_failures import DEFAULT_WAIT_S, StoreFailureMiddleware
+from hub.cases.calendar import calendar_expiry_warning
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
+from hub.store.cases import CaseStore
 from hub.store.database import Database, SchemaNotReadyError
 
 
@@ -45,8 +47,18 @@ StatusDep = Annotated[RuntimeStatus, Depends(get_status)]
 router = APIRouter()
 
 
+def _calendar_warnings(request: Request) -> list[str]:
+    """The working calendar's expiry warning, when this app files cases."""
+    store: CaseStore | None = getattr(request.app.state, "case_store", None)
+    if store is None:
+        return []
+    calendar = store.setup.calendar
+    warning = calendar_expiry_warning(calendar, calendar.local_date(datetime.now(UTC)))
+    return [] if warning is None else [warning]
+
+
 @router.get("/health", response_model=Health, tags=["system"])
-def health(db: DbDep, runtime: StatusDep) -> Health:
+def health(request: Request, db: DbDep, runtime: StatusDep) -> Health:
     """Broker and database reachability, storage mode, ingest lag, and what is wrong."""
     problems: list[str] = []
     database_ok = db.ping()
@@ -69,6 +81,7 @@ def health(db: DbDep, runtime: StatusDep) -> Health:
         storage_mode=mode,
         ingest_lag_s=round(runtime.ingest_lag_s(), 3),
         ingest_pending=runtime.ingest_pending(),
+        warnings=_calendar_warnings(request),
     )
 
 

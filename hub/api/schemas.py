@@ -85,6 +85,11 @@ class Health(BaseModel):
     storage_mode: str | None
     ingest_lag_s: float
     ingest_pending: int
+    warnings: list[str] = Field(
+        default=[],
+        description="what needs attention soon without degrading the hub (the working"
+        " calendar running out within 60 days)",
+    )
 
 
 def check_attributes(value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:

@@ -2,19 +2,23 @@
 case whose deadline falls beyond the loaded calendar flagged until the next year is in."""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 
 from hub.__main__ import main as hub_main
+from hub.api.app import create_app
 from hub.cases.calendar import load_calendar
 from hub.cases.intake import draft_person_case
 from hub.cases.workflow import Action, Role
 from hub.store.calendar import fetch_imports, fetch_working_calendar
-from hub.store.cases import act_on_case, case_document, open_case
+from hub.store.cases import CaseStore, act_on_case, case_document, open_case
+from hub.store.database import Database
 from tests.cases_store.case_fixtures import case_setup, hotline_report
 
 pytestmark = pytest.mark.integration
@@ -78,3 +82,25 @@ def test_import_then_deadlines_use_it(
     assert record.milestones is not None
     # 元旦 2027 is off: due Monday 4 January at 10:00, not Friday 1 January.
     assert record.milestones.due_at == datetime(2027, 1, 4, 10, tzinfo=SHANGHAI)
+
+
+def test_health_warns_60_days_before_the_calendar_runs_out(database_url: str) -> None:
+    db = Database(database_url, max_size=2)
+    db.open()
+    try:
+        base = case_setup()
+        today = base.calendar.local_date(datetime.now(UTC))
+        warned: dict[int, list[str]] = {}
+        for days_left in (30, 90):
+            calendar = replace(base.calendar, covers_until=today + timedelta(days=days_left))
+            state = {"case_store": CaseStore(db, replace(base, calendar=calendar))}
+            app = create_app(db, CollectorRegistry(), routers=[], state=state)
+            with TestClient(app) as client:
+                response = client.get("/health")
+            assert response.status_code == 200, response.text
+            warned[days_left] = response.json()["warnings"]
+    finally:
+        db.close()
+    (warning,) = warned[30]
+    assert "(30 days left)" in warning
+    assert warned[90] == []

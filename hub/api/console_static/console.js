@@ -379,11 +379,12 @@ async function loadEvaluation() {
   const data = await api(`/evaluation?start=${f.start.value}&end=${f.end.value}`);
   const body = $("#eval-rows");
   body.textContent = "";
-  const pct = (v) => (v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`);
+  const na = (v) => v === null || v === undefined;
+  const pct = (v) => (na(v) ? "n/a" : `${(v * 100).toFixed(1)}%`);
   for (const d of data.departments) {
     body.append(el("tr", { "data-testid": "eval-row" }, el("td", {}, deptName(d.department, d.department_name)), el("td", {}, d.registered),
       el("td", {}, d.closed), el("td", {}, pct(d.closure_rate)), el("td", {}, pct(d.on_time_closure_rate)), el("td", {}, pct(d.rework_rate)),
-      el("td", {}, d.overdue_open), el("td", {}, d.composite.toFixed(1)), el("td", {}, d.grade)));
+      el("td", {}, d.overdue_open), el("td", {}, na(d.composite) ? "n/a" : d.composite.toFixed(1)), el("td", {}, na(d.grade) ? "n/a" : d.grade)));
   }
 }
 
