@@ -346,6 +346,8 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("GET", "/cases/{case_id}/actions"): RouteAccess(CASE_READERS),
     **_case_action_routes(),
     ("GET", "/evaluation"): RouteAccess(frozenset({_R.CENTRE, _R.READ_ONLY})),
+    ("GET", "/calendar"): RouteAccess(frozenset({_R.CENTRE, _R.READ_ONLY})),
+    ("POST", "/calendar/import"): RouteAccess(ADMIN_ONLY),
     # Open311 GeoReport v2: public, posting needs an api_key
     ("GET", "/open311/v2/services.{fmt}"): PUBLIC,
     ("GET", "/open311/v2/services/{service_code}.{fmt}"): PUBLIC,

@@ -10,15 +10,23 @@ not take it is 403; bad input is 422; a stale `expected_version` is 409.
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.access import case_actor, case_department_scope, check_case_scope
+from hub.api.access import case_actor, case_department_scope, check_case_scope, principal_of
 from hub.api.schemas import Instant, Int64, JsonObject, Offset, check_instant
-from hub.cases.calendar import Light, Urgency
+from hub.cases.calendar import (
+    CalendarError,
+    Light,
+    Urgency,
+    calendar_expiry_warning,
+    parse_holiday_years,
+    with_years,
+)
 from hub.cases.classification import ClassificationError, ClassKind
 from hub.cases.evaluation import DepartmentScore, current_stage_clock, format_percent
 from hub.cases.intake import IntakeError, PersonReport
@@ -31,6 +39,7 @@ from hub.cases.workflow import (
     Role,
     WorkflowError,
 )
+from hub.store import calendar as calendar_store
 from hub.store.cases import (
     CaseConflictError,
     CaseFilter,
@@ -540,3 +549,72 @@ def evaluation(
         as_of=as_of_at,
         departments=[_figures_out(store, s) for s in scores.values()],
     )
+
+
+# working calendar (holidays as data; docs/alarms-and-cases.md)
+
+
+class CalendarImportOut(BaseModel):
+    """When an import was made, by whom, from what, for which years."""
+
+    years: list[int]
+    source: str
+    imported_by: str
+    imported_at: datetime
+
+
+class CalendarOut(BaseModel):
+    """The working calendar in force: how far its holidays are known, and its imports."""
+
+    covers_until: date | None = Field(description="last day whose holidays are known")
+    warning: str | None = Field(description="set from 60 days before the calendar runs out")
+    imported_years: list[int]
+    imports: list[CalendarImportOut]
+
+
+def _calendar_out(store: CaseStore) -> CalendarOut:
+    calendar = store.setup.calendar
+    with store.db.connection() as conn:
+        years = sorted(calendar_store.fetch_holiday_years(conn))
+        imports = calendar_store.fetch_imports(conn)
+    return CalendarOut(
+        covers_until=calendar.covers_until,
+        warning=calendar_expiry_warning(calendar, calendar.local_date(datetime.now(UTC))),
+        imported_years=years,
+        imports=[
+            CalendarImportOut(years=y, source=src, imported_by=who, imported_at=at)
+            for y, src, who, at in imports
+        ],
+    )
+
+
+@router.get("/calendar", response_model=CalendarOut)
+def working_calendar(store: CaseStoreDep) -> CalendarOut:
+    """How far the working calendar's holidays reach, the warning, and the latest imports."""
+    return _calendar_out(store)
+
+
+@router.post("/calendar/import", response_model=CalendarOut)
+async def import_calendar(
+    request: Request,
+    store: CaseStoreDep,
+    source: Annotated[str, Query(min_length=1, max_length=200)] = "api",
+) -> CalendarOut:
+    """Import whole years of holidays and make-up working days (YAML or JSON body).
+
+    The years replace their days in the database and in this hub's calendar at once.
+    """
+    body = await request.body()
+    try:
+        document = parse_holiday_years(body)
+        years = document.by_year()
+    except CalendarError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+    principal = principal_of(request)
+    actor = f"{principal.kind}:{principal.name}" if principal is not None else "api"
+    with store.db.connection() as conn:
+        calendar_store.import_holiday_years(
+            conn, document, source=source, actor=actor, now=datetime.now(UTC)
+        )
+    store.setup = replace(store.setup, calendar=with_years(store.setup.calendar, years))
+    return _calendar_out(store)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from hub.__main__ import main as hub_main
+from hub.api import cases as cases_api
 from hub.api.app import create_app
 from hub.cases.calendar import load_calendar
 from hub.cases.intake import draft_person_case
@@ -104,3 +105,30 @@ def test_health_warns_60_days_before_the_calendar_runs_out(database_url: str) ->
     (warning,) = warned[30]
     assert "(30 days left)" in warning
     assert warned[90] == []
+
+
+def test_import_route_takes_effect_at_once(db: Database) -> None:
+    store = CaseStore(db, case_setup())
+    app = create_app(
+        db, CollectorRegistry(), routers=[cases_api.router], state={"case_store": store}
+    )
+    with TestClient(app) as client:
+        before = client.get("/calendar").json()
+        bad = client.post("/calendar/import", content=b"years: [2028]\nholidays: []\n")
+        imported = client.post(
+            "/calendar/import",
+            params={"source": "国办发明电〔2026〕1号"},
+            content=NOTICE_2027.encode(),
+            headers={"Content-Type": "application/yaml"},
+        )
+    assert before["covers_until"] == "2026-12-31"
+    assert before["imported_years"] == []
+    assert bad.status_code == 422
+    assert "no holidays given for [2028]" in bad.json()["detail"]
+    assert imported.status_code == 200, imported.text
+    body = imported.json()
+    assert body["covers_until"] == "2027-12-31"
+    assert body["imported_years"] == [2027]
+    assert body["imports"][0]["source"] == "国办发明电〔2026〕1号"
+    assert store.setup.calendar.covers_until is not None
+    assert store.setup.calendar.covers_until.year == 2027
