@@ -162,7 +162,11 @@ class CityMap {
   _apply() {
     const v = this.view;
     this.svg.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+    // Points keep a constant size on screen; panning does not change it, so thousands of
+    // points are touched only when the zoom does.
     const r = this._radius();
+    if (r === this._r) return;
+    this._r = r;
     for (const c of this.svg.querySelectorAll("circle.pt")) c.setAttribute("r", r);
   }
 
