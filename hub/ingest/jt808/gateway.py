@@ -102,6 +102,9 @@ class GatewayConfig:
     idle_timeout_s: float = 180.0
     max_frame_bytes: int = 4096
     publish_timeout_s: float = 10.0
+    # Publishes awaiting their PUBACK at once: every connection has one in flight, and paho's
+    # default of 20 queues the rest until they time out under load (then nothing is acked).
+    max_inflight: int = 1000
     reconnect_max_s: float = 30.0
     # HTTP port of /metrics on the gateway's address: None off, 0 any free port.
     metrics_port: int | None = None
@@ -172,6 +175,7 @@ class BrokerLink:
                     identifier=self._config.client_id,
                     tls_params=tls,
                     timeout=self._config.publish_timeout_s,
+                    max_inflight_messages=self._config.max_inflight,
                 ) as client:
                     await client.subscribe(f"{self._config.mqtt_root}/truck/+/cmd", qos=1)
                     self._client = client
