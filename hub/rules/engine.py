@@ -9,6 +9,13 @@ proves the device is alive, and the store keeps it). So any arrival order within
 tolerance gives the same alarms, and nothing beyond it can flap an alarm. With a
 tolerance of 0 a batch is still sorted per device, and nothing waits.
 
+Released readings of all devices are judged in one event-time order, instant by instant
+(ties by device id): first every reading of the instant by the per-device rules, then the
+groups a member of which reported in it, at that instant. So the same readings give the
+same alarms, at the same event times, whether they come one by one or as one backlog
+after an outage: batch boundaries never decide when a group is judged. `event_clock`
+gives the stream's event time for questions of duration outside the engine (filing).
+
 Per-device rules (`Rule`) see one reading with the device's state and parameters and
 return observations; group rules (`GroupRule`) see the latest projected state of every
 member of a group (a lamp's circuit or cabinet) and may cover members' own alarms of
