@@ -65,20 +65,20 @@ def _within(span: tuple[int, int] | None, minute: int) -> bool:
     return span is not None and span[0] <= minute < span[1]
 
 
-def _ts(device_id: str, minute: int) -> datetime:
-    return START + timedelta(seconds=minute * STEP_S, milliseconds=OFFSET_MS[device_id])
+def _ts(device_id: str, minute: int, start: datetime = START) -> datetime:
+    return start + timedelta(seconds=minute * STEP_S, milliseconds=OFFSET_MS[device_id])
 
 
 def _ms(ts: datetime) -> int:
     return round(ts.timestamp() * 1000)
 
 
-def readings_of(scenario: Scenario) -> list[Reading]:
+def readings_of(scenario: Scenario, start: datetime = START) -> list[Reading]:
     """Every reading of the scenario in event-time order (received: to be set by the play)."""
     out: list[Reading] = []
     for minute in range(scenario.minutes):
         tripped = _within(scenario.trip, minute)
-        ts = _ts(CABINET, minute)
+        ts = _ts(CABINET, minute, start)
         phase_v = 0.0 if tripped else 230.0
         cabinet = CabinetPayload(
             ts=_ms(ts),
@@ -95,7 +95,7 @@ def readings_of(scenario: Scenario) -> list[Reading]:
         )
         out.append(Reading(Kind.CABINET, CABINET, Channel.TELEMETRY, ts, ts, cabinet))
         for index, lamp_id in enumerate(LAMPS):
-            ts = _ts(lamp_id, minute)
+            ts = _ts(lamp_id, minute, start)
             out_here = scenario.lamp_out is not None and (
                 scenario.lamp_out[0] == index
                 and _within((scenario.lamp_out[1], scenario.lamp_out[2]), minute)
@@ -113,7 +113,7 @@ def readings_of(scenario: Scenario) -> list[Reading]:
             )
             out.append(Reading(Kind.LIGHTING, lamp_id, Channel.TELEMETRY, ts, ts, lamp))
         for index, cover_id in enumerate(COVERS):
-            ts = _ts(cover_id, minute)
+            ts = _ts(cover_id, minute, start)
             tilted = scenario.tilt is not None and (
                 scenario.tilt[0] == index and _within((scenario.tilt[1], scenario.tilt[2]), minute)
             )
