@@ -62,6 +62,20 @@ from hub.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
 
+
+class _PendingCallsFilter(logging.Filter):
+    """Drops aiomqtt's "There are N pending publish calls" warning.
+
+    Every terminal connection has a position awaiting its PUBACK, so thousands are pending
+    by design; aiomqtt warns on every publish past ten, which under load costs more CPU than
+    the publish itself.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the pending-calls warning."""
+        return "pending publish calls" not in record.getMessage()
+
+
 _PENDING_COMMANDS_PER_TERMINAL = 64
 _AFTER_AUTHENTICATION = frozenset(
     {MsgId.LOCATION, MsgId.LOCATION_BATCH, MsgId.TERMINAL_RESPONSE, MsgId.DEREGISTER}
@@ -159,6 +173,9 @@ class BrokerLink:
         self._on_command = on_command
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
+        self._log = logging.getLogger(f"{__name__}.mqtt")
+        if not any(isinstance(f, _PendingCallsFilter) for f in self._log.filters):
+            self._log.addFilter(_PendingCallsFilter())
 
     async def run(self) -> None:
         """Stay connected until cancelled; route commands to `on_command`."""
@@ -176,6 +193,7 @@ class BrokerLink:
                     tls_params=tls,
                     timeout=self._config.publish_timeout_s,
                     max_inflight_messages=self._config.max_inflight,
+                    logger=self._log,
                 ) as client:
                     await client.subscribe(f"{self._config.mqtt_root}/truck/+/cmd", qos=1)
                     self._client = client
