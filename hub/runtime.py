@@ -5,7 +5,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 import uvicorn
@@ -14,17 +14,18 @@ from hub.alarm_flow import AlarmServices
 from hub.api.access import AccessConfig, secure_app
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
+from hub.devices.kinds import Kind
 from hub.ingest.device_commands import MqttCommandSender
 from hub.ingest.feed import document_feed
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.outbound import MqttOutbound
-from hub.ingest.pipeline import IngestPipeline, KindIndex
+from hub.ingest.pipeline import IdsFetch, IngestPipeline, KindIndex, KindIndexFetch
 from hub.lighting_services import LightingServices
 from hub.manhole_commands import ManholeCommandService
 from hub.settings import Settings
 from hub.store.access import AccessStore
-from hub.store.database import Database, SchemaNotReadyError
+from hub.store.database import Database, SchemaNotReadyError, bounded_wait
 from hub.store.lease import LeaderLease
 from hub.store.migrations import StorageMode
 from hub.store.telemetry import ReconnectingWriter
@@ -68,6 +69,25 @@ class IngestStatus:
         if lag_s > self._max_lag_s:
             problems.append(f"ingest lags {lag_s:.0f} s behind (more than {self._max_lag_s:g} s)")
         return problems
+
+
+# The writer refreshes the registry between batches: with PostgreSQL away it must not queue
+# for a pooled connection (30 s) instead of retrying its batch, where /health can see it.
+REGISTRY_WAIT_S = 1.0
+
+
+def registry_fetchers(db: Database, wait_s: float) -> tuple[KindIndexFetch, IdsFetch]:
+    """The registry reads of the ingest writer, each waiting at most `wait_s` for the pool."""
+
+    def fetch_changes(since: datetime | None) -> tuple[dict[str, Kind], datetime | None]:
+        with bounded_wait(wait_s):
+            return db.fetch_kind_index(since)
+
+    def fetch_ids() -> set[str]:
+        with bounded_wait(wait_s):
+            return db.fetch_all_ids()
+
+    return fetch_changes, fetch_ids
 
 
 def _always() -> bool:
@@ -144,7 +164,9 @@ class HubProcess:
             on_duty = lease.held
 
         metrics = IngestMetrics()
-        kinds = KindIndex(db.fetch_kind_index, db.fetch_all_ids, settings.registry_refresh_s)
+        kinds = KindIndex(
+            *registry_fetchers(db, REGISTRY_WAIT_S), refresh_s=settings.registry_refresh_s
+        )
         kinds.refresh(force=True)
         log.info("registry: %d devices", len(kinds))
         sink = ReconnectingWriter(settings.database_url)

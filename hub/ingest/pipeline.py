@@ -93,7 +93,10 @@ class KindIndex:
         if kind is None and device_id not in self._misses:
             self._misses.add(device_id)
             if time.monotonic() - self._refreshed_at > 1.0:
-                self.refresh(force=True)
+                try:
+                    self.refresh(force=True)
+                except Exception:  # the registry is away: judge by what is cached
+                    log.warning("registry refresh for %r failed", device_id, exc_info=True)
                 kind = self._kinds.get(device_id)
         return kind
 
