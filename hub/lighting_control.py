@@ -34,6 +34,19 @@ class CommandState(StrEnum):
     ACKED = "acked"
     FAILED = "failed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+
+
+OPEN_STATES = frozenset({CommandState.PENDING, CommandState.SENT})
+
+
+class CommandEffect(StrEnum):
+    """Whether the telemetry after an acked command shows what it asked for."""
+
+    EFFECTIVE = "effective"
+    NOT_EFFECTIVE = "not_effective"
+    UNVERIFIED = "unverified"  # no telemetry at all within the window
 
 
 class SunEvent(StrEnum):
@@ -178,6 +191,104 @@ def decide_command_step(command: OpenCommand, now: datetime, ack_timeout: timede
         )
     wait = ack_timeout * (2**command.attempts)
     return CommandStep(StepKind.SEND, min(now + wait, command.expires_at))
+
+
+# -- commanded vs reported state --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedEffect:
+    """What an obeying device reports: lit (contactor closed) or not, and a dim level."""
+
+    kind: Kind
+    on: bool
+    dim_pct: float | None
+
+    def document(self) -> dict[str, object]:
+        """The expectation as evidence fields."""
+        field = "contactor_on" if self.kind is Kind.CABINET else "on"
+        out: dict[str, object] = {field: self.on}
+        if self.dim_pct is not None:
+            out["dim_pct"] = self.dim_pct
+        return out
+
+
+def expected_effect(kind: Kind, action: CommandAction, dim_pct: float | None) -> ExpectedEffect:
+    """The state an obeying device reports: on (at `dim_pct` if given), off, or dimmed.
+
+    A dim to 0 % is dark; an `on` that carries a dim level expects that level, the same
+    rule schedules use. A cabinet has no dim level: only its contactor is judged.
+    """
+    if kind is Kind.CABINET:
+        return ExpectedEffect(kind, action is not CommandAction.OFF, None)
+    if action is CommandAction.OFF:
+        return ExpectedEffect(kind, False, None)
+    if dim_pct is not None and dim_pct <= 0:
+        return ExpectedEffect(kind, False, None)
+    return ExpectedEffect(kind, True, dim_pct)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedState:
+    """A reading after the command: lamp `on` (or a cabinet's `contactor_on`), dim, power."""
+
+    ts: datetime
+    received_at: datetime
+    on: bool
+    dim_pct: float | None
+    power_w: float | None
+
+    def document(self, kind: Kind) -> dict[str, object]:
+        """The reading as evidence fields."""
+        field = "contactor_on" if kind is Kind.CABINET else "on"
+        out: dict[str, object] = {field: self.on, "ts": self.ts.isoformat()}
+        if self.dim_pct is not None:
+            out["dim_pct"] = self.dim_pct
+        if self.power_w is not None:
+            out["power_w"] = self.power_w
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EffectRules:
+    """How close a report must come to the expectation; the window to wait for it."""
+
+    window: timedelta = timedelta(minutes=10)
+    lit_min_w: float = 3.0
+    dim_tolerance_pct: float = 2.0
+
+
+def reported_matches(expected: ExpectedEffect, reported: ReportedState, rules: EffectRules) -> bool:
+    """Whether one report shows the commanded state (a lamp lit by report and by power)."""
+    if expected.kind is Kind.CABINET:
+        return reported.on is expected.on
+    drawing = reported.power_w is None or reported.power_w >= rules.lit_min_w
+    if not expected.on:
+        return not reported.on or not drawing
+    if not (reported.on and drawing):
+        return False
+    if expected.dim_pct is None or reported.dim_pct is None:
+        return True
+    return abs(reported.dim_pct - expected.dim_pct) <= rules.dim_tolerance_pct
+
+
+def judge_effect(
+    expected: ExpectedEffect,
+    reports: Sequence[ReportedState],
+    acked_at: datetime,
+    now: datetime,
+    rules: EffectRules,
+) -> CommandEffect | None:
+    """Effective once a report after the command matches; after the window, not effective
+    (reports, none matching) or unverified (no report); None while the window is open.
+
+    `reports` are those received after the command was (last) sent, oldest first.
+    """
+    if any(reported_matches(expected, r, rules) for r in reports):
+        return CommandEffect.EFFECTIVE
+    if now < acked_at + rules.window:
+        return None
+    return CommandEffect.NOT_EFFECTIVE if reports else CommandEffect.UNVERIFIED
 
 
 # -- schedules ---------------------------------------------------------------------------

@@ -30,16 +30,21 @@ from hub.ingest.modbus import ModbusPoller, targets_from_records
 from hub.ingest.outbound import MqttOutbound
 from hub.ingest.pipeline import RawMessage
 from hub.lighting_control import (
+    CommandEffect,
     CommandState,
+    EffectRules,
+    ReportedState,
     StepKind,
     UnknownTargetError,
     command_document,
     decide_command_step,
     expand_target,
+    expected_effect,
+    judge_effect,
     schedule_due,
 )
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
-from hub.rules.alarm_types import Severity
+from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (
     AlertLocation,
     crew_alert_document,
@@ -47,8 +52,10 @@ from hub.rules.crew_alerts import (
     crew_alert_topic,
     is_lighting_fault,
 )
+from hub.rules.signals import AlarmSignal, EvidenceSnapshot, SignalAction, SourceKind
 from hub.settings import Settings
 from hub.store import lighting as store
+from hub.store.alarms import apply_signals
 from hub.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -179,8 +186,13 @@ class LightingControl:
         ack_timeout: timedelta,
         ttl: timedelta,
         max_attempts: int,
+        effect_rules: EffectRules | None = None,
+        on_alarm_changes: Callable[[Sequence[AlarmChange]], None] | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        """`on_alarm_changes` hears of the `command_not_effective` alarms this raises and clears."""
+        self._effect_rules = effect_rules or EffectRules()
+        self._on_alarm_changes = on_alarm_changes
         self._db = db
         self._root = root
         self._publish = publish
@@ -218,6 +230,43 @@ class LightingControl:
         if counts:
             log.info(
                 "lighting commands: %s", ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            )
+        return counts
+
+    def judge_effects(self, now: datetime) -> dict[str, int]:
+        """Compare acked commands with the telemetry that followed; alarm when it disobeys.
+
+        A `not_effective` command raises (or repeats) `command_not_effective` on its device
+        with the readings as evidence; a later effective command on the device clears it.
+        """
+        counts: dict[str, int] = {}
+        signals: list[AlarmSignal] = []
+        with self._db.connection() as conn:
+            for command in store.fetch_unjudged_commands(conn):
+                expected = expected_effect(command.kind, command.action, command.dim_pct)
+                reports = store.fetch_reports_after(
+                    conn, command.kind, command.device_id, command.sent_at
+                )
+                effect = judge_effect(expected, reports, command.acked_at, now, self._effect_rules)
+                if effect is None:
+                    continue
+                evidence: dict[str, object] = {
+                    "expected": expected.document(),
+                    "reports": [r.document(command.kind) for r in reports[-5:]],
+                    "window_s": self._effect_rules.window.total_seconds(),
+                }
+                store.set_command_effect(conn, command.command_id, effect, now, evidence)
+                counts[effect.value] = counts.get(effect.value, 0) + 1
+                signal = _effect_signal(command, effect, evidence, reports, now)
+                if signal is not None:
+                    signals.append(signal)
+            changes = apply_signals(conn, signals, now) if signals else []
+        if changes and self._on_alarm_changes is not None:
+            self._on_alarm_changes(changes)
+        if counts:
+            log.info(
+                "lighting command effects: %s",
+                ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
             )
         return counts
 
@@ -271,11 +320,62 @@ class LightingControl:
             for what, work in (
                 ("schedules", self.fire_schedules),
                 ("commands", self.settle_commands),
+                ("command effects", self.judge_effects),
             ):
                 try:
                     work(now)
                 except Exception:  # the thread supervises itself; the next tick retries
                     log.exception("lighting %s pass failed; will retry", what)
+
+
+def _effect_signal(
+    command: store.UnjudgedCommand,
+    effect: CommandEffect,
+    evidence: dict[str, object],
+    reports: Sequence[ReportedState],
+    now: datetime,
+) -> AlarmSignal | None:
+    """RAISE for a command that did not take effect, CLEAR for one that did, else None."""
+    if effect is CommandEffect.UNVERIFIED:
+        return None
+    snapshots = tuple(
+        EvidenceSnapshot(r.ts, command.device_id, r.document(command.kind)) for r in reports[-3:]
+    )
+    details: dict[str, object] = {
+        "command_id": command.command_id,
+        "request_id": command.request_id,
+        "action": command.action.value,
+        "acked_at": command.acked_at.isoformat(),
+        **evidence,
+    }
+    what = command.action.value + (f" {command.dim_pct:g} %" if command.dim_pct is not None else "")
+    if effect is CommandEffect.EFFECTIVE:
+        return AlarmSignal(
+            SignalAction.CLEAR,
+            SourceKind.DEVICE,
+            command.device_id,
+            AlarmType.COMMAND_NOT_EFFECTIVE,
+            Severity.MINOR,
+            now,
+            f"{what} took effect",
+            1,
+            snapshots,
+            details,
+        )
+    severity = Severity.MAJOR if command.kind is Kind.CABINET else Severity.MINOR
+    return AlarmSignal(
+        SignalAction.RAISE,
+        SourceKind.DEVICE,
+        command.device_id,
+        AlarmType.COMMAND_NOT_EFFECTIVE,
+        severity,
+        now,
+        f"command {what} acknowledged but not carried out: telemetry shows"
+        f" {evidence['reports'] or 'no reading'}",
+        1,
+        snapshots,
+        details,
+    )
 
 
 class LightingServices:
@@ -321,6 +421,8 @@ class LightingServices:
             ack_timeout=timedelta(seconds=settings.command_ack_timeout_s),
             ttl=timedelta(seconds=settings.command_ttl_s),
             max_attempts=settings.command_max_attempts,
+            effect_rules=EffectRules(window=timedelta(seconds=settings.command_effect_window_s)),
+            on_alarm_changes=self.alerts.publish_changes,
         )
         self.poller: ModbusPoller | None = None
         if settings.modbus_enabled:

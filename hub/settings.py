@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="first wait for an ack before resending; doubles"
     )
     command_max_attempts: int = Field(default=3, ge=1, le=20)
+    command_effect_window_s: float = Field(
+        default=600.0, gt=0, description="how long after an ack telemetry may show its effect"
+    )
+    command_supersede: bool = Field(
+        default=True, description="a newer command cancels older open ones for the same device"
+    )
     lighting_webhook_url: str | None = Field(
         default=None, description="POST each lighting crew alert here as JSON"
     )

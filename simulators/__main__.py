@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -29,6 +29,7 @@ from simulators.faults import (
     read_truth,
 )
 from simulators.generator import generate_city, write_city
+from simulators.lighting import CommandInbox, listen_for_commands
 from simulators.mqtt import DEFAULT_MQTT_URL
 from simulators.progress import ProgressLine
 from simulators.publisher import CountingPublisher, Publisher
@@ -148,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
             cmd.add_argument(
                 "--dry-run", action="store_true", help="count messages, do not connect"
+            )
+            cmd.add_argument(
+                "--disobey",
+                default="",
+                help="comma list of lamp/cabinet ids that ack commands but do not carry them out",
             )
             cmd.add_argument(
                 "--validate", action="store_true", help="serialise through hub models (slow)"
@@ -319,6 +325,13 @@ def cmd_run(args: argparse.Namespace, *, modbus_only: bool = False) -> int:
         simulation.world.cabinet_listeners.append(modbus_server.update)
         print(f"Modbus TCP on {args.modbus_bind} ports {modbus_server.ports} (unit per cabinet)")
 
+    inbox: CommandInbox | None = None  # lamps and cabinets obey `cmd` (docs/lighting.md)
+    stop_listening: Callable[[], None] = CommandInbox.nothing_to_stop
+    if paho_publisher is not None:
+        inbox = CommandInbox(args.root)
+        stop_listening = listen_for_commands(args.mqtt_url, f"{args.client_id}-cmd", inbox)
+        inbox.disobey(simulation.world, args.disobey.split(","))
+
     stop = _StopFlag()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -327,6 +340,8 @@ def cmd_run(args: argparse.Namespace, *, modbus_only: bool = False) -> int:
     last = {"t": time.monotonic(), "n": 0}
 
     def on_tick(sim: Simulation) -> None:
+        if inbox is not None:
+            inbox.drain(sim.world)
         now_s = time.monotonic()
         if now_s - last["t"] < 1.0:
             return
@@ -354,6 +369,7 @@ def cmd_run(args: argparse.Namespace, *, modbus_only: bool = False) -> int:
         )
     finally:
         progress.close()
+        stop_listening()
         simulation.stop(offline=getattr(args, "offline_on_exit", False))
         flushed = publisher.flush(10.0)
         publisher.close()

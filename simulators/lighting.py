@@ -1,7 +1,12 @@
 """Street lamps and their control cabinets: dusk-to-dawn switching, dimming, power, faults."""
 
 import datetime as dt
+import queue
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
@@ -25,6 +30,45 @@ LIGHTING_DARK_FAULTS = frozenset(
 )
 
 
+# -- remote commands: what a controller does with a `cmd` ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Commanded:
+    """A state a command set: lit or not at a dim level, until the next switching edge."""
+
+    on: bool
+    dim_pct: float
+    until_ms: int
+
+
+def commanded_lamp_state(document: Mapping[str, Any]) -> tuple[bool, float] | None:
+    """(on, dim %) a lamp takes for a command; None for one it does not understand.
+
+    `on` with a `dim_pct` lights at that level (as the hub's schedules send it).
+    """
+    action = document.get("action")
+    dim = document.get("dim_pct")
+    level = float(dim) if isinstance(dim, int | float) and not isinstance(dim, bool) else None
+    if action == "off":
+        return False, 0.0
+    if action == "on":
+        return True, 100.0 if level is None else level
+    if action == "dim" and level is not None:
+        return level > 0, level
+    return None
+
+
+def command_ack(
+    document: Mapping[str, Any], now_ms: int, result: str = "ok", detail: str | None = None
+) -> dict[str, Any]:
+    """The `cmd/ack` reply to a command document."""
+    ack: dict[str, Any] = {"ts": now_ms, "command_id": document.get("command_id"), "result": result}
+    if detail is not None:
+        ack["detail"] = detail
+    return ack
+
+
 class CabinetSim(SimDevice):
     """A control cabinet: contactor on a dusk-to-dawn clock, three phases, a main breaker."""
 
@@ -33,12 +77,14 @@ class CabinetSim(SimDevice):
         "cabinet",
         "circuit_phase",
         "circuit_rated_w",
+        "commanded",
         "energy_kwh",
         "faulty_lamps",
         "lamps",
         "last_body",
         "last_ms",
         "last_power_w",
+        "obeys_commands",
         "off_advance_ms",
         "on_delay_ms",
         "phase_offset_v",
@@ -61,6 +107,8 @@ class CabinetSim(SimDevice):
         self.last_body: dict[str, Any] | None = None
         self.circuit_rated_w: dict[str, float] = dict.fromkeys(cabinet.circuit_ids, 0.0)
         self.faulty_lamps: set[LampSim] = set()
+        self.commanded: Commanded | None = None
+        self.obeys_commands = True  # False: acks commands but does not carry them out
         # [from, until) during which the contactor state is `on`, to skip sun lookups
         self._switch_cache: tuple[int, int, bool] = (0, 0, False)
 
@@ -70,7 +118,13 @@ class CabinetSim(SimDevice):
 
     # -- schedule --
     def contactor_on(self, ts_ms: int, world: "World") -> bool:
-        """Whether the clock has the contactor closed: dusk + delay until dawn - advance."""
+        """Whether the contactor is closed: by command until the next clock edge, else the
+        clock's dusk + delay until dawn - advance."""
+        commanded = self.commanded
+        if commanded is not None:
+            if ts_ms < commanded.until_ms:
+                return commanded.on
+            self.commanded = None
         start, until, on = self._switch_cache
         if start <= ts_ms < until:
             return on
@@ -97,6 +151,17 @@ class CabinetSim(SimDevice):
                 if edge > ts_ms and (best is None or edge < best):
                     best = edge
         return best if best is not None else ts_ms + MS_PER_DAY
+
+    def obey(self, document: Mapping[str, Any], now_ms: int, world: "World") -> dict[str, Any]:
+        """Switch the contactor on a command (if this cabinet obeys) and reply with an ack."""
+        action = document.get("action")
+        if action not in ("on", "off"):
+            return command_ack(document, now_ms, "unsupported", f"a cabinet cannot {action}")
+        if self.obeys_commands:
+            until = self.next_switch_ms(now_ms, world)
+            self.commanded = Commanded(action == "on", 100.0, until)
+            self._report_soon(now_ms, world)
+        return command_ack(document, now_ms)
 
     def supply_ok(self, circuit_id: str) -> bool:
         """False while the circuit's breaker (or the main one) has tripped."""
@@ -194,6 +259,7 @@ class LampSim(SimDevice):
 
     __slots__ = (
         "cabinet",
+        "commanded",
         "drop_v",
         "energy_kwh",
         "flicker_on",
@@ -201,6 +267,7 @@ class LampSim(SimDevice):
         "last_ms",
         "last_on",
         "last_power_w",
+        "obeys_commands",
     )
 
     def __init__(self, lamp: Lamp, cabinet: CabinetSim, root: str, world: "World") -> None:
@@ -213,6 +280,20 @@ class LampSim(SimDevice):
         self.last_power_w = 0.0
         self.last_on: bool | None = None
         self.flicker_on = True
+        self.commanded: Commanded | None = None
+        self.obeys_commands = True  # False: acks commands but does not carry them out
+
+    def obey(self, document: Mapping[str, Any], now_ms: int, world: "World") -> dict[str, Any]:
+        """Take the commanded state until the next switching edge (if this lamp obeys), report
+        it at once and reply with an ack."""
+        state = commanded_lamp_state(document)
+        if state is None:
+            return command_ack(document, now_ms, "unsupported", "unknown action or dim level")
+        if self.obeys_commands:
+            until = self.cabinet.next_switch_ms(now_ms, world)
+            self.commanded = Commanded(state[0], state[1], until)
+            world.reschedule(self, now_ms)
+        return command_ack(document, now_ms)
 
     def first_due_ms(self, start_ms: int, world: "World") -> int:
         self.last_ms = start_ms
@@ -234,6 +315,11 @@ class LampSim(SimDevice):
         if fault == "lit_by_day":
             on = True
         dim = world.sun.dim_pct(ts_ms) if on else 0.0
+        commanded = self.commanded
+        if commanded is not None and ts_ms >= commanded.until_ms:
+            self.commanded = commanded = None
+        if commanded is not None:
+            on, dim = commanded.on and commanded.dim_pct > 0, commanded.dim_pct
         if fault == "lit_by_day":
             dim = 100.0
         power = self.lamp.rated_power_w * dim / 100.0 if on else 0.0
@@ -336,3 +422,93 @@ def build_lighting(city: City, root: str, world: "World") -> list[SimDevice]:
         cabinet.circuit_rated_w[lamp.circuit_id] += lamp.rated_power_w
         lamps.append(sim)
     return [*cabinets.values(), *lamps]
+
+
+CommandPublish = Callable[[str, bytes], None]
+
+
+class CommandInbox:
+    """Commands from the broker's thread, applied on the simulation's own thread by `drain`."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._queue: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self.applied = 0
+
+    @property
+    def topics(self) -> tuple[str, str]:
+        """What to subscribe to."""
+        return f"{self.root}/lighting/+/cmd", f"{self.root}/cabinet/+/cmd"
+
+    @staticmethod
+    def nothing_to_stop() -> None:
+        """The stop function of an inbox that never listened."""
+
+    def disobey(self, world: "World", device_ids: Sequence[str]) -> None:
+        """Make these lamps and cabinets ack commands without carrying them out (a fault)."""
+        for device_id in device_ids:
+            device = world.devices.get(device_id.strip())
+            if isinstance(device, LampSim | CabinetSim):
+                device.obeys_commands = False
+
+    def offer(self, topic: str, payload: bytes) -> None:
+        """Queue a command received on `<root>/<kind>/<id>/cmd` (ignores anything else)."""
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[3] != "cmd":
+            return
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(document, dict):
+            self._queue.put((parts[2], document))
+
+    def drain(self, world: "World") -> int:
+        """Apply queued commands to their devices now; publish each ack. Returns how many."""
+        done = 0
+        while True:
+            try:
+                device_id, document = self._queue.get_nowait()
+            except queue.Empty:
+                return done
+            device = world.devices.get(device_id)
+            if not isinstance(device, LampSim | CabinetSim):
+                continue
+            ack = device.obey(document, world.now_ms, world)
+            ack_topic = f"{device.topic_status.rsplit('/', 1)[0]}/cmd/ack"
+            world.publisher.publish(ack_topic, orjson.dumps(ack))
+            done += 1
+            self.applied += 1
+
+
+def listen_for_commands(mqtt_url: str, client_id: str, inbox: CommandInbox) -> Callable[[], None]:
+    """Subscribe (QoS 1) to the lamps' and cabinets' `cmd` topics; returns a stop function."""
+    import paho.mqtt.client as paho  # noqa: PLC0415  (paho only when listening)
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+    from simulators.mqtt import parse_mqtt_url  # noqa: PLC0415
+
+    address = parse_mqtt_url(mqtt_url)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+
+    def on_connect(
+        c: paho.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
+        for topic in inbox.topics:
+            c.subscribe(topic, qos=1)
+
+    def on_message(c: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        inbox.offer(message.topic, bytes(message.payload))
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    client.connect(address.host, address.port)
+    client.loop_start()
+
+    def stop() -> None:
+        client.loop_stop()
+        client.disconnect()
+
+    return stop

@@ -20,6 +20,7 @@ class AlarmType(StrEnum):
     DOOR_OPEN = "door_open"
     CONTACTOR_ANOMALY = "contactor_anomaly"
     SUPPLY_LOSS = "supply_loss"
+    COMMAND_NOT_EFFECTIVE = "command_not_effective"  # acked, telemetry shows otherwise
     # muck trucks
     ROUTE_DEVIATION = "route_deviation"
     ILLEGAL_DUMPING = "illegal_dumping"

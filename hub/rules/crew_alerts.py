@@ -22,6 +22,7 @@ LIGHTING_ALARM_TYPES: frozenset[AlarmType] = frozenset(
         AlarmType.DOOR_OPEN,
         AlarmType.CONTACTOR_ANOMALY,
         AlarmType.SUPPLY_LOSS,
+        AlarmType.COMMAND_NOT_EFFECTIVE,
     }
 )
 LIGHTING_KINDS = frozenset({Kind.LIGHTING, Kind.CABINET})

@@ -12,9 +12,11 @@ from psycopg.types.json import Jsonb
 from hub.devices.kinds import Kind
 from hub.lighting_control import (
     CommandAction,
+    CommandEffect,
     CommandState,
     ControlledDevice,
     OpenCommand,
+    ReportedState,
     Schedule,
     SunEvent,
     expand_target,
@@ -95,11 +97,16 @@ class CommandRecord:
     finished_at: datetime | None
     result: str | None
     detail: str | None
+    acked_at: datetime | None = None
+    effect: str | None = None
+    effect_checked_at: datetime | None = None
+    effect_evidence: dict[str, Any] | None = None
 
 
 _COMMAND_COLUMNS = (
     "command_id, device_id, kind, action, params, state, target, request_id, created_at,"
-    " expires_at, attempts, max_attempts, next_attempt_at, sent_at, finished_at, result, detail"
+    " expires_at, attempts, max_attempts, next_attempt_at, sent_at, finished_at, result, detail,"
+    " acked_at, effect, effect_checked_at, effect_evidence"
 )
 
 
@@ -179,9 +186,86 @@ def finish_command(
 ) -> None:
     """Make an open command final: acked, failed or expired."""
     conn.execute(
-        "UPDATE lighting_commands SET state = %s, finished_at = %s, result = %s, detail = %s"
+        "UPDATE lighting_commands SET state = %s, finished_at = %s, result = %s, detail = %s,"
+        " acked_at = CASE WHEN %s = 'acked' THEN %s END"
         " WHERE command_id = %s AND state IN ('pending', 'sent')",
-        (state.value, now, state.value, detail, command_id),
+        (state.value, now, state.value, detail, state.value, now, command_id),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UnjudgedCommand:
+    """An acked command whose effect on the device's telemetry is not judged yet."""
+
+    command_id: str
+    device_id: str
+    kind: Kind
+    action: CommandAction
+    dim_pct: float | None
+    sent_at: datetime
+    acked_at: datetime
+    request_id: str
+
+
+def fetch_unjudged_commands(conn: Conn, limit: int = 500) -> list[UnjudgedCommand]:
+    """Acked commands not yet judged effective, not effective or unverified, oldest first."""
+    rows = conn.execute(
+        "SELECT command_id, device_id, kind, action, params ->> 'dim_pct',"
+        " coalesce(sent_at, created_at), acked_at, request_id FROM lighting_commands"
+        " WHERE state = 'acked' AND effect IS NULL AND acked_at IS NOT NULL"
+        " ORDER BY acked_at LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [
+        UnjudgedCommand(
+            r[0],
+            r[1],
+            Kind(r[2]),
+            CommandAction(r[3]),
+            None if r[4] is None else float(r[4]),
+            r[5],
+            r[6],
+            r[7],
+        )
+        for r in rows
+    ]
+
+
+def fetch_reports_after(
+    conn: Conn, kind: Kind, device_id: str, after: datetime, limit: int = 50
+) -> list[ReportedState]:
+    """The device's readings received after `after` (hub clock), oldest first."""
+    if kind is Kind.CABINET:
+        sql = (
+            "SELECT ts, received_at, contactor_on, NULL::real, power_w FROM telemetry_cabinet"
+            " WHERE device_id = %s AND received_at > %s ORDER BY received_at, ts LIMIT %s"
+        )
+    else:
+        sql = (
+            'SELECT ts, received_at, "on", dim_pct, power_w FROM telemetry_lighting'
+            " WHERE device_id = %s AND received_at > %s ORDER BY received_at, ts LIMIT %s"
+        )
+    rows = conn.execute(sql, (device_id, after, limit)).fetchall()
+    return [
+        ReportedState(
+            r[0],
+            r[1],
+            bool(r[2]),
+            None if r[3] is None else float(r[3]),
+            None if r[4] is None else float(r[4]),
+        )
+        for r in rows
+    ]
+
+
+def set_command_effect(
+    conn: Conn, command_id: str, effect: CommandEffect, now: datetime, evidence: dict[str, Any]
+) -> None:
+    """Record whether an acked command took effect, with the readings that show it."""
+    conn.execute(
+        "UPDATE lighting_commands SET effect = %s, effect_checked_at = %s, effect_evidence = %s"
+        " WHERE command_id = %s AND effect IS NULL",
+        (effect.value, now, Jsonb(evidence), command_id),
     )
 
 
