@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import State
 from starlette.middleware import Middleware
-from starlette.routing import compile_path
+from starlette.routing import Match, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.proxies import IPNetwork, TrustedProxyMiddleware
@@ -384,6 +384,10 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("POST", "/lighting/commands"): RouteAccess(LIGHTING_ACTORS),
     ("GET", "/lighting/commands"): RouteAccess(LIGHTING_READERS),
     ("GET", "/lighting/devices/{device_id}/commands"): RouteAccess(LIGHTING_READERS),
+    ("DELETE", "/lighting/commands/{command_id}"): RouteAccess(LIGHTING_ACTORS),
+    ("POST", "/lighting/lockouts"): RouteAccess(LIGHTING_ACTORS),
+    ("GET", "/lighting/lockouts"): RouteAccess(LIGHTING_READERS),
+    ("DELETE", "/lighting/lockouts/{lockout_id}"): RouteAccess(LIGHTING_ACTORS),
     ("POST", "/lighting/schedules"): RouteAccess(LIGHTING_ACTORS),
     ("GET", "/lighting/schedules"): RouteAccess(LIGHTING_READERS),
     ("PATCH", "/lighting/schedules/{schedule_id}"): RouteAccess(LIGHTING_ACTORS),
@@ -553,6 +557,13 @@ class RouteTable:
         return None
 
 
+def _app_has_path(scope: Scope) -> bool:
+    """Whether any route of the app matches the request's path, whatever its method."""
+    app = scope.get("app")
+    routes = getattr(getattr(app, "router", None), "routes", ())
+    return any(route.matches(scope)[0] is not Match.NONE for route in routes)
+
+
 class AccessMiddleware:
     """Authenticates, checks the route's declaration, and audits writes."""
 
@@ -576,7 +587,12 @@ class AccessMiddleware:
             return
         method = "GET" if scope["method"] == "HEAD" else str(scope["method"])
         matched = self.routes.match(method, str(scope["path"]))
-        if matched is None:  # an undeclared route, or none at all: refused either way
+        if matched is None and not _app_has_path(scope):
+            # No route of the app has this path (e.g. an unknown case action): say so, as
+            # the app would, instead of a 403 that hints the path exists.
+            await _json_response(404, f"no route {scope['path']}")(scope, receive, send)
+            return
+        if matched is None:  # an undeclared route: refused for everyone (fail closed)
             log.warning("refused %s %s: no access declaration", method, scope["path"])
             await _json_response(403, f"{method} {scope['path']} has no access declaration")(
                 scope, receive, send

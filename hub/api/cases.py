@@ -22,14 +22,21 @@ from hub.api.schemas import Instant, Int64, JsonObject, Offset, check_instant
 from hub.cases.calendar import (
     CalendarError,
     Light,
+    Stage,
     Urgency,
     calendar_expiry_warning,
     parse_holiday_years,
     with_years,
 )
 from hub.cases.classification import ClassificationError, ClassKind
-from hub.cases.evaluation import DepartmentScore, current_stage_clock, format_percent
+from hub.cases.evaluation import (
+    DepartmentScore,
+    current_stage_clock,
+    format_percent,
+    granted_extension,
+)
 from hub.cases.intake import IntakeError, PersonReport
+from hub.cases.steps import StepPreconditionError
 from hub.cases.workflow import (
     Action,
     CaseEvent,
@@ -68,11 +75,13 @@ PERSON_SOURCES = frozenset(
 
 
 class StageClockOut(BaseModel):
-    """The running stage against its limit."""
+    """The running stage against its limit; an approved extension (延期) adds to the limit."""
 
     stage: str
     started_at: datetime
-    limit_h: float
+    limit_h: float = Field(description="the stage's limit plus extensions granted in it")
+    base_limit_h: float = Field(description="the stage's limit by the deadline table")
+    extension_h: float = Field(description="extensions granted since the latest dispatch")
     basis: str
     elapsed_h: float
     due_at: datetime | None
@@ -243,12 +252,24 @@ def _detail(store: CaseStore, record: CaseRecord, now: datetime) -> CaseDetailOu
     )
     clock_out = None
     if clock is not None:
+        hour = timedelta(hours=1)
+        extension = granted_extension(state) if clock.stage is Stage.HANDLE else timedelta()
+        elapsed = clock.elapsed
+        if extension:  # shown as a longer limit: the extension's clock time counts as elapsed
+            elapsed = store.setup.calendar.elapsed(
+                clock.started_at,
+                now,
+                basis=clock.limit.basis,
+                pauses=[p for p in state.pauses if p.granted is None],
+            )
         clock_out = StageClockOut(
             stage=clock.stage.value,
             started_at=clock.started_at,
-            limit_h=clock.limit.amount / timedelta(hours=1),
+            limit_h=(clock.limit.amount + extension) / hour,
+            base_limit_h=clock.limit.amount / hour,
+            extension_h=extension / hour,
             basis=clock.limit.basis.value,
-            elapsed_h=round(clock.elapsed / timedelta(hours=1), 4),
+            elapsed_h=round(elapsed / hour, 4),
             due_at=clock.due_at,
             light=clock.light,
             overdue=clock.overdue,
@@ -453,7 +474,7 @@ def _action_endpoint(action: Action) -> Callable[..., CaseDetailOut]:
             )
         except CaseNotFoundError as err:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from err
-        except (IllegalTransitionError, CaseConflictError) as err:
+        except (IllegalTransitionError, StepPreconditionError, CaseConflictError) as err:
             raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
         except RoleRefusedError as err:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(err)) from err

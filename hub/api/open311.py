@@ -12,10 +12,12 @@ people: they are left empty unless the caller sends a valid `api_key` or the ope
 HUB_OPEN311_PUBLIC_DETAILS. Reporter contact fields are never shown.
 """
 
+import codecs
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -29,6 +31,7 @@ from hub.cases.open311 import (
     Open311Error,
     check_attributes,
     find_service,
+    hazard_urgency,
     open311_status,
     service_classes,
     service_definition_document,
@@ -248,6 +251,7 @@ def _report_from_form(
     description = form.get("description", "").strip()[:4000]
     media_url = form.get("media_url", "").strip() or None
     reporter = {k: form[k] for k in _CONTACT_FIELDS if form.get(k, "").strip()}
+    urgency = hazard_urgency(checked, store.setup.policy.centre.hazard_urgency)
     evidence: dict[str, object] = {"attributes": checked, "open311": {"api_key_used": True}}
     if media_url:
         evidence["media_url"] = media_url
@@ -262,9 +266,50 @@ def _report_from_form(
         lon=lon,
         address=address,
         address_id=address_id,
+        urgency=urgency,
         reporter=reporter,
         evidence=evidence,
     )
+
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+
+
+def decode_form_body(body: bytes, content_type: str) -> dict[str, str]:
+    """Fields of a url-encoded body in its declared charset (UTF-8 when none is declared).
+
+    Raw bytes and percent-escapes are both read in that charset: `-d description=垃圾`
+    from curl arrives as raw UTF-8 bytes, which a latin-1 reading would garble.
+    """
+    charset = "utf-8"
+    for part in content_type.split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value.strip('" '):
+            charset = value.strip('" ')
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise Open311Error(400, f"charset {charset!r} is not known; send UTF-8") from None
+    try:
+        text = body.decode(charset)
+    except UnicodeDecodeError:
+        raise Open311Error(400, f"the form body is not valid {charset}; send UTF-8") from None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, encoding=charset, errors="strict")
+    except UnicodeDecodeError:
+        raise Open311Error(
+            400, f"a percent-encoded value is not valid {charset}; send UTF-8"
+        ) from None
+    return dict(pairs)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The posted fields: url-encoded bodies decoded here, multipart ones by Starlette."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() == FORM_CONTENT_TYPE:
+        return decode_form_body(await request.body(), content_type)
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 @router.post("/requests.{fmt}")
@@ -274,8 +319,7 @@ async def post_request(
     """File a public report (form-encoded); it becomes a case in the reported status."""
     try:
         _check_format(fmt)
-        form = await request.form()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        fields = await read_form(request)
         report = _report_from_form(store, fields, keys)
         record = await run_in_threadpool(store.report, report, datetime.now(UTC))
     except Open311Error as err:
@@ -285,6 +329,11 @@ async def post_request(
     notice = (
         f"已受理上报，案卷号 {record.case_number} (report received as case {record.case_number})"
     )
+    location = record.evidence.get("location")
+    warning = location.get("warning") if isinstance(location, dict) else None
+    if warning:
+        notice = f"{notice}; {warning}"
+
     row = {"service_request_id": record.case_number, "service_notice": notice, "account_id": None}
     return _render(fmt, "service_requests", "request", [row])
 

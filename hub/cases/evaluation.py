@@ -14,7 +14,7 @@ period gets a composite and a grade.
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Self
@@ -380,29 +380,61 @@ def current_stage_clock(
     )
 
 
+def granted_extension(state: CaseState) -> timedelta:
+    """Extension (延期) granted since the latest dispatch: what the handling limit grew by."""
+    if state.dispatched_at is None:
+        return timedelta()
+    return sum(
+        (
+            p.granted
+            for p in state.pauses
+            if p.granted is not None and p.start_at >= state.dispatched_at
+        ),
+        timedelta(),
+    )
+
+
 def summarize_case(
     state: CaseState, *, calendar: WorkingCalendar, deadlines: DeadlineTable
 ) -> CaseSummary | None:
     """The evaluation summary of a registered, routed case; None before registration/routing.
 
     The handling deadline runs from the latest dispatch (with pauses); the closing
-    deadline is the handling deadline plus the verify stage's limit.
+    deadline is the handling deadline plus the verify stage's limit. A registered case
+    never dispatched is due to close by the same chain from its dispatch deadline
+    (registration plus the dispatch limit), so once that passes it counts in 应结案数 as
+    overdue and open, against the department routing named; it is not due for handling,
+    since no department has it yet.
     """
     if state.registered_at is None or state.department is None:
         return None
     handle_due_at: datetime | None = None
     close_due_at: datetime | None = None
+    handle_limit = deadlines.limit_for(Stage.HANDLE, state.class_code, state.urgency, calendar)
+    verify_limit = deadlines.limit_for(Stage.VERIFY, state.class_code, state.urgency, calendar)
     if state.dispatched_at is not None:
-        handle_limit = deadlines.limit_for(Stage.HANDLE, state.class_code, state.urgency, calendar)
         handle_due_at = calendar.advance(
             state.dispatched_at, handle_limit.amount, basis=handle_limit.basis, pauses=state.pauses
         )
         if handle_due_at is not None:
-            verify_limit = deadlines.limit_for(
-                Stage.VERIFY, state.class_code, state.urgency, calendar
-            )
             close_due_at = calendar.advance(
                 handle_due_at, verify_limit.amount, basis=verify_limit.basis
+            )
+    elif state.status is not CaseStatus.VOIDED:
+        dispatch_limit = deadlines.limit_for(
+            Stage.DISPATCH, state.class_code, state.urgency, calendar
+        )
+        dispatch_due_at = calendar.advance(
+            state.registered_at, dispatch_limit.amount, basis=dispatch_limit.basis
+        )
+        unhandled_due_at = (
+            None
+            if dispatch_due_at is None
+            else calendar.advance(dispatch_due_at, handle_limit.amount, basis=handle_limit.basis)
+        )
+        if unhandled_due_at is not None:
+            close_due_at = calendar.advance(
+                unhandled_due_at, verify_limit.amount, basis=verify_limit.basis
             )
     # After a failed verification the case is being handled again: the old feedback no
     # longer counts as handled.

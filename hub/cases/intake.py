@@ -226,6 +226,26 @@ def draft_alarm_case(
     )
 
 
+def missing_grid_warning(
+    setup: CaseSetup, grid_code: str | None, lat: float | None, lon: float | None
+) -> str | None:
+    """Why a reported case has no unit grid, for the intake operator; None when it has one.
+
+    A report is not refused for its place: accepting or rejecting it (不予受理) is the
+    intake operator's decision at 立案 (DOMAIN.md), so the case carries the warning instead.
+    """
+    if grid_code is not None:
+        return None
+    if setup.grids is None:
+        return "no unit-grid file is loaded: give grid_code at registration (立案)"
+    if lat is not None and lon is not None:
+        return (
+            f"位置不在本市网格内: lat/long ({lat:g}, {lon:g}) lies outside the city's unit grids; "
+            "check the place before registration (立案)"
+        )
+    return "located by address only: give grid_code at registration (立案)"
+
+
 def draft_person_case(setup: CaseSetup, report: PersonReport) -> CaseDraft:
     """The case a person's report opens; ClassificationError for an unknown class."""
     case_class = setup.classes.resolve(report.class_kind, report.class_code)
@@ -237,14 +257,18 @@ def draft_person_case(setup: CaseSetup, report: PersonReport) -> CaseDraft:
     if report.grid_code is not None:
         parse_unit_grid_code(report.grid_code)
     grid_code = locate_grid(setup, report.grid_code, report.lat, report.lon)
+    location: dict[str, object] = {
+        "lat": report.lat,
+        "lon": report.lon,
+        "address": report.address,
+        "address_id": report.address_id,
+        "grid_code": grid_code,
+    }
+    warning = missing_grid_warning(setup, grid_code, report.lat, report.lon)
+    if warning is not None:
+        location["warning"] = warning
     evidence: dict[str, object] = {
-        "location": {
-            "lat": report.lat,
-            "lon": report.lon,
-            "address": report.address,
-            "address_id": report.address_id,
-            "grid_code": grid_code,
-        },
+        "location": location,
         "reporter": dict(report.reporter),
         **dict(report.evidence),
     }

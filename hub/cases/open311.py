@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 import orjson
 
+from hub.cases.calendar import Urgency
 from hub.cases.classification import (
     MIRRORED_MAJORS,
     CaseClass,
@@ -175,6 +176,12 @@ def check_attributes(case_class: CaseClass, given: Mapping[str, str]) -> dict[st
     if missing:
         raise Open311Error(400, f"required attribute(s) missing: {', '.join(missing)}")
     return checked
+
+
+def hazard_urgency(attributes: Mapping[str, str], table: Mapping[str, Urgency]) -> Urgency:
+    """The urgency a report's `attribute[hazard]` answer sets by the policy's table."""
+    answer = attributes.get(HAZARD_ATTRIBUTE.code)
+    return table.get(answer, Urgency.NORMAL) if answer is not None else Urgency.NORMAL
 
 
 # --- client: filing our cases into a city's Open311 endpoint ------------------------------

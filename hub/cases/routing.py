@@ -25,6 +25,7 @@ from hub.cases.classification import (
     validate_class_code,
 )
 from hub.cases.evaluation import EvaluationConfig
+from hub.cases.workflow import CaseSource
 from hub.rules.alarm_types import SEVERITY_ORDER, AlarmType, Severity
 
 _GRID_CODE_LEN = 15
@@ -187,6 +188,22 @@ class JoinLookup:
 RECURRENCE = "recurrence"
 
 
+class CentrePolicy(BaseModel):
+    """How the centre runs its steps: which reports are checked on site (核实) before 立案,
+    how a public report's hazard answer sets its urgency, and which duties stay separate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    check_before_register: frozenset[CaseSource] = frozenset({CaseSource.OPEN311})
+    hazard_urgency: dict[str, Urgency] = Field(
+        default_factory=lambda: {"yes": Urgency.URGENT},
+        description="Open311 attribute[hazard] answer -> urgency of the case",
+    )
+    separate_dispatch_and_verify: bool = Field(
+        default=True, description="the one who dispatched a case may not verify it (核查)"
+    )
+
+
 class CasePolicy(BaseModel):
     """The whole case policy file."""
 
@@ -199,6 +216,7 @@ class CasePolicy(BaseModel):
     joining: list[IncidentJoin] = []
     deadlines: DeadlineTable
     evaluation: EvaluationConfig = EvaluationConfig()
+    centre: CentrePolicy = CentrePolicy()
 
     @model_validator(mode="after")
     def _one_incident_per_type(self) -> Self:

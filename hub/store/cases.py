@@ -36,6 +36,7 @@ from hub.cases.routing import (
     decide_filing,
 )
 from hub.cases.state_codec import decode_case_state, encode_case_event, encode_case_state
+from hub.cases.steps import check_step, complete_step
 from hub.cases.workflow import (
     TERMINAL_STATUSES,
     Action,
@@ -436,9 +437,11 @@ def act_on_case(
             "read it again"
         )
     _check_transition(setup, record, action, actor_role)
+    check_step(setup, old, action, payload or {})
     state, event = apply_action(
         old, action, actor_role, at, payload, actor_id=actor_id, workflow=setup.workflow
     )
+    state, event = complete_step(setup, old, state, event)
     columns = _state_columns(setup, state)
     attachment = None
     if action is Action.ATTACH_EVIDENCE:

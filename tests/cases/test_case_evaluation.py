@@ -367,3 +367,41 @@ def test_reworked_case_is_not_handled_until_fed_back_again() -> None:
     assert summary is not None
     assert summary.handled_at is None
     assert summary.rework_count == 1
+
+
+def test_a_registered_case_never_dispatched_is_due_by_the_dispatch_chain() -> None:
+    policy = load_case_policy()
+    calendar = load_calendar()
+    state, _ = report_case(
+        case_id="CG202603160002",
+        source=CaseSource.HOTLINE,
+        class_kind=ClassKind.MATTER,
+        class_code="01037",
+        reported_at=_local(16, 8, 40),
+        actor_role=Role.INTAKE_OPERATOR,
+        department="street_lighting",
+    )
+    state, _ = apply_action(state, Action.REGISTER, Role.INTAKE_OPERATOR, _local(16, 10))
+    summary = summarize_case(state, calendar=calendar, deadlines=policy.deadlines)
+    assert summary is not None
+    assert (summary.dispatched_at, summary.handle_due_at) == (None, None)
+    # dispatch 1 working h (Mon 11:00), handle 3 working days of 7.5 h, verify 4 working h
+    assert summary.close_due_at == calendar.advance(_local(16, 11), timedelta(hours=22.5 + 4))
+    assert summary.close_due_at is not None
+    start, end = _local(16, 0), _local(17, 0)
+    figures = evaluate_department(
+        [summary],
+        "street_lighting",
+        period_start_at=start,
+        period_end_at=end,
+        as_of_at=summary.close_due_at + timedelta(minutes=1),
+    )
+    assert (figures.due, figures.overdue_open, figures.due_for_handling) == (1, 1, 0)
+    before = evaluate_department(
+        [summary],
+        "street_lighting",
+        period_start_at=start,
+        period_end_at=end,
+        as_of_at=summary.close_due_at - timedelta(minutes=1),
+    )
+    assert before.due == 0

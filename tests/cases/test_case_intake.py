@@ -100,6 +100,21 @@ def test_person_draft() -> None:
     outside = draft_person_case(SETUP, replace(report, lat=40.0, lon=116.0))
     assert outside.grid_code is None
     assert outside.department == "street_lighting"
+    assert "warning" not in draft.evidence["location"]  # type: ignore[operator]
+
+
+def test_a_report_without_a_grid_carries_a_warning() -> None:
+    report = PersonReport(
+        source=CaseSource.OPEN311, class_code="01003", actor_role=Role.SYSTEM, lat=10, lon=10
+    )
+    located = draft_person_case(SETUP, report).evidence["location"]
+    assert isinstance(located, dict)
+    assert located["grid_code"] is None
+    assert "(10, 10) lies outside the city's unit grids" in located["warning"]
+    by_address = draft_person_case(SETUP, replace(report, lat=None, lon=None, address="北京东路"))
+    assert "address only" in by_address.evidence["location"]["warning"]  # type: ignore[index]
+    no_file = draft_person_case(replace(SETUP, grids=None), report)
+    assert "no unit-grid file" in no_file.evidence["location"]["warning"]  # type: ignore[index]
 
 
 HOME = DeviceRecord(

@@ -1,0 +1,72 @@
+"""What a workflow step needs from the city's setup: a known department to dispatch to,
+the on-site check (核实) before a public report is registered, and re-routing when
+立案 changes the class. The pure workflow knows states and roles; this knows the city.
+"""
+
+from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
+
+from hub.cases.intake import CaseSetup, route_department
+from hub.cases.workflow import Action, CaseEvent, CaseState, Payload, WorkflowError
+
+
+class StepPreconditionError(WorkflowError):
+    """The status allows the action, but a step that must come first has not happened."""
+
+
+def known_departments(departments: Mapping[str, str]) -> str:
+    """The policy's departments as `code (name)`, for a message that says what to send."""
+    return ", ".join(f"{code} ({name})" for code, name in sorted(departments.items()))
+
+
+def check_step(setup: CaseSetup, state: CaseState, action: Action, payload: Payload) -> None:
+    """Refuse a step the city's setup does not allow; WorkflowError says what to send instead."""
+    if action is Action.DISPATCH:
+        given = payload.get("department")
+        department = given if isinstance(given, str) and given.strip() else state.department
+        departments = setup.policy.departments
+        if department is not None and department.strip() not in departments:
+            raise WorkflowError(
+                f"department {department!r} is not a known department; dispatch to one of: "
+                f"{known_departments(departments)}"
+            )
+    if action is Action.REGISTER and state.source in setup.policy.centre.check_before_register:
+        if state.checked is None:
+            raise StepPreconditionError(
+                f"case {state.case_id} is a public ({state.source}) report: it is checked on "
+                "site (核实) before registration: request_check, then the inspector's "
+                "complete_check"
+            )
+        if state.checked is False:
+            raise StepPreconditionError(
+                f"the on-site check (核实) of case {state.case_id} did not confirm the problem: "
+                "reject it (不予受理), or request_check again"
+            )
+
+
+def _with_note(event: CaseEvent, note: str, extra: Mapping[str, str | None]) -> CaseEvent:
+    text = f"{event.note}; {note}" if event.note else note
+    return replace(event, note=text, payload=MappingProxyType({**event.payload, **extra}))
+
+
+def complete_step(
+    setup: CaseSetup, before: CaseState, after: CaseState, event: CaseEvent
+) -> tuple[CaseState, CaseEvent]:
+    """What follows a step by policy: 立案 that changes the class re-routes the case by the
+    routing table, and the timeline says so."""
+    if event.action is not Action.REGISTER:
+        return after, event
+    case_class = setup.classes.resolve(after.class_kind, after.class_code)
+    after = replace(after, class_code=case_class.code)
+    if case_class.code == before.class_code:
+        return after, event
+    department = route_department(setup, case_class.code, after.grid_code)
+    if department == after.department:
+        return after, event
+    note = (
+        f"reclassified {before.class_code} → {case_class.code}: re-routed from "
+        f"{after.department or 'no department'} to {department}"
+    )
+    event = _with_note(event, note, {"department": department, "rerouted_from": after.department})
+    return replace(after, department=department), event
