@@ -590,7 +590,7 @@ def _write_grids(city: City, path: Path, report: ProgressSink) -> int:
                         ("area_m2", int(grid.cell_m * grid.cell_m)),
                     ),
                 )
-                yield polygon_feature(city, area)
+                yield polygon_feature(city, area, grid_code=code)  # the hub's grid format
             report("grids.geojson", (row + 1) * grid.columns, total)
 
     return write_feature_collection(path, features())

@@ -1,10 +1,15 @@
 """Unit grids read from GeoJSON."""
 
+import csv
+from pathlib import Path
+
 import orjson
 import pytest
 
 from hub.cases.grid import GridError
 from hub.cases.grid_file import parse_grid_geojson
+from simulators.city import CitySpec
+from simulators.generator import generate_city, write_city
 
 SQUARE = [[118.0, 32.0], [118.1, 32.0], [118.1, 32.1], [118.0, 32.1], [118.0, 32.0]]
 
@@ -44,3 +49,17 @@ def test_polygons_and_single_part_multipolygons() -> None:
 def test_bad_files_say_what_is_wrong(text: bytes) -> None:
     with pytest.raises(GridError):
         parse_grid_geojson(text)
+
+
+def test_the_simulated_citys_grid_file_loads_as_the_hubs(tmp_path: Path) -> None:
+    """HUB_GRID_FILE=city/grids.geojson: the simulator writes the one documented format."""
+    city = generate_city(CitySpec(seed=3, lamps=300, trucks=5, manholes=80, spots=90))
+    write_city(city, tmp_path)
+    index = parse_grid_geojson((tmp_path / "grids.geojson").read_bytes())
+    assert city.grid is not None
+    assert len(index) == city.grid.columns * city.grid.rows
+    with (tmp_path / "devices.csv").open(encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["lat"] and r["kind"] == "manhole"]
+    assert rows
+    located = [index.locate(lat=float(r["lat"]), lon=float(r["lon"])) for r in rows[:20]]
+    assert located == [r["grid_code"] for r in rows[:20]]
