@@ -48,6 +48,7 @@ from hub.devices.registry import DeviceRecord, resume_point
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
 from hub.ingest.feed import DocumentSink
 from hub.ingest.outbound import MqttOutbound
+from hub.rules import lighting as lighting_rules
 from hub.rules import trucks as truck_rules
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
 from hub.rules.catalogue import domain_group_rules, domain_rules
@@ -59,6 +60,7 @@ from hub.store.alarms import AlarmStore
 from hub.store.calendar import fetch_working_calendar
 from hub.store.cases import CaseStore
 from hub.store.database import Database
+from hub.store.lighting import LightingIntentRefresher
 from hub.store.outbox import Outbox
 from hub.store.trucks import TruckContextRefresher, TruckStore
 
@@ -521,7 +523,10 @@ class AlarmServices:
             stay_clear=timedelta(seconds=settings.case_clear_confirm_s),
             registry_refresh_s=settings.registry_refresh_s,
             ingest_healthy=ingest_healthy,
-            context_refreshers=[TruckContextRefresher(TruckStore(db), truck_rules.CONTEXT).refresh],
+            context_refreshers=[
+                TruckContextRefresher(TruckStore(db), truck_rules.CONTEXT).refresh,
+                LightingIntentRefresher(db, lighting_rules.INTENT).refresh,
+            ],
             cluster=cluster,
         )
         self._http = httpx.Client(timeout=settings.case_webhook_timeout_s)

@@ -306,6 +306,72 @@ def device_commands(
     return list(rows)
 
 
+@router.delete("/commands/{command_id}", response_model=store.CommandRecord)
+def cancel_command(db: DbDep, command_id: str) -> store.CommandRecord:
+    """Cancel a pending (or sent, unanswered) command so it is never sent again (idempotent);
+    409 when it already ended otherwise (acked, failed, expired, superseded)."""
+    with db.connection() as conn:
+        found = store.cancel_command(conn, command_id, datetime.now(UTC))
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no command {command_id}")
+    if found.state != CommandState.CANCELLED.value:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"command {command_id} is {found.state}")
+    return found
+
+
+# -- maintenance lockouts ----------------------------------------------------------------
+
+
+class LockoutIn(BaseModel):
+    """Keep a lamp, circuit, cabinet or group out of fault judgement for a window."""
+
+    model_config = {"extra": "forbid"}
+
+    target: str = Field(min_length=1, max_length=100)
+    starts_at: datetime | None = None
+    ends_at: datetime
+    reason: str = Field(default="", max_length=500)
+
+
+@router.post("/lockouts", response_model=store.Lockout, status_code=status.HTTP_201_CREATED)
+def create_lockout(db: DbDep, body: LockoutIn) -> store.Lockout:
+    """Lock out a target from now (or `starts_at`) until `ends_at`: its dark lamps, open
+    contactor and dark circuits raise nothing meanwhile."""
+    now = datetime.now(UTC)
+    starts_at = body.starts_at or now
+    if body.ends_at <= starts_at:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "ends_at must follow starts_at")
+    try:
+        with db.connection() as conn:
+            return store.insert_lockout(
+                conn,
+                target=body.target,
+                starts_at=starts_at,
+                ends_at=body.ends_at,
+                reason=body.reason,
+                now=now,
+            )
+    except UnknownTargetError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+
+
+@router.get("/lockouts", response_model=list[store.Lockout])
+def list_lockouts(db: DbDep, current: bool = True) -> list[store.Lockout]:
+    """Lockouts holding or to come (all with `current=false`), newest first."""
+    with db.connection() as conn:
+        return store.list_lockouts(conn, current_at=datetime.now(UTC) if current else None)
+
+
+@router.delete("/lockouts/{lockout_id}", response_model=store.Lockout)
+def end_lockout(db: DbDep, lockout_id: Int64) -> store.Lockout:
+    """End a lockout now: normal judgement resumes."""
+    with db.connection() as conn:
+        found = store.cancel_lockout(conn, lockout_id, datetime.now(UTC))
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lockout {lockout_id}")
+    return found
+
+
 # -- schedules ---------------------------------------------------------------------------
 
 

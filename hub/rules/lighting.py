@@ -122,6 +122,47 @@ def _daylight(phase: tuple[bool, float, float], margin_s: float) -> bool:
 SUN = SunTimes()
 
 
+# -- intent: what the operators meant to be dark --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntentWindow:
+    """A lamp or cabinet meant to be dark from `starts_at` until `ends_at` (None: open)."""
+
+    starts_at: datetime
+    ends_at: datetime | None
+    why: str  # "command <id>" or "lockout <id>"
+
+    def covers(self, at: datetime) -> bool:
+        """Whether an event time falls inside the window."""
+        return self.starts_at <= at and (self.ends_at is None or at < self.ends_at)
+
+
+class LightingIntent:
+    """Commanded-off and maintenance-lockout windows per device, swapped in whole by the store.
+
+    A dark lamp, an open contactor or a dark circuit that such a window explains is the
+    operators' intent, not a fault: the rules judge it OK while the window holds.
+    """
+
+    def __init__(self) -> None:
+        self._windows: dict[str, tuple[IntentWindow, ...]] = {}
+
+    def replace(self, windows: dict[str, tuple[IntentWindow, ...]]) -> None:
+        """Put a freshly loaded set of windows in force (an atomic reference swap)."""
+        self._windows = windows
+
+    def explains(self, device_id: str, at: datetime) -> str | None:
+        """Why the device is meant to be dark at `at`, or None when it is not."""
+        for window in self._windows.get(device_id, ()):
+            if window.covers(at):
+                return window.why
+        return None
+
+
+INTENT = LightingIntent()
+
+
 def _location(device: DeviceInfo) -> tuple[float, float] | None:
     if device.lat is None or device.lon is None:
         return None
@@ -584,6 +625,7 @@ class CabinetRule:
                 not on
                 and params.night_off_is_fault
                 and SUN.is_night(where[0], where[1], reading.ts, margin_s)
+                and INTENT.explains(reading.device_id, reading.ts) is None
             ):
                 verdict, message = Verdict.FAULT, "contactor open at night"
             else:
@@ -627,6 +669,8 @@ _MEMBER_COVER = frozenset(
 def project_lamp(reading: Reading, params: CabinetDarkParams) -> int:
     """A lamp as the group rules see it: LAMP_OK, LAMP_DARK (on, no power) or LAMP_NO_SUPPLY."""
     lamp = _lamp(reading)
+    if INTENT.explains(reading.device_id, reading.ts) is not None:
+        return LAMP_OK  # switched off or locked out on purpose
     if not has_supply(lamp, params.supply_min_v):
         return LAMP_NO_SUPPLY
     if lamp.on and lamp.power_w < params.min_power_w:
@@ -662,6 +706,9 @@ class CabinetCount:
 
 def count_cabinet(group: GroupView) -> CabinetCount:
     """Count the members' projected states."""
+    if INTENT.explains(group.group_id, group.ts) is not None:
+        # the cabinet is off or locked out on purpose: its dark lamps are no trip
+        return CabinetCount(members=len(group.member_ids), no_supply=(), dark=())
     return CabinetCount(
         members=len(group.member_ids),
         no_supply=tuple(m for m in group.member_ids if group.latest.get(m) == LAMP_NO_SUPPLY),

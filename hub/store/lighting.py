@@ -3,8 +3,8 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -24,8 +24,12 @@ from hub.lighting_control import (
 )
 from hub.rules.alarm_changes import AlarmRecord
 from hub.rules.crew_alerts import LIGHTING_ALARM_TYPES, AlertLocation
+from hub.rules.lighting import IntentWindow, LightingIntent
 from hub.store.alarms import COLUMNS as ALARM_COLUMNS
 from hub.store.alarms import record_from_row
+
+if TYPE_CHECKING:
+    from hub.store.database import Database
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Grouping = Literal["lamp", "cabinet", "district"]
@@ -558,3 +562,131 @@ def create_command_request(
     )
     insert_commands(conn, commands)
     return CommandRequest(request_id, target, action, commands)
+
+
+# -- intent: commanded off and maintenance lockouts ---------------------------------------
+
+
+INTENT_LOOKBACK = timedelta(days=2)
+"""How far back commanded-off windows are loaded (an off older than this has been followed by
+a newer command, or by the dusk/dawn switching, in practice)."""
+
+
+def load_intent(conn: Conn, now: datetime) -> dict[str, tuple[IntentWindow, ...]]:
+    """Per device: windows it is meant to be dark (an off until the next command; lockouts)."""
+    windows: dict[str, list[IntentWindow]] = {}
+    rows = conn.execute(
+        "SELECT device_id, command_id, created_at, next_at FROM ("
+        "  SELECT device_id, command_id, action, params, created_at,"
+        "   lead(created_at) OVER (PARTITION BY device_id ORDER BY created_at) AS next_at"
+        "  FROM lighting_commands WHERE created_at > %s"
+        "   AND state NOT IN ('cancelled', 'superseded', 'failed', 'expired')) c"
+        " WHERE action = 'off' OR (action = 'dim' AND (params ->> 'dim_pct')::float <= 0)",
+        (now - INTENT_LOOKBACK,),
+    ).fetchall()
+    for device_id, command_id, starts_at, ends_at in rows:
+        windows.setdefault(device_id, []).append(
+            IntentWindow(starts_at, ends_at, f"command {command_id}")
+        )
+    rows = conn.execute(
+        "SELECT lockout_id, device_ids, starts_at, least(ends_at, coalesce(cancelled_at, ends_at))"
+        " FROM lighting_lockouts WHERE ends_at > %s",
+        (now - INTENT_LOOKBACK,),
+    ).fetchall()
+    for lockout_id, device_ids, starts_at, ends_at in rows:
+        for device_id in device_ids:
+            windows.setdefault(device_id, []).append(
+                IntentWindow(starts_at, ends_at, f"lockout {lockout_id}")
+            )
+    return {device_id: tuple(found) for device_id, found in windows.items()}
+
+
+class LightingIntentRefresher:
+    """Reloads the rules' intent windows (called on the rules thread with the registry)."""
+
+    def __init__(self, db: "Database", intent: LightingIntent) -> None:
+        self._db = db
+        self._intent = intent
+
+    def refresh(self) -> int:
+        """Swap in the current windows; how many devices have one."""
+        with self._db.connection() as conn:
+            windows = load_intent(conn, datetime.now(UTC))
+        self._intent.replace(windows)
+        return len(windows)
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    """A crew's maintenance lockout on a lamp, circuit, cabinet or group for a time window."""
+
+    lockout_id: int
+    target: str
+    device_ids: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+_LOCKOUT_COLUMNS = (
+    "lockout_id, target, device_ids, starts_at, ends_at, reason, created_at, cancelled_at"
+)
+
+
+def insert_lockout(
+    conn: Conn, *, target: str, starts_at: datetime, ends_at: datetime, reason: str, now: datetime
+) -> Lockout:
+    """Lock out the target's devices (a cabinet: itself and its lamps); UnknownTargetError."""
+    devices = fetch_controlled_devices(conn)
+    chosen = {d.device_id for d in expand_target(target, CommandAction.OFF, devices)}
+    chosen |= {d.device_id for d in devices if d.cabinet_id in chosen}
+    row = conn.execute(
+        "INSERT INTO lighting_lockouts (target, device_ids, starts_at, ends_at, reason, created_at)"
+        f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_LOCKOUT_COLUMNS}",
+        (target, sorted(chosen), starts_at, ends_at, reason, now),
+    ).fetchone()
+    assert row is not None  # noqa: S101 - RETURNING of an INSERT always yields the row
+    return Lockout(*row)
+
+
+def list_lockouts(conn: Conn, *, current_at: datetime | None = None) -> list[Lockout]:
+    """Lockouts newest first; with `current_at`, only those holding or still to come."""
+    clause = ""
+    params: tuple[Any, ...] = ()
+    if current_at is not None:
+        clause = " WHERE cancelled_at IS NULL AND ends_at > %s"
+        params = (current_at,)
+    rows = conn.execute(
+        f"SELECT {_LOCKOUT_COLUMNS} FROM lighting_lockouts{clause} ORDER BY lockout_id DESC",
+        params,
+    ).fetchall()
+    return [Lockout(*r) for r in rows]
+
+
+def cancel_lockout(conn: Conn, lockout_id: int, now: datetime) -> Lockout | None:
+    """End a lockout now; None when there is no such lockout."""
+    row = conn.execute(
+        "UPDATE lighting_lockouts SET cancelled_at = coalesce(cancelled_at, %s)"
+        f" WHERE lockout_id = %s RETURNING {_LOCKOUT_COLUMNS}",
+        (now, lockout_id),
+    ).fetchone()
+    return None if row is None else Lockout(*row)
+
+
+def cancel_command(conn: Conn, command_id: str, now: datetime) -> CommandRecord | None:
+    """Cancel a pending or sent command (no resend); None when there is no such command.
+
+    A command already final is returned unchanged: the caller tells the two apart by state.
+    """
+    conn.execute(
+        "UPDATE lighting_commands SET state = 'cancelled', finished_at = %s,"
+        " result = 'cancelled', detail = 'cancelled by an operator'"
+        " WHERE command_id = %s AND state IN ('pending', 'sent')",
+        (now, command_id),
+    )
+    row = conn.execute(
+        f"SELECT {_COMMAND_COLUMNS} FROM lighting_commands WHERE command_id = %s", (command_id,)
+    ).fetchone()
+    return None if row is None else CommandRecord(*row)
