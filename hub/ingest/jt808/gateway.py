@@ -63,19 +63,6 @@ from hub.settings import MqttEndpoint
 log = logging.getLogger(__name__)
 
 
-class _PendingCallsFilter(logging.Filter):
-    """Drops aiomqtt's "There are N pending publish calls" warning.
-
-    Every terminal connection has a position awaiting its PUBACK, so thousands are pending
-    by design; aiomqtt warns on every publish past ten, which under load costs more CPU than
-    the publish itself.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """False for the pending-calls warning."""
-        return "pending publish calls" not in record.getMessage()
-
-
 _PENDING_COMMANDS_PER_TERMINAL = 64
 _AFTER_AUTHENTICATION = frozenset(
     {MsgId.LOCATION, MsgId.LOCATION_BATCH, MsgId.TERMINAL_RESPONSE, MsgId.DEREGISTER}
@@ -116,11 +103,11 @@ class GatewayConfig:
     idle_timeout_s: float = 180.0
     max_frame_bytes: int = 4096
     publish_timeout_s: float = 10.0
-    # Publishes awaiting their PUBACK at once; 0 = no window. Every connection has at most
-    # one in flight (it reads on only after its publish is acknowledged), so the connections
-    # bound them. paho's window queues the rest (its default of 20 past their timeout under
-    # load) and scans the window on every PUBACK: ~1 ms per position at 10,000 terminals.
-    max_inflight: int = 0
+    # Publishes awaiting their PUBACK at once. aiomqtt scans its pending calls on every
+    # publish, so with one per terminal (10,000) that scan was most of the gateway's CPU: the
+    # rest wait their turn (aiomqtt's semaphore; the PUBACK timeout starts after it). paho's
+    # own window is off (0): it queued past the timeout and scans itself on every PUBACK.
+    max_concurrent_publishes: int = 256
     reconnect_max_s: float = 30.0
     # HTTP port of /metrics on the gateway's address: None off, 0 any free port.
     metrics_port: int | None = None
@@ -175,9 +162,6 @@ class BrokerLink:
         self._on_command = on_command
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
-        self._log = logging.getLogger(f"{__name__}.mqtt")
-        if not any(isinstance(f, _PendingCallsFilter) for f in self._log.filters):
-            self._log.addFilter(_PendingCallsFilter())
 
     async def run(self) -> None:
         """Stay connected until cancelled; route commands to `on_command`."""
@@ -194,9 +178,11 @@ class BrokerLink:
                     identifier=self._config.client_id,
                     tls_params=tls,
                     timeout=self._config.publish_timeout_s,
-                    max_inflight_messages=self._config.max_inflight,
-                    logger=self._log,
+                    max_inflight_messages=0,
+                    max_concurrent_outgoing_calls=self._config.max_concurrent_publishes,
                 ) as client:
+                    # Its warning of "pending publish calls" past 10 would fire on every publish.
+                    client.pending_calls_threshold = self._config.max_concurrent_publishes + 1
                     await client.subscribe(f"{self._config.mqtt_root}/truck/+/cmd", qos=1)
                     self._client = client
                     self.connected.set()
