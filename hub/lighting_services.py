@@ -188,10 +188,12 @@ class LightingControl:
         max_attempts: int,
         effect_rules: EffectRules | None = None,
         on_alarm_changes: Callable[[Sequence[AlarmChange]], None] | None = None,
+        supersede: bool = True,
         clock: Clock = utc_now,
     ) -> None:
         """`on_alarm_changes` hears of the `command_not_effective` alarms this raises and clears."""
         self._effect_rules = effect_rules or EffectRules()
+        self._supersede = supersede
         self._on_alarm_changes = on_alarm_changes
         self._db = db
         self._root = root
@@ -297,6 +299,7 @@ class LightingControl:
                     ttl=self._ttl,
                     max_attempts=self._max_attempts,
                     origin=f"schedule{schedule.schedule_id}",
+                    supersede=self._supersede,
                 )
                 store.mark_schedule_fired(conn, schedule.schedule_id, due)
                 log.info(
@@ -423,6 +426,7 @@ class LightingServices:
             max_attempts=settings.command_max_attempts,
             effect_rules=EffectRules(window=timedelta(seconds=settings.command_effect_window_s)),
             on_alarm_changes=self.alerts.publish_changes,
+            supersede=settings.command_supersede,
         )
         self.poller: ModbusPoller | None = None
         if settings.modbus_enabled:

@@ -144,7 +144,13 @@ def fetch_due_commands(conn: Conn, now: datetime, limit: int = 500) -> list[Open
     rows = conn.execute(
         "SELECT c.command_id, c.device_id, c.kind, c.action, c.params ->> 'dim_pct', c.state,"
         " c.created_at, c.expires_at, c.attempts, c.max_attempts, c.next_attempt_at,"
-        " s.online, a.result, a.detail"
+        # A stale retained `offline` loses to telemetry newer than it: the device is back.
+        " CASE WHEN s.online IS FALSE AND (EXISTS (SELECT 1 FROM telemetry_lighting t"
+        "   WHERE t.device_id = c.device_id AND t.ts > s.changed_at)"
+        "  OR EXISTS (SELECT 1 FROM telemetry_cabinet t"
+        "   WHERE t.device_id = c.device_id AND t.ts > s.changed_at)) THEN true"
+        "  ELSE s.online END,"
+        " a.result, a.detail"
         " FROM lighting_commands c"
         " LEFT JOIN device_status s ON s.device_id = c.device_id"
         " LEFT JOIN LATERAL (SELECT result, detail FROM command_acks k"
@@ -537,8 +543,12 @@ def create_command_request(
     ttl: timedelta,
     max_attempts: int,
     origin: str = "api",
+    supersede: bool = True,
 ) -> CommandRequest:
     """Expand a target to its devices and store one pending command each.
+
+    With `supersede`, the devices' older open commands become `superseded` first: they are
+    never (re)sent, so a retry cannot overtake the newer command.
 
     Raise UnknownTargetError when the target names nothing, ValueError for a bad dim level.
     """
@@ -560,6 +570,13 @@ def create_command_request(
         )
         for d in devices
     )
+    if supersede:
+        conn.execute(
+            "UPDATE lighting_commands SET state = 'superseded', finished_at = %s,"
+            " result = 'superseded', detail = %s"
+            " WHERE device_id = ANY(%s) AND state IN ('pending', 'sent')",
+            (now, f"superseded by request {request_id}", [d.device_id for d in devices]),
+        )
     insert_commands(conn, commands)
     return CommandRequest(request_id, target, action, commands)
 
