@@ -36,7 +36,7 @@ from hub.cases.evaluation import (
     granted_extension,
 )
 from hub.cases.intake import IntakeError, PersonReport
-from hub.cases.steps import StepPreconditionError
+from hub.cases.steps import DutyRefusedError, StepPreconditionError
 from hub.cases.workflow import (
     Action,
     CaseEvent,
@@ -148,6 +148,10 @@ class CaseDetailOut(CaseOut):
     extension_count: int
     suspension_count: int
     external_id: str | None
+    dispatched_by: str | None = Field(description="who dispatched it last")
+    inspector: str | None = Field(description="inspector assigned the open on-site task")
+    urge_level: int = Field(description="督办: how many times the shift leader urged it")
+    urged_at: datetime | None
 
 
 class CaseReportIn(BaseModel):
@@ -188,6 +192,11 @@ class ActionIn(BaseModel):
     urgency: str | None = None
     evidence: str | None = Field(default=None, max_length=4000)
     confirmed: bool | None = None
+    inspector: str | None = Field(
+        default=None,
+        max_length=100,
+        description="request_check / send_for_verification: the inspector (监督员) assigned",
+    )
 
     def payload(self) -> dict[str, PayloadValue]:
         """The workflow payload: the given fields other than who acts."""
@@ -292,6 +301,10 @@ def _detail(store: CaseStore, record: CaseRecord, now: datetime) -> CaseDetailOu
             "extension_count": state.extension_count,
             "suspension_count": state.suspension_count,
             "external_id": record.external_id,
+            "dispatched_by": state.dispatched_by,
+            "inspector": state.inspector,
+            "urge_level": state.urge_level,
+            "urged_at": state.urged_at,
         }
     )
 
@@ -353,6 +366,9 @@ def list_cases(
     overdue: bool | None = None,
     light: Light | None = None,
     alarm_id: Int64 | None = None,
+    inspector: Annotated[
+        str | None, Query(description="open on-site tasks (核实/核查) assigned to this inspector")
+    ] = None,
     since: Annotated[Instant | None, Query(description="reported at or after")] = None,
     until: Annotated[Instant | None, Query(description="reported before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -375,6 +391,7 @@ def list_cases(
             overdue=overdue,
             light=light,
             alarm_id=alarm_id,
+            inspector=inspector,
             open_only=open_only,
             reported_since=since,
             reported_until=until,
@@ -476,7 +493,7 @@ def _action_endpoint(action: Action) -> Callable[..., CaseDetailOut]:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from err
         except (IllegalTransitionError, StepPreconditionError, CaseConflictError) as err:
             raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
-        except RoleRefusedError as err:
+        except (RoleRefusedError, DutyRefusedError) as err:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(err)) from err
         except (WorkflowError, ClassificationError) as err:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err

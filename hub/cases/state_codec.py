@@ -27,6 +27,7 @@ _INSTANT_FIELDS = frozenset(
         "verified_at",
         "closed_at",
         "finished_at",
+        "urged_at",
     }
 )
 _DURATION_FIELDS = frozenset({"extension_granted", "requested_extension"})
@@ -36,9 +37,18 @@ _ENUM_FIELDS: Mapping[str, type[StrEnum]] = {
     "class_kind": ClassKind,
     "urgency": Urgency,
 }
-_TEXT_FIELDS = frozenset({"case_id", "class_code", "grid_code", "department", "alarm_id"})
+_TEXT_FIELDS = frozenset(
+    {"case_id", "class_code", "grid_code", "department", "alarm_id", "dispatched_by", "inspector"}
+)
 _INT_FIELDS = frozenset(
-    {"version", "rework_count", "return_count", "extension_count", "suspension_count"}
+    {
+        "version",
+        "rework_count",
+        "return_count",
+        "extension_count",
+        "suspension_count",
+        "urge_level",
+    }
 )
 _OTHER_FIELDS = frozenset({"checked", "pauses"})
 CODED_FIELDS = (

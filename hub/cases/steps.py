@@ -1,6 +1,8 @@
-"""What a workflow step needs from the city's setup: a known department to dispatch to,
-the on-site check (核实) before a public report is registered, and re-routing when
-立案 changes the class. The pure workflow knows states and roles; this knows the city.
+"""What a workflow step needs from the city's setup and its people: a known department to
+dispatch to, the on-site check (核实) before a public report is registered, re-routing when
+立案 changes the class, and separated duties (an on-site task is done by the inspector it
+is assigned to; by policy, nobody verifies their own dispatch). The pure workflow knows
+states and roles; this knows the city and who is acting.
 """
 
 from collections.abc import Mapping
@@ -8,11 +10,50 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from hub.cases.intake import CaseSetup, route_department
-from hub.cases.workflow import Action, CaseEvent, CaseState, Payload, WorkflowError
+from hub.cases.workflow import (
+    Action,
+    CaseEvent,
+    CaseState,
+    Payload,
+    PayloadValue,
+    Role,
+    WorkflowError,
+)
 
 
 class StepPreconditionError(WorkflowError):
     """The status allows the action, but a step that must come first has not happened."""
+
+
+class DutyRefusedError(WorkflowError):
+    """The role may take the action, but not this person: the task is someone else's."""
+
+
+ON_SITE_ACTIONS = frozenset({Action.COMPLETE_CHECK, Action.VERIFY_PASS, Action.VERIFY_FAIL})
+VERIFY_ACTIONS = frozenset({Action.VERIFY_PASS, Action.VERIFY_FAIL})
+
+
+def check_duty(
+    setup: CaseSetup, state: CaseState, action: Action, actor_role: Role, actor_id: str | None
+) -> None:
+    """Refuse a person who may not take this case's task (admin is never refused here)."""
+    if actor_role is Role.ADMIN or action not in ON_SITE_ACTIONS:
+        return
+    if state.inspector is not None and actor_id != state.inspector:
+        raise DutyRefusedError(
+            f"the on-site task of case {state.case_id} is assigned to inspector "
+            f"{state.inspector}; {actor_id or 'an unnamed actor'} may not {action}"
+        )
+    if (
+        action in VERIFY_ACTIONS
+        and setup.policy.centre.separate_dispatch_and_verify
+        and actor_id is not None
+        and actor_id == state.dispatched_by
+    ):
+        raise DutyRefusedError(
+            f"{actor_id} dispatched case {state.case_id} and so may not verify it (核查): "
+            "policy centre.separate_dispatch_and_verify; assign another inspector"
+        )
 
 
 def known_departments(departments: Mapping[str, str]) -> str:
@@ -45,7 +86,7 @@ def check_step(setup: CaseSetup, state: CaseState, action: Action, payload: Payl
             )
 
 
-def _with_note(event: CaseEvent, note: str, extra: Mapping[str, str | None]) -> CaseEvent:
+def _with_note(event: CaseEvent, note: str, extra: Mapping[str, PayloadValue]) -> CaseEvent:
     text = f"{event.note}; {note}" if event.note else note
     return replace(event, note=text, payload=MappingProxyType({**event.payload, **extra}))
 
@@ -53,8 +94,13 @@ def _with_note(event: CaseEvent, note: str, extra: Mapping[str, str | None]) -> 
 def complete_step(
     setup: CaseSetup, before: CaseState, after: CaseState, event: CaseEvent
 ) -> tuple[CaseState, CaseEvent]:
-    """What follows a step by policy: 立案 that changes the class re-routes the case by the
-    routing table, and the timeline says so."""
+    """What follows a step: 立案 that changes the class re-routes the case by the routing
+    table (the timeline says so); a dispatch records its dispatcher; an urge its level."""
+    if event.action is Action.DISPATCH:
+        return replace(after, dispatched_by=event.actor_id), event
+    if event.action is Action.URGE:
+        level = after.urge_level
+        return after, _with_note(event, f"督办 level {level}", {"level": level})
     if event.action is not Action.REGISTER:
         return after, event
     case_class = setup.classes.resolve(after.class_kind, after.class_code)

@@ -101,6 +101,7 @@ class Action(StrEnum):
     VERIFY_FAIL = "verify_fail"
     CLOSE = "close"
     ATTACH_EVIDENCE = "attach_evidence"
+    URGE = "urge"  # 督办: the shift leader urges an open case; each urge raises its level
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(_A.VERIFY_FAIL, [_S.VERIFYING], _S.REWORK, [_R.INSPECTOR], ("note",)),
     _t(_A.CLOSE, [_S.VERIFIED], _S.CLOSED, [_R.SHIFT_LEADER]),
     _t(_A.ATTACH_EVIDENCE, OPEN_STATUSES, None, frozenset(Role), ("evidence",)),
+    _t(_A.URGE, OPEN_STATUSES, None, [_R.SHIFT_LEADER], ("note",)),
 )
 """The default workflow; closing stays a person's decision."""
 
@@ -288,6 +290,10 @@ class CaseState:
     suspension_count: int = 0
     requested_extension: timedelta | None = None
     pauses: tuple[Pause, ...] = ()
+    dispatched_by: str | None = None
+    inspector: str | None = None
+    urge_level: int = 0
+    urged_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -411,11 +417,15 @@ def _check_allowed(
 def _effects(state: CaseState, transition: Transition, at: datetime, payload: Payload) -> CaseState:
     """The counters and timestamps an action changes, beyond the status."""
     action = transition.action
+    if action in {Action.REQUEST_CHECK, Action.SEND_FOR_VERIFICATION}:
+        return replace(state, inspector=_payload_text(payload, "inspector"))
+    if action is Action.URGE:
+        return replace(state, urge_level=state.urge_level + 1, urged_at=at)
     if action is Action.COMPLETE_CHECK:
         confirmed = payload.get("confirmed", True)
         if not isinstance(confirmed, bool):
             raise WorkflowError(f"payload 'confirmed' must be true or false, got {confirmed!r}")
-        return replace(state, checked=confirmed)
+        return replace(state, checked=confirmed, inspector=None)
     if action is Action.REGISTER:
         class_code = _payload_text(payload, "class_code") or state.class_code
         grid_code = _payload_text(payload, "grid_code") or state.grid_code
@@ -481,9 +491,9 @@ def _effects(state: CaseState, transition: Transition, at: datetime, payload: Pa
     if action is Action.FEEDBACK:
         return replace(state, handled_at=at, pauses=_close_pauses(state.pauses, at))
     if action is Action.VERIFY_PASS:
-        return replace(state, verified_at=at)
+        return replace(state, verified_at=at, inspector=None)
     if action is Action.VERIFY_FAIL:
-        return replace(state, verified_at=at, rework_count=state.rework_count + 1)
+        return replace(state, verified_at=at, rework_count=state.rework_count + 1, inspector=None)
     return state
 
 

@@ -36,7 +36,7 @@ from hub.cases.routing import (
     decide_filing,
 )
 from hub.cases.state_codec import decode_case_state, encode_case_event, encode_case_state
-from hub.cases.steps import check_step, complete_step
+from hub.cases.steps import check_duty, check_step, complete_step
 from hub.cases.workflow import (
     TERMINAL_STATUSES,
     Action,
@@ -123,6 +123,7 @@ class CaseFilter:
     overdue: bool | None = None
     light: Light | None = None
     alarm_id: int | None = None
+    inspector: str | None = None
     open_only: bool = False
     reported_since: datetime | None = None
     reported_until: datetime | None = None
@@ -438,6 +439,7 @@ def act_on_case(
         )
     _check_transition(setup, record, action, actor_role)
     check_step(setup, old, action, payload or {})
+    check_duty(setup, old, action, actor_role, actor_id)
     state, event = apply_action(
         old, action, actor_role, at, payload, actor_id=actor_id, workflow=setup.workflow
     )
@@ -506,6 +508,8 @@ def list_cases(conn: Conn, query: CaseFilter, now: datetime) -> list[CaseRecord]
         " AND (%(area)s::text IS NULL OR grid_code LIKE %(area)s || '%%')"
         " AND (%(source)s::text IS NULL OR source = %(source)s)"
         " AND (%(alarm_id)s::bigint IS NULL OR alarm_id = %(alarm_id)s)"
+        " AND (%(inspector)s::text IS NULL OR (finished_at IS NULL"
+        "  AND state ->> 'inspector' = %(inspector)s))"
         " AND (%(since)s::timestamptz IS NULL OR reported_at >= %(since)s)"
         " AND (%(until)s::timestamptz IS NULL OR reported_at < %(until)s)"
         " AND (%(overdue)s::boolean IS NULL OR (%(overdue)s = (finished_at IS NULL"
@@ -524,6 +528,7 @@ def list_cases(conn: Conn, query: CaseFilter, now: datetime) -> list[CaseRecord]
             "area": query.area,
             "source": query.source.value if query.source else None,
             "alarm_id": query.alarm_id,
+            "inspector": query.inspector,
             "since": query.reported_since,
             "until": query.reported_until,
             "overdue": query.overdue,
