@@ -15,7 +15,13 @@ from hub.api.alarms import AlarmFanout
 from hub.api.app import DbDep
 from hub.api.schemas import Instant, Int64, Offset
 from hub.geometry import haversine_m
-from hub.lighting_control import CommandAction, CommandState, SunEvent, UnknownTargetError
+from hub.lighting_control import (
+    CommandAction,
+    CommandState,
+    SunEvent,
+    UnknownTargetError,
+    expand_target,
+)
 from hub.rules.alarm_types import Severity
 from hub.rules.crew_alerts import CrewAlertKind, crew_alert_document, severity_rank
 from hub.store import lighting as store
@@ -431,8 +437,13 @@ class ScheduleSwitchIn(BaseModel):
 
 @router.post("/schedules", response_model=ScheduleOut, status_code=status.HTTP_201_CREATED)
 def create_schedule(db: DbDep, body: ScheduleIn) -> ScheduleOut:
-    """Add a schedule, e.g. on at dusk+5, dim 50 % at 00:00, off at dawn−10."""
+    """Add a schedule, e.g. on at dusk+5, dim 50 % at 00:00, off at dawn−10; 422 when the
+    target names no lamp, circuit, cabinet or group."""
     with db.connection() as conn:
+        try:
+            expand_target(body.target, body.action, store.fetch_controlled_devices(conn))
+        except UnknownTargetError as err:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
         saved = store.insert_schedule(
             conn,
             name=body.name,

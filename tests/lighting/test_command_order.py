@@ -4,9 +4,14 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 
+from hub.api.app import create_app
+from hub.api.domains import domain_routers
 from hub.lighting_control import CommandAction, CommandState
 from hub.store import lighting as store
+from hub.store.database import Database
 from tests.lighting.test_command_effect import OBEYS, register
 
 pytestmark = pytest.mark.integration
@@ -48,3 +53,18 @@ def test_a_newer_command_supersedes_and_telemetry_beats_a_stale_offline(database
         (older,) = store.list_commands(conn, request_id=first.request_id)
         assert older.state == CommandState.SUPERSEDED.value
         assert older.detail == f"superseded by request {second.request_id}"
+
+
+def test_a_schedule_for_a_target_that_names_nothing_is_refused(database_url: str) -> None:
+    register(database_url)
+    db = Database(database_url, max_size=2)
+    db.open()
+    try:
+        with TestClient(create_app(db, CollectorRegistry(), routers=domain_routers())) as api:
+            body = {"name": "night", "action": "on", "sun_event": "dusk", "offset_min": 5}
+            refused = api.post("/lighting/schedules", json={**body, "target": "group:nosuch"})
+            assert refused.status_code == 422
+            made = api.post("/lighting/schedules", json={**body, "target": OBEYS})
+            assert made.status_code == 201, made.text
+    finally:
+        db.close()
