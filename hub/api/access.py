@@ -346,6 +346,7 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("GET", "/cases/{case_id}/actions"): RouteAccess(CASE_READERS),
     **_case_action_routes(),
     ("GET", "/evaluation"): RouteAccess(frozenset({_R.CENTRE, _R.READ_ONLY})),
+    ("GET", "/supervision"): RouteAccess(frozenset({_R.CENTRE, _R.READ_ONLY})),
     ("GET", "/calendar"): RouteAccess(frozenset({_R.CENTRE, _R.READ_ONLY})),
     ("POST", "/calendar/import"): RouteAccess(ADMIN_ONLY),
     # Open311 GeoReport v2: public, posting needs an api_key

@@ -36,7 +36,7 @@ from hub.cases.evaluation import (
     granted_extension,
 )
 from hub.cases.intake import IntakeError, PersonReport
-from hub.cases.steps import DutyRefusedError, StepPreconditionError
+from hub.cases.steps import POST_OF_STATUS, DutyRefusedError, StepPreconditionError
 from hub.cases.workflow import (
     Action,
     CaseEvent,
@@ -513,6 +513,50 @@ for _action in Action:
         methods=["POST"],
         response_model=CaseDetailOut,
         summary=f"{_action.value.replace('_', ' ')} a case",
+    )
+
+
+class QueueOut(BaseModel):
+    """Open cases waiting in one post's queue, by stage light."""
+
+    post: str
+    total: int
+    green: int
+    yellow: int
+    red: int
+    by_status: dict[str, int]
+
+
+class SupervisionOut(BaseModel):
+    """The shift leader's (值班长) view: queues per post, counts by light, the overdue board."""
+
+    as_of: datetime
+    queues: list[QueueOut]
+    lights: dict[str, int]
+    overdue: list[CaseOut] = Field(description="open and past the stage limit, longest first")
+
+
+@router.get("/supervision", response_model=SupervisionOut)
+def supervision(
+    store: CaseStoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> SupervisionOut:
+    """Queues per post with their stage lights, and the overdue board, as of now."""
+    now = datetime.now(UTC)
+    counts, board = store.supervision(now, limit)
+    posts = list(dict.fromkeys(POST_OF_STATUS.values()))
+    queues = {p: QueueOut(post=p, total=0, green=0, yellow=0, red=0, by_status={}) for p in posts}
+    lights = dict.fromkeys((light.value for light in Light), 0)
+    for status_text, light_text, count in counts:
+        queue = queues[POST_OF_STATUS[CaseStatus(status_text)]]
+        queue.total += count
+        setattr(queue, light_text, getattr(queue, light_text) + count)
+        queue.by_status[status_text] = queue.by_status.get(status_text, 0) + count
+        lights[light_text] += count
+    return SupervisionOut(
+        as_of=now,
+        queues=list(queues.values()),
+        lights=lights,
+        overdue=[CaseOut.model_validate(_case_out(store, r, now)) for r in board],
     )
 
 

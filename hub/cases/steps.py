@@ -14,6 +14,7 @@ from hub.cases.workflow import (
     Action,
     CaseEvent,
     CaseState,
+    CaseStatus,
     Payload,
     PayloadValue,
     Role,
@@ -116,3 +117,25 @@ def complete_step(
     )
     event = _with_note(event, note, {"department": department, "rerouted_from": after.department})
     return replace(after, department=department), event
+
+
+POST_OF_STATUS: Mapping[CaseStatus, str] = MappingProxyType(
+    {
+        CaseStatus.REPORTED: "intake",
+        CaseStatus.CHECKING: "inspector",
+        CaseStatus.REGISTERED: "dispatch",
+        CaseStatus.RETURNED: "dispatch",
+        CaseStatus.REWORK: "dispatch",
+        CaseStatus.EXTENSION_REQUESTED: "dispatch",
+        CaseStatus.SUSPENSION_REQUESTED: "dispatch",
+        CaseStatus.DISPATCHED: "department",
+        CaseStatus.IN_PROGRESS: "department",
+        CaseStatus.SUSPENDED: "department",
+        CaseStatus.HANDLED: "intake",
+        CaseStatus.VERIFYING: "inspector",
+        CaseStatus.VERIFIED: "shift_leader",
+    }
+)
+"""Whose queue an open case waits in (值班长 view): 受理员 intake, 监督员 inspector (核实,
+核查), 派遣员 dispatch (including approvals of extension and suspension), the department,
+and the shift leader (结案)."""

@@ -541,6 +541,27 @@ def list_cases(conn: Conn, query: CaseFilter, now: datetime) -> list[CaseRecord]
     return [_record(r) for r in rows]
 
 
+def count_open_by_status_and_light(conn: Conn, now: datetime) -> list[tuple[str, str, int]]:
+    """(status, light, count) of every open case with a running stage, at `now`."""
+    rows = conn.execute(
+        "SELECT status, CASE WHEN stage_overdue_at <= %(now)s THEN 'red'"
+        " WHEN stage_yellow_at <= %(now)s THEN 'yellow' ELSE 'green' END AS light, count(*)"
+        " FROM cases WHERE finished_at IS NULL AND stage IS NOT NULL GROUP BY 1, 2",
+        {"now": now},
+    ).fetchall()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+def overdue_board(conn: Conn, now: datetime, limit: int) -> list[CaseRecord]:
+    """Open cases past their stage's limit, longest overdue first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM cases WHERE finished_at IS NULL"
+        " AND stage_overdue_at <= %s ORDER BY stage_overdue_at, id LIMIT %s",
+        (now, limit),
+    ).fetchall()
+    return [_record(r) for r in rows]
+
+
 def _registered_states(conn: Conn, start: datetime, end: datetime) -> list[CaseState]:
     rows = conn.execute(
         "SELECT state FROM cases WHERE registered_at >= %s AND registered_at < %s",
@@ -868,6 +889,13 @@ class CaseStore:
         """Cases matching a filter, newest first."""
         with self.db.connection() as conn:
             return list_cases(conn, query, now)
+
+    def supervision(
+        self, now: datetime, limit: int
+    ) -> tuple[list[tuple[str, str, int]], list[CaseRecord]]:
+        """Open cases counted by status and light, and the overdue board (值班长 view)."""
+        with self.db.connection() as conn:
+            return count_open_by_status_and_light(conn, now), overdue_board(conn, now, limit)
 
     def evaluate(
         self, start: datetime, end: datetime, as_of: datetime

@@ -81,3 +81,34 @@ def test_the_shift_leader_urges_and_the_department_hears(
     assert rows == [("1", "drainage"), ("2", "drainage")]
     closed = case_in(client, CaseStatus.CLOSED)
     assert post(client, closed, "urge", "shift_leader", note="x").status_code == 409
+
+
+def test_the_shift_leaders_queues_lights_and_overdue_board(
+    client: TestClient, database_url: str
+) -> None:
+    reported = int(report(client)["id"])
+    dispatched = case_in(client, CaseStatus.DISPATCHED)
+    verified = case_in(client, CaseStatus.VERIFIED)
+    case_in(client, CaseStatus.CLOSED)  # final: in no queue
+    with psycopg.connect(database_url) as conn:  # the dispatched one ran past its limit
+        conn.execute(
+            "UPDATE cases SET stage_yellow_at = now() - interval '2 hours',"
+            " stage_overdue_at = now() - interval '1 hour' WHERE id = %s",
+            (dispatched,),
+        )
+    view = client.get("/supervision").json()
+    queues = {q["post"]: q for q in view["queues"]}
+    assert (queues["intake"]["total"], queues["intake"]["green"]) == (1, 1)
+    assert queues["department"] == {
+        "post": "department",
+        "total": 1,
+        "green": 0,
+        "yellow": 0,
+        "red": 1,
+        "by_status": {"dispatched": 1},
+    }
+    assert queues["shift_leader"]["by_status"] == {"verified": 1}
+    assert view["lights"] == {"green": 2, "yellow": 0, "red": 1}
+    assert [c["id"] for c in view["overdue"]] == [dispatched]
+    assert view["overdue"][0]["overdue"] is True
+    assert reported != verified
