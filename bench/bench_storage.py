@@ -32,7 +32,8 @@ from stack import local_stack
 from hub.devices.batch import Batch
 from hub.devices.decode import DecodeLimits, Reading, decode_message
 from hub.devices.kinds import Kind
-from hub.store.migrations import StorageMode, apply_migrations
+from hub.store.migrations import apply_migrations
+from hub.store.storage import StorageMode
 from hub.store.telemetry import TABLES, TelemetryWriter
 from simulators.city import CitySpec
 from simulators.engine import Simulation

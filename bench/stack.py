@@ -24,7 +24,8 @@ from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.rules import truck_records
 from hub.store import parking, registry
 from hub.store.database import Database
-from hub.store.migrations import StorageMode, apply_migrations
+from hub.store.migrations import apply_migrations
+from hub.store.storage import StorageMode
 from hub.store.trucks import TruckStore
 from simulators.city import DEVICES_FILE, PERMITS_FILE, City
 from simulators.generator import write_city

@@ -61,8 +61,8 @@ def cmd_storage(settings: Settings, args: argparse.Namespace) -> int:
     """Show the storage ages and policies in force, after applying the settings' if asked."""
     import psycopg  # noqa: PLC0415
 
-    from hub.store.migrations import StorageMode  # noqa: PLC0415
     from hub.store.storage import (  # noqa: PLC0415
+        StorageMode,
         format_storage_report,
         read_storage_report,
         write_storage_policy,

@@ -11,9 +11,10 @@ from types import FrameType
 import uvicorn
 
 from hub.alarm_flow import AlarmServices
-from hub.api.access import AccessConfig, secure_app
+from hub.api.access import AccessConfig
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
+from hub.api.secure import secure_app
 from hub.devices.kinds import Kind
 from hub.ingest.device_commands import MqttCommandSender
 from hub.ingest.feed import document_feed
@@ -27,7 +28,7 @@ from hub.settings import Settings
 from hub.store.access import AccessStore
 from hub.store.database import Database, SchemaNotReadyError, bounded_wait
 from hub.store.lease import LeaderLease
-from hub.store.migrations import StorageMode
+from hub.store.storage import StorageMode
 from hub.store.telemetry import ReconnectingWriter
 
 log = logging.getLogger(__name__)

@@ -1,14 +1,16 @@
 """What every simulated device shares: topics, scheduling, faults and the offline fault."""
 
+import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from simulators.faults import ActiveFault, Incident
-
-if TYPE_CHECKING:
-    from simulators.engine import World
+from simulators.city import City
+from simulators.faults import ActiveFault, Incident, NoiseModel
+from simulators.publisher import Publisher
+from simulators.sun import SunClock
 
 OFFLINE_FAULTS = frozenset(
     {"lamp_offline", "cabinet_offline", "truck_offline", "manhole_offline", "parking_offline"}
@@ -118,3 +120,49 @@ class SimDevice(Scheduled):
         if self.fault is None:
             return default
         return self.fault.params.get(name, default)
+
+
+class World(Protocol):
+    """What a simulated device sees of its world: the clock, randomness, the sun, noise, the
+    city and the way out. `simulators.engine.World` is the one there is; devices name this
+    Protocol so that the engine, which builds them, is not imported back."""
+
+    rng: random.Random
+    sun: SunClock
+    noise: NoiseModel
+    config: BehaviourConfig
+    city: City
+    now_ms: int
+    messages: int
+    publisher: Publisher
+    devices: dict[str, SimDevice]
+
+    def schedule(self, item: Scheduled, due_ms: int) -> None:
+        """Put an item on the timeline."""
+        ...
+
+    def reschedule(self, item: Scheduled, due_ms: int) -> None:
+        """Move an item on the timeline."""
+        ...
+
+    def record(self, incidents: Iterable[Incident]) -> None:
+        """Keep incidents for the ground truth."""
+        ...
+
+    def emit(
+        self, device: SimDevice, topic: str, body: dict[str, Any] | list[dict[str, Any]]
+    ) -> None:
+        """Publish a device's reading(s)."""
+        ...
+
+    def publish_status(self, device: SimDevice, *, online: bool) -> None:
+        """Publish a device's retained online/offline status."""
+        ...
+
+    def notify_cabinet(self, device_id: str, body: dict[str, Any]) -> None:
+        """Tell the cabinet listeners (the Modbus server) a cabinet's newest reading."""
+        ...
+
+    def exp_delay_ms(self, per_day: float) -> int | None:
+        """A random delay for an event that happens `per_day` times a day on average."""
+        ...

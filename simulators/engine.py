@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from hub.devices.kinds import Kind
 from simulators.city import City
 from simulators.device import BehaviourConfig, Scheduled, SimDevice
+from simulators.device import World as WorldView
 from simulators.encoding import encode_fast, encode_with_model
 from simulators.faults import FAULTS, ActiveFault, Incident, NoiseModel, TruthWriter
 from simulators.lighting import build_lighting
@@ -36,7 +37,7 @@ class _Delayed(Scheduled):
         self.topic = topic
         self.payload = payload
 
-    def act(self, now_ms: int, world: "World") -> int | None:
+    def act(self, now_ms: int, world: WorldView) -> int | None:
         world.publisher.publish(self.topic, self.payload)
         world.messages += 1
         return None
@@ -49,7 +50,7 @@ class _FaultStart(Scheduled):
         super().__init__()
         self.fault = fault
 
-    def act(self, now_ms: int, world: "World") -> int | None:
+    def act(self, now_ms: int, world: WorldView) -> int | None:
         device = world.devices.get(self.fault.device_id)
         if device is None:
             logger.warning("fault %s: no device %s", self.fault.name, self.fault.device_id)
@@ -82,7 +83,7 @@ class _FaultEnd(Scheduled):
         self.fault = fault
         self.device = device
 
-    def act(self, now_ms: int, world: "World") -> int | None:
+    def act(self, now_ms: int, world: WorldView) -> int | None:
         if now_ms < self.fault.end_ms:  # a device moved the end later
             return self.fault.end_ms
         self.device.end_fault(self.fault, now_ms, world)

@@ -4,18 +4,15 @@ import datetime as dt
 import queue
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
 from simulators.city import Cabinet, City, Lamp
-from simulators.device import SimDevice
+from simulators.device import SimDevice, World
 from simulators.faults import ActiveFault, Incident
-
-if TYPE_CHECKING:
-    from simulators.engine import World
 
 MS_PER_DAY = 86_400_000
 FLICKER_INTERVAL_MS = 60_000
@@ -91,7 +88,7 @@ class CabinetSim(SimDevice):
         "tripped_circuits",
     )
 
-    def __init__(self, cabinet: Cabinet, root: str, world: "World") -> None:
+    def __init__(self, cabinet: Cabinet, root: str, world: World) -> None:
         super().__init__(cabinet.device_id, Kind.CABINET, root)
         rng = world.rng
         self.cabinet = cabinet
@@ -112,12 +109,12 @@ class CabinetSim(SimDevice):
         # [from, until) during which the contactor state is `on`, to skip sun lookups
         self._switch_cache: tuple[int, int, bool] = (0, 0, False)
 
-    def first_due_ms(self, start_ms: int, world: "World") -> int:
+    def first_due_ms(self, start_ms: int, world: World) -> int:
         self.last_ms = start_ms
         return start_ms + world.rng.randint(0, int(world.config.cabinet_interval_s * 1000))
 
     # -- schedule --
-    def contactor_on(self, ts_ms: int, world: "World") -> bool:
+    def contactor_on(self, ts_ms: int, world: World) -> bool:
         """Whether the contactor is closed: by command until the next clock edge, else the
         clock's dusk + delay until dawn - advance."""
         commanded = self.commanded
@@ -133,7 +130,7 @@ class CabinetSim(SimDevice):
         self._switch_cache = (ts_ms, self._next_switch(ts_ms, world), on)
         return on
 
-    def next_switch_ms(self, ts_ms: int, world: "World") -> int:
+    def next_switch_ms(self, ts_ms: int, world: World) -> int:
         """The next time the contactor opens or closes after ts."""
         start, until, _ = self._switch_cache
         if start <= ts_ms < until:
@@ -141,7 +138,7 @@ class CabinetSim(SimDevice):
         self.contactor_on(ts_ms, world)
         return self._switch_cache[1]
 
-    def _next_switch(self, ts_ms: int, world: "World") -> int:
+    def _next_switch(self, ts_ms: int, world: World) -> int:
         sun = world.sun
         day = sun.local_date(ts_ms)
         best: int | None = None
@@ -152,7 +149,7 @@ class CabinetSim(SimDevice):
                     best = edge
         return best if best is not None else ts_ms + MS_PER_DAY
 
-    def obey(self, document: Mapping[str, Any], now_ms: int, world: "World") -> dict[str, Any]:
+    def obey(self, document: Mapping[str, Any], now_ms: int, world: World) -> dict[str, Any]:
         """Switch the contactor on a command (if this cabinet obeys) and reply with an ack."""
         action = document.get("action")
         if action not in ("on", "off"):
@@ -167,12 +164,12 @@ class CabinetSim(SimDevice):
         """False while the circuit's breaker (or the main one) has tripped."""
         return circuit_id not in self.tripped_circuits
 
-    def phase_voltage_v(self, phase: int, world: "World") -> float:
+    def phase_voltage_v(self, phase: int, world: World) -> float:
         """Nominal supply plus this cabinet's offset on that phase."""
         return world.config.nominal_voltage_v + self.phase_offset_v[phase]
 
     # -- reporting --
-    def act(self, now_ms: int, world: "World") -> int | None:
+    def act(self, now_ms: int, world: World) -> int | None:
         rng = world.rng
         on = self.contactor_on(now_ms, world)
         phase_w = [0.0, 0.0, 0.0]
@@ -218,7 +215,7 @@ class CabinetSim(SimDevice):
 
     # -- faults --
     def begin_own_fault(
-        self, fault: ActiveFault, now_ms: int, world: "World"
+        self, fault: ActiveFault, now_ms: int, world: World
     ) -> list[Incident] | None:
         if fault.name not in ("cabinet_trip", "circuit_loss"):
             raise ValueError(f"{fault.name} does not apply to a cabinet")
@@ -243,11 +240,11 @@ class CabinetSim(SimDevice):
         self._report_soon(now_ms, world)
         return [self.incident(alarm, now_ms, fault.end_ms, fault)]
 
-    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: "World") -> None:
+    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: World) -> None:
         self.tripped_circuits = frozenset()
         self._report_soon(now_ms, world)
 
-    def _report_soon(self, now_ms: int, world: "World") -> None:
+    def _report_soon(self, now_ms: int, world: World) -> None:
         world.reschedule(self, now_ms)
         for lamp in self.lamps:
             if lamp.lamp.circuit_id in self.cabinet.circuit_ids:
@@ -270,7 +267,7 @@ class LampSim(SimDevice):
         "obeys_commands",
     )
 
-    def __init__(self, lamp: Lamp, cabinet: CabinetSim, root: str, world: "World") -> None:
+    def __init__(self, lamp: Lamp, cabinet: CabinetSim, root: str, world: World) -> None:
         super().__init__(lamp.device_id, Kind.LIGHTING, root)
         self.lamp = lamp
         self.cabinet = cabinet
@@ -283,7 +280,7 @@ class LampSim(SimDevice):
         self.commanded: Commanded | None = None
         self.obeys_commands = True  # False: acks commands but does not carry them out
 
-    def obey(self, document: Mapping[str, Any], now_ms: int, world: "World") -> dict[str, Any]:
+    def obey(self, document: Mapping[str, Any], now_ms: int, world: World) -> dict[str, Any]:
         """Take the commanded state until the next switching edge (if this lamp obeys), report
         it at once and reply with an ack."""
         state = commanded_lamp_state(document)
@@ -295,15 +292,15 @@ class LampSim(SimDevice):
             world.reschedule(self, now_ms)
         return command_ack(document, now_ms)
 
-    def first_due_ms(self, start_ms: int, world: "World") -> int:
+    def first_due_ms(self, start_ms: int, world: World) -> int:
         self.last_ms = start_ms
         return start_ms + world.rng.randint(0, int(world.config.lamp_interval_s * 1000))
 
-    def scheduled_on(self, ts_ms: int, world: "World") -> bool:
+    def scheduled_on(self, ts_ms: int, world: World) -> bool:
         """Whether the lamp should be lit now (its cabinet's contactor is closed)."""
         return self.cabinet.contactor_on(ts_ms, world)
 
-    def state(self, ts_ms: int, world: "World") -> tuple[bool, float, float, float]:
+    def state(self, ts_ms: int, world: World) -> tuple[bool, float, float, float]:
         """(on, dim %, supply voltage, power before noise) including faults."""
         supply = self.cabinet.supply_ok(self.lamp.circuit_id)
         if not supply:
@@ -335,11 +332,11 @@ class LampSim(SimDevice):
             on, dim, power = False, 0.0, 0.0
         return on, dim, voltage, power
 
-    def expected_power_w(self, ts_ms: int, world: "World") -> float:
+    def expected_power_w(self, ts_ms: int, world: World) -> float:
         """Power drawn from the cabinet, without measurement noise."""
         return self.state(ts_ms, world)[3]
 
-    def healthy_power_w(self, ts_ms: int, world: "World") -> float:
+    def healthy_power_w(self, ts_ms: int, world: World) -> float:
         """What the lamp would draw without its own fault (the cabinet's default estimate)."""
         if not self.cabinet.supply_ok(self.lamp.circuit_id):
             return 0.0
@@ -347,7 +344,7 @@ class LampSim(SimDevice):
             return 0.0
         return self.lamp.rated_power_w * world.sun.dim_pct(ts_ms) / 100.0
 
-    def act(self, now_ms: int, world: "World") -> int | None:
+    def act(self, now_ms: int, world: World) -> int | None:
         rng = world.rng
         fault = self.fault.name if self.fault is not None else None
         if fault == "flicker":
@@ -383,7 +380,7 @@ class LampSim(SimDevice):
         return min(now_ms + interval_ms, self.cabinet.next_switch_ms(now_ms, world))
 
     def begin_own_fault(
-        self, fault: ActiveFault, now_ms: int, world: "World"
+        self, fault: ActiveFault, now_ms: int, world: World
     ) -> list[Incident] | None:
         name = fault.name
         lit = self.scheduled_on(now_ms, world)
@@ -407,11 +404,11 @@ class LampSim(SimDevice):
         alarm = fault.definition.alarm_types[0]
         return [self.incident(alarm, now_ms, fault.end_ms, fault)]
 
-    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: "World") -> None:
+    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: World) -> None:
         self.cabinet.faulty_lamps.discard(self)
 
 
-def build_lighting(city: City, root: str, world: "World") -> list[SimDevice]:
+def build_lighting(city: City, root: str, world: World) -> list[SimDevice]:
     """Cabinets first, then lamps attached to their cabinets."""
     cabinets = {c.device_id: CabinetSim(c, root, world) for c in city.cabinets}
     lamps: list[SimDevice] = []
@@ -444,7 +441,7 @@ class CommandInbox:
     def nothing_to_stop() -> None:
         """The stop function of an inbox that never listened."""
 
-    def disobey(self, world: "World", device_ids: Sequence[str]) -> None:
+    def disobey(self, world: World, device_ids: Sequence[str]) -> None:
         """Make these lamps and cabinets ack commands without carrying them out (a fault)."""
         for device_id in device_ids:
             device = world.devices.get(device_id.strip())
@@ -463,7 +460,7 @@ class CommandInbox:
         if isinstance(document, dict):
             self._queue.put((parts[2], document))
 
-    def drain(self, world: "World") -> int:
+    def drain(self, world: World) -> int:
         """Apply queued commands to their devices now; publish each ack. Returns how many."""
         done = 0
         while True:

@@ -1,15 +1,12 @@
 """Smart manhole covers: baseline tilt, heartbeat, traffic spikes, water level, battery."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
 from simulators.city import City, Manhole
-from simulators.device import SimDevice
+from simulators.device import SimDevice, World
 from simulators.faults import WATER_ALERT_CM, WATER_DANGER_CM, ActiveFault, Incident
-
-if TYPE_CHECKING:
-    from simulators.engine import World
 
 WATER_SENSOR_TYPES = frozenset({"storm_water", "sewage"})
 TILTED_DEG = 25.0
@@ -34,7 +31,7 @@ class ManholeSim(SimDevice):
         "water_base_cm",
     )
 
-    def __init__(self, cover: Manhole, root: str, world: "World") -> None:
+    def __init__(self, cover: Manhole, root: str, world: World) -> None:
         super().__init__(cover.device_id, Kind.MANHOLE, root)
         rng = world.rng
         self.cover = cover
@@ -46,7 +43,7 @@ class ManholeSim(SimDevice):
         self.next_spike_ms: int | None = None
         self.recovery_ms: int | None = None
 
-    def first_due_ms(self, start_ms: int, world: "World") -> int:
+    def first_due_ms(self, start_ms: int, world: World) -> int:
         self.next_heartbeat_ms = start_ms + world.rng.randint(
             0, int(world.config.manhole_heartbeat_s * 1000)
         )
@@ -71,7 +68,7 @@ class ManholeSim(SimDevice):
         share = max(0.0, 1.0 - abs(ts_ms - fault.start_ms - half) / half) if half > 0 else 0.0
         return self.water_base_cm + (peak - self.water_base_cm) * share
 
-    def act(self, now_ms: int, world: "World") -> int | None:
+    def act(self, now_ms: int, world: World) -> int | None:
         rng = world.rng
         cfg = world.config
         spike = False
@@ -116,7 +113,7 @@ class ManholeSim(SimDevice):
         return self._next_due()
 
     def begin_own_fault(
-        self, fault: ActiveFault, now_ms: int, world: "World"
+        self, fault: ActiveFault, now_ms: int, world: World
     ) -> list[Incident] | None:
         name = fault.name
         inc = self.incident
@@ -150,12 +147,12 @@ class ManholeSim(SimDevice):
             return incidents
         raise ValueError(f"{name} does not apply to a manhole cover")
 
-    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: "World") -> None:
+    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: World) -> None:
         if fault.name == "manhole_low_battery":
             self.battery_pct = 100.0  # crew replaced the battery
         self.next_heartbeat_ms = now_ms
 
 
-def build_manholes(city: City, root: str, world: "World") -> list[SimDevice]:
+def build_manholes(city: City, root: str, world: World) -> list[SimDevice]:
     """One sensor per cover."""
     return [ManholeSim(m, root, world) for m in city.manholes]

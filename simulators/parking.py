@@ -1,16 +1,13 @@
 """Per-spot parking sensors: arrivals by hour of day, log-normal dwell, jitter, heartbeats."""
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
 from simulators.city import City, Spot
-from simulators.device import SimDevice
+from simulators.device import SimDevice, World
 from simulators.faults import ActiveFault, Incident
-
-if TYPE_CHECKING:
-    from simulators.engine import World
 
 MS_PER_HOUR = 3_600_000
 # arrivals per hour at a free spot, by local hour (a weekday profile)
@@ -70,7 +67,7 @@ class SpotSim(SimDevice):
         "stuck_value",
     )
 
-    def __init__(self, spot: Spot, root: str, world: "World") -> None:
+    def __init__(self, spot: Spot, root: str, world: World) -> None:
         super().__init__(spot.device_id, Kind.PARKING, root)
         self.spot = spot
         self.battery_pct = round(world.rng.uniform(40.0, 100.0), 1)
@@ -92,13 +89,13 @@ class SpotSim(SimDevice):
             return self.spot.max_stay_min * 60_000 * STAY_SAFETY
         return LOT_MAX_DWELL_MIN * 60_000
 
-    def draw_dwell_ms(self, world: "World") -> int:
+    def draw_dwell_ms(self, world: World) -> int:
         """A parking duration: log-normal, capped below the spot's maximum stay."""
         median = LOT_DWELL_MEDIAN_MIN if self.spot.lot_id else STREET_DWELL_MEDIAN_MIN
         minutes = world.rng.lognormvariate(math.log(median), DWELL_SIGMA)
         return int(min(max(minutes * 60_000, 120_000), self._max_dwell_ms()))
 
-    def draw_arrival_ms(self, now_ms: int, world: "World") -> int:
+    def draw_arrival_ms(self, now_ms: int, world: World) -> int:
         """Next arrival at a free spot: Poisson at the current hour's rate, redrawn each hour."""
         t = now_ms
         for _ in range(48):
@@ -110,7 +107,7 @@ class SpotSim(SimDevice):
             t = hour_end
         return t
 
-    def first_due_ms(self, start_ms: int, world: "World") -> int:
+    def first_due_ms(self, start_ms: int, world: World) -> int:
         rng = world.rng
         rate = ARRIVALS_PER_HOUR[world.sun.local_minute(start_ms) // 60]
         if rng.random() < min(0.85, rate * 0.6):
@@ -138,7 +135,7 @@ class SpotSim(SimDevice):
     def _body(self, now_ms: int, occupied: bool) -> dict[str, Any]:
         return {"ts": now_ms, "occupied": occupied, "battery_pct": self.battery_pct}
 
-    def act(self, now_ms: int, world: "World") -> int | None:
+    def act(self, now_ms: int, world: World) -> int | None:
         rng = world.rng
         event: bool | None = None
         if now_ms >= self.next_change_ms:
@@ -178,7 +175,7 @@ class SpotSim(SimDevice):
         return self._next_due()
 
     def begin_own_fault(
-        self, fault: ActiveFault, now_ms: int, world: "World"
+        self, fault: ActiveFault, now_ms: int, world: World
     ) -> list[Incident] | None:
         if fault.name == "parking_stuck":
             self.stuck_value = self.reported
@@ -213,7 +210,7 @@ class SpotSim(SimDevice):
             return [self.incident(AlarmType.OVERSTAY, overstay_from, leave_ms, fault)]
         raise ValueError(f"{fault.name} does not apply to a parking spot")
 
-    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: "World") -> None:
+    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: World) -> None:
         if fault.name == "parking_stuck":
             self.stuck_value = None
             if self.reported != self.occupied:
@@ -222,6 +219,6 @@ class SpotSim(SimDevice):
                 world.emit(self, self.topic_event, self._body(now_ms, self.occupied))
 
 
-def build_parking(city: City, root: str, world: "World") -> list[SimDevice]:
+def build_parking(city: City, root: str, world: World) -> list[SimDevice]:
     """One sensor per spot."""
     return [SpotSim(s, root, world) for s in city.spots]

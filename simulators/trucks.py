@@ -3,17 +3,14 @@
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.devices.kinds import Kind, Load
 from hub.rules.alarm_types import AlarmType
 from simulators.city import Area, City, Permit, Truck
-from simulators.device import SimDevice
+from simulators.device import SimDevice, World
 from simulators.faults import ActiveFault, Incident
 from simulators.geo import Point, Polyline, distance_m
-
-if TYPE_CHECKING:
-    from simulators.engine import World
 
 OFF_ROUTE_M = 300.0
 OFF_ROUTE_RAMP_S = 60.0
@@ -94,7 +91,7 @@ class TruckSim(SimDevice):
         "truck",
     )
 
-    def __init__(self, truck: Truck, permit: Permit, root: str, world: "World") -> None:
+    def __init__(self, truck: Truck, permit: Permit, root: str, world: World) -> None:
         super().__init__(truck.device_id, Kind.TRUCK, root)
         rng = world.rng
         self.truck = truck
@@ -122,14 +119,14 @@ class TruckSim(SimDevice):
         self.next_outage_ms: float | None = None
         self.buffer: list[dict[str, Any]] = []
 
-    def first_due_ms(self, start_ms: int, world: "World") -> int:
+    def first_due_ms(self, start_ms: int, world: World) -> int:
         self.t_ms = float(start_ms)
         delay = world.exp_delay_ms(world.noise.truck_outages_per_day)
         self.next_outage_ms = None if delay is None else start_ms + delay
         return start_ms + world.rng.randint(0, int(self.interval_s * 1000))
 
     # -- planning --
-    def _drive(self, tag: str, path: Polyline, load: Load, world: "World") -> Leg:
+    def _drive(self, tag: str, path: Polyline, load: Load, world: World) -> Leg:
         rng = world.rng
         stops = tuple(
             (along, rng.uniform(10.0, 60.0))
@@ -138,7 +135,7 @@ class TruckSim(SimDevice):
         )
         return Leg(tag, path=path, speed_kmh=rng.uniform(28.0, 42.0), stops=stops, load=load)
 
-    def _cycle(self, world: "World") -> list[Leg]:
+    def _cycle(self, world: World) -> list[Leg]:
         rng = world.rng
         route = self.permit.route
         start, end = route.points[0], route.points[-1]
@@ -165,7 +162,7 @@ class TruckSim(SimDevice):
             self._drive("to_origin", route.reversed(), Load.EMPTY, world),
         ]
 
-    def _window(self, t_ms: float, world: "World") -> tuple[bool, float, float]:
+    def _window(self, t_ms: float, world: World) -> tuple[bool, float, float]:
         """(allowed now, seconds until the window ends, seconds until it next starts)."""
         minute = world.sun.local_minute(int(t_ms))
         start, end = self.permit.allowed_minutes()
@@ -174,7 +171,7 @@ class TruckSim(SimDevice):
         until_start = ((start - minute) % 1440 or 1440) * 60.0
         return allowed, until_end, until_start
 
-    def _plan(self, world: "World") -> None:
+    def _plan(self, world: World) -> None:
         allowed, until_end, until_start = self._window(self.t_ms, world)
         if allowed:
             legs = self._cycle(world)
@@ -199,7 +196,7 @@ class TruckSim(SimDevice):
         self.along_m = self.elapsed_s = self.stop_left_s = 0.0
         self.stop_index = 0
 
-    def advance(self, now_ms: int, world: "World") -> None:
+    def advance(self, now_ms: int, world: World) -> None:
         """Move the truck's state forward to now_ms."""
         dt_s = (now_ms - self.t_ms) / 1000.0
         guard = 0
@@ -255,7 +252,7 @@ class TruckSim(SimDevice):
                 offset += math.copysign(OFF_ROUTE_M * share, self.edge_offset_m or 1.0)
         return offset
 
-    def reading(self, now_ms: int, world: "World") -> dict[str, Any]:
+    def reading(self, now_ms: int, world: World) -> dict[str, Any]:
         """The terminal's report at now_ms."""
         rng = world.rng
         leg = self.legs[0] if self.legs else None
@@ -296,7 +293,7 @@ class TruckSim(SimDevice):
             "load": load.value,
         }
 
-    def act(self, now_ms: int, world: "World") -> int | None:
+    def act(self, now_ms: int, world: World) -> int | None:
         self.advance(now_ms, world)
         leg = self.legs[0] if self.legs else None
         acc_on = leg is not None and leg.acc_on
@@ -332,11 +329,11 @@ class TruckSim(SimDevice):
             return 0.0
         return (leg.path.length_m - self.along_m) / ((speed_kmh or leg.speed_kmh) / 3.6)
 
-    def _sites(self, world: "World", site_type: str) -> list[Area]:
+    def _sites(self, world: World, site_type: str) -> list[Area]:
         return [s for s in world.city.sites if s.prop("site_type") == site_type]
 
     def begin_own_fault(
-        self, fault: ActiveFault, now_ms: int, world: "World"
+        self, fault: ActiveFault, now_ms: int, world: World
     ) -> list[Incident] | None:
         self.advance(now_ms, world)
         name = fault.name
@@ -389,14 +386,14 @@ class TruckSim(SimDevice):
             return self._begin_outside_hours(fault, now_ms, world)
         raise ValueError(f"{name} does not apply to a truck")
 
-    def _back_to_origin(self, world: "World") -> Leg:
+    def _back_to_origin(self, world: World) -> Leg:
         leg = self._drive_leg()
         if leg is None or leg.path is None:
             raise RuntimeError("turning back needs a drive leg")
         return self._drive("to_origin", leg.path.sub_path(self.along_m, 0.0), Load.EMPTY, world)
 
     def _begin_dump(
-        self, fault: ActiveFault, now_ms: int, world: "World", loaded_forward: bool
+        self, fault: ActiveFault, now_ms: int, world: World, loaded_forward: bool
     ) -> list[Incident] | None:
         if not loaded_forward or self.stop_left_s > 0:
             return None
@@ -427,7 +424,7 @@ class TruckSim(SimDevice):
         return [self.incident(AlarmType.ILLEGAL_DUMPING, start, fault.end_ms, fault)]
 
     def _begin_unapproved(
-        self, fault: ActiveFault, now_ms: int, world: "World", loaded_forward: bool
+        self, fault: ActiveFault, now_ms: int, world: World, loaded_forward: bool
     ) -> list[Incident] | None:
         if not loaded_forward or self.stop_left_s > 0:
             return None
@@ -482,7 +479,7 @@ class TruckSim(SimDevice):
         return incidents
 
     def _begin_outside_hours(
-        self, fault: ActiveFault, now_ms: int, world: "World"
+        self, fault: ActiveFault, now_ms: int, world: World
     ) -> list[Incident] | None:
         leg = self.legs[0] if self.legs else None
         allowed, _, until_start = self._window(now_ms, world)
@@ -501,12 +498,12 @@ class TruckSim(SimDevice):
         self.along_m = self.elapsed_s = self.stop_left_s = 0.0
         self.stop_index = 0
 
-    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: "World") -> None:
+    def end_own_fault(self, fault: ActiveFault, now_ms: int, world: World) -> None:
         self.off_route = None
         self.advance(now_ms, world)
 
 
-def build_trucks(city: City, root: str, world: "World") -> list[SimDevice]:
+def build_trucks(city: City, root: str, world: World) -> list[SimDevice]:
     """One simulated truck per registered truck, bound to its permit."""
     permits = city.permit_by_id()
     return [TruckSim(t, permits[t.permit_id], root, world) for t in city.trucks]

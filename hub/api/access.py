@@ -1,12 +1,13 @@
 """Who may call which route: the declaration table, the check, login, tokens and the audit log.
 
-`create_app` stays open (tests build apps with it); `secure_app` adds the auth and console
-routes and an ASGI middleware that resolves the matched route, looks up its declaration in
-`ROUTE_ACCESS` and refuses: 401 without a valid bearer token or session cookie, 403 for a
-role the route does not list, 403 for a route nobody declared (fail closed), and 403 when the
-route's resource (a device's readings, an alarm) belongs to a domain of `DOMAINS` the role is
-not part of. Admin passes every declared route. Every write by an authenticated caller lands
-in `audit_log` with the resource before (where a snapshot is declared) and the response after.
+`create_app` stays open (tests build apps with it); `hub.api.secure.secure_app` adds the
+auth and console routes and an ASGI middleware that resolves the matched route, looks up its
+declaration in `ROUTE_ACCESS` and refuses: 401 without a valid bearer token or session
+cookie, 403 for a role the route does not list, 403 for a route nobody declared (fail
+closed), and 403 when the route's resource (a device's readings, an alarm) belongs to a
+domain of `DOMAINS` the role is not part of. Admin passes every declared route. Every write
+by an authenticated caller lands in `audit_log` with the resource before (where a snapshot
+is declared) and the response after.
 """
 
 import logging
@@ -21,15 +22,14 @@ from urllib.parse import urlsplit
 import anyio.to_thread
 import orjson
 from argon2 import PasswordHasher
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import State
-from starlette.middleware import Middleware
 from starlette.routing import Match, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api.proxies import IPNetwork, TrustedProxyMiddleware
+from hub.api.proxies import IPNetwork
 from hub.api.schemas import INT64, Instant, Int64, Offset
 from hub.cases.workflow import Action, Role, Workflow
 from hub.devices.kinds import Kind
@@ -728,32 +728,6 @@ def _same_origin(scope: Scope) -> bool:
     if not origin or origin == "null":
         return origin is None
     return urlsplit(origin).netloc == headers.get("host", "")
-
-
-def secure_app(
-    app: FastAPI,
-    store: AccessStore,
-    config: AccessConfig | None = None,
-    *,
-    table: Mapping[tuple[str, str], RouteAccess] = ROUTE_ACCESS,
-) -> FastAPI:
-    """Add login, tokens, audit and the console to an app, and enforce `table` on every route."""
-    from hub.api import console  # noqa: PLC0415 - console depends on this module
-
-    config = config or AccessConfig()
-    app.state.access_store = store
-    app.state.access_config = config
-    app.state.password_slots = threading.BoundedSemaphore(config.password_checks)
-    app.include_router(router)
-    console.install(app)
-    # Innermost of the app's own middleware, so the request limits of create_app run first: a
-    # request they refuse (NUL in a path parameter) never reaches the store via authentication
-    # or a before-snapshot. The caller's address is settled before the check reads it.
-    app.user_middleware.append(Middleware(TrustedProxyMiddleware, trusted=config.trusted_proxies))
-    app.user_middleware.append(
-        Middleware(AccessMiddleware, store=store, table=table, clock=config.clock)
-    )
-    return app
 
 
 # login, tokens and audit

@@ -1,5 +1,5 @@
 """The web console: static files under /console/, the city's map layers, a case's actions for
-the caller, and the API docs pages. Installed by `hub.api.access.secure_app`; works offline
+the caller, and the API docs pages. Installed by `hub.api.secure.secure_app`; works offline
 (no CDN, fonts or tiles): Swagger UI and ReDoc come from the pinned fastapi-offline package,
 served beside the console's own files."""
 

@@ -14,7 +14,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.store import deadletters, registry, telemetry
-from hub.store.migrations import StorageMode, load_migrations
+from hub.store.migrations import load_migrations
+from hub.store.storage import StorageMode
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[tuple[Any, ...]]

@@ -3,26 +3,17 @@
 import logging
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from importlib import resources
-from typing import TYPE_CHECKING
 
 import psycopg
 
-if TYPE_CHECKING:
-    from hub.store.storage import StoragePolicy
+from hub.store import storage
+from hub.store.storage import StorageMode, StoragePolicy
 
 log = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+?)(?:\.(timescale|plain))?\.sql$")
 _LOCK_ID = 0x48554221  # any constant; serialises concurrent `migrate` runs
-
-
-class StorageMode(StrEnum):
-    """TimescaleDB features when the extension is present, otherwise plain tables and views."""
-
-    TIMESCALE = "timescale"
-    PLAIN = "plain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +146,6 @@ def apply_migrations(
 ) -> MigrationReport:
     """Bring the schema up to date and the storage ages to the policy (default: the
     settings' defaults); safe to run concurrently and repeatedly."""
-    # storage.py builds on StorageMode from this module, hence the late import.
-    from hub.store import storage  # noqa: PLC0415
-
     policy = policy or storage.StoragePolicy()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))

@@ -9,15 +9,21 @@ compression policies, and this module replaces the continuous aggregates' refres
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg
 
-from hub.store.migrations import StorageMode
-
 log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[tuple[object, ...]]
+
+
+class StorageMode(StrEnum):
+    """TimescaleDB features when the extension is present, otherwise plain tables and views."""
+
+    TIMESCALE = "timescale"
+    PLAIN = "plain"
 
 
 @dataclass(frozen=True, slots=True)

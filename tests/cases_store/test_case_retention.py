@@ -4,7 +4,7 @@ import psycopg
 import pytest
 
 from hub.store.database import Database
-from hub.store.migrations import StorageMode
+from hub.store.storage import StorageMode
 
 pytestmark = pytest.mark.integration
 

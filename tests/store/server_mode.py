@@ -2,7 +2,8 @@
 
 import psycopg
 
-from hub.store.migrations import StorageMode, preloaded_libraries
+from hub.store.migrations import preloaded_libraries
+from hub.store.storage import StorageMode
 
 
 def server_storage_mode(url: str) -> StorageMode:

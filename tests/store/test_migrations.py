@@ -6,7 +6,8 @@ from pathlib import Path
 import psycopg
 
 from hub.devices.kinds import Kind
-from hub.store.migrations import StorageMode, apply_migrations, load_migrations
+from hub.store.migrations import apply_migrations, load_migrations
+from hub.store.storage import StorageMode
 from tests.store.server_mode import server_storage_mode
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "hub/store/migrations"

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from hub.store.database import Database
-from hub.store.migrations import StorageMode, apply_migrations
-from hub.store.storage import AGGREGATES, StoragePolicy, read_storage_report
+from hub.store.migrations import apply_migrations
+from hub.store.storage import AGGREGATES, StorageMode, StoragePolicy, read_storage_report
 from tests.store.server_mode import database_storage_mode
 
 CITY = ZoneInfo("Asia/Shanghai")

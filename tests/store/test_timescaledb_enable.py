@@ -7,11 +7,11 @@ import sys
 
 from hub.store.migrations import (
     PRELOAD_ADVICE,
-    StorageMode,
     apply_migrations,
     explain_enable_failure,
     preloaded_libraries,
 )
+from hub.store.storage import StorageMode
 from tests.store.server_mode import server_storage_mode
 
 # What TimescaleDB 2.x answers CREATE EXTENSION with when it is not preloaded

@@ -13,9 +13,8 @@ import hashlib
 import hmac
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -57,7 +56,7 @@ from hub.ingest.jt808.messages import (
     encode_general_response,
     encode_register_response,
 )
-from hub.ingest.jt808.metrics import gateway_registry, start_metrics_server
+from hub.ingest.jt808.metrics import GatewayCounters, gateway_registry, start_metrics_server
 from hub.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
@@ -111,37 +110,6 @@ class GatewayConfig:
     reconnect_max_s: float = 30.0
     # HTTP port of /metrics on the gateway's address: None off, 0 any free port.
     metrics_port: int | None = None
-
-
-@dataclass(slots=True)
-class GatewayCounters:
-    """Counters of the gateway, the figures of `/metrics`-style reporting."""
-
-    connections_open: int = 0
-    connections_total: int = 0
-    terminals_online: int = 0
-    frames: Counter[str] = field(default_factory=Counter)
-    bad_frames: Counter[str] = field(default_factory=Counter)
-    positions_published: int = 0
-    acks_withheld: int = 0
-    commands_sent: int = 0
-
-    def render(self) -> str:
-        """Prometheus text exposition of the counters."""
-        lines = [
-            f"jt808_connections_open {self.connections_open}",
-            f"jt808_connections_total {self.connections_total}",
-            f"jt808_terminals_online {self.terminals_online}",
-            f"jt808_positions_published_total {self.positions_published}",
-            f"jt808_acks_withheld_total {self.acks_withheld}",
-            f"jt808_commands_sent_total {self.commands_sent}",
-        ]
-        lines += [f'jt808_frames_total{{msg_id="{k}"}} {v}' for k, v in sorted(self.frames.items())]
-        lines += [
-            f'jt808_bad_frames_total{{reason="{k}"}} {v}'
-            for k, v in sorted(self.bad_frames.items())
-        ]
-        return "\n".join(lines) + "\n"
 
 
 def auth_code_for(secret: bytes, terminal: Terminal) -> str:

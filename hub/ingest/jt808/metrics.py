@@ -8,15 +8,13 @@ they change). prometheus-client still does the registry and the text format.
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
-
-if TYPE_CHECKING:
-    from hub.ingest.jt808.gateway import GatewayCounters
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +22,41 @@ _MAX_REQUEST_BYTES = 8192
 _REQUEST_TIMEOUT_S = 5.0
 
 
+@dataclass(slots=True)
+class GatewayCounters:
+    """Counters of the gateway, the figures of `/metrics`-style reporting."""
+
+    connections_open: int = 0
+    connections_total: int = 0
+    terminals_online: int = 0
+    frames: Counter[str] = field(default_factory=Counter)
+    bad_frames: Counter[str] = field(default_factory=Counter)
+    positions_published: int = 0
+    acks_withheld: int = 0
+    commands_sent: int = 0
+
+    def render(self) -> str:
+        """Prometheus text exposition of the counters."""
+        lines = [
+            f"jt808_connections_open {self.connections_open}",
+            f"jt808_connections_total {self.connections_total}",
+            f"jt808_terminals_online {self.terminals_online}",
+            f"jt808_positions_published_total {self.positions_published}",
+            f"jt808_acks_withheld_total {self.acks_withheld}",
+            f"jt808_commands_sent_total {self.commands_sent}",
+        ]
+        lines += [f'jt808_frames_total{{msg_id="{k}"}} {v}' for k, v in sorted(self.frames.items())]
+        lines += [
+            f'jt808_bad_frames_total{{reason="{k}"}} {v}'
+            for k, v in sorted(self.bad_frames.items())
+        ]
+        return "\n".join(lines) + "\n"
+
+
 class GatewayCollector:
     """Reads GatewayCounters at each scrape (a prometheus-client custom collector)."""
 
-    def __init__(self, counters: "GatewayCounters") -> None:
+    def __init__(self, counters: GatewayCounters) -> None:
         self._counters = counters
 
     def collect(self) -> Iterable[Metric]:
@@ -69,7 +98,7 @@ class GatewayCollector:
         yield bad
 
 
-def gateway_registry(counters: "GatewayCounters") -> CollectorRegistry:
+def gateway_registry(counters: GatewayCounters) -> CollectorRegistry:
     """A registry with the gateway's counters and the process's CPU and memory."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GatewayCollector(counters))
