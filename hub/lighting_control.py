@@ -8,7 +8,7 @@ and doubling, and never after its time-to-live.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -310,18 +310,97 @@ class Schedule:
     last_fired_at: datetime | None
 
 
+def schedule_params(action: CommandAction, dim_pct: float | None) -> dict[str, Any]:
+    """The params of a command or schedule: a dim needs a level, an `on` may carry one (lit
+    at that level), an `off` takes none. Raise ValueError otherwise.
+
+    Commands and schedules share this rule, so what a schedule fires is what an operator
+    could have sent.
+    """
+    if action is CommandAction.DIM and dim_pct is None:
+        raise ValueError("a dim needs dim_pct between 0 and 100")
+    if action is CommandAction.OFF and dim_pct is not None:
+        raise ValueError("an off takes no dim_pct")
+    if dim_pct is not None and not 0 <= dim_pct <= 100:
+        raise ValueError("dim_pct is between 0 and 100")
+    return {} if dim_pct is None else {"dim_pct": dim_pct}
+
+
+def schedule_lights(schedule: Schedule) -> bool:
+    """Whether the state a schedule sets is lit (on, or a dim above 0 %)."""
+    if schedule.action is CommandAction.OFF:
+        return False
+    level = schedule.params.get("dim_pct")
+    return not (isinstance(level, int | float) and level <= 0)
+
+
+def target_position(devices: Sequence[ControlledDevice]) -> tuple[float, float]:
+    """Where a target's sun events are computed: the mean position of its devices."""
+    if not devices:
+        raise ValueError("a target position needs at least one device")
+    return (
+        sum(d.lat for d in devices) / len(devices),
+        sum(d.lon for d in devices) / len(devices),
+    )
+
+
 def schedule_instant(
     schedule: Schedule, day: date, zone: tzinfo, lat: float, lon: float
 ) -> datetime | None:
-    """When the schedule fires on a local calendar day (None in polar day or night)."""
+    """When the occurrence anchored on local calendar `day` fires (None in polar day or night).
+
+    The anchor (the fixed local time, or civil dusk/dawn on that local day at lat/lon) plus
+    the offset: an offset may carry the instant onto the day before or after (00:00 −10 of
+    the 11th fires at 23:50 on the 10th). Returned in UTC.
+    """
     offset = timedelta(minutes=schedule.offset_min)
     if schedule.at_local is not None:
-        return datetime.combine(day, schedule.at_local, zone) + offset
-    event = dusk if schedule.sun_event is SunEvent.DUSK else dawn
-    try:
-        return event(Observer(latitude=lat, longitude=lon), day, tzinfo=zone) + offset
-    except ValueError:
+        anchor = datetime.combine(day, schedule.at_local, zone)
+    else:
+        event = dusk if schedule.sun_event is SunEvent.DUSK else dawn
+        try:
+            anchor = event(Observer(latitude=lat, longitude=lon), day, tzinfo=zone)
+        except ValueError:
+            return None
+    return (anchor + offset).astimezone(UTC)
+
+
+_OFFSET_DAYS = 2  # offsets are within ±12 h: an occurrence lies within a day of its anchor day
+
+
+def schedule_occurrences(
+    schedule: Schedule, start: datetime, end: datetime, zone: tzinfo, lat: float, lon: float
+) -> list[datetime]:
+    """Every firing instant in [start, end], oldest first (enabled or not)."""
+    first = start.astimezone(zone).date() - timedelta(days=_OFFSET_DAYS)
+    last = end.astimezone(zone).date() + timedelta(days=_OFFSET_DAYS)
+    found: list[datetime] = []
+    day = first
+    while day <= last:
+        instant = schedule_instant(schedule, day, zone, lat, lon)
+        if instant is not None and start <= instant <= end:
+            found.append(instant)
+        day += timedelta(days=1)
+    return sorted(found)
+
+
+def latest_occurrence(
+    schedule: Schedule, now: datetime, zone: tzinfo, lat: float, lon: float
+) -> datetime | None:
+    """The last firing instant at or before `now` (within two days)."""
+    found = schedule_occurrences(schedule, now - timedelta(days=2), now, zone, lat, lon)
+    return found[-1] if found else None
+
+
+def next_occurrence(
+    schedule: Schedule, now: datetime, zone: tzinfo, lat: float, lon: float
+) -> datetime | None:
+    """The next firing instant after `now` (within two days; None for a disabled schedule)."""
+    if not schedule.enabled:
         return None
+    found = schedule_occurrences(schedule, now, now + timedelta(days=2), zone, lat, lon)
+    later = [t for t in found if t > now]
+    return later[0] if later else None
 
 
 def schedule_due(
@@ -332,17 +411,50 @@ def schedule_due(
     lon: float,
     grace: timedelta = timedelta(minutes=30),
 ) -> datetime | None:
-    """The firing instant to act on now: passed, not fired yet, and less than `grace` ago."""
+    """The firing instant to act on now: the latest one passed, not fired yet, less than
+    `grace` ago."""
     if not schedule.enabled:
         return None
-    today = now.astimezone(zone).date()
-    for day in (today, today - timedelta(days=1)):
-        instant = schedule_instant(schedule, day, zone, lat, lon)
-        if instant is None or instant > now:
-            continue
-        if now - instant > grace:
-            return None
-        if schedule.last_fired_at is not None and schedule.last_fired_at >= instant:
-            return None
-        return instant
-    return None
+    instant = latest_occurrence(schedule, now, zone, lat, lon)
+    if instant is None or now - instant > grace:
+        return None
+    if schedule.last_fired_at is not None and schedule.last_fired_at >= instant:
+        return None
+    return instant
+
+
+def _next_sun_event(
+    event: SunEvent, after: datetime, zone: tzinfo, lat: float, lon: float
+) -> datetime | None:
+    anchor = Schedule(0, "", "", CommandAction.ON, {}, None, event, 0, True, None)
+    found = schedule_occurrences(anchor, after, after + timedelta(days=2), zone, lat, lon)
+    later = [t for t in found if t > after]
+    return later[0] if later else None
+
+
+def schedule_catch_up(
+    schedule: Schedule,
+    now: datetime,
+    zone: tzinfo,
+    lat: float,
+    lon: float,
+    others_fired: Sequence[datetime] = (),
+) -> datetime | None:
+    """For a schedule that has never fired: its latest passed instant when the state it sets
+    should hold now, so it acts at once (a dusk-on created after dusk turns lamps on).
+
+    The state holds from that instant until the next instant of another schedule on the same
+    devices (`others_fired`: their latest passed instants) and, for a lit state (on, dim),
+    until the next civil dawn; for off, until the next civil dusk — at the target's position.
+    None when it does not hold (a midnight dim created in the evening waits for midnight).
+    """
+    if not schedule.enabled or schedule.last_fired_at is not None:
+        return None
+    instant = latest_occurrence(schedule, now, zone, lat, lon)
+    if instant is None or any(instant < other <= now for other in others_fired):
+        return None
+    ends_with = SunEvent.DAWN if schedule_lights(schedule) else SunEvent.DUSK
+    ends = _next_sun_event(ends_with, instant, zone, lat, lon)
+    if ends is not None and ends <= now:
+        return None
+    return instant

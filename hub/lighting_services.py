@@ -34,6 +34,7 @@ from hub.lighting_control import (
     CommandState,
     EffectRules,
     ReportedState,
+    Schedule,
     StepKind,
     UnknownTargetError,
     command_document,
@@ -41,7 +42,10 @@ from hub.lighting_control import (
     expand_target,
     expected_effect,
     judge_effect,
+    latest_occurrence,
+    schedule_catch_up,
     schedule_due,
+    target_position,
 )
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
 from hub.rules.alarm_types import AlarmType, Severity
@@ -273,21 +277,38 @@ class LightingControl:
         return counts
 
     def fire_schedules(self, now: datetime) -> list[store.CommandRequest]:
-        """Turn each schedule whose instant has come into a command request, once."""
+        """Turn each schedule whose instant has come into a command request, once.
+
+        A schedule that never fired acts at once when the state it sets should hold now
+        (`schedule_catch_up`: a dusk-on created after dusk turns the lamps on).
+        """
         requests: list[store.CommandRequest] = []
         with self._db.connection() as conn:
             schedules = store.list_schedules(conn, enabled_only=True)
             if not schedules:
                 return requests
             devices = store.fetch_controlled_devices(conn)
+            placed: list[tuple[Schedule, frozenset[str], float, float]] = []
             for schedule in schedules:
                 try:
                     targets = expand_target(schedule.target, schedule.action, devices)
                 except UnknownTargetError:
                     continue
-                lat = sum(d.lat for d in targets) / len(targets)
-                lon = sum(d.lon for d in targets) / len(targets)
+                lat, lon = target_position(targets)
+                placed.append((schedule, frozenset(d.device_id for d in targets), lat, lon))
+            for schedule, ids, lat, lon in placed:
                 due = schedule_due(schedule, now, self._zone, lat, lon)
+                how = "fired"
+                if due is None and schedule.last_fired_at is None:
+                    others = [
+                        latest
+                        for other, other_ids, o_lat, o_lon in placed
+                        if other.schedule_id != schedule.schedule_id and other_ids & ids
+                        if (latest := latest_occurrence(other, now, self._zone, o_lat, o_lon))
+                        is not None
+                    ]
+                    due = schedule_catch_up(schedule, now, self._zone, lat, lon, others)
+                    how = "caught up (its state holds now)"
                 if due is None:
                     continue
                 request = store.create_command_request(
@@ -303,9 +324,10 @@ class LightingControl:
                 )
                 store.mark_schedule_fired(conn, schedule.schedule_id, due)
                 log.info(
-                    "schedule %d (%s) fired for %s: %d command(s)",
+                    "schedule %d (%s) %s for %s: %d command(s)",
                     schedule.schedule_id,
                     schedule.name,
+                    how,
                     due.isoformat(),
                     len(request.commands),
                 )
@@ -461,6 +483,7 @@ class LightingServices:
         return {
             "lighting_alert_fanout": self.alert_fanout,
             "modbus_poller": self.poller,
+            "lighting_zone": ZoneInfo(self.settings.lighting_timezone),
             "lighting_command_defaults": (
                 timedelta(seconds=self.settings.command_ttl_s),
                 self.settings.command_max_attempts,

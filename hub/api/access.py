@@ -392,6 +392,7 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("POST", "/lighting/schedules"): RouteAccess(LIGHTING_ACTORS),
     ("GET", "/lighting/schedules"): RouteAccess(LIGHTING_READERS),
     ("PATCH", "/lighting/schedules/{schedule_id}"): RouteAccess(LIGHTING_ACTORS),
+    ("DELETE", "/lighting/schedules/{schedule_id}"): RouteAccess(LIGHTING_ACTORS),
     ("GET", "/lighting/modbus"): RouteAccess(LIGHTING_READERS),
     # manhole covers
     ("GET", "/manholes"): RouteAccess(MANHOLE_READERS),

@@ -4,11 +4,12 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 import anyio
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from hub.api.alarms import AlarmFanout
@@ -18,9 +19,14 @@ from hub.geometry import haversine_m
 from hub.lighting_control import (
     CommandAction,
     CommandState,
+    ControlledDevice,
+    Schedule,
     SunEvent,
     UnknownTargetError,
     expand_target,
+    next_occurrence,
+    schedule_params,
+    target_position,
 )
 from hub.rules.alarm_types import Severity
 from hub.rules.crew_alerts import CrewAlertKind, crew_alert_document, severity_rank
@@ -254,7 +260,10 @@ def _defaults(request: Request) -> tuple[timedelta, int]:
 def create_commands(db: DbDep, request: Request, body: CommandIn) -> RequestOut:
     """Queue on/off/dim for every device of the target; sent while each device is reachable."""
     ttl, attempts = _defaults(request)
-    params: dict[str, Any] = {} if body.dim_pct is None else {"dim_pct": body.dim_pct}
+    try:
+        params = schedule_params(body.action, body.dim_pct)
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     now = datetime.now(UTC)
     try:
         with db.connection() as conn:
@@ -382,7 +391,11 @@ def end_lockout(db: DbDep, lockout_id: Int64) -> store.Lockout:
 
 
 class ScheduleIn(BaseModel):
-    """A fixed local time (`at_local`) or a sun event with an offset, for a target."""
+    """A fixed local time (`at_local`) or a sun event with an offset, for a target.
+
+    `dim_pct` as in a command: required for a dim, optional for an on (lit at that level),
+    refused for an off.
+    """
 
     model_config = {"extra": "forbid"}
 
@@ -409,13 +422,28 @@ class ScheduleIn(BaseModel):
     def _one_anchor(self) -> "ScheduleIn":
         if (self.at_local is None) == (self.sun_event is None):
             raise ValueError("give exactly one of at_local and sun_event")
-        if (self.action is CommandAction.DIM) != (self.dim_pct is not None):
-            raise ValueError("dim_pct goes with, and only with, action dim")
+        schedule_params(self.action, self.dim_pct)
         return self
 
 
+class SchedulePatchIn(BaseModel):
+    """Any part of a schedule; switching between at_local and sun_event gives the new one
+    and null for the other."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    target: str | None = Field(default=None, min_length=1, max_length=100)
+    action: CommandAction | None = None
+    dim_pct: float | None = Field(default=None, ge=0, le=100)
+    at_local: time | None = None
+    sun_event: SunEvent | None = None
+    offset_min: int | None = Field(default=None, ge=-720, le=720)
+    enabled: bool | None = None
+
+
 class ScheduleOut(BaseModel):
-    """A stored schedule."""
+    """A stored schedule and when it fires next (at its target's position for dusk/dawn)."""
 
     schedule_id: int
     name: str
@@ -427,53 +455,146 @@ class ScheduleOut(BaseModel):
     offset_min: int
     enabled: bool
     last_fired_at: datetime | None
+    next_fire_at: datetime | None = Field(
+        description="the next firing instant (null when disabled or its target names nothing)"
+    )
+    next_fire_local: str | None = Field(description="the same in the lighting timezone")
 
 
-class ScheduleSwitchIn(BaseModel):
-    """Turn a schedule on or off."""
+def _zone(request: Request) -> ZoneInfo:
+    found: ZoneInfo | None = getattr(request.app.state, "lighting_zone", None)
+    return found or ZoneInfo("Asia/Shanghai")
 
-    enabled: bool
+
+def _schedule_out(
+    schedule: Schedule, devices: Sequence[ControlledDevice], zone: ZoneInfo, now: datetime
+) -> ScheduleOut:
+    next_at: datetime | None = None
+    try:
+        lat, lon = target_position(expand_target(schedule.target, schedule.action, devices))
+    except UnknownTargetError:
+        pass
+    else:
+        next_at = next_occurrence(schedule, now, zone, lat, lon)
+    return ScheduleOut(
+        schedule_id=schedule.schedule_id,
+        name=schedule.name,
+        target=schedule.target,
+        action=schedule.action,
+        params=dict(schedule.params),
+        at_local=schedule.at_local,
+        sun_event=schedule.sun_event,
+        offset_min=schedule.offset_min,
+        enabled=schedule.enabled,
+        last_fired_at=schedule.last_fired_at,
+        next_fire_at=next_at,
+        next_fire_local=None if next_at is None else next_at.astimezone(zone).isoformat(),
+    )
+
+
+def _checked_target(body: ScheduleIn, devices: Sequence[ControlledDevice]) -> None:
+    try:
+        expand_target(body.target, body.action, devices)
+    except UnknownTargetError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
 
 
 @router.post("/schedules", response_model=ScheduleOut, status_code=status.HTTP_201_CREATED)
-def create_schedule(db: DbDep, body: ScheduleIn) -> ScheduleOut:
+def create_schedule(db: DbDep, request: Request, body: ScheduleIn) -> ScheduleOut:
     """Add a schedule, e.g. on at dusk+5, dim 50 % at 00:00, off at dawn−10; 422 when the
-    target names no lamp, circuit, cabinet or group."""
+    target names no lamp, circuit, cabinet or group. Created after its time, it acts at the
+    next control tick when the state it sets should hold now (docs/lighting.md)."""
     with db.connection() as conn:
-        try:
-            expand_target(body.target, body.action, store.fetch_controlled_devices(conn))
-        except UnknownTargetError as err:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+        devices = store.fetch_controlled_devices(conn)
+        _checked_target(body, devices)
         saved = store.insert_schedule(
             conn,
             name=body.name,
             target=body.target,
             action=body.action,
-            params={} if body.dim_pct is None else {"dim_pct": body.dim_pct},
+            params=schedule_params(body.action, body.dim_pct),
             at_local=body.at_local,
             sun_event=body.sun_event,
             offset_min=body.offset_min,
             enabled=body.enabled,
         )
-    return ScheduleOut.model_validate(saved, from_attributes=True)
+    return _schedule_out(saved, devices, _zone(request), datetime.now(UTC))
 
 
 @router.get("/schedules", response_model=list[ScheduleOut])
-def list_schedules(db: DbDep) -> list[ScheduleOut]:
-    """Every schedule by id."""
+def list_schedules(db: DbDep, request: Request) -> list[ScheduleOut]:
+    """Every schedule by id, with its next firing instant."""
     with db.connection() as conn:
         rows = store.list_schedules(conn)
-    return [ScheduleOut.model_validate(s, from_attributes=True) for s in rows]
+        devices = store.fetch_controlled_devices(conn) if rows else []
+    now = datetime.now(UTC)
+    return [_schedule_out(s, devices, _zone(request), now) for s in rows]
 
 
 @router.patch("/schedules/{schedule_id}", response_model=ScheduleOut)
-def switch_schedule(db: DbDep, schedule_id: Int64, body: ScheduleSwitchIn) -> ScheduleOut:
-    """Enable or disable a schedule."""
+def update_schedule(
+    db: DbDep, request: Request, schedule_id: Int64, body: SchedulePatchIn
+) -> ScheduleOut:
+    """Change any part of a schedule (validated as a whole, as on create); a change of what
+    or when it fires makes it judged afresh, like a new schedule."""
+    given = body.model_dump(exclude_unset=True)
     with db.connection() as conn:
-        saved = store.set_schedule_enabled(conn, schedule_id, body.enabled)
+        found = next((s for s in store.list_schedules(conn) if s.schedule_id == schedule_id), None)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
+        merged: dict[str, Any] = {
+            "name": found.name,
+            "target": found.target,
+            "action": found.action,
+            "dim_pct": found.params.get("dim_pct"),
+            "at_local": found.at_local,
+            "sun_event": found.sun_event,
+            "offset_min": found.offset_min,
+            "enabled": found.enabled,
+        }
+        if given.get("action") is CommandAction.OFF and "dim_pct" not in given:
+            merged["dim_pct"] = None
+        if given.get("at_local") is not None and "sun_event" not in given:
+            merged["sun_event"] = None
+        if given.get("sun_event") is not None and "at_local" not in given:
+            merged["at_local"] = None
+        merged.update(given)
+        try:
+            whole = ScheduleIn.model_validate(merged)
+        except ValidationError as err:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "; ".join(str(e["msg"]) for e in err.errors()),
+            ) from err
+        devices = store.fetch_controlled_devices(conn)
+        _checked_target(whole, devices)
+        saved = store.update_schedule(
+            conn,
+            schedule_id,
+            name=whole.name,
+            target=whole.target,
+            action=whole.action,
+            params=schedule_params(whole.action, whole.dim_pct),
+            at_local=whole.at_local,
+            sun_event=whole.sun_event,
+            offset_min=whole.offset_min,
+            enabled=whole.enabled,
+        )
     if saved is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
-    return ScheduleOut.model_validate(saved, from_attributes=True)
+    return _schedule_out(saved, devices, _zone(request), datetime.now(UTC))
+
+
+@router.delete("/schedules/{schedule_id}", response_model=ScheduleOut)
+def delete_schedule(db: DbDep, request: Request, schedule_id: Int64) -> ScheduleOut:
+    """Remove a schedule; the commands it fired stay in the history."""
+    with db.connection() as conn:
+        removed = store.delete_schedule(conn, schedule_id)
+        devices = store.fetch_controlled_devices(conn) if removed else []
+    if removed is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
+    out = _schedule_out(removed, devices, _zone(request), datetime.now(UTC))
+    return out.model_copy(update={"next_fire_at": None, "next_fire_local": None})
 
 
 # -- Modbus ------------------------------------------------------------------------------

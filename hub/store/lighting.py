@@ -378,6 +378,56 @@ def set_schedule_enabled(conn: Conn, schedule_id: int, enabled: bool) -> Schedul
     return None if row is None else _schedule(row)
 
 
+def update_schedule(
+    conn: Conn,
+    schedule_id: int,
+    *,
+    name: str,
+    target: str,
+    action: CommandAction,
+    params: dict[str, Any],
+    at_local: time | None,
+    sun_event: SunEvent | None,
+    offset_min: int,
+    enabled: bool,
+) -> Schedule | None:
+    """Replace a schedule's definition; None when there is no such schedule.
+
+    A change of what or when it fires forgets its last firing, so the new definition is
+    judged as a new schedule (it acts at once when its state should hold now).
+    """
+    row = conn.execute(
+        "UPDATE lighting_schedules SET name = %(name)s, target = %(target)s,"
+        " action = %(action)s, params = %(params)s, at_local = %(at_local)s,"
+        " sun_event = %(sun_event)s, offset_min = %(offset_min)s, enabled = %(enabled)s,"
+        " last_fired_at = CASE WHEN (target, action, params, at_local, sun_event, offset_min)"
+        "   IS DISTINCT FROM (%(target)s, %(action)s, %(params)s, %(at_local)s::time,"
+        "   %(sun_event)s, %(offset_min)s) THEN NULL ELSE last_fired_at END"
+        f" WHERE schedule_id = %(id)s RETURNING {_SCHEDULE_COLUMNS}",
+        {
+            "id": schedule_id,
+            "name": name,
+            "target": target,
+            "action": action.value,
+            "params": Jsonb(params),
+            "at_local": at_local,
+            "sun_event": None if sun_event is None else sun_event.value,
+            "offset_min": offset_min,
+            "enabled": enabled,
+        },
+    ).fetchone()
+    return None if row is None else _schedule(row)
+
+
+def delete_schedule(conn: Conn, schedule_id: int) -> Schedule | None:
+    """Remove a schedule (its fired commands stay in the history); None when there is none."""
+    row = conn.execute(
+        f"DELETE FROM lighting_schedules WHERE schedule_id = %s RETURNING {_SCHEDULE_COLUMNS}",
+        (schedule_id,),
+    ).fetchone()
+    return None if row is None else _schedule(row)
+
+
 def mark_schedule_fired(conn: Conn, schedule_id: int, fired_at: datetime) -> None:
     """Remember the instant a schedule fired for, so it fires once per instant."""
     conn.execute(
