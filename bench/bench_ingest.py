@@ -215,7 +215,7 @@ def bench_hub(
                 stderr=log,
             )
         )
-    time.sleep(3.0)  # connect and subscribe
+    time.sleep(12.0)  # connect and subscribe (3 s lost messages on a loaded machine)
     cpu_before = sum(cpu_seconds(hub.pid) for hub in hubs)
     started = time.monotonic()
     publisher = run_publisher(mqtt_url, messages, work, f"hub{members}", paced)

@@ -1,24 +1,37 @@
-"""The MQTT receiving edge: paho on its own network thread, acks only after commit."""
+"""The MQTT receiving edge: our own socket loop on its own thread, acks only after commit."""
 
 import logging
 import select
-import struct
+import socket
+import ssl
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.client import PUBACK
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
-
-from hub.ingest.connect import prepare_client
+from hub.ingest.connect import open_connection
+from hub.ingest.mqtt_packets import (
+    ConnAck,
+    Connect,
+    Disconnect,
+    MalformedPacketError,
+    Packet,
+    PacketReader,
+    PingReq,
+    PingResp,
+    Properties,
+    PropertyId,
+    PubAck,
+    Publish,
+    SubAck,
+    Subscribe,
+    Subscription,
+    UnsubAck,
+    Unsubscribe,
+    encode_packet,
+    encode_pubacks,
+)
 from hub.ingest.pipeline import RawMessage
 from hub.settings import MqttEndpoint
 
@@ -26,12 +39,21 @@ log = logging.getLogger(__name__)
 
 # Topics under the root that the hub itself publishes; never telemetry.
 HUB_OWN_SEGMENTS = frozenset({"alarms", "alerts"})
-# Packets read per readable socket before looking at acknowledgements again.
-_READS_PER_TURN = 200
-# Bytes asked of the socket per read.
+# Bytes asked of the socket per read: one read takes hundreds of 200-byte messages.
 _RECV_BYTES = 64 * 1024
-# A PUBACK's fixed header (type, remaining length 2) above its 16-bit packet id.
-_PUBACK_HEAD = (PUBACK << 24) | (2 << 16)
+# Reads per readable socket before looking at acknowledgements and the clock again.
+_READS_PER_TURN = 16
+# How long one turn of the loop waits for the socket; acknowledgements queued by the
+# writer go out within this.
+_TURN_S = 0.05
+# Topic aliases the broker may use towards us (MQTT 5.0 section 3.1.2.11.5).
+_TOPIC_ALIAS_MAXIMUM = 1024
+_CONNACK_TIMEOUT_S = 30.0
+_CONNECT_TIMEOUT_S = 10.0
+# Reason codes of a DISCONNECT we send (MQTT 5.0 section 3.14.2.1).
+_MALFORMED = 0x81
+_PROTOCOL_ERROR = 0x82
+_KEEP_ALIVE_TIMEOUT = 0x8D
 
 
 def _is_hub_topic(topic: str, root: str) -> bool:
@@ -43,119 +65,109 @@ def _is_hub_topic(topic: str, root: str) -> bool:
     )
 
 
-class _BufferedClient(paho.Client):
-    """paho's client, reading the socket 64 KiB at a time instead of a few bytes at a time.
+class ConnectionLostError(Exception):
+    """The broker closed the connection, refused it, or stopped answering."""
 
-    paho asks the socket for a packet's first byte, then for each byte of its remaining
-    length, then for the rest: three or four recv calls per message, and each one lets go
-    of the GIL, which the writer and rule threads take meanwhile (py-spy put 15% of the
-    hub's samples in those calls at 9,000 msg/s). Here one recv fills a buffer and paho's
-    reads are served from it. This hooks paho's `_sock_recv`, through which paho 2.x does
-    every read (the version is pinned in constraints.txt; tests/ingest cover the receiver).
 
-    QoS 0 and 1 PUBLISH packets take a short path too when `on_publish_received` is set:
-    paho builds a Properties object and an MQTTMessage for each (14% of the hub's CPU at
-    10,000 msg/s); the hub needs the topic, the payload and the packet id, read straight
-    from the packet. The writer's acknowledgements are queued as one packet of PUBACKs
-    (`queue_pubacks`). Connection handling and everything else stay paho's.
-    """
+class ProtocolViolationError(ConnectionLostError):
+    """The broker sent a well-formed packet it must not send us (a QoS 2 PUBLISH, ...)."""
 
-    _rx = b""
-    _rx_pos = 0
-    # (topic bytes, payload, packet id, QoS, retain flag) of each QoS 0/1 PUBLISH, instead
-    # of on_message.
-    on_publish_received: Callable[[bytes, bytes, int, int, bool], None] | None = None
-    _rx_sock: object = None
 
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rx_sock is not self._sock:  # a new connection: the old bytes are void
-            self._rx, self._rx_pos, self._rx_sock = b"", 0, self._sock
-        if self._rx_pos >= len(self._rx):
-            data = super()._sock_recv(_RECV_BYTES)
-            if not data:
-                return data  # the connection closed; paho handles that
-            self._rx, self._rx_pos = data, 0
-        start = self._rx_pos
-        chunk = self._rx[start : start + bufsize]
-        self._rx_pos = start + len(chunk)
-        return chunk
+class ConnectionStalledError(ConnectionLostError):
+    """Nothing came from the broker for twice the keep-alive, not even a PINGRESP."""
 
-    def buffered(self) -> bool:
-        """Whether bytes already read from the socket wait to be parsed."""
-        return self._rx_sock is self._sock and self._rx_pos < len(self._rx)
 
-    def _handle_publish(self) -> MQTTErrorCode:
-        handler = self.on_publish_received
-        header = self._in_packet["command"]
-        qos = (header & 0x06) >> 1
-        if handler is None or qos == 2 or self._protocol != paho.MQTTv5:
-            return super()._handle_publish()
-        packet = self._in_packet["packet"]
+class _Connection:
+    """One socket to the broker: its reader, its unsent bytes, its clocks."""
+
+    def __init__(self, sock: socket.socket, keepalive_s: int) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        self.reader = PacketReader(_TOPIC_ALIAS_MAXIMUM)
+        self.out = bytearray()
+        self.keepalive_s = keepalive_s
+        now = time.monotonic()
+        self.last_read = self.last_write = now
+        self.ping_sent_at: float | None = None
+        self.packet_id = 0
+        self.connected = False
+
+    def next_packet_id(self) -> int:
+        """A packet id for our SUBSCRIBE or UNSUBSCRIBE (the broker numbers its own)."""
+        self.packet_id = self.packet_id % 0xFFFF + 1
+        return self.packet_id
+
+    def queue(self, packet: Packet) -> None:
+        """Add a packet to the bytes to send."""
+        self.out += encode_packet(packet)
+
+    def recv(self) -> bytes | None:
+        """Bytes from the socket, or None when none are there yet."""
         try:
-            pos = 2 + ((packet[0] << 8) | packet[1])
-            topic = packet[2:pos]
-            mid = 0
-            if qos:
-                mid = (packet[pos] << 8) | packet[pos + 1]
-                pos += 2
-            # Properties (a variable-length size, then the properties): skipped, the hub
-            # asks for none (no topic aliases are negotiated).
-            size = shift = 0
-            while True:
-                byte = packet[pos]
-                pos += 1
-                size |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
-            pos += size
-        except IndexError:
-            return MQTTErrorCode.MQTT_ERR_PROTOCOL
-        if pos > len(packet):
-            return MQTTErrorCode.MQTT_ERR_PROTOCOL
-        handler(bytes(topic), bytes(packet[pos:]), mid, qos, bool(header & 0x01))
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+            data = self.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+        if not data:
+            raise ConnectionLostError("the broker closed the connection")
+        self.last_read = time.monotonic()
+        return data
 
-    def _handle_on_message(self, message: paho.MQTTMessage) -> None:
-        # paho first matches every topic against the filters of message_callback_add
-        # (5% of the hub's samples at 9,000 msg/s); the hub registers none, so the
-        # message goes straight to on_message.
-        on_message = self.on_message
-        if on_message is not None:
-            on_message(self, self._userdata, message)
+    def flush(self) -> None:
+        """Write what the socket takes now; the rest waits for the next turn."""
+        out = self.out
+        while out:
+            try:
+                sent = self.sock.send(out)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            del out[:sent]
+            self.last_write = time.monotonic()
 
-    def queue_pubacks(self, mids: Sequence[int]) -> None:
-        """Queue the PUBACKs of many packet ids as one packet of bytes, for one write.
-
-        paho's `ack` builds, queues and signals each PUBACK separately (a system call on
-        its wake-up socket per ack); the writer acknowledges thousands at once. A PUBACK
-        with reason code 0 is four bytes: type, remaining length 2, packet id (MQTT 5.0
-        section 3.4.2.1 lets the reason code be left out when it is 0, as paho does).
-        """
-        if not mids:
-            return
-        packet = struct.pack(f">{len(mids)}I", *[_PUBACK_HEAD | mid for mid in mids])
-        self._out_packet.append(
-            {
-                "command": PUBACK,
-                "mid": 0,
-                "qos": 0,
-                "pos": 0,
-                "to_process": len(packet),
-                "packet": packet,
-                "info": None,
-            }
+    def wait(self, timeout_s: float, read: bool = True) -> bool:
+        """Wait until the socket is readable (or writable with bytes to send); readable?"""
+        sock = self.sock
+        if read and isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True  # decrypted bytes wait inside the TLS layer, select cannot see them
+        readable, _, _ = select.select(
+            [self.sock] if read else [], [self.sock] if self.out else [], [], timeout_s
         )
+        return bool(readable)
+
+    def check_keepalive(self, reading: bool) -> None:
+        """Ping when quiet; give up when the broker has been silent for two keep-alives.
+
+        While we do not read (the backlog is full) the broker's bytes wait in the socket,
+        so silence then says nothing about the broker and the clock is reset.
+        """
+        now = time.monotonic()
+        if not reading:
+            self.last_read = now
+        if self.ping_sent_at is not None and self.last_read >= self.ping_sent_at:
+            self.ping_sent_at = None
+        keepalive_s = self.keepalive_s
+        if not keepalive_s:
+            return
+        if self.ping_sent_at is None and (
+            now - self.last_write >= keepalive_s or now - self.last_read >= keepalive_s
+        ):
+            self.queue(PingReq())
+            self.ping_sent_at = now
+        if now - self.last_read > 2 * keepalive_s:
+            raise ConnectionStalledError(
+                f"nothing from the broker for {now - self.last_read:.0f} s, no PINGRESP"
+            )
 
 
 class MqttReceiver:
     """Subscribes to the root with a persistent MQTT v5 session and feeds a message handler.
 
-    paho's network loop runs on a thread of its own. Acknowledgements arrive from the
-    writer thread as tokens and are sent from the network thread, because paho writes to
-    the socket from whichever thread queues a packet. A token encodes the connection
-    generation, so a commit that finishes after a reconnect does not acknowledge a packet
-    id the broker has since reused; the broker redelivers those and storage dedupes them.
+    The network loop runs on a thread of its own, over a plain socket (TLS for mqtts://)
+    and the packet codec of hub/ingest/mqtt_packets.py. Acknowledgements arrive from the
+    writer thread as tokens and are sent from the network thread. A token encodes the
+    connection generation, so a commit that finishes after a reconnect does not
+    acknowledge a packet id the broker has since reused; the broker redelivers those and
+    storage dedupes them.
     """
 
     def __init__(
@@ -171,8 +183,10 @@ class MqttReceiver:
         on_connection_change: Callable[[bool], None] | None = None,
         backlog: Callable[[], int] | None = None,
         direct: Mapping[str, Callable[[bytes], None]] | None = None,
+        keepalive_s: int = 30,
     ) -> None:
         self._endpoint = MqttEndpoint(url)
+        self._client_id = client_id
         self._root = root
         self._handler = on_message
         self._backlog = backlog
@@ -183,27 +197,15 @@ class MqttReceiver:
         self._shared_group = shared_group
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
+        self._keepalive_s = keepalive_s
         self._acks: deque[int] = deque()
         self._generation = 0
         self._stop = threading.Event()
-        self._unsubscribed = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected = False
+        self._turned_at = time.monotonic()
         self.restarts = 0  # times the supervisor restarted the network loop after a crash
-        self._messages_seen = 0
-        client = _BufferedClient(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=paho.MQTTv5,
-            manual_ack=True,
-        )
-        prepare_client(client, self._endpoint)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_publish_received = self._on_publish
-        client.on_unsubscribe = lambda *args: self._unsubscribed.set()
-        self._client = client
+        self.stalls = 0  # connections dropped because the broker fell silent
 
     @property
     def subscription(self) -> str:
@@ -215,7 +217,8 @@ class MqttReceiver:
         """Queue acknowledgements; the network thread sends them."""
         self._acks.extend(tokens)
 
-    def _drain_acks(self) -> None:
+    def _drain_acks(self, conn: _Connection) -> None:
+        """Move the queued acknowledgements of this connection into its bytes to send."""
         generation = self._generation
         acks = self._acks
         mids: list[int] = []
@@ -223,189 +226,211 @@ class MqttReceiver:
             token = acks.popleft()
             if token >> 16 == generation:
                 mids.append(token & 0xFFFF)
-        self._client.queue_pubacks(mids)
-        self._client.loop_write()
+        if mids:
+            conn.out += encode_pubacks(mids)
 
-    def _on_connect(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        flags: paho.ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            log.error("broker refused connection: %s", reason)
-            return
-        self._generation += 1
+    def _set_connected(self, up: bool) -> None:
+        self._connected = up
+        if self._on_connection_change:
+            self._on_connection_change(up)
+
+    # -- packets --------------------------------------------------------------------------
+
+    def _handle(self, conn: _Connection, packets: list[Packet], received_at: datetime) -> None:
+        handler = self._handler
+        direct_topics = self._direct
+        generation = self._generation << 16
+        for packet in packets:
+            if type(packet) is not Publish:
+                self._handle_control(conn, packet)
+                generation = self._generation << 16
+                continue
+            topic, payload, qos, retained, packet_id, _, _ = packet
+            if qos == 2:
+                raise ProtocolViolationError("a QoS 2 PUBLISH on a QoS 1 subscription")
+            direct = direct_topics.get(topic)
+            if direct is not None:
+                try:
+                    direct(payload)
+                except Exception:
+                    log.exception("message on %s not handled; dropped", topic)
+            if direct is not None or _is_hub_topic(topic, self._root):
+                if qos:
+                    conn.out += encode_pubacks((packet_id,))
+                continue
+            handler(
+                RawMessage(
+                    topic, payload, received_at, generation | packet_id if qos else -1, retained
+                )
+            )
+
+    def _handle_control(self, conn: _Connection, packet: Packet) -> None:
+        if isinstance(packet, ConnAck):
+            self._on_connack(conn, packet)
+        elif isinstance(packet, SubAck):
+            refused = [code for code in packet.reason_codes if code >= 0x80]
+            if refused:
+                log.error("broker refused subscriptions: reason codes %s", refused)
+        elif isinstance(packet, Disconnect):
+            reason = packet.properties.text(PropertyId.REASON_STRING) or ""
+            raise ConnectionLostError(
+                f"the broker disconnected, reason 0x{packet.reason_code:02x} {reason}".rstrip()
+            )
+        elif not isinstance(packet, PingResp | UnsubAck | PubAck):
+            raise ProtocolViolationError(f"unexpected {type(packet).__name__} from the broker")
+
+    def _on_connack(self, conn: _Connection, packet: ConnAck) -> None:
+        if packet.reason_code >= 0x80:
+            reason = packet.properties.text(PropertyId.REASON_STRING) or ""
+            log.error("broker refused connection: reason 0x%02x %s", packet.reason_code, reason)
+            raise ConnectionLostError(f"connection refused (0x{packet.reason_code:02x})")
+        server_keepalive = packet.properties.integer(PropertyId.SERVER_KEEP_ALIVE)
+        if server_keepalive is not None:
+            conn.keepalive_s = server_keepalive  # the broker's word wins (3.2.2.3.14)
+        self._generation = (self._generation + 1) & 0xFFFF_FFFF
         self._acks.clear()
         log.info(
             "connected to %s:%s (session present: %s); subscribing to %s",
             self._endpoint.host,
             self._endpoint.port,
-            flags.session_present,
+            packet.session_present,
             ", ".join((self.subscription, *self._direct)),
         )
         # Retained messages only when the subscription is new: a resumed session has had
         # them already (MQTT 5.0, 3.8.3.1, Retain Handling 1).
-        client.subscribe(
-            [
-                (topic, SubscribeOptions(qos=1, noLocal=True, retainHandling=1))
-                for topic in (self.subscription, *self._direct)
-            ]
+        conn.queue(
+            Subscribe(
+                conn.next_packet_id(),
+                tuple(
+                    Subscription(topic, qos=1, no_local=True, retain_handling=1)
+                    for topic in (self.subscription, *self._direct)
+                ),
+            )
         )
-        self._connected = True
-        if self._on_connection_change:
-            self._on_connection_change(True)
+        conn.connected = True
+        self._set_connected(True)
 
-    def _on_disconnect(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        flags: paho.DisconnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if self._connected:
-            log.warning("disconnected from broker: %s", reason)
-        self._connected = False
-        if self._on_connection_change:
-            self._on_connection_change(False)
+    # -- the loop -------------------------------------------------------------------------
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        # paho's path, for what the short one leaves to it (QoS 2, which a QoS 1
-        # subscription should never bring).
-        self._on_publish(
-            message._topic, bytes(message.payload), message.mid, message.qos, message.retain
-        )
-
-    def _on_publish(
-        self, raw_topic: bytes, payload: bytes, mid: int, qos: int, retained: bool
-    ) -> None:
-        self._messages_seen += 1
-        received_at = datetime.now(UTC)
-        try:
-            topic = raw_topic.decode()
-        except UnicodeDecodeError:
-            topic = repr(raw_topic)  # the raw bytes are the only evidence left
-        token = -1 if qos == 0 else (self._generation << 16) | mid
-        direct = self._direct.get(topic)
-        if direct is not None:
-            try:
-                direct(payload)
-            except Exception:
-                log.exception("message on %s not handled; dropped", topic)
-        if direct is not None or _is_hub_topic(topic, self._root):
-            if token >= 0:
-                self._client.ack(mid, qos)
-            return
-        self._handler(RawMessage(topic, payload, received_at, token, retained))
-        if self._acks:
-            self._drain_acks()
-
-    def _connect(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self._session_expiry_s
-        props.ReceiveMaximum = self._receive_maximum
-        self._client.connect(
-            self._endpoint.host,
-            self._endpoint.port,
-            keepalive=30,
+    def _connect_packet(self) -> Connect:
+        endpoint = self._endpoint
+        return Connect(
+            self._client_id,
+            keepalive_s=self._keepalive_s,
             clean_start=False,
-            properties=props,
+            properties=Properties(
+                (
+                    (PropertyId.SESSION_EXPIRY_INTERVAL, self._session_expiry_s),
+                    (PropertyId.RECEIVE_MAXIMUM, self._receive_maximum),
+                    (PropertyId.TOPIC_ALIAS_MAXIMUM, _TOPIC_ALIAS_MAXIMUM),
+                )
+            ),
+            username=endpoint.username or None,
+            password=None if endpoint.password is None else endpoint.password.encode(),
         )
 
     def _loop(self) -> None:
-        """Connect, run paho's loop, send acknowledgements; reconnect with backoff.
-
-        A new connection attempt is made only when none is open or pending: calling
-        connect again while the CONNACK is still on its way (a slow broker, a big backlog)
-        would drop the half-open session and start a reconnect storm.
-        """
+        """Connect, serve the connection until it ends, reconnect with backoff."""
         backoff_s = 0.2
-        client = self._client
-        socket_open = False
-        connect_deadline = 0.0
         while not self._stop.is_set():
-            if not socket_open:
-                try:
-                    self._connect()
-                except OSError as err:
-                    log.warning("cannot reach broker (%s); retrying in %.1f s", err, backoff_s)
-                    self._stop.wait(backoff_s)
-                    backoff_s = min(backoff_s * 2, 10.0)
-                    continue
-                socket_open = True
-                connect_deadline = time.monotonic() + 30.0
-            rc = self._pump(0.05)
-            if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
-                socket_open = False
-                self._connected = False
-                log.warning("connection lost (%s); reconnecting in %.1f s", rc.name, backoff_s)
+            self._turned_at = time.monotonic()
+            try:
+                sock = open_connection(self._endpoint, _CONNECT_TIMEOUT_S)
+            except OSError as err:
+                log.warning("cannot reach broker (%s); retrying in %.1f s", err, backoff_s)
                 self._stop.wait(backoff_s)
                 backoff_s = min(backoff_s * 2, 10.0)
                 continue
-            if self._connected:
+            conn = _Connection(sock, self._keepalive_s)
+            try:
+                self._serve(conn)
+            except (OSError, ConnectionLostError, MalformedPacketError) as err:
+                if isinstance(err, ConnectionStalledError):
+                    self.stalls += 1
+                    self._say_goodbye(conn, _KEEP_ALIVE_TIMEOUT)
+                elif isinstance(err, ProtocolViolationError):
+                    self._say_goodbye(conn, _PROTOCOL_ERROR)
+                elif isinstance(err, MalformedPacketError):
+                    self._say_goodbye(conn, _MALFORMED)
+                log.warning("connection lost (%s); reconnecting in %.1f s", err, backoff_s)
+            finally:
+                sock.close()
+                if conn.connected:
+                    self._set_connected(False)
+            if conn.connected:
                 backoff_s = 0.2
+            if self._stop.wait(backoff_s):
+                return
+            backoff_s = min(backoff_s * 2, 10.0)
+
+    def _serve(self, conn: _Connection) -> None:
+        """Run one connection: CONNECT, then read, hand over and acknowledge until stopped."""
+        conn.queue(self._connect_packet())
+        connack_deadline = time.monotonic() + _CONNACK_TIMEOUT_S
+        stop = self._stop
+        while not stop.is_set():
+            self._turned_at = time.monotonic()
+            # Our own bound on memory, whatever the broker does with the receive maximum:
+            # with that many messages waiting for a commit, stop reading and let TCP push
+            # back to the broker, which keeps them queued in the session.
+            reading = not self._full()
+            if conn.wait(_TURN_S, reading) and reading:
+                for _ in range(_READS_PER_TURN):
+                    data = conn.recv()
+                    if data is None:
+                        break
+                    packets = conn.reader.feed(data)
+                    if packets:
+                        self._handle(conn, packets, datetime.now(UTC))
+                    if self._full() or (len(data) < _RECV_BYTES and not conn.tls):
+                        break
+            if conn.connected:
                 if self._acks:
-                    self._drain_acks()
-            elif time.monotonic() > connect_deadline:
-                log.warning("no CONNACK within 30 s; reconnecting")
-                client.disconnect()
-                socket_open = False
-        # Send the last acknowledgements before leaving, and wait until the broker has
-        # handled them: with the DISCONNECT written right behind 1,000 PUBACKs, Mosquitto
-        # redelivered 200-500 of those messages at the next connection (measured). The
-        # answer to an UNSUBSCRIBE comes after every packet sent before it was handled.
-        deadline = time.monotonic() + 5.0
-        while self._acks and self._connected and time.monotonic() < deadline:
-            self._drain_acks()
-            self._pump(0.05)
-        if self._connected:
-            self._unsubscribed.clear()
-            client.unsubscribe(f"{self._root}/hub-flush")  # never subscribed; harmless
-            while not self._unsubscribed.is_set() and time.monotonic() < deadline:
-                if self._pump(0.05) is not MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    break
-        client.disconnect()
-        self._pump(0.1)
+                    self._drain_acks(conn)
+            elif time.monotonic() > connack_deadline:
+                raise ConnectionLostError(f"no CONNACK within {_CONNACK_TIMEOUT_S:.0f} s")
+            conn.check_keepalive(reading)
+            if conn.out:
+                conn.flush()
+        if conn.connected:
+            self._close_gracefully(conn)
 
-    def _pump(self, timeout_s: float) -> MQTTErrorCode:
-        """One turn of the network loop, driven here rather than by paho's loop().
+    def _close_gracefully(self, conn: _Connection) -> None:
+        """Send the last acknowledgements, wait until the broker has handled them, leave.
 
-        paho's loop() wakes itself through a socket pair on every queued packet, one
-        extra system call per acknowledgement; driving loop_read/loop_write from this
-        thread avoids it. When the socket is readable we keep reading while messages
-        keep coming, instead of one select per message.
+        With the DISCONNECT written right behind 1,000 PUBACKs, Mosquitto redelivered
+        200-500 of those messages at the next connection (measured). The answer to an
+        UNSUBSCRIBE comes after every packet sent before it was handled. Messages arriving
+        meanwhile are not taken: unacknowledged, they come again next time.
         """
-        client = self._client
-        sock = client.socket()
-        if sock is None:
-            return MQTTErrorCode.MQTT_ERR_NO_CONN
-        writable = [sock] if client.want_write() else []
-        # Our own bound on memory, whatever the broker does with the receive maximum:
-        # with that many messages waiting for a commit, stop reading and let TCP push
-        # back to the broker, which keeps them queued in the session.
-        full = self._full()
-        buffered = client.buffered() and not full
-        readable, _, _ = select.select(
-            [] if full else [sock], writable, [], 0 if buffered else timeout_s
-        )
-        if readable or buffered:
-            for _ in range(_READS_PER_TURN):
-                if self._full():
-                    break
-                before = self._messages_seen
-                rc = client.loop_read()
-                if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    return rc
-                if self._messages_seen == before:
-                    break
-        if client.want_write():
-            rc = client.loop_write()
-            if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
-                return rc
-        return client.loop_misc()
+        deadline = time.monotonic() + 5.0
+        self._drain_acks(conn)
+        flush_id = conn.next_packet_id()
+        conn.queue(Unsubscribe(flush_id, (f"{self._root}/hub-flush",)))  # never subscribed
+        try:
+            while time.monotonic() < deadline:
+                conn.flush()
+                if conn.wait(_TURN_S):
+                    data = conn.recv()
+                    packets = conn.reader.feed(data) if data else []
+                    if any(isinstance(p, UnsubAck) and p.packet_id == flush_id for p in packets):
+                        break
+            self._say_goodbye(conn, 0)
+        except (OSError, ConnectionLostError, MalformedPacketError) as err:
+            log.warning("connection lost while stopping (%s)", err)
+
+    @staticmethod
+    def _say_goodbye(conn: _Connection, reason_code: int) -> None:
+        """Send a DISCONNECT with a reason, as far as the socket takes it now."""
+        try:
+            conn.queue(Disconnect(reason_code))
+            deadline = time.monotonic() + 1.0
+            while conn.out and time.monotonic() < deadline:
+                conn.flush()
+                if conn.out:
+                    conn.wait(_TURN_S, read=False)
+        except OSError:
+            pass  # the socket is closed next anyway
 
     def _full(self) -> bool:
         """Whether as many messages wait for a commit as the receive maximum allows."""
@@ -414,13 +439,20 @@ class MqttReceiver:
     @property
     def connected(self) -> bool:
         """Connected now, and the network thread that keeps the connection is running."""
-        thread = self._thread
-        return self._connected and thread is not None and thread.is_alive()
+        return self._connected and self.running()
 
     def running(self) -> bool:
-        """Whether the network thread is alive (it is restarted after a crash)."""
+        """Whether the network thread is alive and turning (it is restarted after a crash).
+
+        A thread stuck for twice the keep-alive (a handler that never returns) reads as not
+        running, so /health reports it.
+        """
         thread = self._thread
-        return thread is not None and thread.is_alive()
+        return (
+            thread is not None
+            and thread.is_alive()
+            and time.monotonic() - self._turned_at < max(2 * self._keepalive_s, 20)
+        )
 
     def _supervise(self) -> None:
         """Run the network loop; restart it after a crash instead of leaving ingest dead.
@@ -439,10 +471,7 @@ class MqttReceiver:
                     backoff_s,
                     self.restarts,
                 )
-                self._connected = False
-                if self._on_connection_change:
-                    self._on_connection_change(False)
-                # The next connect closes the old socket (paho's reconnect does).
+                self._turned_at = time.monotonic()
                 if self._stop.wait(backoff_s):
                     return
                 backoff_s = min(backoff_s * 2, 10.0)
@@ -451,6 +480,7 @@ class MqttReceiver:
 
     def start(self) -> None:
         """Start the network thread; it connects and reconnects with backoff."""
+        self._turned_at = time.monotonic()
         self._thread = threading.Thread(target=self._supervise, name="mqtt-network", daemon=True)
         self._thread.start()
 

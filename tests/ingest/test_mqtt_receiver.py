@@ -9,7 +9,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from hub.ingest.mqtt import MqttReceiver, _BufferedClient
+from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.pipeline import RawMessage
 from tests.hub_process import publish_all, wait_for
 
@@ -93,17 +93,6 @@ def test_publish_properties_are_skipped_and_the_payload_kept(mqtt_url: str, mqtt
     assert sorted((m.topic, m.payload) for m in inbox) == [
         (f"{mqtt_root}/parking/p-{i}/telemetry", b'{"n": %d}' % i) for i in range(3)
     ]
-
-
-def test_a_batch_of_pubacks_is_one_packet_of_four_bytes_each() -> None:
-    client = _BufferedClient(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.queue_pubacks([1, 0x1234, 0xFFFF])
-    (packet,) = client._out_packet
-    # PUBACK (0x40), remaining length 2, packet id: reason code 0 left out (MQTT 5.0 3.4.2.1)
-    assert packet["packet"] == bytes.fromhex("40020001 40021234 4002ffff")
-    assert (packet["to_process"], packet["pos"]) == (12, 0)
-    client.queue_pubacks([])
-    assert len(client._out_packet) == 1
 
 
 def test_a_crashed_network_loop_is_restarted_and_never_reads_as_connected(
