@@ -3,6 +3,7 @@
 import threading
 
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -10,6 +11,8 @@ from paho.mqtt.properties import Properties
 from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.pipeline import RawMessage
 from tests.hub_process import wait_for
+
+pytestmark = pytest.mark.integration
 
 
 def test_topic_aliases_and_properties_of_a_v5_publisher_reach_the_handler_intact(
