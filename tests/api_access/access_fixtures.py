@@ -88,6 +88,8 @@ def add_users(access: AccessStore) -> dict[str, AccessRole]:
     users = {
         "admin": AccessRole.ADMIN,
         "centre": AccessRole.CENTRE,
+        # a second centre user, the on-site inspector: who dispatched a case may not verify it
+        "inspector": AccessRole.CENTRE,
         "drainage": AccessRole.DEPARTMENT,
         "water": AccessRole.DEPARTMENT,
         "crew": AccessRole.LIGHTING_CREW,
