@@ -92,6 +92,9 @@ class _Connection:
         self.ping_sent_at: float | None = None
         self.packet_id = 0
         self.connected = False
+        # Packets decoded and not yet handled (the backlog was full), from held_from on.
+        self.held: list[Packet] = []
+        self.held_from = 0
 
     def next_packet_id(self) -> int:
         """A packet id for our SUBSCRIBE or UNSUBSCRIBE (the broker numbers its own)."""
@@ -236,11 +239,22 @@ class MqttReceiver:
 
     # -- packets --------------------------------------------------------------------------
 
-    def _handle(self, conn: _Connection, packets: list[Packet], received_at: datetime) -> None:
+    def _hand_over(self, conn: _Connection, received_at: datetime) -> None:
+        """Handle the connection's decoded packets, as many as the backlog has room for.
+
+        Our own bound on memory, whatever the broker does with the receive maximum: with
+        that many messages waiting for a commit, the rest of a read waits here (and the
+        socket is not read) until the writer has committed some.
+        """
+        packets = conn.held
+        room = len(packets)
+        if self._backlog is not None:
+            room = min(room, self._receive_maximum - self._backlog())
         handler = self._handler
         direct_topics = self._direct
         generation = self._generation << 16
-        for packet in packets:
+        for index in range(conn.held_from, len(packets)):
+            packet = packets[index]
             if type(packet) is not Publish:
                 self._handle_control(conn, packet)
                 generation = self._generation << 16
@@ -258,11 +272,17 @@ class MqttReceiver:
                 if qos:
                     conn.out += encode_pubacks((packet_id,))
                 continue
+            if room <= 0:
+                conn.held_from = index
+                return
+            room -= 1
             handler(
                 RawMessage(
                     topic, payload, received_at, generation | packet_id if qos else -1, retained
                 )
             )
+        conn.held = []
+        conn.held_from = 0
 
     def _handle_control(self, conn: _Connection, packet: Packet) -> None:
         if isinstance(packet, ConnAck):
@@ -370,19 +390,20 @@ class MqttReceiver:
         stop = self._stop
         while not stop.is_set():
             self._turned_at = time.monotonic()
-            # Our own bound on memory, whatever the broker does with the receive maximum:
-            # with that many messages waiting for a commit, stop reading and let TCP push
-            # back to the broker, which keeps them queued in the session.
-            reading = not self._full()
+            # With the backlog full, stop reading and let TCP push back to the broker,
+            # which keeps the messages queued in the session.
+            if conn.held and not self._full():
+                self._hand_over(conn, datetime.now(UTC))
+            reading = not conn.held and not self._full()
             if conn.wait(_TURN_S, reading) and reading:
                 for _ in range(_READS_PER_TURN):
                     data = conn.recv()
                     if data is None:
                         break
-                    packets = conn.reader.feed(data)
-                    if packets:
-                        self._handle(conn, packets, datetime.now(UTC))
-                    if self._full() or (len(data) < _RECV_BYTES and not conn.tls):
+                    conn.held = conn.reader.feed(data)
+                    if conn.held:
+                        self._hand_over(conn, datetime.now(UTC))
+                    if conn.held or (len(data) < _RECV_BYTES and not conn.tls):
                         break
             if conn.connected:
                 if self._acks:
