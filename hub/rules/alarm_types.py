@@ -10,6 +10,7 @@ class AlarmType(StrEnum):
     # lighting (lamp and cabinet)
     LAMP_OUT = "lamp_out"
     LIT_BY_DAY = "lit_by_day"
+    DARK_AT_NIGHT = "dark_at_night"  # reports off at night with supply, not meant to be dark
     OVER_VOLTAGE = "over_voltage"
     UNDER_VOLTAGE = "under_voltage"
     OVER_CURRENT = "over_current"

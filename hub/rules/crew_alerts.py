@@ -12,6 +12,7 @@ LIGHTING_ALARM_TYPES: frozenset[AlarmType] = frozenset(
     {
         AlarmType.LAMP_OUT,
         AlarmType.LIT_BY_DAY,
+        AlarmType.DARK_AT_NIGHT,
         AlarmType.OVER_VOLTAGE,
         AlarmType.UNDER_VOLTAGE,
         AlarmType.OVER_CURRENT,

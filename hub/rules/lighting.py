@@ -10,6 +10,7 @@ members' own lamp_out, under_voltage, power_abnormal and offline alarms are cove
 """
 
 import bisect
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -120,6 +121,32 @@ def _daylight(phase: tuple[bool, float, float], margin_s: float) -> bool:
 
 
 SUN = SunTimes()
+
+
+def night_windows(
+    lat: float, lon: float, start: datetime, end: datetime, margin: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """The nights at a place within [start, end]: from `margin` after civil dusk to `margin`
+    before the next civil dawn, clipped to the period, oldest first (the lamps are due)."""
+    observer = Observer(latitude=lat, longitude=lon)
+    events: list[tuple[datetime, bool]] = []
+    day = start.astimezone(UTC).date() - timedelta(days=1)
+    while day <= end.astimezone(UTC).date() + timedelta(days=1):
+        for event, is_dawn in ((dawn, True), (dusk, False)):
+            try:
+                events.append((event(observer, day, tzinfo=UTC), is_dawn))
+            except ValueError:  # polar day or night
+                continue
+        day += timedelta(days=1)
+    events.sort()
+    nights: list[tuple[datetime, datetime]] = []
+    for (at, is_dawn), (next_at, next_is_dawn) in itertools.pairwise(events):
+        if is_dawn or not next_is_dawn:
+            continue
+        begins, ends = max(at + margin, start), min(next_at - margin, end)
+        if begins < ends:
+            nights.append((begins, ends))
+    return nights
 
 
 # -- intent: what the operators meant to be dark --------------------------------------------
@@ -302,6 +329,62 @@ class LitByDayRule(_LampRule):
                 reading.device_id,
                 values={"on": lamp.on, "dim_pct": lamp.dim_pct, "power_w": lamp.power_w},
                 message="lamp lit in daylight" if verdict is Verdict.FAULT else "",
+            ),
+        )
+
+
+class DarkAtNightParams(_Params):
+    """Reported off at night (at least `margin_min` after civil dusk and before civil dawn)."""
+
+    margin_min: float = 20.0
+    supply_min_v: float = 100.0
+    lat: float | None = None
+    lon: float | None = None
+
+
+@dataclass(frozen=True)
+class DarkAtNightRule(_LampRule):
+    """夜间不亮: the lamp reports `on` false at night with its supply live, and no commanded
+    off or maintenance lockout explains it (a lamp that says on but draws nothing is
+    lamp_out's business; one without supply the group rules')."""
+
+    name: str = "dark_at_night"
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.DARK_AT_NIGHT})
+    params_model: type[BaseModel] = DarkAtNightParams
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+    ) -> Iterable[Observation]:
+        """FAULT when off and supplied at night; OK when on, by day or meant to be dark."""
+        del state
+        params = _checked(params, DarkAtNightParams)
+        where = _location(device)
+        if params.lat is not None and params.lon is not None:
+            where = (params.lat, params.lon)
+        if where is None:
+            return ()
+        lamp = _lamp(reading)
+        if lamp.on or INTENT.explains(reading.device_id, reading.ts) is not None:
+            verdict = Verdict.OK
+        elif not has_supply(lamp, params.supply_min_v):
+            verdict = Verdict.HOLD  # the cabinet's trip or circuit alarm judges it
+        else:
+            phase = SUN.phase(where[0], where[1], reading.ts)
+            margin_s = params.margin_min * 60
+            if not phase[0] and phase[1] >= margin_s and phase[2] >= margin_s:
+                verdict = Verdict.FAULT
+            elif phase[0]:
+                verdict = Verdict.OK  # day: off is right
+            else:
+                verdict = Verdict.HOLD  # around dusk and dawn the switching may lag
+        return (
+            Observation(
+                AlarmType.DARK_AT_NIGHT,
+                verdict,
+                reading.ts,
+                reading.device_id,
+                values={"on": lamp.on, "voltage_v": lamp.voltage_v, "power_w": lamp.power_w},
+                message="lamp off at night with supply present" if verdict is Verdict.FAULT else "",
             ),
         )
 
@@ -662,7 +745,13 @@ class CabinetDarkParams(_Params):
 
 
 _MEMBER_COVER = frozenset(
-    {AlarmType.LAMP_OUT, AlarmType.UNDER_VOLTAGE, AlarmType.POWER_ABNORMAL, AlarmType.OFFLINE}
+    {
+        AlarmType.LAMP_OUT,
+        AlarmType.DARK_AT_NIGHT,
+        AlarmType.UNDER_VOLTAGE,
+        AlarmType.POWER_ABNORMAL,
+        AlarmType.OFFLINE,
+    }
 )
 
 
@@ -801,6 +890,7 @@ class CircuitDarkRule:
 RULES: tuple[Rule, ...] = (
     LampOutRule(),
     LitByDayRule(),
+    DarkAtNightRule(),
     VoltageRule(),
     OverCurrentRule(),
     PowerRule(),

@@ -24,7 +24,7 @@ from hub.lighting_control import (
 )
 from hub.rules.alarm_changes import AlarmRecord
 from hub.rules.crew_alerts import LIGHTING_ALARM_TYPES, AlertLocation
-from hub.rules.lighting import IntentWindow, LightingIntent
+from hub.rules.lighting import IntentWindow, LightingIntent, night_windows
 from hub.store.alarms import COLUMNS as ALARM_COLUMNS
 from hub.store.alarms import record_from_row
 
@@ -481,18 +481,80 @@ class LightingRate:
         return None if self.due_samples == 0 else 100.0 * self.lit_samples / self.due_samples
 
 
+RATE_NIGHT_MARGIN = timedelta(minutes=20)
+"""Hours due at night begin this long after civil dusk and end this long before civil dawn
+(as lit_by_day and dark_at_night judge): the switching around twilight is not counted."""
+RATE_CELL_DIGITS = 1
+"""Nights are computed per cell of this many decimal degrees (~10 km: dusk moves < 1 min)."""
+
+
 def lighting_rates(
     conn: Conn, since: datetime, until: datetime, district_digits: int
 ) -> list[LightingRate]:
-    """Lighting rate per district (grid code prefix) and for the city (district None, last)."""
+    """Lighting rate per district (grid code prefix) and for the city (district None, last).
+
+    Due (the denominator) are the readings of every lamp that should be lit: reporting on
+    (commanded or scheduled) or without supply, and — in hours wholly inside the night at
+    the lamp's position, not covered by a commanded off or a lockout — reporting off with its
+    supply live. Lit are the readings on and drawing more than 3 W.
+    """
+    cells = conn.execute(
+        "SELECT DISTINCT round(lat::numeric, %s), round(lon::numeric, %s) FROM devices"
+        " WHERE kind = 'lighting' AND lat IS NOT NULL AND lon IS NOT NULL",
+        (RATE_CELL_DIGITS, RATE_CELL_DIGITS),
+    ).fetchall()
+    cell_lat: list[object] = []
+    cell_lon: list[object] = []
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    for lat, lon in cells:
+        for begins, finishes in night_windows(
+            float(lat), float(lon), since, until, RATE_NIGHT_MARGIN
+        ):
+            cell_lat.append(lat)
+            cell_lon.append(lon)
+            starts.append(begins)
+            ends.append(finishes)
     district = f"left(d.grid_code, {int(district_digits)})"  # an int: safe to inline
     rows = conn.execute(
-        f"SELECT {district}, GROUPING({district}), count(DISTINCT h.device_id),"
-        " coalesce(sum(h.due_samples), 0), coalesce(sum(h.lit_samples), 0)"
-        " FROM lighting_energy_hourly h JOIN devices d ON d.device_id = h.device_id"
-        " WHERE h.bucket >= %s AND h.bucket < %s"
-        f" GROUP BY GROUPING SETS (({district}), ()) ORDER BY 2, 1",
-        (since, until),
+        "WITH nights AS ("
+        "  SELECT * FROM unnest(%(clat)s::numeric[], %(clon)s::numeric[],"
+        "   %(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS n(clat, clon, starts, ends)"
+        "), intent AS ("
+        "  SELECT device_id, created_at AS starts, next_at AS ends FROM ("
+        "   SELECT device_id, action, params, created_at,"
+        "    lead(created_at) OVER (PARTITION BY device_id ORDER BY created_at) AS next_at"
+        "   FROM lighting_commands WHERE created_at < %(until)s"
+        "    AND state NOT IN ('cancelled', 'superseded', 'failed', 'expired')) c"
+        "  WHERE (action = 'off' OR (action = 'dim' AND (params ->> 'dim_pct')::float <= 0))"
+        "   AND (next_at IS NULL OR next_at > %(since)s)"
+        "  UNION ALL"
+        "  SELECT unnest(device_ids), starts_at, least(ends_at, coalesce(cancelled_at, ends_at))"
+        "  FROM lighting_lockouts WHERE starts_at < %(until)s AND ends_at > %(since)s"
+        "), hours AS ("
+        f"  SELECT {district} AS district, h.device_id, h.due_samples, h.lit_samples,"
+        "   CASE WHEN EXISTS (SELECT 1 FROM nights n"
+        f"      WHERE n.clat = round(d.lat::numeric, {RATE_CELL_DIGITS})"
+        f"       AND n.clon = round(d.lon::numeric, {RATE_CELL_DIGITS})"
+        "       AND n.starts <= h.bucket AND h.bucket + interval '1 hour' <= n.ends)"
+        "    AND NOT EXISTS (SELECT 1 FROM intent i WHERE i.device_id = h.device_id"
+        "       AND i.starts < h.bucket + interval '1 hour'"
+        "       AND (i.ends IS NULL OR i.ends > h.bucket))"
+        "   THEN h.dark_supplied_samples ELSE 0 END AS dark_due"
+        "  FROM lighting_energy_hourly h JOIN devices d ON d.device_id = h.device_id"
+        "  WHERE h.bucket >= %(since)s AND h.bucket < %(until)s"
+        ")"
+        " SELECT district, GROUPING(district), count(DISTINCT device_id),"
+        " coalesce(sum(due_samples + dark_due), 0), coalesce(sum(lit_samples), 0)"
+        " FROM hours GROUP BY GROUPING SETS ((district), ()) ORDER BY 2, 1",
+        {
+            "clat": cell_lat,
+            "clon": cell_lon,
+            "starts": starts,
+            "ends": ends,
+            "since": since,
+            "until": until,
+        },
     ).fetchall()
     return [
         LightingRate(None if r[1] else r[0], int(r[2]), int(r[3]), int(r[4]))

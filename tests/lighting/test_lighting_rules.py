@@ -10,7 +10,7 @@ from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.condition import Verdict
 from hub.rules.config import load_rules_config
 from hub.rules.engine import DeviceInfo, RuleEngine
-from hub.rules.lighting import FlickerParams, FlickerRule, SunTimes
+from hub.rules.lighting import INTENT, FlickerParams, FlickerRule, IntentWindow, SunTimes
 from hub.rules.signals import AlarmSignal, SignalAction, SourceKind
 
 NIGHT = datetime(2026, 11, 19, 13, 0, tzinfo=UTC)  # 21:00 in Suzhou
@@ -188,3 +188,36 @@ def test_cabinet_door_and_contactor_by_day() -> None:
         ("CAB-00001", AlarmType.DOOR_OPEN),
         ("CAB-00001", AlarmType.CONTACTOR_ANOMALY),
     }
+
+
+def test_a_lamp_reporting_off_at_night_with_supply_raises_dark_at_night() -> None:
+    lamp, dark_no_supply, lit = _lamp(1), _lamp(2), _lamp(3)
+    engine = _engine([lamp, dark_no_supply, lit], NIGHT)
+    readings = [
+        r
+        for ts in _every_5_min(NIGHT, 4)
+        for r in (
+            _reading(lamp.device_id, ts, on=False, dim_pct=0.0),
+            _reading(dark_no_supply.device_id, ts, supply=False),
+            _reading(lit.device_id, ts),
+        )
+    ]
+    signals = _feed(engine, readings)
+    assert _raised(signals) == {("LMP-000001", AlarmType.DARK_AT_NIGHT)}
+    first = next(s for s in signals if s.alarm_type is AlarmType.DARK_AT_NIGHT)
+    assert first.action is SignalAction.RAISE
+    assert first.at - NIGHT >= timedelta(seconds=600)  # after its debounce, not at once
+
+
+def test_off_by_day_or_meant_to_be_dark_raises_no_dark_at_night() -> None:
+    lamp = _lamp(1)
+    engine = _engine([lamp], NOON)
+    by_day = [_reading(lamp.device_id, ts, on=False, dim_pct=0.0) for ts in _every_5_min(NOON, 6)]
+    assert _raised(_feed(engine, by_day)) == set()
+    INTENT.replace({lamp.device_id: (IntentWindow(NIGHT, None, "command c1"),)})
+    try:
+        engine = _engine([lamp], NIGHT)
+        off = [_reading(lamp.device_id, ts, on=False, dim_pct=0.0) for ts in _every_5_min(NIGHT, 6)]
+        assert _raised(_feed(engine, off)) == set()
+    finally:
+        INTENT.replace({})
