@@ -22,6 +22,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from hub.api.alarms import AlarmFanout
+from hub.api.lighting import CrewAlertFanout
 from hub.devices.decode import device_topic
 from hub.devices.kinds import Channel, Kind
 from hub.devices.registry import DeviceRecord
@@ -51,6 +52,7 @@ from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (
     AlertLocation,
+    CrewAlertKind,
     crew_alert_document,
     crew_alert_kind,
     crew_alert_topic,
@@ -142,6 +144,7 @@ class CrewAlertPublisher:
         self._fanout = fanout
         self._webhook = webhook
         self._severity: dict[int, Severity] = {}
+        self._heard: dict[int, datetime] = {}  # last_seen_at the crew last heard of
         self._locations: dict[str, AlertLocation | None] = {}
         self.sent = 0
 
@@ -160,13 +163,16 @@ class CrewAlertPublisher:
             location = self._location(alarm.source_id)
             if not is_lighting_fault(alarm.alarm_type, location.kind if location else None):
                 continue
-            kind = crew_alert_kind(change, self._severity.get(alarm.id))
+            kind = crew_alert_kind(change, self._severity.get(alarm.id), self._heard.get(alarm.id))
             if change.kind is AlarmChangeKind.CLEARED:
                 self._severity.pop(alarm.id, None)
+                self._heard.pop(alarm.id, None)
             else:
                 self._severity[alarm.id] = alarm.severity
             if kind is None:
                 continue
+            if kind is not CrewAlertKind.CLEARED:
+                self._heard[alarm.id] = alarm.last_seen_at
             document = crew_alert_document(kind, alarm, location)
             self._publish(crew_alert_topic(self._root, alarm), orjson.dumps(document))
             if self._webhook is not None:
@@ -424,7 +430,7 @@ class LightingServices:
         self.outbound = MqttOutbound(
             url=settings.mqtt_url, client_id=f"{settings.client_id}-lighting", name="lighting"
         )
-        self.alert_fanout = AlarmFanout()
+        self.alert_fanout = CrewAlertFanout()
         self.webhook = (
             WebhookSender(settings.lighting_webhook_url, settings.lighting_webhook_timeout_s)
             if settings.lighting_webhook_url

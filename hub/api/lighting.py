@@ -1,14 +1,17 @@
 """Street lighting for crews: open faults, crew alert stream, lighting rate, energy, control."""
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import threading
+import time as time_module
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import anyio
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -29,7 +32,12 @@ from hub.lighting_control import (
     target_position,
 )
 from hub.rules.alarm_types import Severity
-from hub.rules.crew_alerts import CrewAlertKind, crew_alert_document, severity_rank
+from hub.rules.crew_alerts import (
+    CrewAlertKind,
+    crew_alert_document,
+    fault_since,
+    severity_rank,
+)
 from hub.store import lighting as store
 
 router = APIRouter(prefix="/lighting", tags=["lighting"])
@@ -58,7 +66,10 @@ class FaultOut(BaseModel):
     alarm_type: str
     severity: str
     what: str
-    since: datetime
+    since: datetime = Field(description="when the fault began (the debounced condition's start)")
+    raised_at: datetime
+    last_seen_at: datetime
+    count: int
     state: str
     location: dict[str, Any] | None
     evidence: list[dict[str, Any]]
@@ -101,7 +112,10 @@ def open_faults(
                 alarm_type=alarm.alarm_type.value,
                 severity=alarm.severity.value,
                 what=alarm.message,
-                since=alarm.raised_at,
+                since=fault_since(alarm),
+                raised_at=alarm.raised_at,
+                last_seen_at=alarm.last_seen_at,
+                count=alarm.count,
                 state=alarm.state.value,
                 location=dict(where) if isinstance(where, dict) else None,
                 evidence=[dict(e) for e in alarm.evidence],
@@ -117,19 +131,93 @@ def open_faults(
     return rows[:limit]
 
 
+class CrewAlertFanout(AlarmFanout):
+    """The crew alert fan-out, numbering each alert (`event_id`, the SSE `id`) and keeping the
+    last `keep` so a tablet that lost its connection resumes with `Last-Event-ID`.
+
+    Ids are `<epoch>-<n>`: `n` counts up from 1 in this process, `epoch` tells processes
+    apart, so an id from before a restart is recognised as such (the tablet reloads faults).
+    """
+
+    def __init__(self, keep: int = 2000, max_pending: int = 1000) -> None:
+        super().__init__(max_pending)
+        self.epoch = format(time_module.time_ns() // 1_000_000, "x")
+        self._log: deque[tuple[int, dict[str, object]]] = deque(maxlen=keep)
+        self._log_lock = threading.Lock()
+        self._next = 1
+
+    def publish_documents(self, documents: Sequence[Mapping[str, object]]) -> None:
+        """Number and keep the alerts, then hand them to the connected streams, in order."""
+        if not documents:
+            return
+        with self._log_lock:
+            stamped: list[dict[str, object]] = []
+            for document in documents:
+                numbered = {**document, "event_id": f"{self.epoch}-{self._next}"}
+                self._log.append((self._next, numbered))
+                self._next += 1
+                stamped.append(numbered)
+            super().publish_documents(stamped)
+
+    def sequence(self, event_id: object) -> int | None:
+        """The number of an id of this process, None for another process's or a bad id."""
+        if not isinstance(event_id, str):
+            return None
+        epoch, _, number = event_id.rpartition("-")
+        return int(number) if epoch == self.epoch and number.isdigit() else None
+
+    def after(self, last_event_id: str) -> tuple[list[dict[str, object]], bool]:
+        """The kept alerts after `last_event_id`, and whether none between was lost (False
+        also for an id of an earlier process: the tablet must reload the open faults)."""
+        last = self.sequence(last_event_id)
+        with self._log_lock:
+            kept = list(self._log)
+        if last is None:
+            return [d for _, d in kept], False
+        complete = not kept or kept[0][0] <= last + 1
+        return [d for n, d in kept if n > last], complete
+
+
+def _event(document: Mapping[str, object]) -> ServerSentEvent:
+    event_id = document.get("event_id")
+    return ServerSentEvent(
+        data=orjson.dumps(document).decode(),
+        event=str(document["alert"]),
+        id=event_id if isinstance(event_id, str) else None,
+    )
+
+
 @router.get("/alerts/stream", response_class=EventSourceResponse)
-async def alert_stream(request: Request) -> EventSourceResponse:
-    """Server-sent events: one `new`/`escalated`/`cleared` event per lighting crew alert."""
+async def alert_stream(
+    request: Request,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """Server-sent events: one `new`/`escalated`/`updated`/`acknowledged`/`cleared` event per
+    lighting crew alert, each with an `id`. With `Last-Event-ID` the alerts after it that the
+    hub still holds are sent first; a `gap` event says some were lost (reload the faults)."""
     fanout: AlarmFanout | None = getattr(request.app.state, "lighting_alert_fanout", None)
     if fanout is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "crew alerts are not running")
     subscriber = fanout.subscribe(asyncio.get_running_loop())
     shutdown = anyio.Event()
+    replay: list[dict[str, object]] = []
+    complete = True
+    if last_event_id and isinstance(fanout, CrewAlertFanout):
+        replay, complete = fanout.after(last_event_id)
+    replayed_to = 0
+    if replay and isinstance(fanout, CrewAlertFanout):
+        replayed_to = fanout.sequence(replay[-1].get("event_id")) or 0
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         """The crew alerts as events until the client leaves or the server stops."""
         try:
             yield ServerSentEvent(comment="subscribed")
+            if not complete:
+                yield ServerSentEvent(
+                    event="gap", data="crew alerts were missed: reload GET /lighting/faults"
+                )
+            for kept in replay:
+                yield _event(kept)
             while True:
                 document = None
                 with anyio.move_on_after(0.5):
@@ -142,9 +230,11 @@ async def alert_stream(request: Request) -> EventSourceResponse:
                         yield ServerSentEvent(event="overflow", data="reload GET /lighting/faults")
                         return
                     continue
-                yield ServerSentEvent(
-                    data=orjson.dumps(document).decode(), event=str(document["alert"])
-                )
+                if isinstance(fanout, CrewAlertFanout):
+                    number = fanout.sequence(document.get("event_id"))
+                    if number is not None and number <= replayed_to:
+                        continue  # already sent from the log
+                yield _event(document)
         finally:
             fanout.unsubscribe(subscriber)
 

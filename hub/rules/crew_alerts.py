@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from hub.devices.kinds import Kind
@@ -34,7 +35,13 @@ class CrewAlertKind(StrEnum):
 
     NEW = "new"
     ESCALATED = "escalated"
+    UPDATED = "updated"  # still there: last_seen_at and count moved on
+    ACKNOWLEDGED = "acknowledged"
     CLEARED = "cleared"
+
+
+UPDATE_EVERY = timedelta(minutes=5)
+"""A lasting fault is re-announced (`updated`) at most this often, in its event time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +69,43 @@ def severity_rank(severity: Severity) -> int:
     return SEVERITY_ORDER.index(severity)
 
 
-def crew_alert_kind(change: AlarmChange, previous: Severity | None) -> CrewAlertKind | None:
-    """Raised is new, cleared is cleared, an update to a more severe level is escalated."""
+def crew_alert_kind(
+    change: AlarmChange,
+    previous: Severity | None,
+    last_sent_seen_at: datetime | None = None,
+    update_every: timedelta = UPDATE_EVERY,
+) -> CrewAlertKind | None:
+    """Raised is new, cleared is cleared, acknowledged is acknowledged; an update to a more
+    severe level is escalated, another update is `updated` once the fault was seen
+    `update_every` after what the crew last heard (`last_sent_seen_at`, else the raise)."""
     if change.kind is AlarmChangeKind.RAISED:
         return CrewAlertKind.NEW
     if change.kind is AlarmChangeKind.CLEARED:
         return CrewAlertKind.CLEARED
-    if (
-        change.kind is AlarmChangeKind.UPDATED
-        and previous is not None
-        and severity_rank(change.alarm.severity) < severity_rank(previous)
-    ):
+    if change.kind is AlarmChangeKind.ACKNOWLEDGED:
+        return CrewAlertKind.ACKNOWLEDGED
+    if change.kind is not AlarmChangeKind.UPDATED:
+        return None
+    if previous is not None and severity_rank(change.alarm.severity) < severity_rank(previous):
         return CrewAlertKind.ESCALATED
+    heard = last_sent_seen_at or change.alarm.raised_at
+    if change.alarm.last_seen_at - heard >= update_every:
+        return CrewAlertKind.UPDATED
     return None
+
+
+def fault_since(alarm: AlarmRecord) -> datetime:
+    """When the fault began: the start of the condition the rule debounced (its
+    `details.condition_since`), else when the alarm was raised."""
+    began = alarm.details.get("condition_since")
+    if isinstance(began, str):
+        try:
+            began = datetime.fromisoformat(began)
+        except ValueError:
+            began = None
+    if isinstance(began, datetime) and began.tzinfo is not None and began <= alarm.raised_at:
+        return began
+    return alarm.raised_at
 
 
 def crew_alert_topic(root: str, alarm: AlarmRecord) -> str:
@@ -105,9 +136,14 @@ def crew_alert_document(
         "alarm_type": alarm.alarm_type.value,
         "severity": alarm.severity.value,
         "what": alarm.message,
-        "since": alarm.raised_at.isoformat(),
+        "since": fault_since(alarm).isoformat(),
+        "raised_at": alarm.raised_at.isoformat(),
+        "last_seen_at": alarm.last_seen_at.isoformat(),
         "cleared_at": alarm.cleared_at.isoformat() if alarm.cleared_at else None,
         "count": alarm.count,
+        "state": alarm.state.value,
+        "acknowledged_by": alarm.acknowledged_by,
+        "acknowledged_at": alarm.acknowledged_at.isoformat() if alarm.acknowledged_at else None,
         "location": where,
         "evidence": [dict(e) for e in alarm.evidence],
         "details": dict(alarm.details),

@@ -28,6 +28,7 @@ from hub.rules.crew_alerts import (
     crew_alert_document,
     crew_alert_kind,
     crew_alert_topic,
+    fault_since,
     is_lighting_fault,
 )
 from hub.rules.signals import SourceKind
@@ -193,6 +194,42 @@ def test_crew_alerts_are_new_escalated_and_cleared() -> None:
     assert crew_alert_kind(worse, Severity.MAJOR) is CrewAlertKind.ESCALATED
     assert crew_alert_kind(same, Severity.MAJOR) is None
     assert crew_alert_kind(cleared, Severity.MAJOR) is CrewAlertKind.CLEARED
+
+
+def test_a_lasting_fault_is_updated_at_most_every_five_minutes_and_acks_are_pushed() -> None:
+    later = AlarmChange(
+        AlarmChangeKind.UPDATED, alarm(last_seen_at=T0 + timedelta(minutes=5), count=3)
+    )
+    assert crew_alert_kind(later, Severity.MAJOR) is CrewAlertKind.UPDATED
+    heard = T0 + timedelta(minutes=4)
+    assert crew_alert_kind(later, Severity.MAJOR, heard) is None
+    acked = AlarmChange(
+        AlarmChangeKind.ACKNOWLEDGED,
+        alarm(state=AlarmState.ACKNOWLEDGED, acknowledged_by="crew-7", acknowledged_at=T0),
+    )
+    assert crew_alert_kind(acked, Severity.MAJOR) is CrewAlertKind.ACKNOWLEDGED
+    document = crew_alert_document(CrewAlertKind.ACKNOWLEDGED, acked.alarm, None)
+    assert (document["alert"], document["state"], document["acknowledged_by"]) == (
+        "acknowledged",
+        "acknowledged",
+        "crew-7",
+    )
+    updated = crew_alert_document(CrewAlertKind.UPDATED, later.alarm, None)
+    assert (updated["last_seen_at"], updated["count"]) == (
+        (T0 + timedelta(minutes=5)).isoformat(),
+        3,
+    )
+
+
+def test_since_is_when_the_fault_began_not_the_raise() -> None:
+    began = T0 - timedelta(minutes=5)
+    debounced = alarm(details={"condition_since": began.isoformat()})
+    assert fault_since(debounced) == began
+    document = crew_alert_document(CrewAlertKind.NEW, debounced, None)
+    assert (document["since"], document["raised_at"]) == (began.isoformat(), T0.isoformat())
+    assert fault_since(alarm(details={"condition_since": began})) == began
+    assert fault_since(alarm(details={"condition_since": "garbage"})) == T0
+    assert fault_since(alarm()) == T0
 
 
 def test_crew_alert_carries_where_what_since_and_evidence() -> None:
