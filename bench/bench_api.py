@@ -38,12 +38,12 @@ import psycopg
 from figures import Figure, add_json_option, percentile, publish_figures
 from stack import Stack, hub_env, import_city, local_stack, running_hub
 
-from hub.alarm_flow import load_case_setup
 from hub.cases.classification import ClassKind, load_classification
 from hub.cases.intake import PersonReport, draft_person_case
 from hub.cases.workflow import Action, CaseSource, Role
-from hub.local_services import free_port
+from hub.cli.local_stack import free_port
 from hub.principals import AccessRole
+from hub.services.alarm_flow import load_case_setup
 from hub.settings import Settings
 from hub.store.access import AccessStore
 from hub.store.cases import act_on_case, open_case

@@ -23,7 +23,7 @@ import psycopg
 from figures import Figure, add_json_option, encode_figures
 from stack import cpu_seconds
 
-from hub.local_services import LocalMosquitto, LocalPostgres, free_port
+from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 from hub.store.migrations import apply_migrations
 
 ROOT = Path(__file__).resolve().parent.parent

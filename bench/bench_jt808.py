@@ -45,11 +45,11 @@ from stack import (
     running_hub,
 )
 
+from hub.cli.local_stack import free_port
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.ingest.jt808 import frame as fr
 from hub.ingest.jt808 import messages as m
-from hub.local_services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = "jt808"

@@ -30,7 +30,7 @@ from stack import (
     running_hub,
 )
 
-from hub.local_services import free_port
+from hub.cli.local_stack import free_port
 from simulators.city import City, CitySpec
 from simulators.engine import Simulation
 from simulators.faults import NoiseModel

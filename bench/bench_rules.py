@@ -10,7 +10,8 @@ from figures import Figure, add_json_option, encode_figures
 
 from hub.devices.decode import DecodeLimits, Reading, decode_readings, parse_topic
 from hub.devices.kinds import Channel, Kind
-from hub.devices.payloads import ManholePayload, ParkingPayload
+from hub.devices.manholes import ManholePayload
+from hub.devices.parking import ParkingPayload
 from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RulesConfig, load_rules_config
 from hub.rules.engine import DeviceInfo, RuleEngine

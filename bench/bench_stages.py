@@ -25,11 +25,11 @@ from bench_ingest import KINDS, build_messages
 from figures import Figure, add_json_option, publish_figures
 from mqtt_load import LoadPublisher
 
+from hub.cli.local_stack import LocalMosquitto, free_port
 from hub.devices.decode import DecodeLimits, decode_message
 from hub.devices.kinds import Kind
 from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.pipeline import RawMessage
-from hub.local_services import LocalMosquitto, free_port
 
 
 def cpu_s() -> float:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from hub.local_services import LocalMosquitto, LocalPostgres, free_port
+from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # Offline faults are left out: the offline rule measures silence on the receive clock, so a

@@ -30,8 +30,8 @@ from prometheus_client import CollectorRegistry
 
 from hub.api.app import create_app
 from hub.api.parking import router as parking_router
+from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 from hub.devices.kinds import Kind
-from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.store.database import Database
 from simulators.city import load_city
 from simulators.engine import Simulation

@@ -214,7 +214,7 @@ def machine_description() -> str:
 
 def _version(program: str) -> str | None:
     if program == "postgres":
-        from hub.local_services import postgres_bindir  # noqa: PLC0415 - optional detail
+        from hub.cli.local_stack import postgres_bindir  # noqa: PLC0415 - optional detail
 
         try:
             binary = str(postgres_bindir() / "postgres")

@@ -1,6 +1,6 @@
 """Score the truck rules end to end: simulated trucks → real Mosquitto → real hub → PostgreSQL.
 
-Starts its own PostgreSQL and Mosquitto on free ports (hub.local_services), generates a
+Starts its own PostgreSQL and Mosquitto on free ports (hub.cli.local_stack), generates a
 city, migrates, imports devices, sites and permits, runs `python -m hub run` as a child,
 runs the simulators' truck scenario as fast as the broker acknowledges, waits for the hub
 to catch up, and prints `python -m simulators score` for the run. Everything it started
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 
-from hub.local_services import LocalMosquitto, LocalPostgres, free_port
+from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS = (

@@ -1,6 +1,6 @@
 """What a benchmark runs against: its own PostgreSQL and Mosquitto, a hub child process, a city.
 
-Services start on free ports in a temporary directory (hub.local_services, durable
+Services start on free ports in a temporary directory (hub.cli.local_stack, durable
 PostgreSQL settings, the repository's broker tuning) and are stopped afterwards. The hub
 runs as `python -m hub run` in a child process, as in production. Devices, sites, permits,
 lots and zones of a simulated city are written with the hub's own parsers and store
@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 from mqtt_load import LoadPublisher
 
+from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 from hub.devices.registry import DeviceRecord, parse_device_file
-from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.rules import truck_records
 from hub.store import parking, registry
 from hub.store.database import Database

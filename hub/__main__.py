@@ -9,8 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hub.access_cli import add_access_commands
-from hub.calendar_cli import add_calendar_commands
+from hub.cli.access import add_access_commands
+from hub.cli.calendar import add_calendar_commands
 from hub.devices.registry import format_device_csv, parse_device_file
 from hub.settings import Settings
 
@@ -87,7 +87,7 @@ def cmd_storage(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Run ingest, rules and the HTTP API in this process until SIGINT/SIGTERM."""
-    from hub.runtime import HubProcess  # noqa: PLC0415
+    from hub.services.runtime import HubProcess  # noqa: PLC0415
 
     process = HubProcess(settings, api_enabled=settings.api_enabled and not args.no_api)
     return process.run()
@@ -242,7 +242,7 @@ def cmd_trucks_import(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_services(settings: Settings, args: argparse.Namespace) -> int:
     """Start or stop the local PostgreSQL and Mosquitto of the demo."""
-    from hub.local_services import LocalMosquitto, LocalPostgres  # noqa: PLC0415
+    from hub.cli.local_stack import LocalMosquitto, LocalPostgres  # noqa: PLC0415
 
     data = settings.data_dir.resolve()
     pg = LocalPostgres(data / "postgres", args.pg_port)
@@ -346,7 +346,7 @@ def cmd_manholes_recalibrate(settings: Settings, args: argparse.Namespace) -> in
 
 def cmd_jt808_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Serve JT/T 808 truck terminals and relay them to and from the broker."""
-    from hub.jt808_service import run_gateway  # noqa: PLC0415
+    from hub.services.jt808 import run_gateway  # noqa: PLC0415
 
     port = settings.jt808_port if args.port is None else args.port
     return run_gateway(settings, args.host or settings.jt808_host, port)

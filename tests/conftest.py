@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hub.local_services import LocalMosquitto, LocalPostgres, free_port
+from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 from hub.store.database import Database
 from hub.store.migrations import apply_migrations
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.runtime import freeze_heap
+from hub.services.runtime import freeze_heap
 
 
 class Node:

@@ -18,8 +18,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from hub.api.alarms import AlarmFanout
 from hub.api.app import DbDep
 from hub.api.schemas import Instant, Int64, Offset
-from hub.geometry import haversine_m
-from hub.lighting_control import (
+from hub.devices.lighting import (
     CommandAction,
     CommandState,
     ControlledDevice,
@@ -31,6 +30,7 @@ from hub.lighting_control import (
     schedule_params,
     target_position,
 )
+from hub.geometry import haversine_m
 from hub.rules.alarm_types import Severity
 from hub.rules.crew_alerts import (
     CrewAlertKind,

@@ -11,12 +11,8 @@ import orjson
 from pydantic import ValidationError
 
 from hub.devices.kinds import Channel, Kind
-from hub.devices.payloads import (
-    PAYLOAD_MODELS,
-    CommandAckPayload,
-    Payload,
-    StatusPayload,
-)
+from hub.devices.payloads import PAYLOAD_MODELS
+from hub.devices.wire import CommandAckPayload, Payload, StatusPayload
 
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _device_id_match = DEVICE_ID_PATTERN.match

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
-from hub.devices.payloads import CabinetPayload, LightingPayload
+from hub.devices.lighting import CabinetPayload, LightingPayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.engine import DeviceInfo, GroupRule, GroupView, Rule

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from hub.devices.kinds import Kind
-from hub.lighting_control import (
+from hub.devices.lighting import (
     CommandAction,
     CommandEffect,
     CommandState,

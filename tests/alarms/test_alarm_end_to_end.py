@@ -9,8 +9,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hub.cli.local_stack import free_port
 from hub.devices.kinds import Kind
-from hub.local_services import free_port
 from hub.settings import MqttEndpoint
 from tests.cases_store.case_fixtures import policy_filing_offline_at_once, register_device
 from tests.hub_process import (

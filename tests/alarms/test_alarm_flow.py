@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 import psycopg
 import pytest
 
-from hub.alarm_flow import AlarmFlow
 from hub.cases.workflow import Action, CaseStatus
 from hub.devices.decode import Reading
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
 from hub.rules.alarm_types import AlarmType
+from hub.services.alarm_flow import AlarmFlow
 from hub.store.alarms import AlarmStore
 from hub.store.cases import CaseStore
 from hub.store.database import Database

@@ -3,8 +3,8 @@
 import threading
 import time
 
-from hub.alarm_flow import ReadingQueue
 from hub.devices.decode import Reading
+from hub.services.alarm_flow import ReadingQueue
 
 
 def batch(n: int) -> list[Reading]:

@@ -16,7 +16,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from hub.api.app import create_app
-from hub.local_services import free_port
+from hub.cli.local_stack import free_port
 from hub.store.database import Database
 
 pytestmark = pytest.mark.integration

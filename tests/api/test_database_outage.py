@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from hub.api.app import create_app
-from hub.local_services import LocalPostgres, free_port
+from hub.cli.local_stack import LocalPostgres, free_port
 from hub.principals import AccessRole
 from hub.store.database import Database
 from hub.store.migrations import apply_migrations

@@ -13,9 +13,9 @@ import orjson
 import psycopg
 import pytest
 
-from hub.case_forwarder import CaseForwarder, Open311Delivery, WebhookDelivery
 from hub.cases.workflow import Action, Role
-from hub.local_services import free_port
+from hub.cli.local_stack import free_port
+from hub.services.case_forwarder import CaseForwarder, Open311Delivery, WebhookDelivery
 from hub.store.cases import CaseStore
 from hub.store.database import Database
 from hub.store.outbox import Outbox, OutboxTarget

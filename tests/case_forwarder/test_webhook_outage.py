@@ -17,9 +17,9 @@ import httpx
 import psycopg
 import pytest
 
-from hub.case_forwarder import CaseForwarder, WebhookDelivery
 from hub.cases.workflow import Action, Role
-from hub.local_services import free_port
+from hub.cli.local_stack import free_port
+from hub.services.case_forwarder import CaseForwarder, WebhookDelivery
 from hub.settings import Settings
 from hub.store.cases import CaseStore
 from hub.store.database import Database

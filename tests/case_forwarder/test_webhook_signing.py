@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from pydantic import SecretStr
 
-from hub.case_forwarder import OPEN311_TARGET, WEBHOOK_TARGET, outbox_targets, sign_body
 from hub.cases.workflow import Action, CaseSource
+from hub.services.case_forwarder import OPEN311_TARGET, WEBHOOK_TARGET, outbox_targets, sign_body
 from hub.settings import Settings
 from hub.store.outbox import retry_delay
 

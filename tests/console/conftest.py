@@ -9,7 +9,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from hub.local_services import free_port
+from hub.cli.local_stack import free_port
 from tests.api_access.access_fixtures import PASSWORD, SecuredHub, add_users, secured_hub
 
 CHROMIUM = "/usr/bin/chromium"

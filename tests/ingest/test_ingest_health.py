@@ -7,7 +7,7 @@ from hub.devices.decode import DecodeLimits
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.pipeline import IngestPipeline, KindIndex, RawMessage
-from hub.runtime import IngestStatus
+from hub.services.runtime import IngestStatus
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ import orjson
 import psycopg
 import pytest
 
+from hub.cli.local_stack import free_port
 from hub.devices.kinds import Kind
-from hub.local_services import free_port
 from tests.hub_process import HubChild, count, hub_env, publish_all, wait_for
 from tests.ingest.test_ingest_end_to_end import register_devices, stored_total, telemetry
 from tests.payload_examples import example

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from hub.cli.local_stack import LocalMosquitto, free_port
 from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway, GatewayConfig, Terminal, auth_code_for
 from hub.ingest.jt808.mapping import BodyMapping, parse_bit_source
-from hub.local_services import LocalMosquitto, free_port
 from tests.hub_process import wait_for
 from tests.jt808.terminal import RunningGateway, TerminalClient, gateway_thread
 

@@ -23,7 +23,7 @@ from hub.devices.registry import DeviceRecord
 from hub.ingest.jt808 import frame as fr
 from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway
-from hub.jt808_service import RegistryDirectory, gateway_config
+from hub.services.jt808 import RegistryDirectory, gateway_config
 from hub.settings import MqttEndpoint, Settings
 from hub.store.database import Database
 from tests.hub_process import hub_env, publish_all, running_hub, wait_for

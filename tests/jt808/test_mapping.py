@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hub.devices.payloads import TruckPayload
+from hub.devices.trucks import TruckPayload
 from hub.ingest.jt808 import mapping as mp
 from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.frame import Version

@@ -21,7 +21,7 @@ from hub.devices.registry import parse_device_csv
 from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway
 from hub.ingest.jt808.mapping import BodyMapping, BodyState, parse_bit_source, truck_reading
-from hub.jt808_service import RegistryDirectory, gateway_config
+from hub.services.jt808 import RegistryDirectory, gateway_config
 from hub.settings import Settings
 from hub.store.database import Database
 from simulators.jt808_terminal import (

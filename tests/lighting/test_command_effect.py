@@ -15,8 +15,7 @@ from prometheus_client import CollectorRegistry
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.devices.kinds import Kind
-from hub.devices.registry import DeviceRecord
-from hub.lighting_control import (
+from hub.devices.lighting import (
     CommandAction,
     CommandEffect,
     EffectRules,
@@ -24,6 +23,7 @@ from hub.lighting_control import (
     expected_effect,
     judge_effect,
 )
+from hub.devices.registry import DeviceRecord
 from hub.settings import MqttEndpoint
 from hub.store.database import Database
 from simulators.lighting import command_ack, commanded_lamp_state

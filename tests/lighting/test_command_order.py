@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
-from hub.lighting_control import CommandAction, CommandState
+from hub.devices.lighting import CommandAction, CommandState
 from hub.store import lighting as store
 from hub.store.database import Database
 from tests.lighting.test_command_effect import OBEYS, register

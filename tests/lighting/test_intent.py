@@ -12,7 +12,7 @@ from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
-from hub.devices.payloads import CabinetPayload
+from hub.devices.lighting import CabinetPayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.engine import DeviceInfo
 from hub.rules.lighting import INTENT, IntentWindow

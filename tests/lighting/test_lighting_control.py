@@ -6,8 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.devices.kinds import Kind
-from hub.ingest.modbus import cabinet_payload, decode_cabinet_registers
-from hub.lighting_control import (
+from hub.devices.lighting import (
     CommandAction,
     CommandState,
     ControlledDevice,
@@ -20,6 +19,7 @@ from hub.lighting_control import (
     expand_target,
     schedule_due,
 )
+from hub.ingest.modbus import cabinet_payload, decode_cabinet_registers
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmRecord, AlarmState
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (

@@ -16,13 +16,13 @@ from prometheus_client import CollectorRegistry
 
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
+from hub.cli.local_stack import free_port
 from hub.devices.decode import DecodeLimits
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.modbus import ModbusPoller, ModbusTarget
 from hub.ingest.pipeline import IngestPipeline, KindIndex
-from hub.local_services import free_port
 from hub.settings import MqttEndpoint
 from hub.store import lighting as store
 from hub.store.database import Database

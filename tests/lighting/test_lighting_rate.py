@@ -7,8 +7,8 @@ import psycopg
 import pytest
 
 from hub.devices.kinds import Kind
+from hub.devices.lighting import CommandAction
 from hub.devices.registry import DeviceRecord
-from hub.lighting_control import CommandAction
 from hub.rules.lighting import night_windows
 from hub.store import lighting as store
 from hub.store.database import Database

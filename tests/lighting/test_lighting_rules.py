@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
-from hub.devices.payloads import CabinetPayload, LightingPayload
+from hub.devices.lighting import CabinetPayload, LightingPayload
+from hub.rules import lighting as lighting_rules
 from hub.rules.alarm_types import AlarmType
-from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.condition import Verdict
 from hub.rules.config import load_rules_config
 from hub.rules.engine import DeviceInfo, RuleEngine
@@ -56,8 +56,8 @@ def _engine(devices: list[DeviceInfo], now: datetime) -> RuleEngine:
         load_rules_config(),
         devices,
         now=now,
-        rules=domain_rules(("hub.rules.lighting",)),
-        group_rules=domain_group_rules(("hub.rules.lighting",)),
+        rules=lighting_rules.RULES,
+        group_rules=lighting_rules.GROUP_RULES,
     )
 
 

@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 from hub.api.access import ROUTE_ACCESS
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
-from hub.lighting_control import CommandAction, SunEvent
-from hub.lighting_services import LightingControl
+from hub.devices.lighting import CommandAction, SunEvent
+from hub.services.lighting import LightingControl
 from hub.store import lighting as store
 from hub.store.database import Database
 from tests.lighting.test_command_effect import DISOBEYS, OBEYS, register

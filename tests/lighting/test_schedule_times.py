@@ -14,7 +14,7 @@ from astral.sun import dawn, dusk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.lighting_control import (
+from hub.devices.lighting import (
     CommandAction,
     Schedule,
     SunEvent,

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub.manhole_commands import (
+from hub.services.manholes import (
     StepKind,
     decide_recalibration_step,
     recalibrate_document,

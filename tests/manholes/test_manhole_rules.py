@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
-from hub.devices.payloads import ManholePayload
+from hub.devices.manholes import ManholePayload
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.catalogue import domain_rules
 from hub.rules.config import load_rules_config

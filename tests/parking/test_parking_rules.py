@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
-from hub.devices.payloads import ParkingPayload
+from hub.devices.parking import ParkingPayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.config import load_rules_config
 from hub.rules.engine import DeviceInfo, RuleEngine

@@ -11,8 +11,8 @@ import orjson
 import psycopg
 import pytest
 
+from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 from hub.devices.kinds import Kind
-from hub.local_services import LocalMosquitto, LocalPostgres, free_port
 from hub.store.migrations import apply_migrations
 from tests.hub_process import HubChild, count, hub_env, publish_all, running_hub, wait_for
 from tests.payload_examples import example

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
-from hub.devices.payloads import LightingPayload, ManholePayload
+from hub.devices.lighting import LightingPayload
+from hub.devices.manholes import ManholePayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.config import RulesConfig, parse_rules_config

@@ -19,7 +19,8 @@ from hub.cases.classification import load_classification
 from hub.cases.routing import FilingOutcome, JoinScope, decide_filing, load_case_policy
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
-from hub.devices.payloads import CabinetPayload, LightingPayload, ManholePayload
+from hub.devices.lighting import CabinetPayload, LightingPayload
+from hub.devices.manholes import ManholePayload
 from hub.rules import lighting, manholes
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.config import load_rules_config

@@ -24,8 +24,8 @@ import orjson
 import psycopg
 import pytest
 
+from hub.cli.local_stack import free_port
 from hub.devices.partition import owner_of
-from hub.local_services import free_port
 from tests.hub_process import (
     EventStream,
     HubChild,

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from hub.ingest.jt808 import frame as fr
 from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway, Terminal
-from hub.jt808_service import gateway_config
+from hub.services.jt808 import gateway_config
 from hub.settings import Settings
 from tests.jt808.terminal import TerminalClient, gateway_thread
 from tests.security.repository_broker import (

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hub.cli.local_stack import MOSQUITTO_TUNING
 from hub.devices.kinds import Kind
-from hub.local_services import MOSQUITTO_TUNING
 from tests.hub_process import count, hub_env, running_hub, wait_for
 from tests.payload_examples import GOOD
 from tests.security.repository_broker import HUB_USER, Accounts, repository_broker

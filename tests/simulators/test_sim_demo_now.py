@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from hub.__main__ import main as hub_main
-from hub.local_services import free_port
+from hub.cli.local_stack import free_port
 from tests.hub_process import ROOT, api_headers, hub_env, running_hub, wait_for
 
 pytestmark = pytest.mark.integration

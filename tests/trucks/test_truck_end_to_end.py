@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from hub.local_services import free_port
+from hub.cli.local_stack import free_port
 from tests.cases_store.case_fixtures import register_device
 from tests.hub_process import api_headers, hub_env, publish_all, running_hub, wait_for
 from tests.trucks.truck_fixtures import SITES, TRUCK, ZONES, lonlat, permit

@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind, Load
-from hub.devices.payloads import TruckPayload
+from hub.devices.trucks import TruckPayload
 from hub.geometry import LocalProjection
 from hub.rules.alarm_types import AlarmType
 from hub.rules.config import load_rules_config

@@ -31,7 +31,6 @@ from hub.api import alarms as alarms_api
 from hub.api import cases as cases_api
 from hub.api import open311 as open311_api
 from hub.api.alarms import AlarmFanout
-from hub.case_forwarder import CaseForwarder, build_forwarder, outbox_targets
 from hub.cases.calendar import calendar_expiry_warning, load_calendar, parse_calendar_yaml
 from hub.cases.classification import load_classification
 from hub.cases.grid_file import parse_grid_geojson
@@ -55,6 +54,7 @@ from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RuleConfigError, RulesConfig, load_rules_config
 from hub.rules.engine import DeviceInfo, GroupRule, Rule, RuleEngine, SharedAttributes
 from hub.rules.signals import AlarmSignal
+from hub.services.case_forwarder import CaseForwarder, build_forwarder, outbox_targets
 from hub.settings import Settings
 from hub.store.alarms import AlarmStore
 from hub.store.calendar import fetch_working_calendar

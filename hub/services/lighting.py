@@ -25,12 +25,7 @@ from hub.api.alarms import AlarmFanout
 from hub.api.lighting import CrewAlertFanout
 from hub.devices.decode import device_topic
 from hub.devices.kinds import Channel, Kind
-from hub.devices.registry import DeviceRecord
-from hub.ingest.feed import DocumentSink
-from hub.ingest.modbus import ModbusPoller, targets_from_records
-from hub.ingest.outbound import MqttOutbound
-from hub.ingest.pipeline import RawMessage
-from hub.lighting_control import (
+from hub.devices.lighting import (
     CommandEffect,
     CommandState,
     EffectRules,
@@ -48,6 +43,11 @@ from hub.lighting_control import (
     schedule_due,
     target_position,
 )
+from hub.devices.registry import DeviceRecord
+from hub.ingest.feed import DocumentSink
+from hub.ingest.modbus import ModbusPoller, targets_from_records
+from hub.ingest.outbound import MqttOutbound
+from hub.ingest.pipeline import RawMessage
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (

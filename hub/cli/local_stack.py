@@ -12,7 +12,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-MOSQUITTO_TUNING = Path(__file__).resolve().parent.parent / "deploy/mosquitto/conf.d/tuning.conf"
+MOSQUITTO_TUNING = Path(__file__).resolve().parents[2] / "deploy/mosquitto/conf.d/tuning.conf"
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ from types import FrameType
 
 import uvicorn
 
-from hub.alarm_flow import AlarmServices
 from hub.api.access import AccessConfig
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
@@ -22,8 +21,9 @@ from hub.ingest.metrics import IngestMetrics
 from hub.ingest.mqtt import MqttReceiver
 from hub.ingest.outbound import MqttOutbound
 from hub.ingest.pipeline import IdsFetch, IngestPipeline, KindIndex, KindIndexFetch
-from hub.lighting_services import LightingServices
-from hub.manhole_commands import ManholeCommandService
+from hub.services.alarm_flow import AlarmServices
+from hub.services.lighting import LightingServices
+from hub.services.manholes import ManholeCommandService
 from hub.settings import Settings
 from hub.store.access import AccessStore
 from hub.store.database import Database, SchemaNotReadyError, bounded_wait

@@ -1,4 +1,4 @@
-"""Lighting remote control, pure: targets to devices, command progress, schedule firing times.
+"""Street lamps and cabinets: payloads, commands and schedules (targets, progress, fire times).
 
 No I/O and no clock: the store supplies devices and commands, the caller passes `now`.
 A command moves pending → sent → acked | failed | expired; it is (re)sent only while its
@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from astral import Observer
 from astral.sun import dawn, dusk
+from pydantic import Field
 
 from hub.devices.kinds import Kind
+from hub.devices.wire import FiniteFloat, Payload, StoredText
 
 
 class CommandAction(StrEnum):
@@ -458,3 +460,39 @@ def schedule_catch_up(
     if ends is not None and ends <= now:
         return None
     return instant
+
+
+# Cumulative energy counters: a lamp of 100 kW lit for a century stays under 1e8 kWh, a
+# cabinet under 1e10; larger is a broken meter, and sums over it would overflow reports.
+MAX_LAMP_ENERGY_KWH = 1e8
+MAX_CABINET_ENERGY_KWH = 1e10
+
+
+class LightingPayload(Payload):
+    """Single-lamp controller reading."""
+
+    kind: ClassVar[Kind] = Kind.LIGHTING
+    on: bool
+    dim_pct: FiniteFloat = Field(ge=0, le=100)
+    voltage_v: FiniteFloat = Field(ge=0, le=1000)
+    current_a: FiniteFloat = Field(ge=0, le=1000)
+    power_w: FiniteFloat = Field(ge=0, le=100_000)
+    power_factor: FiniteFloat = Field(ge=0, le=1)
+    energy_kwh: FiniteFloat = Field(ge=0, le=MAX_LAMP_ENERGY_KWH)
+    fault_code: StoredText | None = Field(default=None, max_length=32)
+
+
+class CabinetPayload(Payload):
+    """Lighting control cabinet reading: three phases, contactor and door."""
+
+    kind: ClassVar[Kind] = Kind.CABINET
+    contactor_on: bool
+    door_open: bool
+    voltage_a_v: FiniteFloat = Field(ge=0, le=1000)
+    voltage_b_v: FiniteFloat = Field(ge=0, le=1000)
+    voltage_c_v: FiniteFloat = Field(ge=0, le=1000)
+    current_a_a: FiniteFloat = Field(ge=0, le=10_000)
+    current_b_a: FiniteFloat = Field(ge=0, le=10_000)
+    current_c_a: FiniteFloat = Field(ge=0, le=10_000)
+    power_w: FiniteFloat = Field(ge=0, le=10_000_000)
+    energy_kwh: FiniteFloat = Field(ge=0, le=MAX_CABINET_ENERGY_KWH)

@@ -1,0 +1,1 @@
+"""Commands of `python -m hub` beyond the entry point: access, calendar, the local stack."""
