@@ -13,6 +13,8 @@ command -v python3.11 >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || n
 python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ "${HUB_WITH_BROWSER:-0}" = "1" ]; then
     command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+    # A CJK font, so the console's Chinese in browser tests and screenshots is legible.
+    fc-list 2>/dev/null | grep -qi "wenquanyi\|wqy" || need_apt+=(fonts-wqy-microhei)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing OS packages: ${need_apt[*]}"
