@@ -230,7 +230,7 @@ def cmd_city(args: argparse.Namespace) -> int:
 
 
 class _StopFlag:
-    """Set by SIGINT/SIGTERM so the run loop ends and flushes."""
+    """Set by the first SIGINT/SIGTERM so the run loop ends and flushes; a second one kills."""
 
     def __init__(self) -> None:
         self.stop = False
@@ -239,7 +239,10 @@ class _StopFlag:
         del frame
         logger.info("signal %s: stopping after this tick", signum)
         self.stop = True
+        # A second signal ends the process at once: a run stuck reconnecting to a broker
+        # that is gone would otherwise never reach the end of its tick.
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def cmd_run(args: argparse.Namespace, *, modbus_only: bool = False) -> int:
