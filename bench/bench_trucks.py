@@ -22,8 +22,9 @@ from hub.devices.trucks import TruckPayload
 from hub.geometry import LocalProjection
 from hub.rules.config import load_rules_config
 from hub.rules.engine import DeviceInfo, Rule, RuleEngine
+from hub.rules.truck_context import TruckContext, TruckContextSource
 from hub.rules.truck_records import Permit, Site, SiteType
-from hub.rules.trucks import TruckContext, TruckContextSource, build_rules
+from hub.rules.trucks import build_rules
 
 CENTRE = LocalProjection(31.30, 120.62)
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)  # 21:00 in Suzhou: night permits allow it

@@ -25,7 +25,8 @@ from hub.rules.truck_records import (
     site_feature,
     zone_feature,
 )
-from hub.rules.trucks import RULES, SegmentParams, segment_track, site_visits
+from hub.rules.truck_tracks import SegmentParams, segment_track, site_visits
+from hub.rules.trucks import RULES
 from hub.store.alarms import AlarmFilter, list_alarms
 from hub.store.database import Database
 from hub.store.trucks import TruckStore

@@ -15,8 +15,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from hub.devices.kinds import Load
+from hub.rules.truck_context import TruckContext, TruckContextSource
 from hub.rules.truck_records import Permit, Site, Zone
-from hub.rules.trucks import TrackPoint, TruckContext, TruckContextSource
+from hub.rules.truck_tracks import TrackPoint
 from hub.store.database import Database
 
 log = logging.getLogger(__name__)

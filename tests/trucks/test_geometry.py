@@ -16,7 +16,7 @@ from hub.geometry import (
     polyline_distance_m,
     simplify_indices,
 )
-from hub.rules.trucks import FastPolygon, FastPolyline
+from hub.rules.truck_context import FastPolygon, FastPolyline
 
 SUZHOU = LocalProjection(31.30, 120.62)
 

@@ -18,7 +18,7 @@ from hub.api.app import create_app
 from hub.api.trucks import _simplified
 from hub.api.trucks import router as trucks_router
 from hub.geometry import douglas_peucker_tolerances, projection_around, simplify_indices
-from hub.rules.trucks import TrackPoint
+from hub.rules.truck_tracks import TrackPoint
 from hub.store.database import Database
 from hub.store.trucks import TruckStore
 from tests.trucks.truck_fixtures import TRUCK, lonlat

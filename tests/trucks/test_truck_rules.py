@@ -7,7 +7,7 @@ import orjson
 from hub.devices.kinds import Load
 from hub.rules.alarm_types import AlarmType
 from hub.rules.signals import SignalAction
-from hub.rules.trucks import SegmentParams, TrackPoint, segment_track, site_visits
+from hub.rules.truck_tracks import SegmentParams, TrackPoint, segment_track, site_visits
 from tests.trucks.truck_fixtures import T0, TruckWorld, drive, fix, lonlat, permit
 
 

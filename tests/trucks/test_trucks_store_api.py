@@ -15,8 +15,8 @@ from hub.api.domains import domain_routers
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.ingest.metrics import IngestMetrics
+from hub.rules.truck_context import TruckContextSource
 from hub.rules.truck_records import feature_collection, site_feature
-from hub.rules.trucks import TruckContextSource
 from hub.store.database import Database
 from hub.store.trucks import TruckContextRefresher, TruckStore
 from tests.trucks.truck_fixtures import SITES, T0, TRUCK, lonlat, permit

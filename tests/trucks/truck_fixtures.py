@@ -11,8 +11,9 @@ from hub.rules.alarm_types import AlarmType
 from hub.rules.config import load_rules_config
 from hub.rules.engine import DeviceInfo, RuleEngine
 from hub.rules.signals import AlarmSignal, SignalAction
+from hub.rules.truck_context import TruckContext, TruckContextSource
 from hub.rules.truck_records import Permit, Site, SiteType, Zone, ZoneType
-from hub.rules.trucks import TruckContext, TruckContextSource, build_rules
+from hub.rules.trucks import build_rules
 
 # 2026-03-02 13:00 UTC = 21:00 in Suzhou, inside the night permit 20:00-06:00
 T0 = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
