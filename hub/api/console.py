@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount
 
-from hub.api.access import AccessStoreDep, PrincipalDep, check_case_scope
+from hub.api.access import PrincipalDep, check_case_scope
+from hub.api.auth import AccessStoreDep
 from hub.api.cases import CaseStoreDep
 from hub.api.schemas import Int64
 from hub.principals import allowed_actions_for

@@ -7,13 +7,9 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from hub.api import console
-from hub.api.access import (
-    ROUTE_ACCESS,
-    AccessConfig,
-    AccessMiddleware,
-    RouteAccess,
-    router,
-)
+from hub.api.access import AccessConfig, AccessMiddleware
+from hub.api.access_table import ROUTE_ACCESS, RouteAccess
+from hub.api.auth import router
 from hub.api.proxies import TrustedProxyMiddleware
 from hub.store.access import AccessStore
 

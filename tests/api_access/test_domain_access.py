@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.api.access import ALARM_ACTORS, DOMAINS, READING_READERS
+from hub.api.access_table import ALARM_ACTORS, DOMAINS, READING_READERS
 from hub.devices.batch import Batch
 from hub.devices.decode import DecodeLimits, decode_message
 from hub.devices.kinds import Kind

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
-from hub.api.access import ROUTE_ACCESS, RouteAccess
+from hub.api.access_table import ROUTE_ACCESS, RouteAccess
 from hub.principals import AccessRole
 from tests.api_access.access_fixtures import SecuredHub, role_tokens, secured_hub
 

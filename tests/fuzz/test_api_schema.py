@@ -24,7 +24,8 @@ from schemathesis.core.result import Err
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hub.api.access import ROUTE_ACCESS, RouteTable
+from hub.api.access import RouteTable
+from hub.api.access_table import ROUTE_ACCESS
 from hub.principals import AccessRole
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import SignalAction

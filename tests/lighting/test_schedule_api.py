@@ -11,7 +11,7 @@ from astral.sun import dusk
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from hub.api.access import ROUTE_ACCESS
+from hub.api.access_table import ROUTE_ACCESS
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.devices.lighting import CommandAction, SunEvent

@@ -1,0 +1,107 @@
+"""bench_peer's command line, its Node-RED flow and settings, and its arithmetic (no npm run)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from bench_peer import RateSearch, latency_percentiles_ms, parse_args
+from node_red_peer import (
+    BATCH_INTERVAL_MS,
+    BATCH_ROWS,
+    PEER_TABLE,
+    node_red_flow,
+    node_red_settings,
+)
+
+
+def test_the_defaults_are_a_short_run_of_every_side() -> None:
+    args = parse_args([])
+
+    assert args.messages == 100_000
+    assert args.members == [1, 2]
+    assert not args.no_peer
+    assert args.steps == 3
+
+
+def test_longer_runs_are_options() -> None:
+    args = parse_args(["--messages", "300000", "--repeats", "6", "--paced-seconds", "30"])
+
+    assert (args.messages, args.repeats, args.paced_seconds) == (300_000, 6, 30.0)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--messages", "0"], ["--low-fraction", "1.2"], ["--no-peer", "--members"]],
+)
+def test_nonsense_is_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+
+
+def test_the_flow_subscribes_at_qos_1_and_batches_into_the_peer_table() -> None:
+    flow = node_red_flow("peernr", 18830, "postgresql://postgres@127.0.0.1:5999/hub")
+
+    # The file Node-RED reads is plain JSON, every wire points at a node of the flow.
+    nodes = {node["id"]: node for node in json.loads(json.dumps(flow))}
+    mqtt_in = next(node for node in flow if node["type"] == "mqtt in")
+    broker = nodes[mqtt_in["broker"]]
+    function = nodes[mqtt_in["wires"][0][0]]
+    assert mqtt_in["topic"] == "peernr/+/+/telemetry"
+    assert mqtt_in["qos"] == "1"
+    assert mqtt_in["datatype"] == "json"
+    assert (broker["type"], broker["broker"], broker["port"]) == (
+        "mqtt-broker",
+        "127.0.0.1",
+        "18830",
+    )
+    assert function["type"] == "function"
+    assert f"length >= {BATCH_ROWS}" in function["func"]
+    assert f"setTimeout(state.flush, {BATCH_INTERVAL_MS})" in function["func"]
+    assert (
+        f"INSERT INTO {PEER_TABLE} (device_id, ts, received_at, payload)" in function["initialize"]
+    )
+    assert "ON CONFLICT DO NOTHING" in function["initialize"]
+    assert '"postgresql://postgres@127.0.0.1:5999/hub"' in function["initialize"]
+    assert all(node.get("z", "peer-tab") in nodes for node in flow)
+
+
+def test_the_settings_have_no_editor_and_give_the_function_node_pg(tmp_path: Path) -> None:
+    text = node_red_settings(tmp_path / "flows.json", tmp_path, 18801, tmp_path / "pg")
+
+    assert text.startswith("module.exports = {")
+    assert "httpAdminRoot: false" in text
+    assert "uiPort: 18801" in text
+    assert f"functionGlobalContext: {{ pg: require({json.dumps(str(tmp_path / 'pg'))}) }}" in text
+    assert f"flowFile: {json.dumps(str(tmp_path / 'flows.json'))}" in text
+
+
+def test_bisection_narrows_to_the_highest_rate_kept_up() -> None:
+    search = RateSearch(4_000, 11_000)
+
+    first = search.next_rate()
+    search.record(first, kept=True)
+    second = search.next_rate()
+    search.record(second, kept=False)
+
+    assert (first, second) == (7_500, 9_200)
+    assert search.kept == 7_500
+    assert search.describe() == "7,500 (not 9,200)"
+    assert search.next_rate() == 8_400
+
+
+def test_nothing_kept_up_is_said_as_below_the_lowest_failure() -> None:
+    search = RateSearch(4_000, 11_000)
+    search.record(7_500, kept=False)
+
+    assert search.describe() == "< 7,500"
+
+
+def test_latency_is_read_from_the_row_count_series() -> None:
+    # 1,000 msg/s from t = 10 s: message i out at 10 + i/1000; rows seen in two batches.
+    progress = [(10.0, 0), (10.6, 500), (11.3, 1000)]
+
+    p50, p99 = latency_percentiles_ms(progress, 10.0, 1000.0, 1000)
+
+    # Messages 0-499 waited 600 down to 101 ms, messages 500-999 waited 800 down to 301 ms.
+    assert p50 == pytest.approx(450.5, abs=1)
+    assert p99 == pytest.approx(790, abs=1)  # the first of the second batch waited longest
