@@ -1,15 +1,14 @@
 """Alarm endpoints: list and filter, acknowledge, clear, and a server-sent-events stream.
 
-The stream is fed by `AlarmFanout`, an in-process `AlarmPublisher`: every committed
-alarm change of this process (rules, acknowledgements, clears) reaches each client once.
-A client that falls `max_pending` changes behind gets an `overflow` event and is
-disconnected; it reconnects and reloads GET /alarms.
+The stream is fed by `AlarmFanout` (hub.rules.alarm_fanout), an in-process `AlarmPublisher`:
+every committed alarm change of this process (rules, acknowledgements, clears) reaches each
+client once. A client that falls `max_pending` changes behind gets an `overflow` event and
+is disconnected; it reconnects and reloads GET /alarms.
 """
 
 import asyncio
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -27,82 +26,16 @@ from hub.rules.alarm_changes import (
     AlarmPublisher,
     AlarmRecord,
     AlarmState,
-    alarm_change_document,
     alarm_document,
 )
+from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import SourceKind
 from hub.store.alarms import AlarmFilter, AlarmNotFoundError, AlarmStateError, AlarmStore
 
 log = logging.getLogger(__name__)
 
-Document = dict[str, object]
 _SHUTDOWN_POLL_S = 0.5
-
-
-class _Subscriber:
-    """One SSE client: a bounded queue on its event loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_pending: int) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[Document | None] = asyncio.Queue(maxsize=max_pending + 1)
-        self.max_pending = max_pending
-        self.overflowed = False
-
-    def offer(self, documents: Sequence[Document]) -> None:
-        """Queue documents (on the subscriber's loop); on overflow, end the stream."""
-        if self.overflowed:
-            return
-        for document in documents:
-            if self.queue.qsize() >= self.max_pending:
-                self.overflowed = True
-                self.queue.put_nowait(None)
-                return
-            self.queue.put_nowait(document)
-
-
-class AlarmFanout:
-    """Alarm changes to every connected SSE client; thread-safe, never blocks the publisher."""
-
-    def __init__(self, max_pending: int = 1000) -> None:
-        self._max_pending = max_pending
-        self._lock = threading.Lock()
-        self._subscribers: set[_Subscriber] = set()
-
-    def subscribe(self, loop: asyncio.AbstractEventLoop) -> _Subscriber:
-        """A new subscriber fed on `loop`."""
-        subscriber = _Subscriber(loop, self._max_pending)
-        with self._lock:
-            self._subscribers.add(subscriber)
-        return subscriber
-
-    def unsubscribe(self, subscriber: _Subscriber) -> None:
-        """Stop feeding a subscriber."""
-        with self._lock:
-            self._subscribers.discard(subscriber)
-
-    @property
-    def subscribers(self) -> int:
-        """Connected clients."""
-        with self._lock:
-            return len(self._subscribers)
-
-    def publish_changes(self, changes: Sequence[AlarmChange]) -> None:
-        """Hand the changes to every subscriber's loop."""
-        if changes:
-            self.publish_documents([alarm_change_document(c) for c in changes])
-
-    def publish_documents(self, documents: Sequence[Document]) -> None:
-        """Hand ready-made documents (e.g. crew alerts) to every subscriber's loop."""
-        if not documents:
-            return
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for subscriber in subscribers:
-            try:
-                subscriber.loop.call_soon_threadsafe(subscriber.offer, documents)
-            except RuntimeError:  # the loop is closed: the client is gone
-                self.unsubscribe(subscriber)
 
 
 def get_alarm_store(request: Request) -> AlarmStore:

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from hub.api.alarms import AlarmFanout
 from hub.api.app import DbDep
 from hub.api.schemas import Instant, Int64, Offset
 from hub.devices.lighting import (
@@ -31,6 +30,7 @@ from hub.devices.lighting import (
     target_position,
 )
 from hub.geometry import haversine_m
+from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import Severity
 from hub.rules.crew_alerts import (
     CrewAlertKind,

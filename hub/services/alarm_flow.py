@@ -30,7 +30,6 @@ import httpx
 from hub.api import alarms as alarms_api
 from hub.api import cases as cases_api
 from hub.api import open311 as open311_api
-from hub.api.alarms import AlarmFanout
 from hub.cases.calendar import calendar_expiry_warning, load_calendar, parse_calendar_yaml
 from hub.cases.classification import load_classification
 from hub.cases.grid_file import parse_grid_geojson
@@ -50,6 +49,7 @@ from hub.ingest.outbound import MqttOutbound
 from hub.rules import lighting as lighting_rules
 from hub.rules import trucks as truck_rules
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
+from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RuleConfigError, RulesConfig, load_rules_config
 from hub.rules.engine import DeviceInfo, GroupRule, Rule, RuleEngine, SharedAttributes

@@ -21,7 +21,6 @@ import httpx
 import orjson
 from prometheus_client import CollectorRegistry
 
-from hub.api.alarms import AlarmFanout
 from hub.api.lighting import CrewAlertFanout
 from hub.devices.decode import device_topic
 from hub.devices.kinds import Channel, Kind
@@ -49,6 +48,7 @@ from hub.ingest.modbus import ModbusPoller, targets_from_records
 from hub.ingest.outbound import MqttOutbound
 from hub.ingest.pipeline import RawMessage
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
+from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (
     AlertLocation,

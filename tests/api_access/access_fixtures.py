@@ -10,11 +10,11 @@ from prometheus_client import CollectorRegistry
 
 from hub.api import alarms, cases, open311
 from hub.api.access import AccessConfig
-from hub.api.alarms import AlarmFanout
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.api.secure import secure_app
 from hub.principals import AccessRole, hash_password
+from hub.rules.alarm_fanout import AlarmFanout
 from hub.store.access import AccessStore
 from hub.store.alarms import AlarmStore
 from hub.store.cases import CaseStore

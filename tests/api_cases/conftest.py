@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from hub.api import alarms, cases, open311
-from hub.api.alarms import AlarmFanout
 from hub.api.app import create_app
+from hub.rules.alarm_fanout import AlarmFanout
 from hub.store.alarms import AlarmStore
 from hub.store.cases import CaseStore
 from hub.store.database import Database

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.api.alarms import AlarmFanout
+from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import SignalAction
 from hub.store.alarms import AlarmStore
