@@ -1,0 +1,567 @@
+"""The hub against a peer, side by side: Node-RED 4 batching MQTT readings into PostgreSQL.
+
+One PostgreSQL and one Mosquitto (bench/stack.py), the hub's pre-encoded publisher and
+bench_ingest's message set. Every side runs for the whole session on its own topic root:
+the hub as one process, the hub as a cluster of members on this machine, and the Node-RED
+flow of bench/node_red_peer.py (installed with npm into --node-red-dir; the benchmark is
+skipped with a message when that cannot be done). Runs are interleaved, one side after
+the other, first at full speed, then paced for --paced-seconds at rates found by bisection
+between --low-fraction and --high-fraction of the side's full-speed rate.
+
+A paced rate is kept up when every message is stored and the last row is stored at most
+1 s after the publisher finished. publish→stored is read from the row count, polled every
+--poll-ms: message i was published at i / rate after the first, and is counted stored at
+the first poll that sees i + 1 rows. CPU is user + system time from /proc/<pid>/stat of
+each side's processes, from the first publish to the last row, divided by the messages.
+"""
+
+import argparse
+import pickle
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import psycopg
+from bench_ingest import KINDS, build_messages, hub_member_envs, payload, register_devices
+from figures import Figure, add_json_option, encode_figures
+from node_red_peer import PEER_TABLE, PEER_TABLE_DDL, NodeRedProcess, install_node_red
+from stack import HubChild, Stack, cpu_seconds, hub_env, local_stack
+
+from hub.cli.local_stack import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_NODE_RED_DIR = ROOT / "var" / "peer-node-red"
+KEPT_UP_S = 1.0  # the last row at most this long after the last publish: the side kept up
+HUB_TABLES = tuple(f"telemetry_{kind}" for kind in KINDS)
+# bench/publisher.py's publish_file, then when it returned on this machine's monotonic clock:
+# with its elapsed time that dates the first publish without the process's start and exit.
+_PUBLISH_AND_DATE = (
+    "import sys, time; from pathlib import Path; from publisher import publish_file; "
+    "e = publish_file(sys.argv[1], Path(sys.argv[2]), sys.argv[3], "
+    "rate_per_s=float(sys.argv[4]) or None); print(f'{time.monotonic():.6f} {e:.6f}')"
+)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; short defaults (a few minutes), larger sizes for a report."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=100_000, help="per full-speed run")
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="full-speed runs per side (the median is shown)"
+    )
+    parser.add_argument(
+        "--members",
+        type=int,
+        nargs="*",
+        default=[1, 2],
+        help="hub sides: processes of each (default: 1 2; 2 = a cluster on this machine)",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="run the hub sides only")
+    parser.add_argument("--steps", type=int, default=3, help="paced runs per side (bisection)")
+    parser.add_argument("--paced-seconds", type=float, default=10.0, help="length of a paced run")
+    parser.add_argument("--low-fraction", type=float, default=0.4)
+    parser.add_argument("--high-fraction", type=float, default=1.1)
+    parser.add_argument("--poll-ms", type=float, default=50.0, help="row count polling interval")
+    parser.add_argument("--drain-timeout", type=float, default=180.0)
+    parser.add_argument("--node-red-dir", type=Path, default=DEFAULT_NODE_RED_DIR)
+    add_json_option(parser)
+    args = parser.parse_args(argv)
+    if args.messages <= 0 or args.devices <= 0 or args.repeats <= 0 or args.steps < 0:
+        parser.error("--messages, --devices and --repeats must be positive, --steps not negative")
+    if not 0 < args.low_fraction < args.high_fraction:
+        parser.error("need 0 < --low-fraction < --high-fraction")
+    if args.no_peer and not args.members:
+        parser.error("nothing to run")
+    return args
+
+
+# --- pure -------------------------------------------------------------------------------------
+
+
+def latency_percentiles_ms(
+    progress: Sequence[tuple[float, int]], first_publish: float, rate: float, count: int
+) -> tuple[float, float]:
+    """p50 and p99 publish→stored in ms from a row count series (time, rows) of a paced run.
+
+    Message i went out at first_publish + i / rate and counts as stored at the first
+    sample with more than i rows; a message never seen stored counts at the last sample.
+    """
+    times = np.array([t for t, _ in progress], dtype=np.float64)
+    rows = np.maximum.accumulate(np.array([n for _, n in progress], dtype=np.int64))
+    index = np.arange(count, dtype=np.int64)
+    seen = np.minimum(np.searchsorted(rows, index + 1, side="left"), len(times) - 1)
+    latency_s = times[seen] - (first_publish + index / rate)
+    p50, p99 = np.percentile(latency_s, [50, 99])
+    return float(p50) * 1000, float(p99) * 1000
+
+
+@dataclass
+class RateSearch:
+    """Bisection for the highest paced rate a side keeps up with."""
+
+    low: float  # the bracket; probes go to its middle
+    high: float
+    kept: float | None = None  # highest rate kept up so far
+    failed: float | None = None  # lowest rate not kept up so far
+
+    def next_rate(self) -> float:
+        """The middle of the bracket, to the nearest 100 msg/s."""
+        return max(100.0, round((self.low + self.high) / 2, -2))
+
+    def record(self, rate: float, kept: bool) -> None:
+        """Narrow the bracket by one probe's outcome."""
+        if kept:
+            self.low = rate
+            self.kept = rate if self.kept is None else max(self.kept, rate)
+        else:
+            self.high = rate
+            self.failed = rate if self.failed is None else min(self.failed, rate)
+
+    def describe(self) -> str:
+        """What the search found, e.g. "≥ 7,000 (not 7,900)"."""
+        if self.kept is None:
+            return "none tried" if self.failed is None else f"< {self.failed:,.0f}"
+        return f"{self.kept:,.0f}" + ("" if self.failed is None else f" (not {self.failed:,.0f})")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One measured run of one side."""
+
+    side: str
+    paced: float | None  # the publisher's schedule in msg/s; None: full speed
+    published: int
+    stored: int
+    rate: float  # messages / (last row stored - first publish)
+    drain_s: float  # last row stored after the publisher finished
+    cpu_s: tuple[float, ...]  # per process of the side
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+    @property
+    def kept_up(self) -> bool:
+        """Every message stored, the last within KEPT_UP_S of the last publish."""
+        return self.stored >= self.published and self.drain_s <= KEPT_UP_S
+
+    def cpu_us_per_message(self) -> tuple[float, ...]:
+        """CPU per message of each process of the side."""
+        return tuple(s / self.published * 1e6 for s in self.cpu_s)
+
+
+def cpu_text(run: Run | None) -> str:
+    """CPU µs per message, per process ("41 + 44 µs" for two)."""
+    if run is None:
+        return "—"
+    return " + ".join(f"{us:.0f}" for us in run.cpu_us_per_message()) + " µs"
+
+
+def latency_text(run: Run | None) -> str:
+    """p50 / p99 of a paced run."""
+    if run is None or run.p50_ms is None or run.p99_ms is None:
+        return "—"
+    return f"{run.p50_ms:,.0f} / {run.p99_ms:,.0f} ms at {run.paced:,.0f}"
+
+
+# --- the sides --------------------------------------------------------------------------------
+
+
+class Side(Protocol):
+    """Something that stores the readings published under its root, running all session."""
+
+    @property
+    def name(self) -> str:
+        """How the table names it."""
+        ...
+
+    @property
+    def root(self) -> str:
+        """Its topic root."""
+        ...
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Where its readings are stored."""
+        ...
+
+    def pids(self) -> list[int]:
+        """Its processes, for CPU time."""
+        ...
+
+    def stop(self) -> None:
+        """Stop its processes."""
+        ...
+
+
+@dataclass
+class HubSide:
+    """The hub as `members` processes (a cluster on this machine when more than one)."""
+
+    members: int
+    children: list[HubChild] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """How the table names it."""
+        return "hub, 1 process" if self.members == 1 else f"hub, {self.members} members"
+
+    @property
+    def root(self) -> str:
+        """Its topic root."""
+        return f"peerhub{self.members}"
+
+    tables = HUB_TABLES
+
+    def start(self, stack: Stack, work: Path) -> None:
+        """Start every member and wait until each has subscribed."""
+        base = hub_env(
+            stack,
+            self.root,
+            HUB_LOG_LEVEL="INFO",  # "subscribing to" is how HubChild sees it ready
+            HUB_MAX_AGE_S=str(30 * 86400),
+        )
+        for i, env in enumerate(hub_member_envs(base, self.members)):
+            child = HubChild(env, work / f"hub{self.members}-{i}.log")
+            child.start(timeout_s=120)
+            self.children.append(child)
+
+    def pids(self) -> list[int]:
+        """The members' processes."""
+        return [child.pid for child in self.children]
+
+    def stop(self) -> None:
+        """SIGTERM each member."""
+        for child in self.children:
+            child.stop()
+
+
+@dataclass
+class PeerSide:
+    """The Node-RED flow."""
+
+    node_red: NodeRedProcess
+    name: str = "Node-RED 4 batch flow"
+    tables: tuple[str, ...] = (PEER_TABLE,)
+
+    @property
+    def root(self) -> str:
+        """Its topic root."""
+        return self.node_red.root
+
+    def pids(self) -> list[int]:
+        """The node process."""
+        return [self.node_red.pid]
+
+    def stop(self) -> None:
+        """SIGTERM Node-RED."""
+        self.node_red.stop()
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+@dataclass
+class Windows:
+    """Reading timestamps: each run's after the previous run's, never overlapping (the
+    hub's rules would drop a reading older than its device's last)."""
+
+    devices: int
+    next_ms: int = field(default_factory=lambda: int(time.time() * 1000) - 6 * 3600 * 1000)
+
+    def take(self, count: int) -> int:
+        """The first timestamp of a run of `count` messages."""
+        start = self.next_ms
+        self.next_ms += (count // self.devices + 10) * 1000
+        return start
+
+
+def count_query(tables: Sequence[str]) -> bytes:
+    """One statement counting the rows of all the tables."""
+    return ("SELECT " + " + ".join(f"(SELECT count(*) FROM {t})" for t in tables)).encode()
+
+
+def start_publisher(
+    mqtt_url: str, messages: list[tuple[str, bytes]], work: Path, name: str, rate: float | None
+) -> "subprocess.Popen[str]":
+    """bench/publisher.py on a pickled message file; prints when it finished and its seconds."""
+    path = work / f"{name}.pkl"
+    path.write_bytes(pickle.dumps(messages))
+    return subprocess.Popen(
+        [sys.executable, "-c", _PUBLISH_AND_DATE, mqtt_url, str(path), name, str(rate or 0)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT / "bench",
+        env={"PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"},
+    )
+
+
+def truncate(database_url: str, tables: Sequence[str]) -> None:
+    """Empty a side's tables so counting its next run stays cheap."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(tables)}".encode())
+
+
+def wait_for_probe(stack: Stack, side: Side, windows: Windows, work: Path) -> None:
+    """Publish one reading until the side stores it: subscribed and writing."""
+    query = count_query(side.tables)
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        for attempt in range(30):
+            topic = f"{side.root}/lighting/lighting-0/telemetry"
+            publisher = start_publisher(
+                stack.mqtt_url,
+                [(topic, payload("lighting", windows.take(1), 0))],
+                work,
+                f"probe-{side.root}-{attempt}",
+                None,
+            )
+            publisher.wait(60)
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                row = conn.execute(query).fetchone()
+                if row is not None and int(row[0]) > 0:
+                    truncate(stack.database_url, side.tables)
+                    return
+                time.sleep(0.1)
+    raise TimeoutError(f"{side.name} stored no probe reading in 60 s")
+
+
+def measure(
+    stack: Stack,
+    side: Side,
+    work: Path,
+    windows: Windows,
+    count: int,
+    devices: int,
+    paced: float | None,
+    poll_s: float,
+    drain_timeout_s: float,
+) -> Run:
+    """Publish `count` messages to a side (full speed or paced) and time their storage."""
+    truncate(stack.database_url, side.tables)
+    messages = build_messages(side.root, devices, count, windows.take(count))
+    query = count_query(side.tables)
+    pids = side.pids()
+    progress: list[tuple[float, int]] = []
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        cpu_before = [cpu_seconds(pid) for pid in pids]
+        publisher = start_publisher(stack.mqtt_url, messages, work, f"{side.root}-run", paced)
+        published_at: float | None = None
+        elapsed_s = 0.0
+        deadline = float("inf")
+        stored = 0
+        while True:
+            now = time.monotonic()
+            if published_at is None and publisher.poll() is not None:
+                out, _ = publisher.communicate()
+                if publisher.returncode != 0:
+                    raise RuntimeError(f"the publisher failed with status {publisher.returncode}")
+                finished, elapsed = out.split()
+                published_at, elapsed_s = float(finished), float(elapsed)
+                deadline = now + drain_timeout_s
+            row = conn.execute(query).fetchone()
+            stored = int(row[0]) if row is not None else 0
+            sampled = time.monotonic()
+            if not progress or stored != progress[-1][1]:
+                progress.append((sampled, stored))
+            if (stored >= count and published_at is not None) or sampled > deadline:
+                break
+            time.sleep(poll_s)
+        cpu_s = tuple(
+            cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)
+        )
+    assert published_at is not None  # noqa: S101 - the loop leaves only after it is set
+    first_publish = published_at - elapsed_s
+    done = progress[-1][0]
+    latency = (
+        latency_percentiles_ms(progress, first_publish, paced, count) if paced else (None, None)
+    )
+    return Run(
+        side.name,
+        paced,
+        count,
+        stored,
+        count / (done - first_publish),
+        max(0.0, done - published_at),
+        cpu_s,
+        *latency,
+    )
+
+
+def describe_run(run: Run) -> str:
+    """One line of progress per run."""
+    how = "full speed" if run.paced is None else f"paced {run.paced:,.0f} msg/s"
+    text = (
+        f"{run.side:<24} {how:<22} {run.rate:>8,.0f} msg/s  stored {run.stored:,}/{run.published:,}"
+        f"  last row +{run.drain_s:.2f} s  CPU {cpu_text(run)}/msg"
+    )
+    if run.p50_ms is not None:
+        text += f"  p50/p99 {run.p50_ms:,.0f}/{run.p99_ms:,.0f} ms"
+        text += "  kept up" if run.kept_up else "  NOT kept up"
+    return text
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+@dataclass
+class SideResult:
+    """A side's runs and its rate search."""
+
+    name: str
+    full: list[Run] = field(default_factory=list)
+    paced: list[Run] = field(default_factory=list)
+    search: RateSearch | None = None
+
+    def full_rate(self) -> float:
+        """Median full-speed msg/s."""
+        return statistics.median(run.rate for run in self.full)
+
+    def best_paced(self) -> Run | None:
+        """The run at the highest paced rate kept up."""
+        kept = [run for run in self.paced if run.kept_up]
+        return max(kept, key=lambda run: run.paced or 0.0) if kept else None
+
+
+def table_lines(results: Sequence[SideResult]) -> list[str]:
+    """The Markdown table of the comparison."""
+    lines = [
+        "| side | full speed, msg/s | paced: highest rate kept up, msg/s "
+        "| p50 / p99 publish→stored there | CPU per message, full speed "
+        "| CPU per message, paced there |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        best = result.best_paced()
+        full = min(result.full, key=lambda run: abs(run.rate - result.full_rate()))
+        lines.append(
+            f"| {result.name} | {result.full_rate():,.0f} "
+            f"| {result.search.describe() if result.search else '—'} | {latency_text(best)} "
+            f"| {cpu_text(full)} | {cpu_text(best)} |"
+        )
+    return lines
+
+
+def peer_figures(results: Sequence[SideResult]) -> list[Figure]:
+    """The table as rows for bench/report.py."""
+    figures: list[Figure] = []
+    for result in results:
+        best = result.best_paced()
+        figures.append(Figure("peer", f"{result.name}, full speed", result.full_rate(), "msg/s"))
+        figures.append(
+            Figure(
+                "peer",
+                f"{result.name}, highest paced rate kept up",
+                best.paced if best else None,
+                "msg/s",
+                None,
+                result.search.describe() if result.search else "not searched",
+            )
+        )
+        if best is not None:
+            figures += [
+                Figure("peer", f"{result.name}, p99 publish→stored there", best.p99_ms, "ms"),
+                Figure(
+                    "peer",
+                    f"{result.name}, CPU per message there",
+                    sum(best.cpu_us_per_message()),
+                    "µs",
+                    None,
+                    "all processes of the side together",
+                ),
+            ]
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Install the peer, start every side, run them interleaved, print the table."""
+    args = parse_args(argv)
+    peer_problem = None if args.no_peer else install_node_red(args.node_red_dir)
+    if peer_problem is not None:
+        print(f"bench_peer: skipped, Node-RED could not be installed: {peer_problem}")
+        return 0
+    poll_s = args.poll_ms / 1000
+    windows = Windows(args.devices)
+    with local_stack("peer") as stack:
+        work = stack.work
+        register_devices(stack.database_url, args.devices)
+        with psycopg.connect(stack.database_url) as conn:
+            conn.execute(PEER_TABLE_DDL.encode())
+        sides: list[Side] = []
+        try:
+            for members in args.members:
+                hub = HubSide(members)
+                sides.append(hub)
+                hub.start(stack, work)
+            if not args.no_peer:
+                assert stack.broker is not None  # noqa: S101 - local_stack starts one
+                node_red = NodeRedProcess(
+                    args.node_red_dir,
+                    work,
+                    "peernr",
+                    stack.broker.port,
+                    stack.database_url,
+                    free_port(),
+                )
+                sides.append(PeerSide(node_red))
+                node_red.start()
+            for side in sides:
+                wait_for_probe(stack, side, windows, work)
+            results = [SideResult(side.name) for side in sides]
+            print(f"bench_peer: {args.messages:,} messages from {args.devices:,} devices, QoS 1")
+
+            def run(side: Side, result: SideResult, count: int, paced: float | None) -> Run:
+                measured = measure(
+                    stack,
+                    side,
+                    work,
+                    windows,
+                    count,
+                    args.devices,
+                    paced,
+                    poll_s,
+                    args.drain_timeout,
+                )
+                print(describe_run(measured), flush=True)
+                return measured
+
+            for _ in range(args.repeats):
+                for side, result in zip(sides, results, strict=True):
+                    result.full.append(run(side, result, args.messages, None))
+            for result in results:
+                full = result.full_rate()
+                result.search = RateSearch(full * args.low_fraction, full * args.high_fraction)
+            for _ in range(args.steps):
+                for side, result in zip(sides, results, strict=True):
+                    assert result.search is not None  # noqa: S101 - set just above
+                    rate = result.search.next_rate()
+                    count = max(1, round(rate * args.paced_seconds))
+                    measured = run(side, result, count, rate)
+                    result.paced.append(measured)
+                    result.search.record(rate, measured.kept_up)
+        finally:
+            for side in reversed(sides):
+                side.stop()
+    print()
+    print(
+        f"Paced runs {args.paced_seconds:g} s each; kept up = every row stored, the last"
+        f" ≤ {KEPT_UP_S:g} s after the last publish; publish→stored from the row count"
+        f" every {args.poll_ms:g} ms; CPU per process of the side."
+    )
+    for line in table_lines(results):
+        print(line)
+    if args.json is not None:
+        args.json.write_text(encode_figures(peer_figures(results)), encoding="utf-8")
+    lost = any(run.stored < run.published for r in results for run in r.full)
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
