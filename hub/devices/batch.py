@@ -1,7 +1,7 @@
 """What the ingest edge hands to storage and to the rules: one committed unit of work."""
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -63,14 +63,33 @@ class Batch:
     statuses: list[StatusChange] = field(default_factory=list)
     command_acks: list[CommandAck] = field(default_factory=list)
 
-    def add(self, decoded: Decoded) -> None:
-        """Add whatever one message decoded to (readings, a status change or a command ack)."""
-        if isinstance(decoded, StatusChange):
+    @classmethod
+    def of(cls, items: Iterable[Decoded | DeadLetter | None]) -> "Batch":
+        """One batch of what a run of messages decoded to (None: a message that keeps nothing)."""
+        batch = cls()
+        for item in items:
+            batch.add(item)
+        return batch
+
+    def add(self, decoded: Decoded | DeadLetter | None) -> None:
+        """Add what one message decoded to: readings, a status, an ack or a dead letter."""
+        if isinstance(decoded, list):  # readings, by far the most common: tested first
+            self.readings.extend(decoded)
+        elif isinstance(decoded, StatusChange):
             self.statuses.append(decoded)
         elif isinstance(decoded, CommandAck):
             self.command_acks.append(decoded)
-        else:
+        elif isinstance(decoded, DeadLetter):
+            self.dead_letters.append(decoded)
+        elif decoded is not None:
             self.readings.extend(decoded)
+
+    def extend(self, other: "Batch") -> None:
+        """Add everything of another batch (e.g. a committed part of a split batch)."""
+        self.readings.extend(other.readings)
+        self.dead_letters.extend(other.dead_letters)
+        self.statuses.extend(other.statuses)
+        self.command_acks.extend(other.command_acks)
 
     def __len__(self) -> int:
         return (

@@ -104,28 +104,6 @@ class KindIndex:
         return len(self._kinds)
 
 
-def _batch_of(items: Sequence[Decoded | DeadLetter | None]) -> Batch:
-    """One batch of what a run of messages decoded to."""
-    batch = Batch()
-    dead_letters = batch.dead_letters
-    for item in items:
-        if item is None:
-            continue
-        if isinstance(item, DeadLetter):
-            dead_letters.append(item)
-        else:
-            batch.add(item)
-    return batch
-
-
-def _extend(batch: Batch, part: Batch) -> None:
-    """Add a committed part's contents to a batch."""
-    batch.readings.extend(part.readings)
-    batch.dead_letters.extend(part.dead_letters)
-    batch.statuses.extend(part.statuses)
-    batch.command_acks.extend(part.command_acks)
-
-
 class StoppedWhileFailingError(Exception):
     """The hub is stopping while batches cannot be committed; they stay unacknowledged."""
 
@@ -229,10 +207,6 @@ class IngestPipeline:
             retained=message.retained,
         )
 
-    def decode_batch(self, messages: Sequence[RawMessage]) -> Batch:
-        """Decode raw messages into one batch of readings, statuses, acks and dead letters."""
-        return _batch_of([self.decode(message) for message in messages])
-
     def flush(self) -> int:
         """Commit what is buffered (up to one batch), acknowledge it, notify observers."""
         count = min(len(self._buffer), self._batch_max_rows)
@@ -245,7 +219,7 @@ class IngestPipeline:
         except Exception:
             log.exception("registry refresh failed; decoding with the cached registry")
         items = [self.decode(message) for message in messages]
-        batch = _batch_of(items)
+        batch = Batch.of(items)
         result = self._write(batch)
         if isinstance(result, BatchRejectedError):
             batch, inserted = self._isolate(messages, items, result)
@@ -291,11 +265,11 @@ class IngestPipeline:
         while parts:
             start, end, error = parts.pop()
             if error is None:
-                part = _batch_of(items[start:end])
+                part = Batch.of(items[start:end])
                 result = self._write(part)
                 if not isinstance(result, BatchRejectedError):
                     inserted += result
-                    _extend(committed, part)
+                    committed.extend(part)
                     continue
                 error = result
             if end - start == 1:
@@ -318,7 +292,7 @@ class IngestPipeline:
         result = self._write(dead)
         if isinstance(result, BatchRejectedError):
             raise RuntimeError(f"the store refused dead letters too: {result}") from result
-        _extend(committed, dead)
+        committed.extend(dead)
         return committed, inserted
 
     def _write(self, batch: Batch) -> int | BatchRejectedError:

@@ -190,7 +190,12 @@ class LightingIntent:
 INTENT = LightingIntent()
 
 
-def _location(device: DeviceInfo) -> tuple[float, float] | None:
+def _location(
+    device: DeviceInfo, lat: float | None = None, lon: float | None = None
+) -> tuple[float, float] | None:
+    """Where the sun is judged: the rule's configured position if set, else the device's."""
+    if lat is not None and lon is not None:
+        return lat, lon
     if device.lat is None or device.lon is None:
         return None
     return device.lat, device.lon
@@ -304,9 +309,7 @@ class LitByDayRule(_LampRule):
         """FAULT when lit in daylight (with margin); OK when dark or at night."""
         del state
         params = _checked(params, LitByDayParams)
-        where = _location(device)
-        if params.lat is not None and params.lon is not None:
-            where = (params.lat, params.lon)
+        where = _location(device, params.lat, params.lon)
         if where is None:
             return ()
         lamp = _lamp(reading)
@@ -358,9 +361,7 @@ class DarkAtNightRule(_LampRule):
         """FAULT when off and supplied at night; OK when on, by day or meant to be dark."""
         del state
         params = _checked(params, DarkAtNightParams)
-        where = _location(device)
-        if params.lat is not None and params.lon is not None:
-            where = (params.lat, params.lon)
+        where = _location(device, params.lat, params.lon)
         if where is None:
             return ()
         lamp = _lamp(reading)

@@ -115,9 +115,7 @@ def _store(
         return []
     together = Batch()
     for _, batch in decoded:
-        together.readings.extend(batch.readings)
-        together.statuses.extend(batch.statuses)
-        together.command_acks.extend(batch.command_acks)
+        together.extend(batch)
     try:
         writer.write_batch(together)
     except BatchRejectedError:
