@@ -14,7 +14,8 @@ from hub.devices.manholes import ManholePayload
 from hub.devices.parking import ParkingPayload
 from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RulesConfig, load_rules_config
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
 
 DEVICES = 100_000
 ROUNDS = 3

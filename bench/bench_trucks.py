@@ -21,7 +21,8 @@ from hub.devices.kinds import Channel, Kind, Load
 from hub.devices.trucks import TruckPayload
 from hub.geometry import LocalProjection
 from hub.rules.config import load_rules_config
-from hub.rules.engine import DeviceInfo, Rule, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.truck_context import TruckContext, TruckContextSource
 from hub.rules.truck_records import Permit, Site, SiteType
 from hub.rules.trucks import build_rules
@@ -128,7 +129,7 @@ def build_readings(
     return batches
 
 
-def run(rules: tuple[Rule, ...], trucks: int, batches: list[list[Reading]]) -> float:
+def run(rules: tuple[AnyRule, ...], trucks: int, batches: list[list[Reading]]) -> float:
     """Positions per second through `RuleEngine.process` (CPU time of this process)."""
     config = load_rules_config(None, {r.name: r.params_model for r in rules})
     devices = [DeviceInfo(f"TRK-{t:05d}", Kind.TRUCK) for t in range(trucks)]

@@ -32,22 +32,20 @@ import heapq
 import logging
 import math
 from collections.abc import Iterable, KeysView, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
-from hub.devices.registry import DeviceRecord
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.condition import (
     ConditionKey,
     ConditionPolicy,
     ConditionTable,
-    Observation,
     Verdict,
     datetime_from_epoch,
 )
@@ -61,153 +59,12 @@ from hub.rules.config import (
     has_device_overrides,
     resolve_rule,
 )
+from hub.rules.group_cover import GroupCover
+from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo, GroupView
 from hub.rules.offline import OfflineMonitor
-from hub.rules.signals import (
-    EMPTY_MAPPING,
-    AlarmSignal,
-    SignalAction,
-    SourceKind,
-    empty_mapping,
-)
+from hub.rules.signals import AlarmSignal, SourceKind
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    """What the engine needs from the registry about one device."""
-
-    device_id: str
-    kind: Kind
-    group_id: str | None = None
-    attributes: Mapping[str, object] = field(default_factory=empty_mapping)
-    lat: float | None = None
-    lon: float | None = None
-
-    @classmethod
-    def from_record(
-        cls, record: DeviceRecord, shared: "SharedAttributes | None" = None
-    ) -> "DeviceInfo":
-        """A registry record's view for the rules; the parent (cabinet, circuit) is the group.
-
-        With `shared`, devices whose attributes are equal hold one mapping between them.
-        """
-        attributes = record.attributes if shared is None else shared.share(record.attributes)
-        return cls(
-            record.device_id,
-            record.kind,
-            record.parent_id,
-            attributes,
-            record.lat,
-            record.lon,
-        )
-
-
-class SharedAttributes:
-    """One mapping per distinct set of registry attributes, for the devices that carry it.
-
-    A lamp's attributes (rating, type, cabinet, circuit, road class) equal those of the
-    other lamps on its circuit: ~400 bytes of dict and strings per device, repeated
-    100,000 times, where one shared mapping does. Attributes holding a list or an object
-    (unhashable) are kept as they are. The mappings are read-only by DeviceInfo's contract.
-    """
-
-    __slots__ = ("_seen",)
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[object, ...], Mapping[str, object]] = {}
-
-    def share(self, attributes: Mapping[str, object]) -> Mapping[str, object]:
-        """The mapping equal to `attributes` already seen, else `attributes` itself."""
-        if not attributes:
-            return EMPTY_MAPPING
-        # The type is part of the key: 1, 1.0 and True are equal and hash alike.
-        key = tuple((name, type(value), value) for name, value in attributes.items())
-        try:
-            return self._seen.setdefault(key, attributes)
-        except TypeError:  # a list or object among the values
-            return attributes
-
-
-class Rule(Protocol):
-    """A per-device rule: the kinds it judges and how one reading bears on its conditions."""
-
-    @property
-    def name(self) -> str:
-        """Section name in the rules file."""
-        ...
-
-    @property
-    def kinds(self) -> frozenset[Kind]:
-        """Kinds of device the rule applies to."""
-        ...
-
-    @property
-    def alarm_types(self) -> frozenset[AlarmType]:
-        """Alarm types the rule's observations may carry."""
-        ...
-
-    @property
-    def params_model(self) -> type[BaseModel]:
-        """Pydantic model of the rule's own parameters (extra keys of its section)."""
-        ...
-
-    def initial_state(self) -> Any:
-        """A fresh per-device state (mutable, slotted), or None for a stateless rule."""
-        ...
-
-    def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
-    ) -> Iterable[Observation]:
-        """Observations about the device's conditions at the reading's event time."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class GroupView:
-    """A group as a group rule sees it: members and each member's latest projected state."""
-
-    group_id: str
-    member_ids: tuple[str, ...]
-    latest: Mapping[str, object]
-    ts: datetime
-
-
-class GroupRule(Protocol):
-    """A rule over a group's members (e.g. most lamps of a circuit dark → one group alarm)."""
-
-    @property
-    def name(self) -> str:
-        """Section name in the rules file."""
-        ...
-
-    @property
-    def member_kinds(self) -> frozenset[Kind]:
-        """Kinds of member whose readings the rule follows."""
-        ...
-
-    @property
-    def alarm_types(self) -> frozenset[AlarmType]:
-        """Alarm types the rule's group observations may carry."""
-        ...
-
-    @property
-    def suppresses(self) -> frozenset[AlarmType]:
-        """Member alarm types covered while this rule's group alarm is active."""
-        ...
-
-    @property
-    def params_model(self) -> type[BaseModel]:
-        """Pydantic model of the rule's own parameters."""
-        ...
-
-    def project(self, reading: Reading, params: Any) -> object:
-        """The small piece of a member's reading the group rule keeps (memory per member)."""
-        ...
-
-    def evaluate_group(self, group: GroupView, params: Any) -> Iterable[Observation]:
-        """Observations about the group's conditions after members changed."""
-        ...
 
 
 @dataclass(slots=True)
@@ -224,7 +81,7 @@ class EngineStats:
 # What `_evaluate` runs for a device: per enabled rule, the rule, its state table, whether
 # it keeps state at all (a rule whose fresh state is None is stateless for good), and the
 # device's parameters and policy for it.
-_Plan = tuple[tuple[Rule, dict[str, Any], bool, Any, ConditionPolicy], ...]
+_Plan = tuple[tuple[AnyRule, dict[str, Any], bool, Any, ConditionPolicy], ...]
 
 
 class _DeviceSlot:
@@ -264,8 +121,8 @@ class RuleEngine:
         devices: Iterable[DeviceInfo],
         *,
         now: datetime,
-        rules: Sequence[Rule] = (),
-        group_rules: Sequence[GroupRule] = (),
+        rules: Sequence[AnyRule] = (),
+        group_rules: Sequence[AnyGroupRule] = (),
     ) -> None:
         names = [OFFLINE_RULE, *(r.name for r in rules), *(g.name for g in group_rules)]
         duplicated = {n for n in names if names.count(n) > 1}
@@ -278,10 +135,10 @@ class RuleEngine:
         self._tolerance_s = config.reorder_tolerance_s
         self._rules = tuple(rules)
         self._group_rules = tuple(group_rules)
-        self._kind_rules: dict[Kind, tuple[Rule, ...]] = {
+        self._kind_rules: dict[Kind, tuple[AnyRule, ...]] = {
             kind: tuple(r for r in rules if kind in r.kinds) for kind in Kind
         }
-        self._kind_group_rules: dict[Kind, tuple[GroupRule, ...]] = {
+        self._kind_group_rules: dict[Kind, tuple[AnyGroupRule, ...]] = {
             kind: tuple(g for g in group_rules if kind in g.member_kinds) for kind in Kind
         }
         self._kind_models: dict[Kind, dict[str, type[BaseModel]]] = {
@@ -298,16 +155,6 @@ class RuleEngine:
             }
             for kind in Kind
         }
-        self._group_rule_by_type: dict[AlarmType, GroupRule] = {}
-        for group_rule in group_rules:
-            for alarm_type in group_rule.alarm_types:
-                if alarm_type in self._group_rule_by_type:
-                    raise RuleConfigError(f"two group rules raise {alarm_type}")
-                self._group_rule_by_type[alarm_type] = group_rule
-        self._coverable: frozenset[AlarmType] = frozenset().union(
-            *(g.suppresses for g in group_rules)
-        )
-        self._deferred: list[AlarmSignal] = []
         self._group_resolved: dict[str, ResolvedRule] = {
             g.name: resolve_rule(config, g.name, g.params_model, None) for g in group_rules
         }
@@ -322,7 +169,6 @@ class RuleEngine:
         self._group_latest: dict[str, dict[str, dict[str, object]]] = {
             g.name: {} for g in group_rules
         }
-        self._group_covers: dict[str, dict[str, frozenset[AlarmType]]] = {}
         # Per device, readings not yet evaluated as (ts_s, received_s, reading).
         self._pending: dict[str, list[tuple[float, float, Reading]]] = {}
         # (release time by the injected clock, device) for every device with held readings;
@@ -335,6 +181,8 @@ class RuleEngine:
         self._watermark_received_s = -math.inf
         self._group_ts: dict[tuple[int, str], datetime] = {}
         self._table = ConditionTable()
+        self._cover = GroupCover(group_rules, self._table, self._groups, self._group_of)
+        self._coverable = self._cover.coverable
         self._offline = OfflineMonitor()
         self.stats = EngineStats()
         for info in devices:
@@ -414,14 +262,11 @@ class RuleEngine:
                     rule_name = rule.name
             resolved = slot.resolved[rule_name]
         else:
-            group_rule = self._group_rule_by_type.get(alarm_type)
+            group_rule = self._cover.rule_raising(alarm_type)
             if group_rule is None:
                 return
             resolved = self._group_resolved[group_rule.name]
-            if group_rule.suppresses:
-                self._group_covers.setdefault(source_id, {})[group_rule.name] = (
-                    group_rule.suppresses
-                )
+            self._cover.restore(source_id, group_rule)
         key: ConditionKey = (source_kind, source_id, alarm_type)
         self._table.restore(key, resolved.policy, severity, raised_at, count)
         if source_kind is SourceKind.DEVICE and alarm_type is AlarmType.OFFLINE:
@@ -468,13 +313,19 @@ class RuleEngine:
         holding = self._tolerance_s > 0
         slots = self._slots
         pending = self._pending
-        for reading in batch:
+        for arrived in batch:
+            reading = arrived
             slot = slots.get(reading.device_id)
             if slot is None or slot.info.kind is not reading.kind:
                 stats.unknown_device += 1
                 continue
             ts_s = reading.ts.timestamp()
             received_s = reading.received_at.timestamp()
+            if ts_s > received_s:
+                # A device clock ahead of the hub's (accepted up to HUB_MAX_AHEAD_S): alarm
+                # timing must not run in the future, so the rules see the receipt time.
+                reading = reading._replace(ts=reading.received_at)
+                ts_s = received_s
             if ts_s <= slot.released_ts_s:
                 if ts_s == slot.released_ts_s:
                     stats.duplicates += 1
@@ -502,7 +353,7 @@ class RuleEngine:
             np.asarray(alive_received_s, dtype=np.float64),
             self._table,
         )
-        self._emit_all(raw, signals)
+        self._cover.emit_all(raw, signals)
         released: list[_Released] = []
         for slot in touched.values():
             self._release(slot, slot.max_ts_s - self._tolerance_s, -math.inf, released)
@@ -521,8 +372,8 @@ class RuleEngine:
             if device_id in self._pending:
                 self._release(self._slots[device_id], -math.inf, held_until_s, released)
         self._evaluate_in_order(released, signals)
-        self._emit_all(self._offline.evaluate_tick(now, self._table), signals)
-        self._emit_all(self._table.advance(now_s), signals)
+        self._cover.emit_all(self._offline.evaluate_tick(now, self._table), signals)
+        self._cover.emit_all(self._table.advance(now_s), signals)
         self._offline.sync_all(self._table)
         return signals
 
@@ -583,7 +434,8 @@ class RuleEngine:
                 continue  # the instant goes on
             if self._dirty_groups:
                 self._evaluate_groups(reading.ts, signals)
-            self._flush_deferred(signals)
+            if self._cover.deferred:
+                self._cover.flush(signals)
             if ts_s > self._watermark_ts_s:
                 self._watermark_ts_s = ts_s
                 self._watermark_received_s = received_s
@@ -618,9 +470,9 @@ class RuleEngine:
                 if info.group_id is not None and signal.alarm_type in self._coverable:
                     # Held until the group rules have seen this instant, so a circuit that
                     # goes dark at once raises one group alarm, not one per lamp first.
-                    self._deferred.append(signal)
+                    self._cover.deferred.append(signal)
                 else:
-                    self._emit(signal, signals)
+                    self._cover.emit(signal, signals)
         if info.group_id is None:
             return
         for position, group_rule in enumerate(self._group_rules):
@@ -665,92 +517,11 @@ class RuleEngine:
                     SourceKind.GROUP, group_id, obs, resolved.policy, received_s
                 )
                 if signal is not None:
-                    self._emit(signal, signals, group_rule)
+                    self._cover.emit(signal, signals, group_rule)
 
-    def _flush_deferred(self, signals: list[AlarmSignal]) -> None:
-        """Emit member signals held during an instant, now that group covers are up to date."""
-        if not self._deferred:
-            return
-        deferred, self._deferred = self._deferred, []
-        silenced: set[ConditionKey] = set()
-        for signal in deferred:
-            key: ConditionKey = (signal.source_kind, signal.source_id, signal.alarm_type)
-            if key in silenced:
-                continue
-            if signal.action is SignalAction.RAISE and self._is_covered(signal):
-                silenced.add(key)
-                continue
-            if signal.action is SignalAction.UPDATE:
-                state = self._table.get(key)
-                if state is not None and not state.announced:
-                    continue  # retracted by a group alarm raised at this instant
-            signals.append(signal)
-        for key in silenced:
-            state = self._table.get(key)
-            if state is not None and state.active:
-                state.announced = False
-
-    def _emit_all(self, raw: Iterable[AlarmSignal], signals: list[AlarmSignal]) -> None:
-        for signal in raw:
-            group_rule = None
-            if signal.source_kind is SourceKind.GROUP:
-                group_rule = self._group_rule_by_type.get(signal.alarm_type)
-            self._emit(signal, signals, group_rule)
-
-    def _emit(
-        self, signal: AlarmSignal, signals: list[AlarmSignal], group_rule: GroupRule | None = None
-    ) -> None:
-        """Append a signal, applying group cover: silence covered members, re-announce after."""
-        if signal.source_kind is SourceKind.DEVICE:
-            if signal.action is SignalAction.RAISE and self._is_covered(signal):
-                state = self._table.get((SourceKind.DEVICE, signal.source_id, signal.alarm_type))
-                if state is not None:
-                    state.announced = False
-                return
-            signals.append(signal)
-            return
-        signals.append(signal)
-        if group_rule is None or not group_rule.suppresses:
-            return
-        group_id = signal.source_id
-        covers = self._group_covers.setdefault(group_id, {})
-        if signal.action is SignalAction.RAISE:
-            covers[group_rule.name] = group_rule.suppresses
-            reason = f"covered by {signal.alarm_type} alarm of group {group_id}"
-            held = {
-                (s.source_id, s.alarm_type)
-                for s in self._deferred
-                if s.action is SignalAction.RAISE
-            }
-            for member in sorted(self._groups.get(group_id, ())):
-                for alarm_type in sorted(group_rule.suppresses):
-                    if (member, alarm_type) in held:
-                        continue
-                    retracted = self._table.retract(
-                        (SourceKind.DEVICE, member, alarm_type), signal.at, reason
-                    )
-                    if retracted is not None:
-                        signals.append(retracted)
-        elif signal.action is SignalAction.CLEAR:
-            covers.pop(group_rule.name, None)
-            still = frozenset().union(*covers.values()) if covers else frozenset()
-            if not covers:
-                del self._group_covers[group_id]
-            reason = f"{signal.alarm_type} alarm of group {group_id} cleared"
-            for member in sorted(self._groups.get(group_id, ())):
-                for alarm_type in sorted(group_rule.suppresses - still):
-                    announced = self._table.announce(
-                        (SourceKind.DEVICE, member, alarm_type), signal.at, reason
-                    )
-                    if announced is not None:
-                        signals.append(announced)
-
-    def _is_covered(self, signal: AlarmSignal) -> bool:
-        slot = self._slots.get(signal.source_id)
-        if slot is None or slot.info.group_id is None:
-            return False
-        covers = self._group_covers.get(slot.info.group_id)
-        return covers is not None and any(signal.alarm_type in c for c in covers.values())
+    def _group_of(self, device_id: str) -> str | None:
+        slot = self._slots.get(device_id)
+        return None if slot is None else slot.info.group_id
 
     def _plan(self, kind: Kind, resolved: Mapping[str, ResolvedRule]) -> _Plan:
         """What `_evaluate` runs for a device of `kind` with these effective rules."""

@@ -26,7 +26,7 @@ from hub.devices.kinds import Kind
 from hub.devices.lighting import CabinetPayload, LightingPayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
-from hub.rules.engine import DeviceInfo, GroupRule, GroupView, Rule
+from hub.rules.interface import DeviceInfo, GroupRule, GroupView, Rule
 
 SUPPLY_LOSS_CODE = "SUPPLY_LOSS"
 T = TypeVar("T")

@@ -11,7 +11,6 @@ Offline is the engine's built-in rule.
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,7 +18,7 @@ from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.condition import Observation, Verdict
-from hub.rules.engine import DeviceInfo, Rule
+from hub.rules.interface import AnyRule, DeviceInfo
 
 MAIN_ROAD = "main"
 
@@ -64,18 +63,16 @@ class TiltRule:
     name: str = "manhole_tilt"
     kinds: frozenset[Kind] = frozenset({Kind.MANHOLE})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.TILT})
-    params_model: type[BaseModel] = TiltParams
+    params_model: type[TiltParams] = TiltParams
 
     def initial_state(self) -> None:
         """Stateless: the confirmation window is the condition's debounce."""
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: TiltParams
     ) -> Iterable[Observation]:
         """One verdict on the tilt condition per reading."""
         del state
-        if not isinstance(params, TiltParams):
-            raise TypeError(f"{self.name} needs TiltParams")
         tilt = reading.value("tilt_deg")
         if tilt is None:
             return ()
@@ -117,13 +114,13 @@ class CoverOpenRule:
     name: str = "manhole_cover_open"
     kinds: frozenset[Kind] = frozenset({Kind.MANHOLE})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.COVER_OPEN})
-    params_model: type[BaseModel] = NoParams
+    params_model: type[NoParams] = NoParams
 
     def initial_state(self) -> None:
         """Stateless."""
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: NoParams
     ) -> Iterable[Observation]:
         """Open is a fault, closed is OK."""
         del state, params
@@ -201,7 +198,7 @@ class LevelRule:
     name: str
     alarm_type: AlarmType
     field_name: str
-    params_model: type[BaseModel]
+    params_model: type[LevelParams]
     high_is_bad: bool
     label: str
     kinds: frozenset[Kind] = frozenset({Kind.MANHOLE})
@@ -215,12 +212,10 @@ class LevelRule:
         """Stateless."""
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: LevelParams
     ) -> Iterable[Observation]:
         """A verdict when the reading carries the field; nothing when it does not."""
         del device, state
-        if not isinstance(params, LevelParams):
-            raise TypeError(f"{self.name} needs LevelParams")
         raw = reading.value(self.field_name)
         if raw is None or isinstance(raw, bool) or not isinstance(raw, int | float):
             return ()
@@ -238,7 +233,7 @@ class LevelRule:
         )
 
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[AnyRule, ...] = (
     TiltRule(),
     CoverOpenRule(),
     LevelRule(

@@ -14,7 +14,6 @@ single change of state for `stuck_after_s` (24 h: a free spot in a busy street s
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,7 +21,7 @@ from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
-from hub.rules.engine import DeviceInfo, Rule
+from hub.rules.interface import AnyRule, DeviceInfo
 
 DEFAULT_CONFIRM_S = 60.0
 
@@ -110,18 +109,16 @@ class SpotRule:
     name: str = "parking_spot"
     kinds: frozenset[Kind] = frozenset({Kind.PARKING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.OVERSTAY, AlarmType.STUCK_SENSOR})
-    params_model: type[BaseModel] = SpotParams
+    params_model: type[SpotParams] = SpotParams
 
     def initial_state(self) -> SpotState:
         """A spot not heard from yet."""
         return SpotState()
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: SpotState, params: SpotParams
     ) -> Iterable[Observation]:
         """Advance the debounce with one report, then judge overstay and stuck."""
-        if not isinstance(state, SpotState) or not isinstance(params, SpotParams):
-            raise TypeError(f"{self.name} needs SpotState and SpotParams")
         raw = reading.value("occupied")
         if raw is None:
             return ()
@@ -188,7 +185,7 @@ def _confirm(state: SpotState, occupied: bool, since: datetime) -> None:
         state.confirmed, state.confirmed_ts = occupied, since
 
 
-RULES: tuple[Rule, ...] = (SpotRule(),)
+RULES: tuple[AnyRule, ...] = (SpotRule(),)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import Any
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind, Load
 from hub.geometry import GridIndex, LocalProjection, projection_around
-from hub.rules.engine import DeviceInfo
+from hub.rules.interface import DeviceInfo
 from hub.rules.truck_records import (
     Permit,
     Site,

@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,7 +19,7 @@ from hub.devices.decode import Reading
 from hub.devices.kinds import Kind, Load
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
-from hub.rules.engine import DeviceInfo, Rule
+from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.truck_context import (
     SITE_SEARCH_M,
     TRUCK,
@@ -140,10 +139,6 @@ class _TruckRule:
     tracker: TruckTracker
     kinds: frozenset[Kind] = TRUCK
 
-    def initial_state(self) -> Any:
-        """None: per-truck memory lives in the shared tracker."""
-        return None
-
     def _obs(
         self,
         alarm_type: AlarmType,
@@ -162,19 +157,26 @@ class _TruckRule:
 
 
 @dataclass(frozen=True)
+class _StatelessTruckRule(_TruckRule):
+    def initial_state(self) -> None:
+        """None: per-truck memory lives in the shared tracker."""
+        return
+
+
+@dataclass(frozen=True)
 class RouteDeviationRule(_TruckRule):
     """Off the permitted route by more than the corridor (plus GPS jitter) while ACC is on."""
 
     name: str = "truck_route"
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.ROUTE_DEVIATION})
-    params_model: type[BaseModel] = RouteParams
+    params_model: type[RouteParams] = RouteParams
 
     def initial_state(self) -> _RouteState:
         """When the truck was last seen outside the corridor."""
         return _RouteState()
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: _RouteState, params: RouteParams
     ) -> Iterable[Observation]:
         """FAULT beyond corridor + jitter (and until back inside for `rejoin_s`: a fix that
         cuts a corner of the route is no rejoin), OK inside the corridor, HOLD at the edge."""
@@ -224,7 +226,7 @@ class DumpingRule(_TruckRule):
     alarm_types: frozenset[AlarmType] = frozenset(
         {AlarmType.ILLEGAL_DUMPING, AlarmType.UNAPPROVED_DISPOSAL}
     )
-    params_model: type[BaseModel] = DumpParams
+    params_model: type[DumpParams] = DumpParams
 
     def initial_state(self) -> _DumpState:
         """Which episode is open and where."""
@@ -253,7 +255,7 @@ class DumpingRule(_TruckRule):
         return AlarmType.ILLEGAL_DUMPING, known_illegal
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: _DumpState, params: DumpParams
     ) -> Iterable[Observation]:
         """Open an episode at an unload event; FAULT while the truck stays at its spot."""
         fix = self.tracker.fix(reading, device)
@@ -290,15 +292,15 @@ class DumpingRule(_TruckRule):
 
 
 @dataclass(frozen=True)
-class PermitRule(_TruckRule):
+class PermitRule(_StatelessTruckRule):
     """Transport (ACC on) outside the permit's hours, or moving without a valid permit."""
 
     name: str = "truck_permit"
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.OUTSIDE_HOURS, AlarmType.NO_PERMIT})
-    params_model: type[BaseModel] = PermitParams
+    params_model: type[PermitParams] = PermitParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: PermitParams
     ) -> Iterable[Observation]:
         """OUTSIDE_HOURS and NO_PERMIT verdicts of one position."""
         del state
@@ -355,15 +357,15 @@ class PermitRule(_TruckRule):
 
 
 @dataclass(frozen=True)
-class CoverRule(_TruckRule):
+class CoverRule(_StatelessTruckRule):
     """Moving loaded with the cover open (密闭); stopped is neither fault nor clear."""
 
     name: str = "truck_cover"
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.COVER_OPEN_MOVING})
-    params_model: type[BaseModel] = CoverParams
+    params_model: type[CoverParams] = CoverParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: CoverParams
     ) -> Iterable[Observation]:
         """FAULT moving loaded with cover open, HOLD stopped so, OK otherwise."""
         del state
@@ -388,15 +390,15 @@ class CoverRule(_TruckRule):
 
 
 @dataclass(frozen=True)
-class SpeedRule(_TruckRule):
+class SpeedRule(_StatelessTruckRule):
     """Speed above the limit of the zone the truck is in (the lowest of overlapping zones)."""
 
     name: str = "truck_speed"
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.OVERSPEED})
-    params_model: type[BaseModel] = SpeedParams
+    params_model: type[SpeedParams] = SpeedParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: SpeedParams
     ) -> Iterable[Observation]:
         """FAULT above limit + tolerance, OK below limit − clear_below, HOLD between."""
         del state
@@ -428,15 +430,15 @@ class SpeedRule(_TruckRule):
 
 
 @dataclass(frozen=True)
-class TrackRule(_TruckRule):
+class TrackRule(_StatelessTruckRule):
     """Incomplete track: no fix for a while with ACC on, or an impossible jump between fixes."""
 
     name: str = "truck_track"
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.TRACK_GAP, AlarmType.TRACK_JUMP})
-    params_model: type[BaseModel] = TrackParams
+    params_model: type[TrackParams] = TrackParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: TrackParams
     ) -> Iterable[Observation]:
         """Judge the step from the previous fix to this one."""
         del state
@@ -475,15 +477,15 @@ class TrackRule(_TruckRule):
 
 
 @dataclass(frozen=True)
-class ZoneRule(_TruckRule):
+class ZoneRule(_StatelessTruckRule):
     """Inside a restricted zone during its hours with ACC on."""
 
     name: str = "truck_zone"
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.RESTRICTED_ZONE})
-    params_model: type[BaseModel] = ZoneParams
+    params_model: type[ZoneParams] = ZoneParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: ZoneParams
     ) -> Iterable[Observation]:
         """FAULT inside a restricted zone in force, OK elsewhere."""
         del state
@@ -519,7 +521,7 @@ def _zone(name: str) -> tzinfo:
     return zone
 
 
-def build_rules(source: TruckContextSource) -> tuple[Rule, ...]:
+def build_rules(source: TruckContextSource) -> tuple[AnyRule, ...]:
     """Every truck rule, sharing one tracker over `source`."""
     tracker = TruckTracker(source)
     return (
@@ -534,4 +536,4 @@ def build_rules(source: TruckContextSource) -> tuple[Rule, ...]:
 
 
 CONTEXT = TruckContextSource()
-RULES: tuple[Rule, ...] = build_rules(CONTEXT)
+RULES: tuple[AnyRule, ...] = build_rules(CONTEXT)

@@ -52,7 +52,8 @@ from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
 from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RuleConfigError, RulesConfig, load_rules_config
-from hub.rules.engine import DeviceInfo, GroupRule, Rule, RuleEngine, SharedAttributes
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo, SharedAttributes
 from hub.rules.signals import AlarmSignal
 from hub.services.case_forwarder import CaseForwarder, build_forwarder, outbox_targets
 from hub.settings import Settings
@@ -204,8 +205,8 @@ class AlarmFlow:
         config: RulesConfig,
         publisher: AlarmPublisher,
         clock: Clock = utc_now,
-        rules: Sequence[Rule] = (),
-        group_rules: Sequence[GroupRule] = (),
+        rules: Sequence[AnyRule] = (),
+        group_rules: Sequence[AnyGroupRule] = (),
         tick_s: float = 1.0,
         queue_readings: int = 40_000,
         stay_clear: timedelta = timedelta(minutes=15),

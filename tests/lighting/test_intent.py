@@ -14,8 +14,8 @@ from hub.devices.decode import Reading
 from hub.devices.kinds import Channel, Kind
 from hub.devices.lighting import CabinetPayload
 from hub.rules.alarm_types import AlarmType
-from hub.rules.engine import DeviceInfo
-from hub.rules.lighting import INTENT, IntentWindow
+from hub.rules.interface import DeviceInfo
+from hub.rules.lighting_context import INTENT, IntentWindow
 from hub.store import lighting as store
 from hub.store.database import Database
 from tests.lighting.test_command_effect import CABINET, DISOBEYS, OBEYS, register

@@ -9,8 +9,10 @@ from hub.rules import lighting as lighting_rules
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Verdict
 from hub.rules.config import load_rules_config
-from hub.rules.engine import DeviceInfo, RuleEngine
-from hub.rules.lighting import INTENT, FlickerParams, FlickerRule, IntentWindow, SunTimes
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
+from hub.rules.lighting import FlickerParams, FlickerRule
+from hub.rules.lighting_context import INTENT, IntentWindow, SunTimes
 from hub.rules.signals import AlarmSignal, SignalAction, SourceKind
 
 NIGHT = datetime(2026, 11, 19, 13, 0, tzinfo=UTC)  # 21:00 in Suzhou

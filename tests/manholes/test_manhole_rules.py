@@ -8,7 +8,8 @@ from hub.devices.manholes import ManholePayload
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.catalogue import domain_rules
 from hub.rules.config import load_rules_config
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
 from hub.rules.manholes import RULES
 from hub.rules.signals import AlarmSignal, SignalAction
 

@@ -7,7 +7,8 @@ from hub.devices.kinds import Channel, Kind
 from hub.devices.parking import ParkingPayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.config import load_rules_config
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
 from hub.rules.parking import RULES, SpotChange, count_flows, debounce_spot_states, state_at
 from hub.rules.signals import AlarmSignal
 

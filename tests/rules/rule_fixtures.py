@@ -14,7 +14,7 @@ from hub.devices.manholes import ManholePayload
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.config import RulesConfig, parse_rules_config
-from hub.rules.engine import DeviceInfo, GroupView
+from hub.rules.interface import DeviceInfo, GroupView
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -74,17 +74,16 @@ class TiltRule:
     name: str = "tilt"
     kinds: frozenset[Kind] = frozenset({Kind.MANHOLE})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.TILT})
-    params_model: type[BaseModel] = TiltParams
+    params_model: type[TiltParams] = TiltParams
 
     def initial_state(self) -> None:
         """Stateless."""
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: TiltParams
     ) -> Iterable[Observation]:
         """One observation per reading."""
         del device, state
-        assert isinstance(params, TiltParams)
         tilt = float(reading.value("tilt_deg"))
         if tilt > params.raise_deg:
             verdict = Verdict.FAULT
@@ -117,13 +116,13 @@ class LampOutRule:
     name: str = "lamp_out"
     kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.LAMP_OUT})
-    params_model: type[BaseModel] = NoParams
+    params_model: type[NoParams] = NoParams
 
     def initial_state(self) -> None:
         """Stateless."""
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: Any, params: Any
+        self, reading: Reading, device: DeviceInfo, state: None, params: NoParams
     ) -> Iterable[Observation]:
         """Dark while commanded on is a fault."""
         del device, state, params
@@ -149,16 +148,17 @@ class CircuitDarkRule:
     member_kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
     alarm_types: frozenset[AlarmType] = frozenset({AlarmType.CIRCUIT_DARK})
     suppresses: frozenset[AlarmType] = frozenset({AlarmType.LAMP_OUT})
-    params_model: type[BaseModel] = CircuitDarkParams
+    params_model: type[CircuitDarkParams] = CircuitDarkParams
 
-    def project(self, reading: Reading, params: Any) -> object:
+    def project(self, reading: Reading, params: CircuitDarkParams) -> bool:
         """Keep only whether the lamp is dark."""
         del params
         return bool(reading.value("on")) and float(reading.value("power_w")) < 5
 
-    def evaluate_group(self, group: GroupView, params: Any) -> Iterable[Observation]:
+    def evaluate_group(
+        self, group: GroupView[bool], params: CircuitDarkParams
+    ) -> Iterable[Observation]:
         """Share of all registered members known to be dark."""
-        assert isinstance(params, CircuitDarkParams)
         dark = sum(1 for m in group.member_ids if group.latest.get(m) is True)
         share = dark / max(1, len(group.member_ids))
         if share >= params.raise_share:

@@ -24,7 +24,8 @@ from hub.devices.manholes import ManholePayload
 from hub.rules import lighting, manholes
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.config import load_rules_config
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
 from hub.rules.signals import AlarmSignal, SignalAction, SourceKind
 
 # 22:00 in Nanjing: lamps are on, a contactor open is an anomaly.

@@ -5,7 +5,8 @@ import numpy as np
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.config import load_rules_config
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
 from hub.rules.signals import AlarmSignal, SignalAction
 from tests.rules.rule_fixtures import at, make_config, manhole_reading
 

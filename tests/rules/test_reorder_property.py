@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
 from hub.rules.signals import AlarmSignal
 from tests.rules.rule_fixtures import TiltRule, at, make_config, manhole_reading
 

@@ -3,7 +3,8 @@
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
 from hub.rules.alarm_types import AlarmType, Severity
-from hub.rules.engine import DeviceInfo, RuleEngine, SharedAttributes
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo, SharedAttributes
 from hub.rules.signals import AlarmSignal, SignalAction, SourceKind
 from tests.rules.rule_fixtures import (
     CircuitDarkRule,

@@ -7,7 +7,8 @@ import pytest
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import Severity
 from hub.rules.config import OfflineParams, RuleConfigError, load_rules_config, parse_rules_config
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
 from tests.rules.rule_fixtures import TiltRule, at, make_config
 
 

@@ -9,7 +9,8 @@ from hub.devices.trucks import TruckPayload
 from hub.geometry import LocalProjection
 from hub.rules.alarm_types import AlarmType
 from hub.rules.config import load_rules_config
-from hub.rules.engine import DeviceInfo, RuleEngine
+from hub.rules.engine import RuleEngine
+from hub.rules.interface import DeviceInfo
 from hub.rules.signals import AlarmSignal, SignalAction
 from hub.rules.truck_context import TruckContext, TruckContextSource
 from hub.rules.truck_records import Permit, Site, SiteType, Zone, ZoneType
