@@ -224,3 +224,15 @@ def test_member_reporting_behind_the_others_still_moves_the_group() -> None:
     group = [s for s in signals if s.source_kind is SourceKind.GROUP]
     assert [(s.action, s.source_id) for s in group] == [(SignalAction.RAISE, "circuit-7")]
     assert signals[0].at == at(100)
+
+
+def test_event_time_ahead_of_receipt_is_judged_at_the_receipt_time() -> None:
+    # A cover whose clock runs 4 minutes fast: the decoder accepts it (HUB_MAX_AHEAD_S),
+    # but the alarm must not be raised, nor its debounce counted, in the future.
+    engine = tilt_engine(tolerance_s=0)
+    fast_s = 240
+    signals = engine.process(
+        [manhole_reading("mh-1", t + fast_s, 15, received_s=t) for t in (0, 10, 20)]
+    )
+    assert actions(signals) == [(SignalAction.RAISE, "mh-1", AlarmType.TILT, 20)]
+    assert signals[0].evidence[-1].ts == at(20)
