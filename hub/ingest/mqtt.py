@@ -15,13 +15,10 @@ from hub.ingest.mqtt_packets import (
     ConnAck,
     Connect,
     Disconnect,
-    MalformedPacketError,
     Packet,
     PacketReader,
     PingReq,
     PingResp,
-    Properties,
-    PropertyId,
     PubAck,
     Publish,
     SubAck,
@@ -31,6 +28,11 @@ from hub.ingest.mqtt_packets import (
     Unsubscribe,
     encode_packet,
     encode_pubacks,
+)
+from hub.ingest.mqtt_properties import (
+    MalformedPacketError,
+    Properties,
+    PropertyId,
 )
 from hub.ingest.pipeline import RawMessage
 from hub.settings import MqttEndpoint

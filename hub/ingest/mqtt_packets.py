@@ -9,23 +9,35 @@ packets out, and the reverse. Malformed input raises `MalformedPacketError`.
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 from typing import NamedTuple
 
+from hub.ingest.mqtt_properties import (
+    EMPTY_PROPERTIES,
+    U16,
+    MalformedPacketError,
+    Properties,
+    PropertyId,
+    decode_properties,
+    decode_variable_int,
+    encode_binary,
+    encode_properties,
+    encode_text,
+    encode_variable_int,
+    read_binary,
+    read_text,
+    read_u16,
+)
+
 __all__ = [
-    "EMPTY_PROPERTIES",
     "ConnAck",
     "Connect",
     "Disconnect",
-    "MalformedPacketError",
     "Packet",
     "PacketReader",
     "PacketType",
     "PingReq",
     "PingResp",
-    "Properties",
-    "PropertyId",
     "PubAck",
     "Publish",
     "SubAck",
@@ -34,17 +46,9 @@ __all__ = [
     "UnsubAck",
     "Unsubscribe",
     "Will",
-    "decode_properties",
-    "decode_variable_int",
     "encode_packet",
-    "encode_properties",
     "encode_pubacks",
-    "encode_variable_int",
 ]
-
-
-class MalformedPacketError(ValueError):
-    """Bytes that are not a well-formed MQTT 5.0 packet, or a protocol error in one."""
 
 
 class PacketType(IntEnum):
@@ -65,122 +69,6 @@ class PacketType(IntEnum):
     PINGRESP = 13
     DISCONNECT = 14
     AUTH = 15
-
-
-class DataType(StrEnum):
-    """How a property's value is laid out on the wire (MQTT 5.0 section 1.5)."""
-
-    BYTE = "byte"
-    TWO_BYTE = "two-byte integer"
-    FOUR_BYTE = "four-byte integer"
-    VARIABLE = "variable byte integer"
-    TEXT = "UTF-8 string"
-    BINARY = "binary data"
-    TEXT_PAIR = "UTF-8 string pair"
-
-
-class PropertyId(IntEnum):
-    """Property identifiers (MQTT 5.0 section 2.2.2.2)."""
-
-    PAYLOAD_FORMAT_INDICATOR = 0x01
-    MESSAGE_EXPIRY_INTERVAL = 0x02
-    CONTENT_TYPE = 0x03
-    RESPONSE_TOPIC = 0x08
-    CORRELATION_DATA = 0x09
-    SUBSCRIPTION_IDENTIFIER = 0x0B
-    SESSION_EXPIRY_INTERVAL = 0x11
-    ASSIGNED_CLIENT_IDENTIFIER = 0x12
-    SERVER_KEEP_ALIVE = 0x13
-    AUTHENTICATION_METHOD = 0x15
-    AUTHENTICATION_DATA = 0x16
-    REQUEST_PROBLEM_INFORMATION = 0x17
-    WILL_DELAY_INTERVAL = 0x18
-    REQUEST_RESPONSE_INFORMATION = 0x19
-    RESPONSE_INFORMATION = 0x1A
-    SERVER_REFERENCE = 0x1C
-    REASON_STRING = 0x1F
-    RECEIVE_MAXIMUM = 0x21
-    TOPIC_ALIAS_MAXIMUM = 0x22
-    TOPIC_ALIAS = 0x23
-    MAXIMUM_QOS = 0x24
-    RETAIN_AVAILABLE = 0x25
-    USER_PROPERTY = 0x26
-    MAXIMUM_PACKET_SIZE = 0x27
-    WILDCARD_SUBSCRIPTION_AVAILABLE = 0x28
-    SUBSCRIPTION_IDENTIFIER_AVAILABLE = 0x29
-    SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
-
-
-PROPERTY_TYPES: dict[PropertyId, DataType] = {
-    PropertyId.PAYLOAD_FORMAT_INDICATOR: DataType.BYTE,
-    PropertyId.MESSAGE_EXPIRY_INTERVAL: DataType.FOUR_BYTE,
-    PropertyId.CONTENT_TYPE: DataType.TEXT,
-    PropertyId.RESPONSE_TOPIC: DataType.TEXT,
-    PropertyId.CORRELATION_DATA: DataType.BINARY,
-    PropertyId.SUBSCRIPTION_IDENTIFIER: DataType.VARIABLE,
-    PropertyId.SESSION_EXPIRY_INTERVAL: DataType.FOUR_BYTE,
-    PropertyId.ASSIGNED_CLIENT_IDENTIFIER: DataType.TEXT,
-    PropertyId.SERVER_KEEP_ALIVE: DataType.TWO_BYTE,
-    PropertyId.AUTHENTICATION_METHOD: DataType.TEXT,
-    PropertyId.AUTHENTICATION_DATA: DataType.BINARY,
-    PropertyId.REQUEST_PROBLEM_INFORMATION: DataType.BYTE,
-    PropertyId.WILL_DELAY_INTERVAL: DataType.FOUR_BYTE,
-    PropertyId.REQUEST_RESPONSE_INFORMATION: DataType.BYTE,
-    PropertyId.RESPONSE_INFORMATION: DataType.TEXT,
-    PropertyId.SERVER_REFERENCE: DataType.TEXT,
-    PropertyId.REASON_STRING: DataType.TEXT,
-    PropertyId.RECEIVE_MAXIMUM: DataType.TWO_BYTE,
-    PropertyId.TOPIC_ALIAS_MAXIMUM: DataType.TWO_BYTE,
-    PropertyId.TOPIC_ALIAS: DataType.TWO_BYTE,
-    PropertyId.MAXIMUM_QOS: DataType.BYTE,
-    PropertyId.RETAIN_AVAILABLE: DataType.BYTE,
-    PropertyId.USER_PROPERTY: DataType.TEXT_PAIR,
-    PropertyId.MAXIMUM_PACKET_SIZE: DataType.FOUR_BYTE,
-    PropertyId.WILDCARD_SUBSCRIPTION_AVAILABLE: DataType.BYTE,
-    PropertyId.SUBSCRIPTION_IDENTIFIER_AVAILABLE: DataType.BYTE,
-    PropertyId.SHARED_SUBSCRIPTION_AVAILABLE: DataType.BYTE,
-}
-# The properties that may appear more than once in one packet (section 3.3.2.3.8, 3.1.2.11.8).
-REPEATABLE = frozenset({PropertyId.USER_PROPERTY, PropertyId.SUBSCRIPTION_IDENTIFIER})
-# The largest value a variable byte integer holds (four bytes of seven bits).
-VARIABLE_INT_MAX = 268_435_455
-
-PropertyValue = int | str | bytes | tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Properties:
-    """A packet's properties in wire order; repeatable ones appear once per occurrence."""
-
-    items: tuple[tuple[PropertyId, PropertyValue], ...] = ()
-
-    def get(self, key: PropertyId) -> PropertyValue | None:
-        """The value of a property that appears at most once, or None."""
-        for item_key, value in self.items:
-            if item_key == key:
-                return value
-        return None
-
-    def integer(self, key: PropertyId) -> int | None:
-        """An integer property's value, or None when absent."""
-        value = self.get(key)
-        return value if isinstance(value, int) else None
-
-    def text(self, key: PropertyId) -> str | None:
-        """A string property's value, or None when absent."""
-        value = self.get(key)
-        return value if isinstance(value, str) else None
-
-    def user_properties(self) -> list[tuple[str, str]]:
-        """The user properties, in order."""
-        return [v for k, v in self.items if k == PropertyId.USER_PROPERTY and isinstance(v, tuple)]
-
-    def without(self, key: PropertyId) -> "Properties":
-        """The same properties but one kind."""
-        return Properties(tuple(item for item in self.items if item[0] != key))
-
-
-EMPTY_PROPERTIES = Properties()
 
 
 class Will(NamedTuple):
@@ -307,158 +195,6 @@ Packet = (
 # Fixed-header flags: SUBSCRIBE, UNSUBSCRIBE (and PUBREL) carry 0b0010, the others 0.
 _FLAGS = {PacketType.SUBSCRIBE: 2, PacketType.UNSUBSCRIBE: 2}
 _PUBACK_HEAD = (PacketType.PUBACK << 28) | (2 << 16)
-_U16 = struct.Struct(">H")
-_U32 = struct.Struct(">I")
-
-
-# -- primitives ---------------------------------------------------------------------------
-
-
-def encode_variable_int(value: int) -> bytes:
-    """A variable byte integer (section 1.5.5): seven bits a byte, low bits first."""
-    if not 0 <= value <= VARIABLE_INT_MAX:
-        raise ValueError(f"{value} does not fit a variable byte integer")
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def decode_variable_int(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    """The variable byte integer at `pos` (not past `end`) and the position after it."""
-    value = shift = 0
-    for index in range(pos, min(pos + 4, end)):
-        byte = data[index]
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, index + 1
-        shift += 7
-    if end - pos >= 4:
-        raise MalformedPacketError("variable byte integer longer than four bytes")
-    raise MalformedPacketError("variable byte integer cut short")
-
-
-def _text(value: str) -> bytes:
-    raw = value.encode()
-    if len(raw) > 0xFFFF:
-        raise ValueError("UTF-8 string longer than 65,535 bytes")
-    return _U16.pack(len(raw)) + raw
-
-
-def _binary(value: bytes) -> bytes:
-    if len(value) > 0xFFFF:
-        raise ValueError("binary data longer than 65,535 bytes")
-    return _U16.pack(len(value)) + value
-
-
-def _read_u16(data: bytes, pos: int, end: int) -> int:
-    if pos + 2 > end:
-        raise MalformedPacketError("two-byte integer cut short")
-    return (data[pos] << 8) | data[pos + 1]
-
-
-def _read_binary(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
-    size = _read_u16(data, pos, end)
-    stop = pos + 2 + size
-    if stop > end:
-        raise MalformedPacketError("string or binary data runs past its packet")
-    return data[pos + 2 : stop], stop
-
-
-def _read_text(data: bytes, pos: int, end: int) -> tuple[str, int]:
-    raw, pos = _read_binary(data, pos, end)
-    try:
-        return raw.decode(), pos
-    except UnicodeDecodeError as err:
-        raise MalformedPacketError("string is not well-formed UTF-8") from err
-
-
-# -- properties ---------------------------------------------------------------------------
-
-
-def _encode_property(key: PropertyId, value: PropertyValue) -> bytes:
-    kind = PROPERTY_TYPES[key]
-    head = encode_variable_int(key)
-    if kind is DataType.TEXT_PAIR:
-        if not isinstance(value, tuple):
-            raise TypeError(f"{key.name} takes a pair of strings")
-        return head + _text(value[0]) + _text(value[1])
-    if kind is DataType.TEXT:
-        if not isinstance(value, str):
-            raise TypeError(f"{key.name} takes a string")
-        return head + _text(value)
-    if kind is DataType.BINARY:
-        if not isinstance(value, bytes):
-            raise TypeError(f"{key.name} takes bytes")
-        return head + _binary(value)
-    if not isinstance(value, int):
-        raise TypeError(f"{key.name} takes an integer")
-    if kind is DataType.BYTE:
-        return head + bytes((value,))
-    if kind is DataType.TWO_BYTE:
-        return head + _U16.pack(value)
-    if kind is DataType.FOUR_BYTE:
-        return head + _U32.pack(value)
-    return head + encode_variable_int(value)
-
-
-def encode_properties(properties: Properties) -> bytes:
-    """Properties with their length in front (section 2.2.2)."""
-    body = b"".join(_encode_property(key, value) for key, value in properties.items)
-    return encode_variable_int(len(body)) + body
-
-
-def decode_properties(data: bytes, pos: int, end: int) -> tuple[Properties, int]:
-    """The properties (length first) at `pos`, not past `end`, and the position after them."""
-    size, pos = decode_variable_int(data, pos, end)
-    stop = pos + size
-    if stop > end:
-        raise MalformedPacketError("properties run past their packet")
-    if size == 0:
-        return EMPTY_PROPERTIES, pos
-    items: list[tuple[PropertyId, PropertyValue]] = []
-    seen: set[PropertyId] = set()
-    while pos < stop:
-        code, pos = decode_variable_int(data, pos, stop)
-        try:
-            key = PropertyId(code)
-        except ValueError as err:
-            raise MalformedPacketError(f"unknown property identifier 0x{code:02x}") from err
-        if key in seen and key not in REPEATABLE:
-            raise MalformedPacketError(f"{key.name} appears twice")
-        seen.add(key)
-        kind = PROPERTY_TYPES[key]
-        value: PropertyValue
-        if kind is DataType.BYTE:
-            if pos >= stop:
-                raise MalformedPacketError("byte property cut short")
-            value = data[pos]
-            pos += 1
-        elif kind is DataType.TWO_BYTE:
-            value = _read_u16(data, pos, stop)
-            pos += 2
-        elif kind is DataType.FOUR_BYTE:
-            if pos + 4 > stop:
-                raise MalformedPacketError("four-byte integer cut short")
-            value = int.from_bytes(data[pos : pos + 4], "big")
-            pos += 4
-        elif kind is DataType.VARIABLE:
-            value, pos = decode_variable_int(data, pos, stop)
-        elif kind is DataType.TEXT:
-            value, pos = _read_text(data, pos, stop)
-        elif kind is DataType.BINARY:
-            value, pos = _read_binary(data, pos, stop)
-        else:
-            name, pos = _read_text(data, pos, stop)
-            text, pos = _read_text(data, pos, stop)
-            value = (name, text)
-        items.append((key, value))
-    return Properties(tuple(items)), stop
 
 
 # -- encoding -----------------------------------------------------------------------------
@@ -472,17 +208,21 @@ def _frame(kind: PacketType, body: bytes, flags: int = -1) -> bytes:
 def _encode_connect(packet: Connect) -> bytes:
     flags = 0x02 if packet.clean_start else 0
     will = packet.will
-    tail = _text(packet.client_id)
+    tail = encode_text(packet.client_id)
     if will is not None:
         flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
-        tail += encode_properties(will.properties) + _text(will.topic) + _binary(will.payload)
+        tail += (
+            encode_properties(will.properties)
+            + encode_text(will.topic)
+            + encode_binary(will.payload)
+        )
     if packet.username is not None:
         flags |= 0x80
-        tail += _text(packet.username)
+        tail += encode_text(packet.username)
     if packet.password is not None:
         flags |= 0x40
-        tail += _binary(packet.password)
-    head = _text("MQTT") + bytes((5, flags)) + _U16.pack(packet.keepalive_s)
+        tail += encode_binary(packet.password)
+    head = encode_text("MQTT") + bytes((5, flags)) + U16.pack(packet.keepalive_s)
     return _frame(PacketType.CONNECT, head + encode_properties(packet.properties) + tail)
 
 
@@ -498,17 +238,17 @@ def encode_packet(packet: Packet) -> bytes:
             if qos not in (0, 1, 2):
                 raise ValueError(f"QoS {qos}")
             flags = (0x08 if dup else 0) | (qos << 1) | int(retain)
-            head = _text(topic) + (_U16.pack(packet_id) if qos else b"")
+            head = encode_text(topic) + (U16.pack(packet_id) if qos else b"")
             return _frame(PacketType.PUBLISH, head + encode_properties(properties) + payload, flags)
         case PubAck(packet_id, reason_code, properties):
-            body = _U16.pack(packet_id)
+            body = U16.pack(packet_id)
             if reason_code or properties.items:
                 body += bytes((reason_code,))
                 if properties.items:
                     body += encode_properties(properties)
             return _frame(PacketType.PUBACK, body)
         case Subscribe(packet_id, subscriptions, properties):
-            body = _U16.pack(packet_id) + encode_properties(properties)
+            body = U16.pack(packet_id) + encode_properties(properties)
             for sub in subscriptions:
                 options = (
                     sub.qos
@@ -516,17 +256,17 @@ def encode_packet(packet: Packet) -> bytes:
                     | (0x08 if sub.retain_as_published else 0)
                     | (sub.retain_handling << 4)
                 )
-                body += _text(sub.topic_filter) + bytes((options,))
+                body += encode_text(sub.topic_filter) + bytes((options,))
             return _frame(PacketType.SUBSCRIBE, body)
         case SubAck(packet_id, reason_codes, properties):
-            body = _U16.pack(packet_id) + encode_properties(properties) + bytes(reason_codes)
+            body = U16.pack(packet_id) + encode_properties(properties) + bytes(reason_codes)
             return _frame(PacketType.SUBACK, body)
         case Unsubscribe(packet_id, topic_filters, properties):
-            body = _U16.pack(packet_id) + encode_properties(properties)
-            body += b"".join(_text(topic_filter) for topic_filter in topic_filters)
+            body = U16.pack(packet_id) + encode_properties(properties)
+            body += b"".join(encode_text(topic_filter) for topic_filter in topic_filters)
             return _frame(PacketType.UNSUBSCRIBE, body)
         case UnsubAck(packet_id, reason_codes, properties):
-            body = _U16.pack(packet_id) + encode_properties(properties) + bytes(reason_codes)
+            body = U16.pack(packet_id) + encode_properties(properties) + bytes(reason_codes)
             return _frame(PacketType.UNSUBACK, body)
         case PingReq():
             return b"\xc0\x00"
@@ -562,7 +302,7 @@ def _reason_codes(data: bytes, pos: int, end: int) -> tuple[int, ...]:
 
 
 def _decode_connect(data: bytes, end: int) -> Connect:
-    name, pos = _read_text(data, 0, end)
+    name, pos = read_text(data, 0, end)
     if name != "MQTT" or pos + 4 > end:
         raise MalformedPacketError("not an MQTT CONNECT")
     if data[pos] != 5:
@@ -570,31 +310,31 @@ def _decode_connect(data: bytes, end: int) -> Connect:
     flags = data[pos + 1]
     if flags & 0x01:
         raise MalformedPacketError("reserved CONNECT flag set")
-    keepalive_s = _read_u16(data, pos + 2, end)
+    keepalive_s = read_u16(data, pos + 2, end)
     properties, pos = decode_properties(data, pos + 4, end)
-    client_id, pos = _read_text(data, pos, end)
+    client_id, pos = read_text(data, pos, end)
     will = None
     if flags & 0x04:
         will_properties, pos = decode_properties(data, pos, end)
-        topic, pos = _read_text(data, pos, end)
-        payload, pos = _read_binary(data, pos, end)
+        topic, pos = read_text(data, pos, end)
+        payload, pos = read_binary(data, pos, end)
         will = Will(topic, payload, (flags >> 3) & 3, bool(flags & 0x20), will_properties)
     username = password = None
     if flags & 0x80:
-        username, pos = _read_text(data, pos, end)
+        username, pos = read_text(data, pos, end)
     if flags & 0x40:
-        password, pos = _read_binary(data, pos, end)
+        password, pos = read_binary(data, pos, end)
     if pos != end:
         raise MalformedPacketError("bytes left after CONNECT's payload")
     return Connect(client_id, keepalive_s, bool(flags & 0x02), properties, username, password, will)
 
 
 def _decode_subscribe(data: bytes, end: int) -> Subscribe:
-    packet_id = _read_u16(data, 0, end)
+    packet_id = read_u16(data, 0, end)
     properties, pos = decode_properties(data, 2, end)
     subscriptions: list[Subscription] = []
     while pos < end:
-        topic_filter, pos = _read_text(data, pos, end)
+        topic_filter, pos = read_text(data, pos, end)
         if pos >= end:
             raise MalformedPacketError("subscription options missing")
         options = data[pos]
@@ -612,11 +352,11 @@ def _decode_subscribe(data: bytes, end: int) -> Subscribe:
 
 
 def _decode_unsubscribe(data: bytes, end: int) -> Unsubscribe:
-    packet_id = _read_u16(data, 0, end)
+    packet_id = read_u16(data, 0, end)
     properties, pos = decode_properties(data, 2, end)
     filters: list[str] = []
     while pos < end:
-        topic_filter, pos = _read_text(data, pos, end)
+        topic_filter, pos = read_text(data, pos, end)
         filters.append(topic_filter)
     if not filters:
         raise MalformedPacketError("UNSUBSCRIBE without topic filters")
@@ -630,7 +370,7 @@ def decode_body(kind: int, flags: int, body: bytes) -> Packet:
     if flags != expected:
         raise MalformedPacketError(f"packet type {kind} with flags 0x{flags:x}")
     if kind == PacketType.PUBACK:
-        packet_id = _read_u16(body, 0, end)
+        packet_id = read_u16(body, 0, end)
         if end == 2:
             return PubAck(packet_id)
         if end == 3:
@@ -647,7 +387,7 @@ def decode_body(kind: int, flags: int, body: bytes) -> Packet:
         properties, pos = decode_properties(body, 2, end)
         return ConnAck(bool(body[0]), body[1], properties)
     if kind in (PacketType.SUBACK, PacketType.UNSUBACK):
-        packet_id = _read_u16(body, 0, end)
+        packet_id = read_u16(body, 0, end)
         properties, pos = decode_properties(body, 2, end)
         codes = _reason_codes(body, pos, end)
         if kind == PacketType.SUBACK:

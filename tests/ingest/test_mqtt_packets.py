@@ -17,20 +17,13 @@ from paho.mqtt.properties import Properties as PahoProperties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hub.ingest.mqtt_packets import (
-    PROPERTY_TYPES,
-    REPEATABLE,
     ConnAck,
     Connect,
-    DataType,
     Disconnect,
-    MalformedPacketError,
     Packet,
     PacketReader,
     PingReq,
     PingResp,
-    Properties,
-    PropertyId,
-    PropertyValue,
     PubAck,
     Publish,
     SubAck,
@@ -39,11 +32,20 @@ from hub.ingest.mqtt_packets import (
     UnsubAck,
     Unsubscribe,
     Will,
+    encode_packet,
+    encode_pubacks,
+)
+from hub.ingest.mqtt_properties import (
+    PROPERTY_TYPES,
+    REPEATABLE,
+    DataType,
+    MalformedPacketError,
+    Properties,
+    PropertyId,
+    PropertyValue,
     decode_properties,
     decode_variable_int,
-    encode_packet,
     encode_properties,
-    encode_pubacks,
     encode_variable_int,
 )
 
