@@ -2,6 +2,8 @@
 
 import random
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from hub.devices.kinds import Kind
 from simulators.city import City
@@ -33,6 +35,28 @@ def eligible_devices(city: City, fault: str) -> list[str]:
     return by_kind[kind]
 
 
+def _minutes_until_allowed(city: City, truck_id: str, at_ms: int) -> int:
+    """Minutes from `at_ms` until the truck's permit lets it drive (a day if it never does)."""
+    truck = next(t for t in city.trucks if t.device_id == truck_id)
+    permit = city.permit_by_id().get(truck.permit_id)
+    if permit is None:
+        return 24 * 60
+    local = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(ZoneInfo(city.spec.timezone))
+    minute = local.hour * 60 + local.minute
+    return next(
+        (w for w in range(24 * 60) if permit.allows_local_minute((minute + w) % (24 * 60))),
+        24 * 60,
+    )
+
+
+def soonest_trucks(city: City, truck_ids: Sequence[str], at_ms: int) -> list[str]:
+    """The trucks whose permit lets them drive soonest after `at_ms`: a truck fault waits for
+    its truck to drive, so it goes to one that drives that night rather than the next day."""
+    waits = {t: _minutes_until_allowed(city, t, at_ms) for t in truck_ids}
+    least = min(waits.values(), default=0)
+    return [t for t in truck_ids if waits[t] == least]
+
+
 def plan_faults(
     city: City,
     scenario: ScenarioModel,
@@ -60,6 +84,8 @@ def plan_faults(
             choices = [d for d in eligible_devices(city, spec.fault) if d not in taken]
             if not choices:
                 raise ValueError(f"no free device for fault {spec.fault}")
+            if definition.kind is Kind.TRUCK:
+                choices = soonest_trucks(city, choices, at_ms)
             device = rng.choice(choices)
         taken.add(device)
         planned.append(
