@@ -1,12 +1,17 @@
-"""Crew alerts, pure: which alarm changes a lighting crew hears about and what they carry."""
+"""Crew alerts, pure: which alarm changes a lighting crew hears about and what they carry,
+and their numbered fan-out (SSE ids, resume after `Last-Event-ID`)."""
 
-from collections.abc import Mapping
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from hub.devices.kinds import Kind
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmRecord
+from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import SEVERITY_ORDER, AlarmType, Severity
 
 LIGHTING_ALARM_TYPES: frozenset[AlarmType] = frozenset(
@@ -149,3 +154,51 @@ def crew_alert_document(
         "details": dict(alarm.details),
         "case_id": alarm.case_id,
     }
+
+
+class CrewAlertFanout(AlarmFanout):
+    """The crew alert fan-out, numbering each alert (`event_id`, the SSE `id`) and keeping the
+    last `keep` so a tablet that lost its connection resumes with `Last-Event-ID`.
+
+    Ids are `<epoch>-<n>`: `n` counts up from 1 in this process, `epoch` tells processes
+    apart, so an id from before a restart is recognised as such (the tablet reloads faults).
+    """
+
+    def __init__(self, keep: int = 2000, max_pending: int = 1000, epoch: str | None = None) -> None:
+        super().__init__(max_pending)
+        # the process's start (or a given epoch) tells ids of this process from earlier ones
+        self.epoch = epoch or format(time.time_ns() // 1_000_000, "x")
+        self._log: deque[tuple[int, dict[str, object]]] = deque(maxlen=keep)
+        self._log_lock = threading.Lock()
+        self._next = 1
+
+    def publish_documents(self, documents: Sequence[Mapping[str, object]]) -> None:
+        """Number and keep the alerts, then hand them to the connected streams, in order."""
+        if not documents:
+            return
+        with self._log_lock:
+            stamped: list[dict[str, object]] = []
+            for document in documents:
+                numbered = {**document, "event_id": f"{self.epoch}-{self._next}"}
+                self._log.append((self._next, numbered))
+                self._next += 1
+                stamped.append(numbered)
+            super().publish_documents(stamped)
+
+    def sequence(self, event_id: object) -> int | None:
+        """The number of an id of this process, None for another process's or a bad id."""
+        if not isinstance(event_id, str):
+            return None
+        epoch, _, number = event_id.rpartition("-")
+        return int(number) if epoch == self.epoch and number.isdigit() else None
+
+    def after(self, last_event_id: str) -> tuple[list[dict[str, object]], bool]:
+        """The kept alerts after `last_event_id`, and whether none between was lost (False
+        also for an id of an earlier process: the tablet must reload the open faults)."""
+        last = self.sequence(last_event_id)
+        with self._log_lock:
+            kept = list(self._log)
+        if last is None:
+            return [d for _, d in kept], False
+        complete = not kept or kept[0][0] <= last + 1
+        return [d for n, d in kept if n > last], complete

@@ -46,7 +46,6 @@ from hub.devices.registry import DeviceRecord, resume_point
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
 from hub.ingest.feed import DocumentSink
 from hub.ingest.outbound import MqttOutbound
-from hub.rules import lighting as lighting_rules
 from hub.rules import trucks as truck_rules
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
 from hub.rules.alarm_fanout import AlarmFanout
@@ -54,6 +53,7 @@ from hub.rules.catalogue import domain_group_rules, domain_rules
 from hub.rules.config import RuleConfigError, RulesConfig, load_rules_config
 from hub.rules.engine import RuleEngine
 from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo, SharedAttributes
+from hub.rules.lighting_context import INTENT as LIGHTING_INTENT
 from hub.rules.signals import AlarmSignal
 from hub.services.case_forwarder import CaseForwarder, build_forwarder, outbox_targets
 from hub.settings import Settings
@@ -526,7 +526,7 @@ class AlarmServices:
             ingest_healthy=ingest_healthy,
             context_refreshers=[
                 TruckContextRefresher(TruckStore(db), truck_rules.CONTEXT).refresh,
-                LightingIntentRefresher(db, lighting_rules.INTENT).refresh,
+                LightingIntentRefresher(db, LIGHTING_INTENT).refresh,
             ],
             cluster=cluster,
         )

@@ -21,7 +21,6 @@ import httpx
 import orjson
 from prometheus_client import CollectorRegistry
 
-from hub.api.lighting import CrewAlertFanout
 from hub.devices.decode import device_topic
 from hub.devices.kinds import Channel, Kind
 from hub.devices.lighting import (
@@ -52,6 +51,7 @@ from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (
     AlertLocation,
+    CrewAlertFanout,
     CrewAlertKind,
     crew_alert_document,
     crew_alert_kind,
@@ -61,6 +61,8 @@ from hub.rules.crew_alerts import (
 from hub.rules.signals import AlarmSignal, EvidenceSnapshot, SignalAction, SourceKind
 from hub.settings import Settings
 from hub.store import lighting as store
+from hub.store import lighting_commands as command_store
+from hub.store import lighting_schedules as schedule_store
 from hub.store.alarms import apply_signals
 from hub.store.database import Database
 
@@ -218,7 +220,7 @@ class LightingControl:
         """One pass over due commands; counts per step taken."""
         counts: dict[str, int] = {}
         with self._db.connection() as conn:
-            for command in store.fetch_due_commands(conn, now):
+            for command in command_store.fetch_due_commands(conn, now):
                 step = decide_command_step(command, now, self._ack_timeout)
                 if step.kind is StepKind.WAIT:
                     continue
@@ -233,9 +235,9 @@ class LightingControl:
                     )
                     if not self._publish(topic, orjson.dumps(body)):
                         continue
-                    store.mark_sent(conn, command.command_id, now, step.next_attempt_at)
+                    command_store.mark_sent(conn, command.command_id, now, step.next_attempt_at)
                 else:
-                    store.finish_command(
+                    command_store.finish_command(
                         conn, command.command_id, CommandState(step.kind.value), now, step.detail
                     )
                 counts[step.kind.value] = counts.get(step.kind.value, 0) + 1
@@ -254,9 +256,9 @@ class LightingControl:
         counts: dict[str, int] = {}
         signals: list[AlarmSignal] = []
         with self._db.connection() as conn:
-            for command in store.fetch_unjudged_commands(conn):
+            for command in command_store.fetch_unjudged_commands(conn):
                 expected = expected_effect(command.kind, command.action, command.dim_pct)
-                reports = store.fetch_reports_after(
+                reports = command_store.fetch_reports_after(
                     conn, command.kind, command.device_id, command.sent_at
                 )
                 effect = judge_effect(expected, reports, command.acked_at, now, self._effect_rules)
@@ -267,7 +269,7 @@ class LightingControl:
                     "reports": [r.document(command.kind) for r in reports[-5:]],
                     "window_s": self._effect_rules.window.total_seconds(),
                 }
-                store.set_command_effect(conn, command.command_id, effect, now, evidence)
+                command_store.set_command_effect(conn, command.command_id, effect, now, evidence)
                 counts[effect.value] = counts.get(effect.value, 0) + 1
                 signal = _effect_signal(command, effect, evidence, reports, now)
                 if signal is not None:
@@ -282,15 +284,15 @@ class LightingControl:
             )
         return counts
 
-    def fire_schedules(self, now: datetime) -> list[store.CommandRequest]:
+    def fire_schedules(self, now: datetime) -> list[command_store.CommandRequest]:
         """Turn each schedule whose instant has come into a command request, once.
 
         A schedule that never fired acts at once when the state it sets should hold now
         (`schedule_catch_up`: a dusk-on created after dusk turns the lamps on).
         """
-        requests: list[store.CommandRequest] = []
+        requests: list[command_store.CommandRequest] = []
         with self._db.connection() as conn:
-            schedules = store.list_schedules(conn, enabled_only=True)
+            schedules = schedule_store.list_schedules(conn, enabled_only=True)
             if not schedules:
                 return requests
             devices = store.fetch_controlled_devices(conn)
@@ -317,7 +319,7 @@ class LightingControl:
                     how = "caught up (its state holds now)"
                 if due is None:
                     continue
-                request = store.create_command_request(
+                request = command_store.create_command_request(
                     conn,
                     target=schedule.target,
                     action=schedule.action,
@@ -328,7 +330,7 @@ class LightingControl:
                     origin=f"schedule{schedule.schedule_id}",
                     supersede=self._supersede,
                 )
-                store.mark_schedule_fired(conn, schedule.schedule_id, due)
+                schedule_store.mark_schedule_fired(conn, schedule.schedule_id, due)
                 log.info(
                     "schedule %d (%s) %s for %s: %d command(s)",
                     schedule.schedule_id,
@@ -360,7 +362,7 @@ class LightingControl:
 
 
 def _effect_signal(
-    command: store.UnjudgedCommand,
+    command: command_store.UnjudgedCommand,
     effect: CommandEffect,
     evidence: dict[str, object],
     reports: Sequence[ReportedState],

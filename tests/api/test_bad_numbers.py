@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.principals import AccessRole
-from hub.store.lighting import PLAUSIBLE_METER_KWH
+from hub.store.lighting_energy import PLAUSIBLE_METER_KWH
 from tests.api_access.access_fixtures import SecuredHub, role_tokens, secured_hub
 from tests.cases_store.case_fixtures import register_device
 

@@ -12,7 +12,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from hub.api.lighting import CrewAlertFanout, router
+from hub.api.lighting import router
+from hub.rules.crew_alerts import CrewAlertFanout
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.devices.lighting import CommandAction, CommandState
-from hub.store import lighting as store
+from hub.store import lighting_commands as command_store
 from hub.store.database import Database
 from tests.lighting.test_command_effect import OBEYS, register
 
@@ -27,10 +27,10 @@ def test_a_newer_command_supersedes_and_telemetry_beats_a_stale_offline(database
             (OBEYS, now - timedelta(hours=1), now - timedelta(hours=1)),
         )
         ttl = timedelta(hours=1)
-        first = store.create_command_request(
+        first = command_store.create_command_request(
             conn, target=OBEYS, action=CommandAction.ON, params={}, now=now, ttl=ttl, max_attempts=3
         )
-        (due,) = store.fetch_due_commands(conn, now)
+        (due,) = command_store.fetch_due_commands(conn, now)
         assert due.device_online is False  # the retained offline is all we know
         conn.execute(
             'INSERT INTO telemetry_lighting (device_id, ts, received_at, "on", dim_pct,'
@@ -38,7 +38,7 @@ def test_a_newer_command_supersedes_and_telemetry_beats_a_stale_offline(database
             " VALUES (%s, %s, %s, true, 100, 220, 0.4, 90, 0.95, 1)",
             (OBEYS, now - timedelta(minutes=1), now),
         )
-        second = store.create_command_request(
+        second = command_store.create_command_request(
             conn,
             target=OBEYS,
             action=CommandAction.DIM,
@@ -47,10 +47,10 @@ def test_a_newer_command_supersedes_and_telemetry_beats_a_stale_offline(database
             ttl=ttl,
             max_attempts=3,
         )
-        (due,) = store.fetch_due_commands(conn, now + timedelta(seconds=2))
+        (due,) = command_store.fetch_due_commands(conn, now + timedelta(seconds=2))
         assert due.command_id == second.commands[0].command_id
         assert due.device_online is True  # telemetry newer than the offline status
-        (older,) = store.list_commands(conn, request_id=first.request_id)
+        (older,) = command_store.list_commands(conn, request_id=first.request_id)
         assert older.state == CommandState.SUPERSEDED.value
         assert older.detail == f"superseded by request {second.request_id}"
 

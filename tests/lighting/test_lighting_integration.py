@@ -24,7 +24,7 @@ from hub.ingest.metrics import IngestMetrics
 from hub.ingest.modbus import ModbusPoller, ModbusTarget
 from hub.ingest.pipeline import IngestPipeline, KindIndex
 from hub.settings import MqttEndpoint
-from hub.store import lighting as store
+from hub.store import lighting_energy as energy_store
 from hub.store.database import Database
 from hub.store.telemetry import ReconnectingWriter
 from simulators.modbus import CabinetModbusServer
@@ -278,13 +278,13 @@ def test_lighting_rate_and_energy_with_dimming_saving(database_url: str) -> None
             " VALUES (%s, %s, %s, %s, %s, 220, 0.4, %s, 0.95, %s)",
             [(LAMP, ts, ts, on, dim, power, kwh) for ts, on, dim, power, kwh in rows],
         )
-        rates = store.lighting_rates(conn, hour, hour + timedelta(hours=3), 9)
+        rates = energy_store.lighting_rates(conn, hour, hour + timedelta(hours=3), 9)
         assert [(r.district, r.lamps, r.due_samples, r.lit_samples) for r in rates] == [
             (GRID[:9], 1, 8, 6),
             (None, 1, 8, 6),
         ]
         assert rates[-1].rate_pct == pytest.approx(75.0)
-        (figure,) = store.energy_figures(conn, hour, hour + timedelta(hours=3), "cabinet")
+        (figure,) = energy_store.energy_figures(conn, hour, hour + timedelta(hours=3), "cabinet")
     assert figure.key == CABINET
     assert figure.energy_kwh == pytest.approx(0.15, abs=1e-4)
     # the dimmed hour used 59/1200 kWh at 50 %: full power would have used as much again

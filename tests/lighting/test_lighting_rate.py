@@ -9,8 +9,9 @@ import pytest
 from hub.devices.kinds import Kind
 from hub.devices.lighting import CommandAction
 from hub.devices.registry import DeviceRecord
-from hub.rules.lighting import night_windows
-from hub.store import lighting as store
+from hub.rules.lighting_context import night_windows
+from hub.store import lighting_commands as command_store
+from hub.store import lighting_energy as energy_store
 from hub.store.database import Database
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ def test_lighting_rate_counts_lamps_dark_by_report_at_night(database_url: str) -
             " VALUES (%s, %s, %s, %s, 100, %s, 0.4, %s, 0.95, 1, %s)",
             [(d, ts, ts, on, v, w, code) for d, ts, on, v, w, code in rows],
         )
-        store.create_command_request(
+        command_store.create_command_request(
             conn,
             target=commanded_off,
             action=CommandAction.OFF,
@@ -97,7 +98,7 @@ def test_lighting_rate_counts_lamps_dark_by_report_at_night(database_url: str) -
             ttl=timedelta(hours=1),
             max_attempts=3,
         )
-        rates = store.lighting_rates(conn, NOON, NIGHT + timedelta(hours=2), 9)
+        rates = energy_store.lighting_rates(conn, NOON, NIGHT + timedelta(hours=2), 9)
     # By hand: lit 8/8; off with supply 0/8; without supply 0/8 (due, as before); commanded
     # off not due; off by day not due; on but drawing nothing 0/4. Due 28, lit 8.
     assert [(r.district, r.lamps, r.due_samples, r.lit_samples) for r in rates] == [

@@ -16,7 +16,7 @@ from hub.api.app import create_app
 from hub.api.domains import domain_routers
 from hub.devices.lighting import CommandAction, SunEvent
 from hub.services.lighting import LightingControl
-from hub.store import lighting as store
+from hub.store import lighting_schedules as schedule_store
 from hub.store.database import Database
 from tests.lighting.test_command_effect import DISOBEYS, OBEYS, register
 
@@ -111,7 +111,7 @@ def test_a_dusk_on_created_after_dusk_turns_the_lamps_on_at_once(database_url: s
     db.open()
     try:
         with db.connection() as conn:
-            night = store.insert_schedule(
+            night = schedule_store.insert_schedule(
                 conn,
                 name="night",
                 target=OBEYS,
@@ -121,7 +121,7 @@ def test_a_dusk_on_created_after_dusk_turns_the_lamps_on_at_once(database_url: s
                 sun_event=SunEvent.DUSK,
                 offset_min=5,
             )
-            later = store.insert_schedule(
+            later = schedule_store.insert_schedule(
                 conn,
                 name="midnight",
                 target=DISOBEYS,

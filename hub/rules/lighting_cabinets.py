@@ -1,0 +1,273 @@
+"""Lighting-cabinet rules: the cabinet's own reading (door, contactor against the sun,
+supply), and group rules over its lamps that raise ONE `cabinet_trip` when most of them
+lost supply or went dark together, or ONE `circuit_dark` when a few lamps (a circuit) lost
+supply, instead of one alarm per lamp.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from hub.devices.decode import Reading
+from hub.devices.kinds import Kind
+from hub.rules.alarm_types import AlarmType
+from hub.rules.condition import Observation, Verdict
+from hub.rules.interface import DeviceInfo, GroupView
+from hub.rules.lighting_context import (
+    INTENT,
+    SUN,
+    LightingParams,
+    cabinet_payload,
+    has_supply,
+    lamp_payload,
+    sun_position,
+)
+
+
+class CabinetParams(LightingParams):
+    """Contactor against civil dusk/dawn with a margin; phases below `supply_min_v` are dead."""
+
+    margin_min: float = 20.0
+    supply_min_v: float = 100.0
+    night_off_is_fault: bool = True
+
+
+@dataclass(frozen=True)
+class CabinetRule:
+    """Cabinet door open, contactor against the sun (on by day, off at night), supply lost."""
+
+    name: str = "cabinet"
+    kinds: frozenset[Kind] = frozenset({Kind.CABINET})
+    alarm_types: frozenset[AlarmType] = frozenset(
+        {AlarmType.DOOR_OPEN, AlarmType.CONTACTOR_ANOMALY, AlarmType.SUPPLY_LOSS}
+    )
+    params_model: type[CabinetParams] = CabinetParams
+
+    def initial_state(self) -> None:
+        """Stateless."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: None, params: CabinetParams
+    ) -> Iterable[Observation]:
+        """Three conditions per cabinet reading."""
+        del state
+        cabinet = cabinet_payload(reading)
+        phases_v = (cabinet.voltage_a_v, cabinet.voltage_b_v, cabinet.voltage_c_v)
+        door = cabinet.door_open
+        on = cabinet.contactor_on
+        values = {
+            "contactor_on": on,
+            "door_open": door,
+            "voltage_a_v": cabinet.voltage_a_v,
+            "voltage_b_v": cabinet.voltage_b_v,
+            "voltage_c_v": cabinet.voltage_c_v,
+            "current_a_a": cabinet.current_a_a,
+            "current_b_a": cabinet.current_b_a,
+            "current_c_a": cabinet.current_c_a,
+        }
+        dead = all(v < params.supply_min_v for v in phases_v)
+        observations = [
+            Observation(
+                AlarmType.DOOR_OPEN,
+                Verdict.FAULT if door else Verdict.OK,
+                reading.ts,
+                reading.device_id,
+                values=values,
+                message="cabinet door open",
+            ),
+            Observation(
+                AlarmType.SUPPLY_LOSS,
+                Verdict.FAULT if dead else Verdict.OK,
+                reading.ts,
+                reading.device_id,
+                values=values,
+                message="no voltage on any phase",
+            ),
+        ]
+        where = sun_position(device)
+        if where is not None:
+            margin_s = params.margin_min * 60
+            if on and SUN.is_day(where[0], where[1], reading.ts, margin_s):
+                verdict, message = Verdict.FAULT, "contactor closed in daylight"
+            elif (
+                not on
+                and params.night_off_is_fault
+                and SUN.is_night(where[0], where[1], reading.ts, margin_s)
+                and INTENT.explains(reading.device_id, reading.ts) is None
+            ):
+                verdict, message = Verdict.FAULT, "contactor open at night"
+            else:
+                verdict, message = Verdict.OK, ""
+            observations.append(
+                Observation(
+                    AlarmType.CONTACTOR_ANOMALY,
+                    verdict,
+                    reading.ts,
+                    reading.device_id,
+                    values=values,
+                    message=message,
+                )
+            )
+        return observations
+
+
+# -- group rule -------------------------------------------------------------------------
+
+LAMP_OK = 0
+LAMP_DARK = 1
+LAMP_NO_SUPPLY = 2
+
+
+class CabinetDarkParams(LightingParams):
+    """Shares of a cabinet's lamps: dark or unsupplied → trip; a few unsupplied → a circuit."""
+
+    trip_share: float = 0.8
+    trip_clear_share: float = 0.3
+    circuit_min_lamps: int = 3
+    circuit_clear_lamps: int = 1
+    supply_min_v: float = 100.0
+    min_power_w: float = 3.0
+
+
+_MEMBER_COVER = frozenset(
+    {
+        AlarmType.LAMP_OUT,
+        AlarmType.DARK_AT_NIGHT,
+        AlarmType.UNDER_VOLTAGE,
+        AlarmType.POWER_ABNORMAL,
+        AlarmType.OFFLINE,
+    }
+)
+
+
+def project_lamp(reading: Reading, params: CabinetDarkParams) -> int:
+    """A lamp as the group rules see it: LAMP_OK, LAMP_DARK (on, no power) or LAMP_NO_SUPPLY."""
+    lamp = lamp_payload(reading)
+    if INTENT.explains(reading.device_id, reading.ts) is not None:
+        return LAMP_OK  # switched off or locked out on purpose
+    if not has_supply(lamp, params.supply_min_v):
+        return LAMP_NO_SUPPLY
+    if lamp.on and lamp.power_w < params.min_power_w:
+        return LAMP_DARK
+    return LAMP_OK
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetCount:
+    """How many of a cabinet's lamps are down, and which."""
+
+    members: int
+    no_supply: tuple[str, ...]
+    dark: tuple[str, ...]
+
+    @property
+    def down_share(self) -> float:
+        """Share of members dark or without supply."""
+        return (len(self.no_supply) + len(self.dark)) / max(1, self.members)
+
+    def tripped(self, params: CabinetDarkParams) -> bool:
+        """Most of the cabinet is down: a trip, not a circuit."""
+        return self.down_share >= params.trip_share and self.members >= params.circuit_min_lamps
+
+    def values(self) -> dict[str, object]:
+        """Counts for the evidence."""
+        return {"members": self.members, "no_supply": len(self.no_supply), "dark": len(self.dark)}
+
+    def details(self) -> dict[str, object]:
+        """Lamp ids for the evidence (at most 50 of each)."""
+        return {"no_supply_lamps": list(self.no_supply[:50]), "dark_lamps": list(self.dark[:50])}
+
+
+def count_cabinet(group: GroupView[int]) -> CabinetCount:
+    """Count the members' projected states."""
+    if INTENT.explains(group.group_id, group.ts) is not None:
+        # the cabinet is off or locked out on purpose: its dark lamps are no trip
+        return CabinetCount(members=len(group.member_ids), no_supply=(), dark=())
+    return CabinetCount(
+        members=len(group.member_ids),
+        no_supply=tuple(m for m in group.member_ids if group.latest.get(m) == LAMP_NO_SUPPLY),
+        dark=tuple(m for m in group.member_ids if group.latest.get(m) == LAMP_DARK),
+    )
+
+
+@dataclass(frozen=True)
+class CabinetTripRule:
+    """One alarm for a cabinet whose lamps went dark or lost supply together (breaker trip)."""
+
+    name: str = "cabinet_trip"
+    member_kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.CABINET_TRIP})
+    suppresses: frozenset[AlarmType] = _MEMBER_COVER
+    params_model: type[CabinetDarkParams] = CabinetDarkParams
+
+    def project(self, reading: Reading, params: CabinetDarkParams) -> int:
+        """The lamp's supply/dark state."""
+        return project_lamp(reading, params)
+
+    def evaluate_group(
+        self, group: GroupView[int], params: CabinetDarkParams
+    ) -> Iterable[Observation]:
+        """FAULT when most lamps are down."""
+        count = count_cabinet(group)
+        if count.members == 0:
+            return ()
+        if count.tripped(params):
+            verdict = Verdict.FAULT
+        elif count.down_share <= params.trip_clear_share:
+            verdict = Verdict.OK
+        else:
+            verdict = Verdict.HOLD
+        down = len(count.no_supply) + len(count.dark)
+        return (
+            Observation(
+                AlarmType.CABINET_TRIP,
+                verdict,
+                group.ts,
+                group.group_id,
+                values=count.values(),
+                message=f"{down} of {count.members} lamps of cabinet {group.group_id} dark",
+                details=count.details(),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class CircuitDarkRule:
+    """One alarm for a cabinet with some lamps (a circuit) without supply, short of a trip."""
+
+    name: str = "circuit_dark"
+    member_kinds: frozenset[Kind] = frozenset({Kind.LIGHTING})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.CIRCUIT_DARK})
+    suppresses: frozenset[AlarmType] = _MEMBER_COVER
+    params_model: type[CabinetDarkParams] = CabinetDarkParams
+
+    def project(self, reading: Reading, params: CabinetDarkParams) -> int:
+        """The lamp's supply/dark state."""
+        return project_lamp(reading, params)
+
+    def evaluate_group(
+        self, group: GroupView[int], params: CabinetDarkParams
+    ) -> Iterable[Observation]:
+        """FAULT when `circuit_min_lamps` or more lamps lost supply, short of a trip."""
+        count = count_cabinet(group)
+        if count.members == 0:
+            return ()
+        lost = len(count.no_supply)
+        if count.tripped(params):
+            verdict = Verdict.OK  # the trip alarm says it all
+        elif lost >= params.circuit_min_lamps:
+            verdict = Verdict.FAULT
+        elif lost <= params.circuit_clear_lamps:
+            verdict = Verdict.OK
+        else:
+            verdict = Verdict.HOLD
+        return (
+            Observation(
+                AlarmType.CIRCUIT_DARK,
+                verdict,
+                group.ts,
+                group.group_id,
+                values=count.values(),
+                message=f"{lost} lamps of cabinet {group.group_id} without supply",
+                details=count.details(),
+            ),
+        )
