@@ -18,6 +18,18 @@ from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 from hub.store.database import Database
 from hub.store.migrations import apply_migrations
 
+# Fixtures that start (or reach) a real PostgreSQL or Mosquitto: a test whose fixtures
+# depend on one of them is an integration test, marked here so no test can forget it
+# (`pytest -m "not integration"` runs the pure tests alone).
+SERVER_FIXTURES = frozenset({"pg_admin_url", "mqtt_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real server `integration`."""
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
 def service_dir() -> Iterator[Path]:
