@@ -1,4 +1,4 @@
-"""The JT/T 808 gateway: an asyncio TCP server for truck terminals, aiomqtt to the broker.
+"""The JT/T 808 gateway: an asyncio TCP server for truck terminals, MQTT 5 to the broker.
 
 Each connection reads frames, answers as the standard says and publishes what terminals
 send on the wire contract (`<root>/truck/<id>/telemetry|status|cmd/ack`). A position is
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import aiomqtt
 import orjson
 
 from hub.devices.decode import device_topic
 from hub.devices.kinds import Channel, Kind
+from hub.ingest.jt808.broker import BrokerLink, BrokerUnavailableError, LinkConfig
 from hub.ingest.jt808.frame import (
     Frame,
     FrameError,
@@ -57,7 +57,6 @@ from hub.ingest.jt808.messages import (
     encode_register_response,
 )
 from hub.ingest.jt808.metrics import GatewayCounters, gateway_registry, start_metrics_server
-from hub.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +85,6 @@ class TerminalDirectory(Protocol):
         ...
 
 
-class BrokerUnavailableError(ConnectionError):
-    """The broker is not connected or did not acknowledge a publish in time."""
-
-
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """What the gateway needs besides its directory: addresses, limits, mapping."""
@@ -102,11 +97,6 @@ class GatewayConfig:
     idle_timeout_s: float = 180.0
     max_frame_bytes: int = 4096
     publish_timeout_s: float = 10.0
-    # Publishes awaiting their PUBACK at once. aiomqtt scans its pending calls on every
-    # publish, so with one per terminal (10,000) that scan was most of the gateway's CPU: the
-    # rest wait their turn (aiomqtt's semaphore; the PUBACK timeout starts after it). paho's
-    # own window is off (0): it queued past the timeout and scans itself on every PUBACK.
-    max_concurrent_publishes: int = 256
     reconnect_max_s: float = 30.0
     # HTTP port of /metrics on the gateway's address: None off, 0 any free port.
     metrics_port: int | None = None
@@ -116,69 +106,6 @@ def auth_code_for(secret: bytes, terminal: Terminal) -> str:
     """The auth code a terminal gets at registration: stateless, so restarts keep it valid."""
     mac = hmac.new(secret, f"{terminal.device_id}:{terminal.phone}".encode(), hashlib.sha256)
     return mac.hexdigest()[:16]
-
-
-class BrokerLink:
-    """One aiomqtt connection, reconnected with backoff; publishes wait for the PUBACK."""
-
-    def __init__(
-        self,
-        config: GatewayConfig,
-        on_command: Callable[[str, bytes], Any],
-    ) -> None:
-        self._config = config
-        self._on_command = on_command
-        self._client: aiomqtt.Client | None = None
-        self.connected = asyncio.Event()
-
-    async def run(self) -> None:
-        """Stay connected until cancelled; route commands to `on_command`."""
-        endpoint = MqttEndpoint(self._config.mqtt_url)
-        delay = 0.5
-        while True:
-            tls = aiomqtt.TLSParameters(ca_certs=endpoint.ca_file) if endpoint.tls else None
-            try:
-                async with aiomqtt.Client(
-                    endpoint.host,
-                    endpoint.port,
-                    username=endpoint.username,
-                    password=endpoint.password,
-                    identifier=self._config.client_id,
-                    tls_params=tls,
-                    timeout=self._config.publish_timeout_s,
-                    max_inflight_messages=0,
-                    max_concurrent_outgoing_calls=self._config.max_concurrent_publishes,
-                ) as client:
-                    # Its warning of "pending publish calls" past 10 would fire on every publish.
-                    client.pending_calls_threshold = self._config.max_concurrent_publishes + 1
-                    await client.subscribe(f"{self._config.mqtt_root}/truck/+/cmd", qos=1)
-                    self._client = client
-                    self.connected.set()
-                    delay = 0.5
-                    log.info("jt808 gateway connected to the broker at %s", endpoint.host)
-                    async for message in client.messages:
-                        payload = message.payload
-                        if isinstance(payload, bytes | bytearray):
-                            await self._on_command(str(message.topic), bytes(payload))
-            except aiomqtt.MqttError as err:
-                log.warning("broker connection lost (%s); reconnecting in %.1f s", err, delay)
-            finally:
-                self._client = None
-                self.connected.clear()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._config.reconnect_max_s)
-
-    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """Publish at QoS 1 and return once the broker acknowledged it."""
-        client = self._client
-        if client is None:
-            raise BrokerUnavailableError("not connected to the broker")
-        try:
-            await client.publish(
-                topic, payload, qos=1, retain=retain, timeout=self._config.publish_timeout_s
-            )
-        except aiomqtt.MqttError as err:
-            raise BrokerUnavailableError(str(err)) from err
 
 
 def _utc_now() -> datetime:
@@ -243,7 +170,16 @@ class Gateway:
         self.clock = clock
         self.counters = GatewayCounters()
         self.sessions: dict[str, Session] = {}
-        self.broker = BrokerLink(config, self._on_command)
+        self.broker = BrokerLink(
+            LinkConfig(
+                url=config.mqtt_url,
+                client_id=config.client_id,
+                subscription=f"{config.mqtt_root}/truck/+/cmd",
+                publish_timeout_s=config.publish_timeout_s,
+                reconnect_max_s=config.reconnect_max_s,
+            ),
+            self._on_command,
+        )
         self._server: asyncio.Server | None = None
         self.metrics_port: int | None = None  # bound, once serving
         self._handlers: set[asyncio.Task[None]] = set()
