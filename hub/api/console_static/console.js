@@ -569,6 +569,9 @@ function assetState(id) {
 
 function recolour(id) {
   const state = assetState(id);
+  const d = overview.devices.get(id);
+  const map = app.maps.overview;
+  if (d && map && map.updatePoint(d.kind, id, { state, className: `asset ${d.kind} st-${state}` })) return;
   for (const c of document.querySelectorAll(`#overview-map circle[data-id="${CSS.escape(id)}"]`)) {
     c.classList.remove("st-ok", "st-alarm", "st-offline");
     c.classList.add(`st-${state}`);
@@ -604,6 +607,7 @@ async function viewOverview() {
   for (const layer of [lots, zones]) if (layer) map.addGeoJSON("parking", layer, (f) => ({ className: areaState(f), title: (f.properties && f.properties.name) || f.id }));
   const truckAt = new Map(((trucks && trucks.features) || []).map((f) => [f.id, f]));
   for (const kind of ASSET_KINDS) map.layer(kind);
+  const points = Object.fromEntries(ASSET_KINDS.map((k) => [k, []]));
   for (const d of devices) {
     if (!ASSET_KINDS.includes(d.kind)) continue;
     let { lon, lat } = d;
@@ -614,8 +618,11 @@ async function viewOverview() {
       title += ` · ${fmtNumber(position.properties.speed_kmh)} km/h · ${fmtNumber(position.properties.heading_deg, 0)}°`;
     }
     if (lon === null || lat === null || lon === undefined || lat === undefined) continue;
-    map.addPoint(d.kind, lon, lat, `asset ${d.kind} st-${assetState(d.device_id)}`, title, () => showAsset(d.device_id), d.device_id);
+    const state = assetState(d.device_id);
+    points[d.kind].push({ id: d.device_id, lon, lat, state, className: `asset ${d.kind} st-${state}`, title });
   }
+  // clustered at low zoom when a layer has many points in view (map.js, supercluster)
+  for (const kind of ASSET_KINDS) map.setPoints(kind, points[kind], showAsset);
   layerToggles(map);
   map.fit();
   const stream = new EventSource("/alarms/stream");
@@ -634,11 +641,7 @@ async function viewOverview() {
   every(30000, async () => {
     const fresh = await api("/trucks/positions").catch(() => null);
     for (const f of (fresh && fresh.features) || []) {
-      const c = document.querySelector(`#overview-map circle[data-id="${CSS.escape(f.id)}"]`);
-      if (!c) continue;
-      const [x, y] = map.project(f.geometry.coordinates[0], f.geometry.coordinates[1]);
-      c.setAttribute("cx", x.toFixed(1));
-      c.setAttribute("cy", y.toFixed(1));
+      map.updatePoint("truck", f.id, { lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] });
     }
   });
 }
@@ -719,94 +722,7 @@ async function loadManholes(fit) {
   if (fit) map.fit();
 }
 
-// the dashboard (仪表盘): figures and charts, refreshed
-
-const KIND_COLOURS = { lighting: "#f59e0b", cabinet: "#8b5cf6", truck: "#2563eb", manhole: "#0f766e", parking: "#db2777" };
-
-function drawChart(id, config) {
-  const canvas = document.getElementById(id);
-  const existing = window.Chart.getChart(canvas);
-  if (existing) {
-    existing.data = config.data;
-    existing.update();
-    return existing;
-  }
-  return new window.Chart(canvas, { ...config, options: { animation: false, responsive: true, maintainAspectRatio: false, ...(config.options || {}) } });
-}
-
-function tile(key, value, testid) {
-  return el("div", { class: "tile", "data-testid": testid }, el("b", {}, value), el("span", {}, t(key)));
-}
-
-const sum = (list, key) => list.reduce((n, x) => n + (Number(x[key]) || 0), 0);
-const ratio = (a, b) => (b ? `${fmtNumber((a / b) * 100, 1)}%` : "—");
-
-async function loadDashboard() {
-  const midnight = new Date();
-  midnight.setHours(0, 0, 0, 0);
-  const yesterday = new Date(midnight.getTime() - 86400e3);
-  const ymd = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
-  const monthStart = ymd(new Date(midnight.getFullYear(), midnight.getMonth(), 1));
-  const tomorrow = ymd(new Date(midnight.getTime() + 86400e3 * 1.5));
-  const since = (d) => encodeURIComponent(d.toISOString());
-  const [devices, open, cases, lots, zones, rate, energyToday, energyYesterday, violations, evaluation] = await Promise.all([
-    fetchAllDevices(),
-    api("/alarms?open=true&limit=10000").catch(() => null),
-    api("/cases?limit=1000").catch(() => null),
-    api("/parking/lots").catch(() => null),
-    api("/parking/zones").catch(() => null),
-    api(`/lighting/rate?since=${since(midnight)}`).catch(() => null),
-    api(`/lighting/energy?since=${since(midnight)}`).catch(() => null),
-    api(`/lighting/energy?since=${since(yesterday)}&until=${since(midnight)}`).catch(() => null),
-    api(`/trucks/violations?since=${since(midnight)}&limit=1000`).catch(() => null),
-    api(`/evaluation?start=${monthStart}&end=${tomorrow}`).catch(() => null),
-  ]);
-  const city = rate && (rate.find((r) => r.district === null) || null);
-  const litRate = city ? city.rate_pct : rate && rate.length ? (100 * sum(rate, "lit_samples")) / Math.max(sum(rate, "due_samples"), 1) : null;
-  const depts = (evaluation && evaluation.departments) || [];
-  const kindOf = new Map(devices.map((d) => [d.device_id, d.kind]));
-  const states = Object.fromEntries(ASSET_KINDS.map((k) => [k, { ok: 0, alarm: 0, offline: 0 }]));
-  const alarmsBySource = new Map();
-  for (const a of open || []) {
-    if (!alarmsBySource.has(a.source_id)) alarmsBySource.set(a.source_id, []);
-    alarmsBySource.get(a.source_id).push(a);
-  }
-  for (const d of devices) {
-    if (!states[d.kind]) continue;
-    const list = alarmsBySource.get(d.device_id) || [];
-    states[d.kind][list.some((a) => a.alarm_type === "offline") ? "offline" : list.length ? "alarm" : "ok"] += 1;
-  }
-  const areas = [...(lots || []), ...(zones || [])];
-  const sensors = areas.reduce((n, a) => n + a.occupied + a.free, 0);
-  const occupied = areas.reduce((n, a) => n + a.occupied, 0);
-  const openCases = (cases || []).filter((c) => !["closed", "voided", "rejected"].includes(c.status));
-  $("#dashboard-tiles").replaceChildren(
-    tile("dash.assets", fmtNumber(devices.length, 0), "tile-assets"),
-    tile("dash.open_alarms", open ? fmtNumber(open.length, 0) : "—", "tile-alarms"),
-    tile("dash.open_cases", cases ? fmtNumber(openCases.length, 0) : "—", "tile-cases"),
-    tile("dash.occupancy", sensors ? `${fmtNumber((occupied / sensors) * 100, 0)}%` : "—", "tile-occupancy"),
-    tile("dash.lighting_rate", litRate === null || litRate === undefined ? "—" : `${fmtNumber(litRate, 1)}%`, "tile-lighting-rate"),
-    tile("dash.energy", energyToday ? `${fmtNumber(sum(energyToday, "energy_kwh"), 1)} / ${energyYesterday ? fmtNumber(sum(energyYesterday, "energy_kwh"), 1) : "—"} kWh` : "—", "tile-energy"),
-    tile("dash.closure_rate", evaluation ? ratio(sum(depts, "closed"), sum(depts, "due")) : "—", "tile-closure-rate"),
-    tile("dash.on_time_handling_rate", evaluation ? ratio(sum(depts, "handled_on_time"), sum(depts, "due_for_handling")) : "—", "tile-on-time-handling"),
-  );
-  const violationTypes = [...new Set((violations || []).map((v) => v.alarm_type))].sort();
-  drawChart("chart-violations", { type: "bar", data: { labels: violationTypes.map((v) => t(`type.${v}`)), datasets: [{ label: t("trucks.violations"), data: violationTypes.map((v) => violations.filter((x) => x.alarm_type === v).length), backgroundColor: "#2563eb" }] }, options: { plugins: { legend: { display: false } } } });
-  const lights = ["green", "yellow", "red"];
-  drawChart("chart-lights", { type: "doughnut", data: { labels: lights.map((l) => t(`light.${l}`)), datasets: [{ data: lights.map((l) => openCases.filter((c) => c.light === l).length), backgroundColor: ["#1e9e4a", "#e0a800", "#d33a2c"] }] } });
-  const alarmCounts = ASSET_KINDS.map((k) => (open || []).filter((a) => kindOf.get(a.source_id) === k).length);
-  drawChart("chart-alarms", { type: "bar", data: { labels: ASSET_KINDS.map((k) => t(`kind.${k}`)), datasets: [{ label: t("dash.open_alarms"), data: alarmCounts, backgroundColor: ASSET_KINDS.map((k) => KIND_COLOURS[k]) }] }, options: { plugins: { legend: { display: false } } } });
-  const statuses = STATUSES.filter((s) => (cases || []).some((c) => c.status === s));
-  drawChart("chart-cases", { type: "doughnut", data: { labels: statuses.map((s) => t(`status.${s}`)), datasets: [{ data: statuses.map((s) => cases.filter((c) => c.status === s).length) }] } });
-  drawChart("chart-parking", { type: "bar", data: { labels: areas.map((a) => a.name || a.id), datasets: [{ label: t("parking.occupancy"), data: areas.map((a) => (a.occupancy === null ? 0 : Math.round(a.occupancy * 100))), backgroundColor: "#db2777" }] }, options: { indexAxis: "y", scales: { x: { min: 0, max: 100 } }, plugins: { legend: { display: false } } } });
-  drawChart("chart-assets", { type: "bar", data: { labels: ASSET_KINDS.map((k) => t(`kind.${k}`)), datasets: ["ok", "alarm", "offline"].map((st) => ({ label: t(`state.${st}`), data: ASSET_KINDS.map((k) => states[k][st]), backgroundColor: { ok: "#1e9e4a", alarm: "#d33a2c", offline: "#6b7280" }[st] })) }, options: { scales: { x: { stacked: true }, y: { stacked: true } } } });
-  $("#dashboard-at").textContent = fmtTime(new Date().toISOString());
-}
-
-async function viewDashboard() {
-  await loadDashboard();
-  every(30000, loadDashboard);
-}
+// the dashboard (仪表盘) is in dashboard.js
 
 // audit
 

@@ -1,10 +1,17 @@
 // A small offline map: the city's own GeoJSON drawn into an SVG, pan and zoom by viewBox.
 // Coordinates are projected equirectangularly around the first point shown, in metres,
 // so corridor widths can be drawn in metres too. No tiles, no external resources.
+// Point layers set with setPoints() are clustered by supercluster (vendor/) when more of
+// their points are in view than an SVG draws fluidly, and redrawn for the view on pan/zoom.
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const M_PER_DEG = 111320;
+// supercluster's world is 2^zoom tiles of EXTENT units; a cluster gathers points within
+// RADIUS units of it, that is about RADIUS screen pixels at the zoom we ask it for.
+const CLUSTER = { radius: 48, extent: 512, maxZoom: 19, minPoints: 3 };
+// Up to this many points of one layer in view are drawn one by one.
+const CLUSTER_ABOVE = 400;
 
 class CityMap {
   constructor(container) {
@@ -17,6 +24,8 @@ class CityMap {
     this.origin = null;
     this.view = { x: -500, y: -500, w: 1000, h: 1000 };
     this.bounds = null;
+    this.pointSets = {};
+    this._frame = 0;
     const zoom = document.createElement("div");
     zoom.className = "zoom";
     for (const [label, factor] of [["+", 0.5], ["−", 2], ["⌂", 0]]) {
@@ -159,9 +168,171 @@ class CityMap {
     this._apply();
   }
 
+  // -- clustered point layers --
+
+  // Replace a layer's points: [{id, lon, lat, className, title, state}]; onClick(id) on a point.
+  setPoints(name, points, onClick) {
+    const old = this.pointSets[name];
+    const set = { points: new Map(), onClick, index: null, group: old ? old.group : null };
+    for (const p of points) {
+      if (p.lon === null || p.lat === null || p.lon === undefined || p.lat === undefined) continue;
+      const [x, y] = this.project(p.lon, p.lat);
+      this._extend(x, y);
+      set.points.set(p.id, { ...p });
+    }
+    this.pointSets[name] = set;
+    this.layer(name);
+    this._schedule();
+  }
+
+  // Change some fields (state, className, lon/lat, title) of one point and redraw.
+  updatePoint(name, id, changes) {
+    const set = this.pointSets[name];
+    const p = set && set.points.get(id);
+    if (!p) return false;
+    Object.assign(p, changes);
+    set.index = null;
+    this._schedule();
+    return true;
+  }
+
+  pointsOf(name) {
+    const set = this.pointSets[name];
+    return set ? [...set.points.values()] : [];
+  }
+
+  _schedule() {
+    if (this._frame) return;
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this.renderPoints();
+    });
+  }
+
+  _rect() {
+    const r = this.svg.getBoundingClientRect();
+    return { width: r.width || 800, height: r.height || 600 };
+  }
+
+  // Metres per screen pixel now (preserveAspectRatio meet: the larger of the two scales).
+  _scale() {
+    const rect = this._rect();
+    return Math.max(this.view.w / rect.width, this.view.h / rect.height);
+  }
+
+  _unproject(x, y) {
+    const o = this.origin;
+    return [x / (M_PER_DEG * o.k) + o.lon, o.lat - y / M_PER_DEG];
+  }
+
+  // The lon/lat box on screen (a little beyond it) and supercluster's zoom for this scale.
+  viewBounds() {
+    const rect = this._rect();
+    const scale = this._scale();
+    const cx = this.view.x + this.view.w / 2;
+    const cy = this.view.y + this.view.h / 2;
+    const hw = (rect.width * scale) / 2 * 1.1;
+    const hh = (rect.height * scale) / 2 * 1.1;
+    const [w, n] = this._unproject(cx - hw, cy - hh);
+    const [e, s] = this._unproject(cx + hw, cy + hh);
+    const k = this.origin ? this.origin.k : 1;
+    const zoom = Math.log2((M_PER_DEG * 360 * k) / (CLUSTER.extent * scale));
+    return { bbox: [w, s, e, n], zoom: Math.max(0, Math.floor(zoom)) };
+  }
+
+  renderPoints() {
+    if (!this.origin) return;
+    const { bbox, zoom } = this.viewBounds();
+    const inView = (p) => p.lon >= bbox[0] && p.lon <= bbox[2] && p.lat >= bbox[1] && p.lat <= bbox[3];
+    for (const [name, set] of Object.entries(this.pointSets)) {
+      // the points go in a group of their own, over whatever else the layer holds
+      if (!set.group) {
+        set.group = document.createElementNS(SVG_NS, "g");
+        set.group.setAttribute("class", "pts");
+        this.layer(name).appendChild(set.group);
+      }
+      const g = set.group;
+      g.textContent = "";
+      const visible = [...set.points.values()].filter(inView);
+      if (visible.length <= CLUSTER_ABOVE) {
+        for (const p of visible) this._drawPoint(name, set, p);
+        continue;
+      }
+      if (!set.index) set.index = this._index(set);
+      for (const f of set.index.getClusters(bbox, zoom)) {
+        if (f.properties.cluster) this._drawCluster(name, set, f);
+        else this._drawPoint(name, set, set.points.get(f.properties.id));
+      }
+    }
+  }
+
+  _index(set) {
+    const index = new window.Supercluster({
+      ...CLUSTER,
+      map: (p) => ({ alarm: p.state === "alarm" ? 1 : 0, offline: p.state === "offline" ? 1 : 0 }),
+      reduce: (acc, p) => { acc.alarm += p.alarm; acc.offline += p.offline; },
+    });
+    index.load([...set.points.values()].map((p) => ({
+      type: "Feature", geometry: { type: "Point", coordinates: [p.lon, p.lat] }, properties: { id: p.id, state: p.state },
+    })));
+    return index;
+  }
+
+  _drawPoint(name, set, p) {
+    const click = set.onClick ? () => set.onClick(p.id) : null;
+    const c = this.addPoint(name, p.lon, p.lat, p.className, p.title, click, p.id);
+    set.group.appendChild(c);
+    return c;
+  }
+
+  _drawCluster(name, set, f) {
+    const [lon, lat] = f.geometry.coordinates;
+    const [x, y] = this.project(lon, lat);
+    const props = f.properties;
+    const state = props.alarm ? "alarm" : props.offline ? "offline" : "ok";
+    const r = Number(this._radius()) * (1.8 + Math.log10(props.point_count));
+    const g = document.createElementNS(SVG_NS, "g");
+    g.setAttribute("class", `cluster st-${state}`);
+    g.dataset.count = props.point_count;
+    g.dataset.alarm = props.alarm;
+    g.dataset.offline = props.offline;
+    const c = document.createElementNS(SVG_NS, "circle");
+    c.setAttribute("cx", x.toFixed(1));
+    c.setAttribute("cy", y.toFixed(1));
+    c.setAttribute("r", r.toFixed(1));
+    c.setAttribute("class", `cluster st-${state}`);
+    c.setAttribute("fill-opacity", "0.8");
+    const text = document.createElementNS(SVG_NS, "text");
+    text.setAttribute("x", x.toFixed(1));
+    text.setAttribute("y", y.toFixed(1));
+    text.setAttribute("font-size", (r * 0.8).toFixed(1));
+    text.setAttribute("text-anchor", "middle");
+    text.setAttribute("dominant-baseline", "central");
+    text.setAttribute("fill", "#fff");
+    text.setAttribute("pointer-events", "none");
+    text.textContent = props.point_count_abbreviated;
+    this._title(g, `${props.point_count} · ${props.alarm} ⚠ · ${props.offline} ⊘`);
+    g.append(c, text);
+    g.addEventListener("click", () => this.expand(name, props.cluster_id, lon, lat));
+    set.group.appendChild(g);
+    return g;
+  }
+
+  // Zoom in on a cluster far enough that it comes apart.
+  expand(name, clusterId, lon, lat) {
+    const set = this.pointSets[name];
+    if (!set || !set.index) return;
+    const zoom = Math.min(set.index.getClusterExpansionZoom(clusterId), CLUSTER.maxZoom + 1);
+    const k = this.origin.k;
+    const scale = (M_PER_DEG * 360 * k) / (CLUSTER.extent * 2 ** zoom);
+    const rect = this._rect();
+    this.centreOn(lon, lat, scale * Math.min(rect.width, rect.height) * 0.95);
+  }
+
   _apply() {
     const v = this.view;
     this.svg.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+    if (Object.keys(this.pointSets).length) this._schedule();
     // Points keep a constant size on screen; panning does not change it, so thousands of
     // points are touched only when the zoom does.
     const r = this._radius();
