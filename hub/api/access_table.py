@@ -10,6 +10,7 @@ from hub.api.schemas import INT64
 from hub.cases.workflow import Action
 from hub.devices.kinds import Kind
 from hub.principals import (
+    CENTRE_POSTS,
     AccessRole,
 )
 from hub.rules.alarm_changes import AlarmRecord, alarm_document
@@ -30,8 +31,10 @@ Snapshot = Callable[[State, Mapping[str, Any]], object]
 
 _R = AccessRole
 ANY_ROLE = frozenset(AccessRole)
-CASE_READERS = frozenset({_R.CENTRE, _R.DEPARTMENT, _R.READ_ONLY})
-CASE_ACTORS = frozenset({_R.CENTRE, _R.DEPARTMENT})
+CASE_READERS = frozenset({*CENTRE_POSTS, _R.DEPARTMENT, _R.READ_ONLY})
+CASE_ACTORS = frozenset({*CENTRE_POSTS, _R.DEPARTMENT})
+CASE_REPORTERS = frozenset({_R.CENTRE, _R.INTAKE_OPERATOR, _R.SHIFT_LEADER, _R.INSPECTOR})
+CENTRE_VIEWERS = frozenset({*CENTRE_POSTS, _R.READ_ONLY})
 ALARM_READERS = frozenset(
     {_R.CENTRE, _R.LIGHTING_CREW, _R.ENFORCEMENT, _R.PARKING_OPERATOR, _R.READ_ONLY}
 )
@@ -303,13 +306,17 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ),
     # cases (the department role is further limited to its own department's cases)
     ("GET", "/cases"): RouteAccess(CASE_READERS),
-    ("POST", "/cases"): RouteAccess(frozenset({_R.CENTRE})),
+    ("POST", "/cases"): RouteAccess(CASE_REPORTERS),
     ("GET", "/cases/{case_id}"): RouteAccess(CASE_READERS),
     ("GET", "/cases/{case_id}/actions"): RouteAccess(CASE_READERS),
     **_case_action_routes(),
-    ("GET", "/evaluation"): RouteAccess(frozenset({_R.CENTRE, _R.READ_ONLY})),
-    ("GET", "/supervision"): RouteAccess(frozenset({_R.CENTRE, _R.READ_ONLY})),
-    ("GET", "/calendar"): RouteAccess(frozenset({_R.CENTRE, _R.READ_ONLY})),
+    ("GET", "/evaluation"): RouteAccess(CENTRE_VIEWERS),
+    ("GET", "/supervision"): RouteAccess(CENTRE_VIEWERS),
+    ("GET", "/calendar"): RouteAccess(CENTRE_VIEWERS),
+    ("GET", "/statistics"): RouteAccess(CASE_READERS),
+    ("POST", "/cases/{case_id}/attachments"): RouteAccess(CASE_ACTORS),
+    ("GET", "/cases/{case_id}/attachments"): RouteAccess(CASE_READERS),
+    ("GET", "/cases/{case_id}/attachments/{attachment_id}"): RouteAccess(CASE_READERS),
     ("POST", "/calendar/import"): RouteAccess(ADMIN_ONLY),
     # Open311 GeoReport v2: public, posting needs an api_key
     ("GET", "/open311/v2/services.{fmt}"): PUBLIC,
@@ -355,6 +362,12 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("GET", "/lighting/schedules"): RouteAccess(LIGHTING_READERS),
     ("PATCH", "/lighting/schedules/{schedule_id}"): RouteAccess(LIGHTING_ACTORS),
     ("DELETE", "/lighting/schedules/{schedule_id}"): RouteAccess(LIGHTING_ACTORS),
+    ("POST", "/lighting/calendars"): RouteAccess(LIGHTING_ACTORS),
+    ("GET", "/lighting/calendars"): RouteAccess(LIGHTING_READERS),
+    ("DELETE", "/lighting/calendars/{name}"): RouteAccess(LIGHTING_ACTORS),
+    ("POST", "/lighting/scenes"): RouteAccess(LIGHTING_ACTORS),
+    ("GET", "/lighting/scenes"): RouteAccess(LIGHTING_READERS),
+    ("DELETE", "/lighting/scenes/{name}"): RouteAccess(LIGHTING_ACTORS),
     ("GET", "/lighting/modbus"): RouteAccess(LIGHTING_READERS),
     # manhole covers
     ("GET", "/manholes"): RouteAccess(MANHOLE_READERS),
