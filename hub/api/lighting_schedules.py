@@ -1,4 +1,5 @@
-"""Lighting schedules: create, list, update and delete, each with its next firing."""
+"""Lighting schedules (create, list, update, delete, each with its next firing), and the
+calendars and scenes they use."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, time
@@ -17,10 +18,12 @@ from hub.devices.lighting import (
     SunEvent,
     UnknownTargetError,
     expand_target,
+    firing_command,
     next_occurrence,
     schedule_params,
     target_position,
 )
+from hub.devices.lighting_calendar import CalendarMode, CalendarSpec, SceneSpec, parse_weekdays
 from hub.store import lighting as store
 from hub.store import lighting_schedules as schedule_store
 
@@ -47,6 +50,19 @@ class ScheduleIn(BaseModel):
     sun_event: SunEvent | None = None
     offset_min: int = Field(default=0, ge=-720, le=720)
     enabled: bool = True
+    weekdays: list[int] = Field(
+        default_factory=list, max_length=7, description="ISO 1 (Mon) … 7 (Sun); empty: every day"
+    )
+    calendar: str | None = Field(default=None, max_length=100)
+    calendar_mode: CalendarMode = CalendarMode.ONLY
+    scene: str | None = Field(
+        default=None, max_length=100, description="a scene applied by a dim (no dim_pct)"
+    )
+
+    @field_validator("weekdays")
+    @classmethod
+    def _iso_weekdays(cls, value: list[int]) -> list[int]:
+        return sorted(parse_weekdays(value))
 
     @field_validator("at_local")
     @classmethod
@@ -62,8 +78,22 @@ class ScheduleIn(BaseModel):
     def _one_anchor(self) -> "ScheduleIn":
         if (self.at_local is None) == (self.sun_event is None):
             raise ValueError("give exactly one of at_local and sun_event")
-        schedule_params(self.action, self.dim_pct)
+        if self.scene is not None:
+            if self.action is not CommandAction.DIM or self.dim_pct is not None:
+                raise ValueError("a scene is applied by action dim, without dim_pct")
+        else:
+            schedule_params(self.action, self.dim_pct)
         return self
+
+    def params(self) -> dict[str, Any]:
+        """The params stored with the schedule (a scene's levels are in its steps)."""
+        return {} if self.scene is not None else schedule_params(self.action, self.dim_pct)
+
+    def rules(self) -> schedule_store.DayRuleNames:
+        """Its day rules and scene by name."""
+        return schedule_store.DayRuleNames(
+            frozenset(self.weekdays), self.calendar, self.calendar_mode, self.scene
+        )
 
 
 class SchedulePatchIn(BaseModel):
@@ -80,6 +110,10 @@ class SchedulePatchIn(BaseModel):
     sun_event: SunEvent | None = None
     offset_min: int | None = Field(default=None, ge=-720, le=720)
     enabled: bool | None = None
+    weekdays: list[int] | None = Field(default=None, max_length=7)
+    calendar: str | None = Field(default=None, max_length=100)
+    calendar_mode: CalendarMode | None = None
+    scene: str | None = Field(default=None, max_length=100)
 
 
 class ScheduleOut(BaseModel):
@@ -94,11 +128,18 @@ class ScheduleOut(BaseModel):
     sun_event: SunEvent | None
     offset_min: int
     enabled: bool
+    weekdays: list[int]
+    calendar: str | None
+    calendar_mode: CalendarMode
+    scene: str | None
     last_fired_at: datetime | None
     next_fire_at: datetime | None = Field(
         description="the next firing instant (null when disabled or its target names nothing)"
     )
     next_fire_local: str | None = Field(description="the same in the lighting timezone")
+    next_fire_command: dict[str, Any] | None = Field(
+        default=None, description="what it sends then: action and params (a scene: that step)"
+    )
 
 
 def _zone(request: Request) -> ZoneInfo:
@@ -110,12 +151,17 @@ def _schedule_out(
     schedule: Schedule, devices: Sequence[ControlledDevice], zone: ZoneInfo, now: datetime
 ) -> ScheduleOut:
     next_at: datetime | None = None
+    command: dict[str, Any] | None = None
     try:
         lat, lon = target_position(expand_target(schedule.target, schedule.action, devices))
     except UnknownTargetError:
         pass
     else:
         next_at = next_occurrence(schedule, now, zone, lat, lon)
+        if next_at is not None:
+            action, params = firing_command(schedule, next_at, zone, lat, lon)
+            command = {"action": action.value, **params}
+    names = schedule_store.day_rule_names(schedule)
     return ScheduleOut(
         schedule_id=schedule.schedule_id,
         name=schedule.name,
@@ -126,9 +172,14 @@ def _schedule_out(
         sun_event=schedule.sun_event,
         offset_min=schedule.offset_min,
         enabled=schedule.enabled,
+        weekdays=sorted(names.weekdays),
+        calendar=names.calendar,
+        calendar_mode=names.calendar_mode,
+        scene=names.scene,
         last_fired_at=schedule.last_fired_at,
         next_fire_at=next_at,
         next_fire_local=None if next_at is None else next_at.astimezone(zone).isoformat(),
+        next_fire_command=command,
     )
 
 
@@ -147,17 +198,21 @@ def create_schedule(db: DbDep, request: Request, body: ScheduleIn) -> ScheduleOu
     with db.connection() as conn:
         devices = store.fetch_controlled_devices(conn)
         _checked_target(body, devices)
-        saved = schedule_store.insert_schedule(
-            conn,
-            name=body.name,
-            target=body.target,
-            action=body.action,
-            params=schedule_params(body.action, body.dim_pct),
-            at_local=body.at_local,
-            sun_event=body.sun_event,
-            offset_min=body.offset_min,
-            enabled=body.enabled,
-        )
+        try:
+            saved = schedule_store.insert_schedule(
+                conn,
+                name=body.name,
+                target=body.target,
+                action=body.action,
+                params=body.params(),
+                at_local=body.at_local,
+                sun_event=body.sun_event,
+                offset_min=body.offset_min,
+                enabled=body.enabled,
+                rules=body.rules(),
+            )
+        except schedule_store.UnknownNameError as err:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     return _schedule_out(saved, devices, _zone(request), datetime.now(UTC))
 
 
@@ -184,6 +239,7 @@ def update_schedule(
         )
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
+        names = schedule_store.day_rule_names(found)
         merged: dict[str, Any] = {
             "name": found.name,
             "target": found.target,
@@ -193,7 +249,13 @@ def update_schedule(
             "sun_event": found.sun_event,
             "offset_min": found.offset_min,
             "enabled": found.enabled,
+            "weekdays": sorted(names.weekdays),
+            "calendar": names.calendar,
+            "calendar_mode": names.calendar_mode,
+            "scene": names.scene,
         }
+        if given.get("scene") is not None and "dim_pct" not in given:
+            merged["dim_pct"] = None
         if given.get("action") is CommandAction.OFF and "dim_pct" not in given:
             merged["dim_pct"] = None
         if given.get("at_local") is not None and "sun_event" not in given:
@@ -210,18 +272,22 @@ def update_schedule(
             ) from err
         devices = store.fetch_controlled_devices(conn)
         _checked_target(whole, devices)
-        saved = schedule_store.update_schedule(
-            conn,
-            schedule_id,
-            name=whole.name,
-            target=whole.target,
-            action=whole.action,
-            params=schedule_params(whole.action, whole.dim_pct),
-            at_local=whole.at_local,
-            sun_event=whole.sun_event,
-            offset_min=whole.offset_min,
-            enabled=whole.enabled,
-        )
+        try:
+            saved = schedule_store.update_schedule(
+                conn,
+                schedule_id,
+                name=whole.name,
+                target=whole.target,
+                action=whole.action,
+                params=whole.params(),
+                at_local=whole.at_local,
+                sun_event=whole.sun_event,
+                offset_min=whole.offset_min,
+                enabled=whole.enabled,
+                rules=whole.rules(),
+            )
+        except schedule_store.UnknownNameError as err:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     if saved is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
     return _schedule_out(saved, devices, _zone(request), datetime.now(UTC))
@@ -237,3 +303,57 @@ def delete_schedule(db: DbDep, request: Request, schedule_id: Int64) -> Schedule
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule {schedule_id}")
     out = _schedule_out(removed, devices, _zone(request), datetime.now(UTC))
     return out.model_copy(update={"next_fire_at": None, "next_fire_local": None})
+
+
+# -- calendars and scenes ------------------------------------------------------------------
+
+
+@router.post("/calendars", response_model=CalendarSpec, status_code=status.HTTP_201_CREATED)
+def save_calendar(db: DbDep, body: CalendarSpec) -> CalendarSpec:
+    """Create or replace a calendar (holidays, festival nights): `dates`, `ranges` of dates,
+    `annual` days ('MM-DD', every year). Schedules that use it follow the change."""
+    with db.connection() as conn:
+        return schedule_store.save_calendar(conn, body)
+
+
+@router.get("/calendars", response_model=list[CalendarSpec])
+def list_calendars(db: DbDep) -> list[CalendarSpec]:
+    """Every calendar by name."""
+    with db.connection() as conn:
+        return schedule_store.list_calendars(conn)
+
+
+@router.delete("/calendars/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_calendar(db: DbDep, name: str) -> None:
+    """Remove a calendar; 409 while a schedule uses it."""
+    with db.connection() as conn:
+        _deleted(schedule_store.delete_calendar(conn, name), "calendar", name)
+
+
+@router.post("/scenes", response_model=SceneSpec, status_code=status.HTTP_201_CREATED)
+def save_scene(db: DbDep, body: SceneSpec) -> SceneSpec:
+    """Create or replace a scene: a named dimming profile, steps of (`offset_min` after the
+    schedule's instant, `dim_pct`). Schedules that apply it follow the change."""
+    with db.connection() as conn:
+        return schedule_store.save_scene(conn, body)
+
+
+@router.get("/scenes", response_model=list[SceneSpec])
+def list_scenes(db: DbDep) -> list[SceneSpec]:
+    """Every scene by name."""
+    with db.connection() as conn:
+        return schedule_store.list_scenes(conn)
+
+
+@router.delete("/scenes/{name}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_scene(db: DbDep, name: str) -> None:
+    """Remove a scene; 409 while a schedule applies it."""
+    with db.connection() as conn:
+        _deleted(schedule_store.delete_scene(conn, name), "scene", name)
+
+
+def _deleted(outcome: bool | None, what: str, name: str) -> None:
+    if outcome is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {name!r}")
+    if not outcome:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"a schedule uses {what} {name!r}")

@@ -17,6 +17,7 @@ from astral.sun import dawn, dusk
 from pydantic import Field
 
 from hub.devices.kinds import Kind
+from hub.devices.lighting_calendar import EVERY_NIGHT, DayRules, Scene, night_of
 from hub.devices.wire import FiniteFloat, Payload, StoredText
 
 
@@ -298,7 +299,8 @@ def judge_effect(
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """A recurring command: at a fixed local time, or at dusk/dawn with an offset."""
+    """A recurring command: at a fixed local time, or at dusk/dawn with an offset, on the
+    nights its day rules select; with a scene, each of the scene's steps in turn."""
 
     schedule_id: int
     name: str
@@ -310,6 +312,8 @@ class Schedule:
     offset_min: int
     enabled: bool
     last_fired_at: datetime | None
+    days: DayRules = EVERY_NIGHT
+    scene: Scene | None = None
 
 
 def schedule_params(action: CommandAction, dim_pct: float | None) -> dict[str, Any]:
@@ -329,7 +333,9 @@ def schedule_params(action: CommandAction, dim_pct: float | None) -> dict[str, A
 
 
 def schedule_lights(schedule: Schedule) -> bool:
-    """Whether the state a schedule sets is lit (on, or a dim above 0 %)."""
+    """Whether the state a schedule sets is lit (on, or a dim above 0 %; a scene: any step)."""
+    if schedule.scene is not None:
+        return any(step.dim_pct > 0 for step in schedule.scene.steps)
     if schedule.action is CommandAction.OFF:
         return False
     level = schedule.params.get("dim_pct")
@@ -367,23 +373,57 @@ def schedule_instant(
     return (anchor + offset).astimezone(UTC)
 
 
-_OFFSET_DAYS = 2  # offsets are within ±12 h: an occurrence lies within a day of its anchor day
+# offsets are within ±12 h and a scene spans at most 16 h: a firing lies within two days of
+# its anchor day
+_OFFSET_DAYS = 2
+_CALENDAR_HORIZON = timedelta(days=370)  # a yearly festival's next night is within a year
+
+
+def schedule_firings(
+    schedule: Schedule, start: datetime, end: datetime, zone: tzinfo, lat: float, lon: float
+) -> list[tuple[datetime, dict[str, Any]]]:
+    """Every firing in [start, end] with the command params it sends, oldest first.
+
+    Occurrences on nights the day rules leave out are skipped (the night of an anchor day:
+    `night_of`); a scene's steps follow its instant, each a dim to the step's level.
+    """
+    first = start.astimezone(zone).date() - timedelta(days=_OFFSET_DAYS)
+    last = end.astimezone(zone).date() + timedelta(days=_OFFSET_DAYS)
+    dawn_anchored = schedule.sun_event is SunEvent.DAWN
+    found: list[tuple[datetime, dict[str, Any]]] = []
+    day = first
+    while day <= last:
+        instant = schedule_instant(schedule, day, zone, lat, lon)
+        if instant is not None and schedule.days.runs(
+            night_of(day, schedule.at_local, dawn_anchored)
+        ):
+            if schedule.scene is None:
+                steps = [(instant, dict(schedule.params))]
+            else:
+                steps = [
+                    (instant + timedelta(minutes=step.offset_min), {"dim_pct": step.dim_pct})
+                    for step in schedule.scene.steps
+                ]
+            found.extend((at, params) for at, params in steps if start <= at <= end)
+        day += timedelta(days=1)
+    return sorted(found, key=lambda firing: firing[0])
 
 
 def schedule_occurrences(
     schedule: Schedule, start: datetime, end: datetime, zone: tzinfo, lat: float, lon: float
 ) -> list[datetime]:
     """Every firing instant in [start, end], oldest first (enabled or not)."""
-    first = start.astimezone(zone).date() - timedelta(days=_OFFSET_DAYS)
-    last = end.astimezone(zone).date() + timedelta(days=_OFFSET_DAYS)
-    found: list[datetime] = []
-    day = first
-    while day <= last:
-        instant = schedule_instant(schedule, day, zone, lat, lon)
-        if instant is not None and start <= instant <= end:
-            found.append(instant)
-        day += timedelta(days=1)
-    return sorted(found)
+    return [at for at, _ in schedule_firings(schedule, start, end, zone, lat, lon)]
+
+
+def firing_command(
+    schedule: Schedule, instant: datetime, zone: tzinfo, lat: float, lon: float
+) -> tuple[CommandAction, dict[str, Any]]:
+    """The action and params a schedule sends at one of its instants (a scene: that step)."""
+    for at, params in schedule_firings(schedule, instant, instant, zone, lat, lon):
+        if at == instant and schedule.scene is not None:
+            return CommandAction.DIM, params
+    return schedule.action, dict(schedule.params)
 
 
 def latest_occurrence(
@@ -397,12 +437,19 @@ def latest_occurrence(
 def next_occurrence(
     schedule: Schedule, now: datetime, zone: tzinfo, lat: float, lon: float
 ) -> datetime | None:
-    """The next firing instant after `now` (within two days; None for a disabled schedule)."""
+    """The next firing instant after `now` (None for a disabled schedule): within two days,
+    or within a year for a schedule whose day rules skip nights (a festival calendar)."""
     if not schedule.enabled:
         return None
-    found = schedule_occurrences(schedule, now, now + timedelta(days=2), zone, lat, lon)
-    later = [t for t in found if t > now]
-    return later[0] if later else None
+    horizons = [timedelta(days=2)]
+    if schedule.days != EVERY_NIGHT:
+        horizons.append(_CALENDAR_HORIZON)
+    for horizon in horizons:
+        found = schedule_occurrences(schedule, now, now + horizon, zone, lat, lon)
+        later = [t for t in found if t > now]
+        if later:
+            return later[0]
+    return None
 
 
 def schedule_due(

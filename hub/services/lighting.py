@@ -35,6 +35,7 @@ from hub.devices.lighting import (
     decide_command_step,
     expand_target,
     expected_effect,
+    firing_command,
     judge_effect,
     latest_occurrence,
     schedule_catch_up,
@@ -319,11 +320,12 @@ class LightingControl:
                     how = "caught up (its state holds now)"
                 if due is None:
                     continue
+                action, params = firing_command(schedule, due, self._zone, lat, lon)
                 request = command_store.create_command_request(
                     conn,
                     target=schedule.target,
-                    action=schedule.action,
-                    params=dict(schedule.params),
+                    action=action,
+                    params=params,
                     now=now,
                     ttl=self._ttl,
                     max_attempts=self._max_attempts,

@@ -151,3 +151,94 @@ def test_a_dusk_on_created_after_dusk_turns_the_lamps_on_at_once(database_url: s
         assert dimmed.request_id.startswith(f"schedule{later.schedule_id}-")
     finally:
         db.close()
+
+
+def test_calendars_and_scenes_through_the_api_and_the_control_pass(database_url: str) -> None:
+    register(database_url)
+    db = Database(database_url, max_size=2)
+    db.open()
+    holiday = date(2030, 10, 1)
+    try:
+        with TestClient(create_app(db, CollectorRegistry(), routers=domain_routers())) as api:
+            made = api.post(
+                "/lighting/calendars",
+                json={"name": "national-day", "dates": [holiday.isoformat()], "annual": ["01-01"]},
+            )
+            assert made.status_code == 201, made.text
+            bad = api.post("/lighting/calendars", json={"name": "bad", "annual": ["02-30"]})
+            assert bad.status_code == 422
+            scene = api.post(
+                "/lighting/scenes",
+                json={
+                    "name": "festival",
+                    "steps": [
+                        {"offset_min": 0, "dim_pct": 100},
+                        {"offset_min": 240, "dim_pct": 50},
+                    ],
+                },
+            )
+            assert scene.status_code == 201, scene.text
+            assert [c["name"] for c in api.get("/lighting/calendars").json()] == ["national-day"]
+            assert [s["name"] for s in api.get("/lighting/scenes").json()] == ["festival"]
+            body = {
+                "name": "festival nights",
+                "target": OBEYS,
+                "action": "dim",
+                "sun_event": "dusk",
+                "calendar": "national-day",
+                "scene": "festival",
+            }
+            unknown = api.post("/lighting/schedules", json={**body, "calendar": "nosuch"})
+            assert unknown.status_code == 422
+            assert "nosuch" in unknown.text
+            no_scene = api.post("/lighting/schedules", json={**body, "scene": "nosuch"})
+            assert no_scene.status_code == 422
+            with_level = api.post("/lighting/schedules", json={**body, "dim_pct": 30})
+            assert with_level.status_code == 422
+            created = api.post("/lighting/schedules", json=body)
+            assert created.status_code == 201, created.text
+            out = created.json()
+            assert (out["calendar"], out["calendar_mode"], out["scene"], out["weekdays"]) == (
+                "national-day",
+                "only",
+                "festival",
+                [],
+            )
+            next_local = datetime.fromisoformat(out["next_fire_local"])
+            # a holiday night: 1 January or 1 October 2030 (whichever comes first from today)
+            assert (next_local.month, next_local.day) in {(1, 1), (10, 1)}
+            assert out["next_fire_command"] == {"action": "dim", "dim_pct": 100.0}
+            in_use = api.delete("/lighting/calendars/national-day")
+            assert in_use.status_code == 409
+            assert api.delete("/lighting/scenes/nosuch").status_code == 404
+            weekdays = api.patch(
+                f"/lighting/schedules/{out['schedule_id']}",
+                json={"weekdays": [6, 7], "calendar_mode": "except"},
+            )
+            assert weekdays.status_code == 200, weekdays.text
+            assert weekdays.json()["weekdays"] == [6, 7]
+            nonsense = api.patch(
+                f"/lighting/schedules/{out['schedule_id']}", json={"weekdays": [0]}
+            )
+            assert nonsense.status_code == 422
+            back = api.patch(
+                f"/lighting/schedules/{out['schedule_id']}",
+                json={"weekdays": [], "calendar_mode": "only"},
+            )
+            assert back.status_code == 200, back.text
+        for route in ("/lighting/calendars", "/lighting/scenes"):
+            assert ("POST", route) in ROUTE_ACCESS
+        # The control pass fires the scene's steps on the holiday night, nothing the next.
+        lamp = Observer(latitude=31.301, longitude=120.601)
+        evening = dusk(lamp, holiday, tzinfo=SHANGHAI)
+        hub = control(db)
+        (first,) = hub.fire_schedules(evening + timedelta(minutes=1))
+        assert first.action is CommandAction.DIM
+        assert [c.params for c in first.commands] == [{"dim_pct": 100.0}]
+        assert hub.fire_schedules(evening + timedelta(minutes=120)) == []
+        (second,) = hub.fire_schedules(evening + timedelta(minutes=241))
+        assert [c.params for c in second.commands] == [{"dim_pct": 50.0}]
+        next_evening = dusk(lamp, holiday + timedelta(days=1), tzinfo=SHANGHAI)
+        assert hub.fire_schedules(next_evening + timedelta(minutes=1)) == []
+    finally:
+        db.close()
