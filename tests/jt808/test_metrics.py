@@ -15,6 +15,7 @@ from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway, GatewayConfig, Terminal
 from hub.services.jt808 import gateway_config
 from hub.settings import Settings
+from tests.hub_process import wait_for
 from tests.jt808.terminal import TerminalClient, gateway_thread
 
 pytestmark = pytest.mark.integration
@@ -87,3 +88,21 @@ def test_counters_are_served_as_prometheus_text(mqtt_url: str, mqtt_root: str) -
         with pytest.raises(urllib.error.HTTPError) as missing:
             scrape(port, "/other")
         assert missing.value.code == 404
+
+
+def test_a_silent_connection_is_closed_and_counted(mqtt_url: str, mqtt_root: str) -> None:
+    """Idle and half-open connections time out; one sweep closes them, the server lives on."""
+    quick = dataclasses.replace(config(mqtt_url, mqtt_root), idle_timeout_s=0.4)
+    with gateway_thread(Gateway(quick, OneTruck())) as running:
+        port = running.gateway.metrics_port
+        assert port is not None
+        silent = TerminalClient(running.port, PHONE)
+        silent.sock.settimeout(30)
+        assert silent.sock.recv(1) == b""  # the gateway hung up on the silent terminal
+        silent.close()
+        wait_for(lambda: scrape(port)[("jt808_connections_open", ())] == 0, what="closed")
+        after = scrape(port)
+        assert after[("jt808_bad_frames_total", ("idle_timeout",))] == 1
+        talking = TerminalClient(running.port, PHONE)
+        assert talking.answer(talking.send(m.MsgId.HEARTBEAT)).result == 0
+        talking.close()

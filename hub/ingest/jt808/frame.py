@@ -4,6 +4,7 @@ Pure: bytes in, frames out. A frame on the wire is `7E | header | body | check |
 `7E` → `7D 02` and `7D` → `7D 01` escaped after the XOR check code is computed.
 """
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -69,20 +70,15 @@ def unescape(data: bytes) -> bytes:
     """Undo `escape`; a 7D followed by anything but 01 or 02 is a broken frame."""
     if ESCAPE not in data:
         return data
-    out = bytearray()
-    i = 0
-    n = len(data)
-    while i < n:
-        byte = data[i]
-        if byte == ESCAPE:
-            if i + 1 >= n or data[i + 1] not in (1, 2):
-                raise FrameError("bad_escape", f"7D at offset {i} not followed by 01 or 02")
-            out.append(ESCAPE if data[i + 1] == 1 else FLAG)
-            i += 2
-        else:
-            out.append(byte)
-            i += 1
-    return bytes(out)
+    # Every 7D must start a 7D 01 or a 7D 02 (neither pattern can overlap another).
+    if data.count(b"\x7d") != data.count(b"\x7d\x01") + data.count(b"\x7d\x02"):
+        at = next(
+            i
+            for i, b in enumerate(data)
+            if b == ESCAPE and data[i + 1 : i + 2] not in (b"\x01", b"\x02")
+        )
+        raise FrameError("bad_escape", f"7D at offset {at} not followed by 01 or 02")
+    return data.replace(b"\x7d\x02", b"\x7e").replace(b"\x7d\x01", b"\x7d")
 
 
 def check_code(data: bytes) -> int:
@@ -110,6 +106,10 @@ def decode_bcd(data: bytes) -> str:
     return text
 
 
+# Platform replies repeat a connection's terminal number in every header: encode it once.
+_cached_bcd = functools.lru_cache(maxsize=65_536)(encode_bcd)
+
+
 def encode_header(header: Header, body_length: int) -> bytes:
     """The header bytes for a body of `body_length` bytes."""
     if body_length > MAX_BODY_BYTES:
@@ -122,10 +122,10 @@ def encode_header(header: Header, body_length: int) -> bytes:
         props |= VERSION_BIT
         out += header.msg_id.to_bytes(2, "big") + props.to_bytes(2, "big")
         out.append(header.protocol_version & 0xFF)
-        out += encode_bcd(header.phone, 10)
+        out += _cached_bcd(header.phone, 10)
     else:
         out += header.msg_id.to_bytes(2, "big") + props.to_bytes(2, "big")
-        out += encode_bcd(header.phone, 6)
+        out += _cached_bcd(header.phone, 6)
     out += (header.serial & 0xFFFF).to_bytes(2, "big")
     if header.is_subpackage:
         out += header.package_total.to_bytes(2, "big") + header.package_index.to_bytes(2, "big")

@@ -125,6 +125,7 @@ class Session:
         self.serial = 0
         self.body_state = BodyState()
         self.pending: dict[int, str] = {}
+        self.last_read_s = time.monotonic()
 
     def next_serial(self) -> int:
         """The platform's next message serial on this connection."""
@@ -183,6 +184,7 @@ class Gateway:
         self._server: asyncio.Server | None = None
         self.metrics_port: int | None = None  # bound, once serving
         self._handlers: set[asyncio.Task[None]] = set()
+        self._open: set[Session] = set()
 
     def _topic(self, device_id: str, channel: Channel) -> str:
         return device_topic(self.config.mqtt_root, Kind.TRUCK, device_id, channel)
@@ -203,6 +205,7 @@ class Gateway:
             if ready is not None:
                 ready(bound)
             tasks.create_task(self._report(), name="jt808-report")
+            tasks.create_task(self._close_idle(), name="jt808-idle")
             try:
                 async with self._server:
                     await self._server.serve_forever()
@@ -222,22 +225,35 @@ class Gateway:
                 dict(self.counters.bad_frames),
             )
 
+    async def _close_idle(self) -> None:
+        """Close connections silent for the idle timeout (half-open ones never read again).
+
+        One sweep for all connections: a timeout around every read cost a task and a timer
+        per frame.
+        """
+        timeout_s = self.config.idle_timeout_s
+        while True:
+            await asyncio.sleep(min(timeout_s / 4, 5.0))
+            now = time.monotonic()
+            for session in [s for s in self._open if now - s.last_read_s > timeout_s]:
+                self.counters.bad_frames["idle_timeout"] += 1
+                self._open.discard(session)
+                session.writer.close()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = Session(self, writer)
         current = asyncio.current_task()
         if current is not None:
             self._handlers.add(current)
+        self._open.add(session)
         self.counters.connections_open += 1
         self.counters.connections_total += 1
         try:
             while True:
-                try:
-                    data = await asyncio.wait_for(reader.read(4096), self.config.idle_timeout_s)
-                except TimeoutError:
-                    self.counters.bad_frames["idle_timeout"] += 1
-                    break
+                data = await reader.read(4096)
                 if not data:
                     break
+                session.last_read_s = time.monotonic()
                 for chunk in session.splitter.feed(data):
                     if isinstance(chunk, FrameError):
                         self.counters.bad_frames[chunk.reason] += 1
@@ -250,6 +266,7 @@ class Gateway:
             # A bug of ours must not take the server down: log it and drop this connection.
             log.exception("jt808 connection handler failed")
         finally:
+            self._open.discard(session)
             self.counters.connections_open -= 1
             try:
                 await self._closed(session)

@@ -95,6 +95,9 @@ class BodyState:
     cover_closed: bool = True
 
 
+_NAMED_ITEMS = frozenset(int(i) for i in Item)
+
+
 def truck_reading(
     loc: Location, mapping: BodyMapping, last: BodyState, **extra: object
 ) -> dict[str, Any]:
@@ -134,10 +137,10 @@ def truck_reading(
     satellites = loc.item_int(Item.SATELLITES)
     if satellites is not None:
         reading["satellites"] = satellites
-    named = {int(i) for i in Item}
-    others = {f"{k:#04x}": v.hex() for k, v in sorted(loc.items.items()) if k not in named}
-    if others:
-        reading["jt808_items"] = others
+    if not loc.items.keys() <= _NAMED_ITEMS:
+        reading["jt808_items"] = {
+            f"{k:#04x}": v.hex() for k, v in sorted(loc.items.items()) if k not in _NAMED_ITEMS
+        }
     reading.update(extra)
     return reading
 
