@@ -1,8 +1,9 @@
 """Live updates through the real stack: a cover's readings go over MQTT to a hub child
 (ingest, rules, alarm store, API), whose /alarms/stream turns the cover red on the overview
 map and redraws the dashboard's figures, both without a reload; clearing the alarms through
-the API turns them back. And the dashboard's two charts over the API's data: open faults by
-priority, and occupancy by lot over the last 24 hours."""
+the API turns them back. And the dashboard's newer charts over the API's data: open faults by
+priority, occupancy by lot over the last 24 hours, energy and lighting rate by district,
+closure and on-time handling rates by department."""
 
 import json
 from collections.abc import Iterator
@@ -216,3 +217,9 @@ def test_dashboard_draws_faults_by_priority_and_occupancy_over_the_day(
     assert max(v for v in occupancy if v is not None) == 50  # one of two spots, for hours
     assert sum(1 for v in occupancy if v == 50) in (2, 3)  # hourly buckets in those 3 hours
     assert occupancy[0] is None  # a day ago nothing was known yet
+    # lamp energy today vs yesterday with the lighting rate, and the departments' rates:
+    # no meter data and no case due yet, so no district and no department (n/a, not 0 %)
+    energy = chart(page, "chart-energy", "[c.data.labels, c.data.datasets.map(d => d.label)]")
+    assert energy == [[], ["today", "yesterday", "lighting rate today"]]
+    rates = chart(page, "chart-rates", "[c.data.labels, c.data.datasets.map(d => d.label)]")
+    assert rates == [[], ["Closure rate", "on-time handling rate"]]

@@ -84,6 +84,8 @@ async function loadDashboard() {
   drawChart("chart-parking", { type: "bar", data: { labels: areas.map((a) => a.name || a.id), datasets: [{ label: t("parking.occupancy"), data: areas.map((a) => (a.occupancy === null ? 0 : Math.round(a.occupancy * 100))), backgroundColor: "#db2777" }] }, options: { indexAxis: "y", scales: { x: { min: 0, max: 100 } }, plugins: { legend: { display: false } } } });
   drawChart("chart-assets", { type: "bar", data: { labels: ASSET_KINDS.map((k) => t(`kind.${k}`)), datasets: ["ok", "alarm", "offline"].map((st) => ({ label: t(`state.${st}`), data: ASSET_KINDS.map((k) => states[k][st]), backgroundColor: { ok: "#1e9e4a", alarm: "#d33a2c", offline: "#6b7280" }[st] })) }, options: { scales: { x: { stacked: true }, y: { stacked: true } } } });
   drawFaultsByPriority(open || [], kindOf);
+  drawEnergy(energyToday || [], energyYesterday || [], rate || []);
+  drawDepartmentRates(depts);
   await drawOccupancyOverDay(lots || []);
   $("#dashboard-at").textContent = fmtTime(new Date().toISOString());
 }
@@ -107,6 +109,45 @@ function drawFaultsByPriority(open, kindOf) {
       })),
     },
     options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } } },
+  });
+}
+
+// Lamp energy per district today against yesterday (bars), and today's 亮灯率 (a line on
+// its own axis), from /lighting/energy and /lighting/rate by district.
+function drawEnergy(today, yesterday, rates) {
+  const byKey = (list) => new Map(list.map((e) => [e.key, e.energy_kwh]));
+  const a = byKey(today), b = byKey(yesterday);
+  const rateOf = new Map(rates.filter((r) => r.district !== null).map((r) => [r.district, r.rate_pct]));
+  const districts = [...new Set([...a.keys(), ...b.keys()])].filter((k) => k !== null).sort();
+  drawChart("chart-energy", {
+    type: "bar",
+    data: {
+      labels: districts,
+      datasets: [
+        { label: t("dash.today"), data: districts.map((d) => a.get(d) ?? 0), backgroundColor: "#f59e0b", yAxisID: "y" },
+        { label: t("dash.yesterday"), data: districts.map((d) => b.get(d) ?? 0), backgroundColor: "#cbd5e1", yAxisID: "y" },
+        { type: "line", label: t("dash.lighting_rate"), data: districts.map((d) => rateOf.get(d) ?? null), borderColor: "#1e9e4a", backgroundColor: "#1e9e4a", yAxisID: "rate" },
+      ],
+    },
+    options: { scales: { y: { beginAtZero: true, title: { display: true, text: "kWh" } }, rate: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false }, title: { display: true, text: "%" } } } },
+  });
+}
+
+// 结案率 and 按期处置率 per department this month (DOMAIN.md's formulas, from /evaluation);
+// a department with nothing due has no bar (n/a, not 0 %).
+function drawDepartmentRates(depts) {
+  const shown = depts.filter((d) => d.closure_rate !== null || d.on_time_handling_rate !== null);
+  const pct = (v) => (v === null || v === undefined ? null : Math.round(v * 1000) / 10);
+  drawChart("chart-rates", {
+    type: "bar",
+    data: {
+      labels: shown.map((d) => deptName(d.department, d.department_name)),
+      datasets: [
+        { label: t("eval.closure_rate"), data: shown.map((d) => pct(d.closure_rate)), backgroundColor: "#2563eb" },
+        { label: t("dash.on_time_handling_rate_short"), data: shown.map((d) => pct(d.on_time_handling_rate)), backgroundColor: "#0f766e" },
+      ],
+    },
+    options: { scales: { y: { min: 0, max: 100, title: { display: true, text: "%" } } } },
   });
 }
 
