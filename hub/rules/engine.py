@@ -21,7 +21,9 @@ return observations; group rules (`GroupRule`) see the latest projected state of
 member of a group (a lamp's circuit or cabinet) and may cover members' own alarms of
 listed types while the group alarm is active: those member alarms are cleared (reason
 given) or never announced, and announced again if still active when the group clears.
-The offline rule is built in and runs for every kind.
+The offline rule is built in and runs for every kind: silence by the receive clock, and a
+device's own `offline` status (with its ts) in event time, judged in the device's reading
+order like a reading (hub/rules/offline.py).
 
 The engine is not thread-safe: one task owns it. Its state is per device, so hub
 processes that share the stream must keep device affinity (all of a device's readings,
@@ -39,7 +41,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from hub.devices.decode import Reading
+from hub.devices.decode import Reading, StatusChange
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.condition import (
@@ -61,7 +63,7 @@ from hub.rules.config import (
 )
 from hub.rules.group_cover import GroupCover
 from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo, GroupView
-from hub.rules.offline import OfflineMonitor
+from hub.rules.offline import OfflineMonitor, StatusEvidence
 from hub.rules.signals import AlarmSignal, SourceKind
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class EngineStats:
     duplicates: int = 0
     late: int = 0
     unknown_device: int = 0
+    statuses: int = 0
+    stale_statuses: int = 0
 
 
 # What `_evaluate` runs for a device: per enabled rule, the rule, its state table, whether
@@ -87,7 +91,7 @@ _Plan = tuple[tuple[AnyRule, dict[str, Any], bool, Any, ConditionPolicy], ...]
 class _DeviceSlot:
     """Per-device engine bookkeeping; slotted because there are 100,000 of them."""
 
-    __slots__ = ("index", "info", "max_ts_s", "plan", "released_ts_s", "resolved")
+    __slots__ = ("index", "info", "max_ts_s", "plan", "released_ts_s", "resolved", "seen_ts_s")
 
     def __init__(
         self, info: DeviceInfo, index: int, resolved: Mapping[str, ResolvedRule], plan: _Plan
@@ -98,14 +102,18 @@ class _DeviceSlot:
         self.plan = plan
         self.max_ts_s = -math.inf
         self.released_ts_s = -math.inf
+        self.seen_ts_s = (
+            -math.inf
+        )  # newest reading stored before a restart: older statuses are stale
 
 
-def _held_ts(held: tuple[float, float, Reading]) -> float:
+def _held_ts(held: tuple[float, float, Reading | StatusChange]) -> float:
     return held[0]
 
 
-# A reading released from its device's buffer: (ts_s, device id, received_s, reading, slot).
-_Released = tuple[float, str, float, Reading, _DeviceSlot]
+# A reading (or a timed status) released from its device's buffer:
+# (ts_s, device id, received_s, reading, slot).
+_Released = tuple[float, str, float, Reading | StatusChange, _DeviceSlot]
 
 
 def _released_order(released: _Released) -> tuple[float, str]:
@@ -170,7 +178,7 @@ class RuleEngine:
             g.name: {} for g in group_rules
         }
         # Per device, readings not yet evaluated as (ts_s, received_s, reading).
-        self._pending: dict[str, list[tuple[float, float, Reading]]] = {}
+        self._pending: dict[str, list[tuple[float, float, Reading | StatusChange]]] = {}
         # (release time by the injected clock, device) for every device with held readings;
         # stale entries (released earlier by event time) are skipped when popped.
         self._hold_queue: list[tuple[float, str]] = []
@@ -184,6 +192,7 @@ class RuleEngine:
         self._cover = GroupCover(group_rules, self._table, self._groups, self._group_of)
         self._coverable = self._cover.coverable
         self._offline = OfflineMonitor()
+        self._status = StatusEvidence(self._offline, self._table)
         self.stats = EngineStats()
         for info in devices:
             self.upsert_device(info, now)
@@ -234,6 +243,7 @@ class RuleEngine:
         self._leave_group(slot.info)
         self._forget_rule_state(device_id)
         self._pending.pop(device_id, None)
+        self._status.forget(device_id)
         self._offline.configure(slot.index, math.inf, slot.resolved[OFFLINE_RULE].policy)
 
     def seed_last_seen(self, device_id: str, received_at: datetime) -> None:
@@ -241,6 +251,7 @@ class RuleEngine:
         slot = self._slots.get(device_id)
         if slot is not None:
             self._offline.seed(slot.index, received_at.timestamp())
+            slot.seen_ts_s = max(slot.seen_ts_s, received_at.timestamp())
 
     def restore_alarm(
         self,
@@ -302,8 +313,10 @@ class RuleEngine:
 
     # evaluation
 
-    def process(self, batch: Sequence[Reading]) -> list[AlarmSignal]:
-        """Evaluate a batch of readings; return the alarm signals they cause, in order."""
+    def process(
+        self, batch: Sequence[Reading], statuses: Sequence[StatusChange] = ()
+    ) -> list[AlarmSignal]:
+        """Evaluate a batch of readings (and statuses); return the alarm signals, in order."""
         signals: list[AlarmSignal] = []
         touched: dict[str, _DeviceSlot] = {}
         alive_index: list[int] = []
@@ -348,6 +361,10 @@ class RuleEngine:
                 touched[reading.device_id] = slot
             alive_index.append(slot.index)
             alive_received_s.append(received_s)
+        for status in statuses:
+            slot = self._buffer_status(status)
+            if slot is not None:
+                touched[status.device_id] = slot
         raw = self._offline.evaluate_readings(
             np.asarray(alive_index, dtype=np.intp),
             np.asarray(alive_received_s, dtype=np.float64),
@@ -372,12 +389,54 @@ class RuleEngine:
             if device_id in self._pending:
                 self._release(self._slots[device_id], -math.inf, held_until_s, released)
         self._evaluate_in_order(released, signals)
+        status_due_s = self.event_clock(now).timestamp() - self._tolerance_s
+        self._cover.emit_all(self._status.advance(status_due_s), signals)
         self._cover.emit_all(self._offline.evaluate_tick(now, self._table), signals)
         self._cover.emit_all(self._table.advance(now_s), signals)
         self._offline.sync_all(self._table)
         return signals
 
     # internals
+
+    def _buffer_status(self, status: StatusChange) -> _DeviceSlot | None:
+        """Put a status with its own ts in its device's buffer, in event order with readings.
+
+        One without (the bare text, the MQTT will: decoded with its receipt time object as
+        ts, hence the identity test) has no event time and is left out; so is one not newer
+        than the device's newest reading judged (stale: an old retained `offline`).
+        """
+        slot = self._slots.get(status.device_id)
+        if slot is None or slot.info.kind is not status.kind or status.ts is status.received_at:
+            return None
+        self.stats.statuses += 1
+        received_s = status.received_at.timestamp()
+        ts_s = min(status.ts.timestamp(), received_s)
+        if ts_s <= max(slot.released_ts_s, slot.seen_ts_s):
+            self.stats.stale_statuses += 1
+            return None
+        buffer = self._pending.get(status.device_id)
+        if buffer is None:
+            self._pending[status.device_id] = [(ts_s, received_s, status)]
+            if self._tolerance_s > 0:
+                heapq.heappush(
+                    self._hold_queue, (received_s + self._tolerance_s, slot.info.device_id)
+                )
+        else:
+            buffer.append((ts_s, received_s, status))
+        slot.max_ts_s = max(slot.max_ts_s, ts_s)
+        return slot
+
+    def _judge_status(
+        self, slot: _DeviceSlot, status: StatusChange, at: datetime, received_s: float
+    ) -> AlarmSignal | None:
+        """A released status: `offline` opens an episode at its ts, `online` closes it."""
+        device_id = slot.info.device_id
+        if status.online:
+            return self._status.back(device_id, at, received_s, "online status")
+        offline = slot.resolved[OFFLINE_RULE]
+        if not offline.enabled:
+            return None
+        return self._status.offline(device_id, slot.index, at, received_s, offline.policy)
 
     def _release(
         self,
@@ -428,14 +487,28 @@ class RuleEngine:
         count = len(released)
         if count > 1:
             released.sort(key=_released_order)
-        for position, (ts_s, _, received_s, reading, slot) in enumerate(released):
-            self._evaluate(slot, reading, received_s, signals)
+        status_evidence = self._status
+        for position, (ts_s, device_id, received_s, item, slot) in enumerate(released):
+            if isinstance(item, StatusChange):
+                at = datetime_from_epoch(ts_s)
+                signal = self._judge_status(slot, item, at, received_s)
+            else:
+                at = item.ts
+                signal = None
+                if status_evidence.is_open(device_id):
+                    signal = status_evidence.back(device_id, at, received_s, "reading")
+            if signal is not None:
+                self._cover.emit(signal, signals)
+            if not isinstance(item, StatusChange):
+                self._evaluate(slot, item, received_s, signals)
             if position + 1 < count and released[position + 1][0] == ts_s:
                 continue  # the instant goes on
             if self._dirty_groups:
-                self._evaluate_groups(reading.ts, signals)
+                self._evaluate_groups(at, signals)
             if self._cover.deferred:
                 self._cover.flush(signals)
+            if status_evidence.next_due_s <= ts_s - self._tolerance_s:
+                self._cover.emit_all(status_evidence.advance(ts_s - self._tolerance_s), signals)
             if ts_s > self._watermark_ts_s:
                 self._watermark_ts_s = ts_s
                 self._watermark_received_s = received_s

@@ -12,9 +12,22 @@ state go through the condition table, so the debounce (`raise_after_s`), hystere
 (`clear_after_s`: readings must keep arriving that long) and suppression of the shared
 machinery apply unchanged. The offline policy always persists its last verdict between
 checks (`assume_persists`), because its observations come from the clock, not readings.
+
+A device's own status is evidence in event time (`StatusEvidence`): an `offline` status
+carrying its `ts` raises the offline alarm at that ts (after the policy's `raise_after_s`,
+and not inside a `suppress_s` window, both in event time); the device's next reading or
+`online` status with a newer ts clears it at that ts. The engine judges statuses in the
+device's event-time order with its readings, so an `offline` older than a reading already
+judged is stale and ignored, and the same readings and statuses give the same offline
+alarm whether they arrive paced or as one backlog. While such an episode is open, the
+receive-clock check leaves the device alone. A status without its own ts (the bare text,
+e.g. the MQTT will) has no event time and stays out of the rules: silence by the receive
+clock covers it.
 """
 
 import dataclasses
+import heapq
+import math
 from datetime import datetime
 from typing import TypeVar
 
@@ -23,6 +36,7 @@ import numpy.typing as npt
 
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import (
+    ConditionKey,
     ConditionPolicy,
     ConditionTable,
     Observation,
@@ -38,6 +52,7 @@ class OfflineMonitor:
     """Last-seen receive times and silence thresholds of all devices, indexed by slot."""
 
     __slots__ = (
+        "_by_status",
         "_ids",
         "_last_seen_s",
         "_persisting_cache",
@@ -59,6 +74,8 @@ class OfflineMonitor:
         # so a further silent check would change nothing and is skipped.
         self._tracked: npt.NDArray[np.bool_] = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
         self._quiet: npt.NDArray[np.bool_] = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
+        # by_status: the device's offline condition follows its own status (event time).
+        self._by_status: npt.NDArray[np.bool_] = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
 
     def __len__(self) -> int:
         return self._size
@@ -113,7 +130,7 @@ class OfflineMonitor:
             return []
         np.maximum.at(self._last_seen_s, indices, received_s)
         signals: list[AlarmSignal] = []
-        hits = np.flatnonzero(self._tracked[indices])
+        hits = np.flatnonzero(self._tracked[indices] & ~self._by_status[indices])
         for position in hits:
             index = int(indices[position])
             at_s = float(received_s[position])
@@ -144,7 +161,7 @@ class OfflineMonitor:
         silent_s = now_s - self._last_seen_s[:n]
         overdue = silent_s > self._threshold_s[:n]
         signals: list[AlarmSignal] = []
-        for index in np.flatnonzero(overdue & ~self._quiet[:n]):
+        for index in np.flatnonzero(overdue & ~self._quiet[:n] & ~self._by_status[:n]):
             i = int(index)
             device_id = self._ids[i]
             threshold = float(self._threshold_s[i])
@@ -180,12 +197,128 @@ class OfflineMonitor:
         self._tracked[index] = state is not None
         self._quiet[index] = state is not None and state.active and not state.pending
 
+    def set_by_status(self, index: int, by_status: bool) -> None:
+        """Leave (True) or give back (False) a device's offline condition to its status."""
+        self._by_status[index] = by_status
+
     def _grow(self) -> None:
         capacity = len(self._last_seen_s) * 2
         self._last_seen_s = _resized(self._last_seen_s, capacity, -np.inf)
         self._threshold_s = _resized(self._threshold_s, capacity, np.inf)
         self._tracked = _resized(self._tracked, capacity, False)
         self._quiet = _resized(self._quiet, capacity, False)
+        self._by_status = _resized(self._by_status, capacity, False)
+
+
+class StatusEvidence:
+    """Offline episodes opened by a device's own `offline` status, judged in event time."""
+
+    __slots__ = ("_due", "_monitor", "_open", "_table")
+
+    def __init__(self, monitor: OfflineMonitor, table: ConditionTable) -> None:
+        self._monitor = monitor
+        self._table = table
+        # device id -> (ts of the offline status, monitor slot, offline policy)
+        self._open: dict[str, tuple[float, int, ConditionPolicy]] = {}
+        # (event time a pending raise is due, device id, ts of the status that opened it)
+        self._due: list[tuple[float, str, float]] = []
+
+    @property
+    def next_due_s(self) -> float:
+        """Event time of the earliest pending raise (inf when none)."""
+        return self._due[0][0] if self._due else math.inf
+
+    def is_open(self, device_id: str) -> bool:
+        """Whether the device's own status has it offline (raised or pending)."""
+        return device_id in self._open
+
+    def offline(
+        self, device_id: str, index: int, at: datetime, received_s: float, policy: ConditionPolicy
+    ) -> AlarmSignal | None:
+        """The device said it is offline at `at` (its newest evidence, in event order)."""
+        key: ConditionKey = (SourceKind.DEVICE, device_id, AlarmType.OFFLINE)
+        state = self._table.get(key)
+        if device_id not in self._open and state is not None and state.active:
+            return None  # already offline by the receive clock: that episode goes on
+        at_s = at.timestamp()
+        self._open[device_id] = (at_s, index, policy)
+        self._monitor.set_by_status(index, True)
+        obs = Observation(
+            alarm_type=AlarmType.OFFLINE,
+            verdict=Verdict.FAULT,
+            ts=at,
+            device_id=device_id,
+            values={"status": "offline", "received_at": datetime_from_epoch(received_s)},
+            message=f"device {device_id} reported itself offline",
+        )
+        signal = self._table.observe(SourceKind.DEVICE, device_id, obs, policy, received_s)
+        self._schedule(key, device_id, at_s, policy)
+        self._monitor.sync(index, self._table)
+        return signal
+
+    def back(
+        self, device_id: str, at: datetime, received_s: float, what: str
+    ) -> AlarmSignal | None:
+        """Evidence the device is up at `at` (a reading or an `online` status): clear."""
+        episode = self._open.get(device_id)
+        if episode is None:
+            return None
+        _, index, policy = episode
+        obs = Observation(
+            alarm_type=AlarmType.OFFLINE,
+            verdict=Verdict.OK,
+            ts=at,
+            device_id=device_id,
+            values={"evidence": what, "received_at": datetime_from_epoch(received_s)},
+            message=f"device {device_id} is reporting again",
+        )
+        signal = self._table.observe(SourceKind.DEVICE, device_id, obs, policy, received_s)
+        state = self._table.get((SourceKind.DEVICE, device_id, AlarmType.OFFLINE))
+        if state is None or not (state.active or state.pending):
+            del self._open[device_id]
+            self._monitor.set_by_status(index, False)
+        self._monitor.sync(index, self._table)
+        return signal
+
+    def advance(self, until_s: float) -> list[AlarmSignal]:
+        """Raise the episodes whose debounce or suppression window ended by event time `until_s`."""
+        signals: list[AlarmSignal] = []
+        while self._due and self._due[0][0] <= until_s:
+            due_s, device_id, since_s = heapq.heappop(self._due)
+            episode = self._open.get(device_id)
+            if episode is None or episode[0] != since_s:
+                continue  # the device came back (or spoke again) before it was due
+            _, index, policy = episode
+            obs = Observation(
+                alarm_type=AlarmType.OFFLINE,
+                verdict=Verdict.FAULT,
+                ts=datetime_from_epoch(due_s),
+                device_id=device_id,
+                values={"status": "offline", "since": datetime_from_epoch(since_s)},
+                message=f"device {device_id} reported itself offline",
+            )
+            signal = self._table.observe(SourceKind.DEVICE, device_id, obs, policy)
+            if signal is not None:
+                signals.append(signal)
+            key: ConditionKey = (SourceKind.DEVICE, device_id, AlarmType.OFFLINE)
+            self._schedule(key, device_id, since_s, policy)
+            self._monitor.sync(index, self._table)
+        return signals
+
+    def forget(self, device_id: str) -> None:
+        """Drop a device's open episode (decommissioned)."""
+        self._open.pop(device_id, None)
+
+    def _schedule(
+        self, key: ConditionKey, device_id: str, since_s: float, policy: ConditionPolicy
+    ) -> None:
+        """Queue the event time a still-pending raise completes (debounce, suppression)."""
+        state = self._table.get(key)
+        if state is None or state.active or not state.pending:
+            return
+        due_s = max(since_s + policy.raise_after_s, state.cleared_at_s + policy.suppress_s)
+        if due_s > state.last_ts_s:
+            heapq.heappush(self._due, (due_s, device_id, since_s))
 
 
 _G = TypeVar("_G", bound=np.generic)
