@@ -35,7 +35,7 @@ from hub.cases.classification import load_classification
 from hub.cases.grid_file import parse_grid_geojson
 from hub.cases.intake import CaseSetup
 from hub.cases.routing import load_case_policy, parse_case_policy
-from hub.devices.decode import Reading
+from hub.devices.decode import Reading, StatusChange
 from hub.devices.partition import (
     Seat,
     decode_handoff,
@@ -155,7 +155,8 @@ class ReadingQueue:
 
     def __init__(self, max_readings: int) -> None:
         self._max = max_readings
-        self._batches: deque[tuple[Sequence[Reading], bool]] = deque()
+        # (readings, handed by another member, the batch's device statuses)
+        self._batches: deque[tuple[Sequence[Reading], bool, Sequence[StatusChange]]] = deque()
         self._readings = 0
         self._changed = threading.Condition()
 
@@ -164,7 +165,13 @@ class ReadingQueue:
         """Readings queued."""
         return self._readings
 
-    def put(self, readings: Sequence[Reading], handed: bool, timeout_s: float) -> bool:
+    def put(
+        self,
+        readings: Sequence[Reading],
+        handed: bool,
+        timeout_s: float,
+        statuses: Sequence[StatusChange] = (),
+    ) -> bool:
         """Queue a batch; False when it did not fit within `timeout_s`."""
         with self._changed:
             fits = self._changed.wait_for(
@@ -173,20 +180,22 @@ class ReadingQueue:
             )
             if not fits:
                 return False
-            self._batches.append((readings, handed))
+            self._batches.append((readings, handed, statuses))
             self._readings += len(readings)
             self._changed.notify_all()
             return True
 
-    def get(self, timeout_s: float) -> tuple[Sequence[Reading], bool] | None:
+    def get(
+        self, timeout_s: float
+    ) -> tuple[Sequence[Reading], bool, Sequence[StatusChange]] | None:
         """The oldest batch, or None when none came within `timeout_s`."""
         with self._changed:
             if not self._changed.wait_for(lambda: bool(self._batches), timeout_s):
                 return None
-            readings, handed = self._batches.popleft()
-            self._readings -= len(readings)
+            batch = self._batches.popleft()
+            self._readings -= len(batch[0])
             self._changed.notify_all()
-            return readings, handed
+            return batch
 
     def empty(self) -> bool:
         """Whether no batch is queued."""
@@ -347,31 +356,47 @@ class AlarmFlow:
         """Queue a committed batch for the flow thread (called on the ingest writer thread)."""
         self._enqueue(readings, handed=False)
 
+    def on_batch_statuses(
+        self, readings: Sequence[Reading], statuses: Sequence[StatusChange], now: datetime
+    ) -> None:
+        """Queue a committed batch with its device statuses (offline evidence in event time)."""
+        self._enqueue(readings, handed=False, statuses=statuses)
+
     def on_handoff(self, raw: bytes) -> None:
         """Queue readings another cluster member handed to us (called on the MQTT thread)."""
         readings = decode_handoff(raw)
         self.handed_in += len(readings)
         self._enqueue(readings, handed=True)
 
-    def _enqueue(self, readings: Sequence[Reading], *, handed: bool) -> None:
-        if not readings:
+    def _enqueue(
+        self, readings: Sequence[Reading], *, handed: bool, statuses: Sequence[StatusChange] = ()
+    ) -> None:
+        if not readings and not statuses:
             return
-        while not self._queue.put(readings, handed, timeout_s=1.0):
+        while not self._queue.put(readings, handed, timeout_s=1.0, statuses=statuses):
             if self._closed:
                 log.warning("alarm flow stopped; %d readings not judged", len(readings))
                 return
             log.warning("rules are %d readings behind; ingest waits", self._queue.readings)
 
-    def process(self, readings: Sequence[Reading], *, handed: bool = False) -> list[AlarmChange]:
+    def process(
+        self,
+        readings: Sequence[Reading],
+        *,
+        handed: bool = False,
+        statuses: Sequence[StatusChange] = (),
+    ) -> list[AlarmChange]:
         """Judge a batch, apply and publish the alarm changes, file what the policy says.
 
         In a cluster, readings of devices another member owns are handed to it first
-        (unless they were handed to us: those are judged here or not at all).
+        (unless they were handed to us: those are judged here or not at all); statuses
+        of those devices are not handed on (silence by the receive clock covers them).
         """
         now = self._clock()
         if self._cluster is not None and not handed:
             readings = self._hand_off_others(self._cluster, readings, now)
-        changes = self._apply(self.engine.process(readings), now)
+            statuses = [s for s in statuses if self._owns(s.device_id)]
+        changes = self._apply(self.engine.process(readings, statuses), now)
         if any(c.kind in (AlarmChangeKind.RAISED, AlarmChangeKind.UPDATED) for c in changes):
             self._run_case_policy(now)
         return changes
@@ -453,8 +478,10 @@ class AlarmFlow:
             timeout = max(0.0, next_tick - time.monotonic())
             batch = self._queue.get(timeout_s=min(timeout, 0.5))
             if batch is not None:
-                readings, handed = batch
-                self._supervised("batch", partial(self.process, readings, handed=handed))
+                readings, handed, statuses = batch
+                self._supervised(
+                    "batch", partial(self.process, readings, handed=handed, statuses=statuses)
+                )
             if time.monotonic() >= next_tick:
                 self._supervised("tick", lambda: self.tick(self._clock()))
                 next_tick = time.monotonic() + self._tick_s
