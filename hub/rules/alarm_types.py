@@ -22,6 +22,9 @@ class AlarmType(StrEnum):
     CONTACTOR_ANOMALY = "contactor_anomaly"
     SUPPLY_LOSS = "supply_loss"
     COMMAND_NOT_EFFECTIVE = "command_not_effective"  # acked, telemetry shows otherwise
+    CABLE_THEFT = "cable_theft"  # a phase's current lost at night, supply and contactor on
+    POWER_FACTOR_LOW = "power_factor_low"  # a lit lamp's power factor low over hours
+    VOLTAGE_TREND = "voltage_trend"  # a lamp's supply drifting out of band over hours
     # muck trucks
     ROUTE_DEVIATION = "route_deviation"
     ILLEGAL_DUMPING = "illegal_dumping"

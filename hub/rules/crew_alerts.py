@@ -30,6 +30,9 @@ LIGHTING_ALARM_TYPES: frozenset[AlarmType] = frozenset(
         AlarmType.CONTACTOR_ANOMALY,
         AlarmType.SUPPLY_LOSS,
         AlarmType.COMMAND_NOT_EFFECTIVE,
+        AlarmType.CABLE_THEFT,
+        AlarmType.POWER_FACTOR_LOW,
+        AlarmType.VOLTAGE_TREND,
     }
 )
 LIGHTING_KINDS = frozenset({Kind.LIGHTING, Kind.CABINET})

@@ -16,7 +16,12 @@ from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo
-from hub.rules.lighting_cabinets import CabinetRule, CabinetTripRule, CircuitDarkRule
+from hub.rules.lighting_cabinets import (
+    CabinetRule,
+    CabinetTripRule,
+    CableTheftRule,
+    CircuitDarkRule,
+)
 from hub.rules.lighting_context import (
     INTENT,
     SUN,
@@ -28,6 +33,7 @@ from hub.rules.lighting_context import (
     rated_power_w,
     sun_position,
 )
+from hub.rules.lighting_trends import PowerFactorRule, VoltageTrendRule
 
 
 @dataclass(frozen=True)
@@ -442,6 +448,9 @@ RULES: tuple[AnyRule, ...] = (
     OverCurrentRule(),
     PowerRule(),
     FlickerRule(),
+    PowerFactorRule(),
+    VoltageTrendRule(),
     CabinetRule(),
+    CableTheftRule(),
 )
 GROUP_RULES: tuple[AnyGroupRule, ...] = (CabinetTripRule(), CircuitDarkRule())

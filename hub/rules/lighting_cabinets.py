@@ -5,7 +5,7 @@ supply, instead of one alarm per lamp.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
@@ -270,4 +270,129 @@ class CircuitDarkRule:
                 message=f"{lost} lamps of cabinet {group.group_id} without supply",
                 details=count.details(),
             ),
+        )
+
+
+# -- cable theft -------------------------------------------------------------------------
+
+_PHASES = ("a", "b", "c")
+
+
+class CableTheftParams(LightingParams):
+    """A phase's current falling from at least `min_load_a` to at most `lost_share` of it and
+    below `lost_max_a`, between readings at most `sudden_s` apart, is lost; back above
+    `restore_share` of the load it is restored."""
+
+    min_load_a: float = 1.0
+    lost_share: float = 0.1
+    lost_max_a: float = 0.3
+    restore_share: float = 0.5
+    sudden_s: float = 600.0
+    supply_min_v: float = 100.0
+    margin_min: float = 20.0
+
+
+@dataclass(slots=True)
+class CableTheftState:
+    """Per cabinet: the load each phase carried while lit, which phases lost it, and when."""
+
+    load_a: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    lost: list[bool] = field(default_factory=lambda: [False, False, False])
+    last_ts_s: float | None = None
+
+
+@dataclass(frozen=True)
+class CableTheftRule:
+    """Sudden loss of a circuit's (phase's) current at night with the contactor closed and the
+    phase's voltage present: the cable downstream was cut or stolen (or that circuit's own
+    breaker tripped: the cabinet's meter cannot tell the two apart). Every loaded phase lost
+    at once is a trip (cabinet_trip's business), not theft; a commanded off or a lockout on
+    the cabinet explains it."""
+
+    name: str = "cable_theft"
+    kinds: frozenset[Kind] = frozenset({Kind.CABINET})
+    alarm_types: frozenset[AlarmType] = frozenset({AlarmType.CABLE_THEFT})
+    params_model: type[CableTheftParams] = CableTheftParams
+
+    def initial_state(self) -> CableTheftState:
+        """No load seen yet."""
+        return CableTheftState()
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: CableTheftState, params: CableTheftParams
+    ) -> Iterable[Observation]:
+        """Follow each phase's load; FAULT while some, not all, loaded phases lost it."""
+        cabinet = cabinet_payload(reading)
+        ts_s = reading.ts.timestamp()
+        sudden = state.last_ts_s is not None and ts_s - state.last_ts_s <= params.sudden_s
+        state.last_ts_s = ts_s
+        where = sun_position(device)
+        lit = (
+            cabinet.contactor_on
+            and where is not None
+            and SUN.is_night(where[0], where[1], reading.ts, params.margin_min * 60)
+            and INTENT.explains(reading.device_id, reading.ts) is None
+        )
+        volts = (cabinet.voltage_a_v, cabinet.voltage_b_v, cabinet.voltage_c_v)
+        amps = (cabinet.current_a_a, cabinet.current_b_a, cabinet.current_c_a)
+        if not lit:
+            state.lost = [False, False, False]
+            state.load_a = [0.0, 0.0, 0.0]
+            return (self._observation(reading, Verdict.OK, volts, amps, state, ""),)
+        for phase in range(3):
+            load, now_a = state.load_a[phase], amps[phase]
+            if volts[phase] < params.supply_min_v:
+                state.lost[phase] = False  # no supply: a supply fault, not theft
+                continue
+            if state.lost[phase]:
+                if now_a >= params.restore_share * load:
+                    state.lost[phase], state.load_a[phase] = False, now_a
+            elif (
+                sudden
+                and load >= params.min_load_a
+                and now_a <= params.lost_share * load
+                and now_a <= params.lost_max_a
+            ):
+                state.lost[phase] = True  # keep the load it had as the reference
+            else:
+                state.load_a[phase] = now_a
+        lost = [p for p in range(3) if state.lost[p]]
+        loaded = [p for p in range(3) if state.load_a[p] >= params.min_load_a or state.lost[p]]
+        if not lost:
+            verdict, message = Verdict.OK, ""
+        elif len(lost) == len(loaded):
+            verdict, message = Verdict.HOLD, ""  # everything dark at once: a trip
+        else:
+            names = ", ".join(_PHASES[p] for p in lost)
+            verdict = Verdict.FAULT
+            message = f"phase {names} current lost with supply present: possible cable theft"
+        return (self._observation(reading, verdict, volts, amps, state, message),)
+
+    @staticmethod
+    def _observation(
+        reading: Reading,
+        verdict: Verdict,
+        volts: tuple[float, float, float],
+        amps: tuple[float, float, float],
+        state: CableTheftState,
+        message: str,
+    ) -> Observation:
+        values: dict[str, object] = {}
+        for p, phase in enumerate(_PHASES):
+            values[f"voltage_{phase}_v"] = volts[p]
+            values[f"current_{phase}_a"] = amps[p]
+        details = {
+            "lost_phases": [_PHASES[p] for p in range(3) if state.lost[p]],
+            "load_before_a": {
+                _PHASES[p]: round(state.load_a[p], 2) for p in range(3) if state.lost[p]
+            },
+        }
+        return Observation(
+            AlarmType.CABLE_THEFT,
+            verdict,
+            reading.ts,
+            reading.device_id,
+            values=values,
+            message=message,
+            details=details if verdict is Verdict.FAULT else {},
         )
