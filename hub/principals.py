@@ -26,7 +26,11 @@ class AccessRole(StrEnum):
     """What a person or a machine may do through the API and the console."""
 
     ADMIN = "admin"
-    CENTRE = "centre"  # 监督指挥中心: intake, dispatch, shift leader
+    CENTRE = "centre"  # 监督指挥中心: intake, dispatch, shift leader (a small centre's one desk)
+    INTAKE_OPERATOR = "intake_operator"  # 受理员: one duty of the centre each
+    DISPATCHER = "dispatcher"  # 派遣员
+    SHIFT_LEADER = "shift_leader"  # 值班长
+    INSPECTOR = "inspector"  # 监督员: field inspector, on-site checks (核实/核查)
     DEPARTMENT = "department"  # 专业部门: its own department's cases only
     LIGHTING_CREW = "lighting_crew"
     ENFORCEMENT = "enforcement"
@@ -46,9 +50,26 @@ WORKFLOW_DUTIES: Mapping[AccessRole, tuple[Role, ...]] = MappingProxyType(
             Role.INSPECTOR,
         ),
         AccessRole.DEPARTMENT: (Role.DEPARTMENT,),
+        # A centre staffed by post gives each person one duty: what one login may do is
+        # then one post's steps, and the audit shows who took each.
+        AccessRole.INTAKE_OPERATOR: (Role.INTAKE_OPERATOR,),
+        AccessRole.DISPATCHER: (Role.DISPATCHER,),
+        AccessRole.SHIFT_LEADER: (Role.SHIFT_LEADER,),
+        AccessRole.INSPECTOR: (Role.INSPECTOR,),
     }
 )
 """The case-workflow roles each access role acts in; others take no workflow action."""
+
+CENTRE_POSTS: frozenset[AccessRole] = frozenset(
+    {
+        AccessRole.CENTRE,
+        AccessRole.INTAKE_OPERATOR,
+        AccessRole.DISPATCHER,
+        AccessRole.SHIFT_LEADER,
+        AccessRole.INSPECTOR,
+    }
+)
+"""The access roles of the centre's staff: they see every case; each acts in its duties."""
 
 
 class PrincipalKind(StrEnum):

@@ -147,15 +147,32 @@ def _local(store: CaseStore, at: datetime | None) -> str | None:
     return at.astimezone(store.setup.calendar.tz).isoformat(timespec="seconds")
 
 
+def _survivor(store: CaseStore, record: CaseRecord) -> CaseRecord:
+    """The case a merged report lives on in (following merges of merges), else the report."""
+    current = record
+    for _ in range(10):
+        into = current.state.merged_into
+        if into is None:
+            break
+        found = store.get_by_number(into)
+        if found is None:
+            break
+        current = found
+    return current
+
+
 def request_document(
     store: CaseStore, record: CaseRecord, details: bool = True
 ) -> dict[str, object]:
-    """A case as an Open311 service request; without `details`, its PRIVATE_FIELDS empty."""
-    state = record.state
+    """A case as an Open311 service request; without `details`, its PRIVATE_FIELDS empty.
+
+    A report merged into another case (案件合并) answers with the surviving case's state,
+    agency and times, its notes naming the case it joined."""
+    survivor = _survivor(store, record)
+    state = survivor.state
+    own = record.state
     try:
-        service_name: str | None = store.setup.classes.get(
-            state.class_kind, state.class_code
-        ).name_zh
+        service_name: str | None = store.setup.classes.get(own.class_kind, own.class_code).name_zh
     except ClassificationError:
         service_name = None
     departments = store.setup.policy.departments
@@ -163,17 +180,20 @@ def request_document(
     evidence = record.evidence
     location = evidence.get("location")
     address_id = location.get("address_id") if isinstance(location, dict) else None
-    due_at = record.milestones.due_at if record.milestones is not None else None
+    due_at = survivor.milestones.due_at if survivor.milestones is not None else None
+    notes = STATUS_NOTES.get(state.status, state.status.value)
+    if survivor is not record:
+        notes = f"已合并至 {survivor.case_number} (merged): {notes}"
     document: dict[str, object] = {
         "service_request_id": record.case_number,
         "status": open311_status(state.status),
-        "status_notes": STATUS_NOTES.get(state.status, state.status.value),
+        "status_notes": notes,
         "service_name": service_name,
-        "service_code": state.class_code,
+        "service_code": own.class_code,
         "description": record.description,
         "agency_responsible": agency,
         "service_notice": None,
-        "requested_datetime": _local(store, state.reported_at),
+        "requested_datetime": _local(store, own.reported_at),
         "updated_datetime": _local(store, state.updated_at),
         "expected_datetime": _local(store, due_at) if state.is_open else None,
         "address": record.address,

@@ -420,7 +420,7 @@ def summarize_case(
             close_due_at = calendar.advance(
                 handle_due_at, verify_limit.amount, basis=verify_limit.basis
             )
-    elif state.status is not CaseStatus.VOIDED:
+    elif state.status not in {CaseStatus.VOIDED, CaseStatus.MERGED}:
         dispatch_limit = deadlines.limit_for(
             Stage.DISPATCH, state.class_code, state.urgency, calendar
         )
@@ -456,5 +456,5 @@ def summarize_case(
         closed_at=state.closed_at,
         rework_count=state.rework_count,
         extension_count=state.extension_count,
-        voided=state.status is CaseStatus.VOIDED,
+        voided=state.status in {CaseStatus.VOIDED, CaseStatus.MERGED},
     )

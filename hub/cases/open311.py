@@ -42,6 +42,7 @@ STATUS_NOTES: Mapping[CaseStatus, str] = {
     CaseStatus.VERIFIED: "核查通过，等待结案 (verified, awaiting closure)",
     CaseStatus.REWORK: "核查未通过，返工 (verification failed, rework)",
     CaseStatus.CLOSED: "已结案 (closed)",
+    CaseStatus.MERGED: "已合并 (merged into another report of the same problem)",
 }
 
 

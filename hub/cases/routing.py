@@ -14,6 +14,7 @@ from typing import Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hub.cases.attachments import AttachmentKind
 from hub.cases.calendar import DeadlineTable, Urgency, class_specificity, require_aware
 from hub.cases.classification import (
     CaseClass,
@@ -25,7 +26,7 @@ from hub.cases.classification import (
     validate_class_code,
 )
 from hub.cases.evaluation import EvaluationConfig
-from hub.cases.workflow import CaseSource
+from hub.cases.workflow import Action, CaseSource
 from hub.rules.alarm_types import SEVERITY_ORDER, AlarmType, Severity
 
 _GRID_CODE_LEN = 15
@@ -201,6 +202,20 @@ class CentrePolicy(BaseModel):
     )
     separate_dispatch_and_verify: bool = Field(
         default=True, description="the one who dispatched a case may not verify it (核查)"
+    )
+    callback_sources: frozenset[CaseSource] = Field(
+        default=frozenset({CaseSource.OPEN311, CaseSource.HOTLINE}),
+        description="reports whose reporter is called back (回访) after 结案",
+    )
+    photos_required: dict[Action, frozenset[AttachmentKind]] = Field(
+        default_factory=dict,
+        description=(
+            "workflow action -> attachment kinds one of which must have been uploaded in the"
+            " running stage before it is taken (e.g. feedback: [after])"
+        ),
+    )
+    attachment_max_kib: int = Field(
+        default=1000, ge=1, le=100 * 1024, description="largest attachment (photo) accepted"
     )
 
 

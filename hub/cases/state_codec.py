@@ -28,6 +28,7 @@ _INSTANT_FIELDS = frozenset(
         "closed_at",
         "finished_at",
         "urged_at",
+        "called_back_at",
     }
 )
 _DURATION_FIELDS = frozenset({"extension_granted", "requested_extension"})
@@ -38,7 +39,17 @@ _ENUM_FIELDS: Mapping[str, type[StrEnum]] = {
     "urgency": Urgency,
 }
 _TEXT_FIELDS = frozenset(
-    {"case_id", "class_code", "grid_code", "department", "alarm_id", "dispatched_by", "inspector"}
+    {
+        "case_id",
+        "class_code",
+        "grid_code",
+        "department",
+        "alarm_id",
+        "dispatched_by",
+        "inspector",
+        "merged_into",
+        "callback_result",
+    }
 )
 _INT_FIELDS = frozenset(
     {

@@ -44,10 +44,11 @@ class CaseStatus(StrEnum):
     VERIFIED = "verified"  # 核查通过
     REWORK = "rework"  # 返工
     CLOSED = "closed"  # 结案
+    MERGED = "merged"  # 合并: a duplicate report, merged into the surviving case
 
 
 TERMINAL_STATUSES: frozenset[CaseStatus] = frozenset(
-    {CaseStatus.REJECTED, CaseStatus.VOIDED, CaseStatus.CLOSED}
+    {CaseStatus.REJECTED, CaseStatus.VOIDED, CaseStatus.CLOSED, CaseStatus.MERGED}
 )
 OPEN_STATUSES: frozenset[CaseStatus] = frozenset(CaseStatus) - TERMINAL_STATUSES
 
@@ -102,6 +103,20 @@ class Action(StrEnum):
     CLOSE = "close"
     ATTACH_EVIDENCE = "attach_evidence"
     URGE = "urge"  # 督办: the shift leader urges an open case; each urge raises its level
+    MERGE = "merge"  # 合并: this case duplicates another (payload `into`) and closes as merged
+    CALLBACK = "callback"  # 回访: the reporter was called back after 结案; satisfaction recorded
+
+
+class Satisfaction(StrEnum):
+    """What a reporter said when called back (回访)."""
+
+    SATISFIED = "satisfied"  # 满意
+    BASICALLY_SATISFIED = "basically_satisfied"  # 基本满意
+    UNSATISFIED = "unsatisfied"  # 不满意
+    UNREACHABLE = "unreachable"  # 联系不上: no answer counts in no rate
+
+
+SATISFIED_ANSWERS = frozenset({Satisfaction.SATISFIED, Satisfaction.BASICALLY_SATISFIED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +188,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(_A.CLOSE, [_S.VERIFIED], _S.CLOSED, [_R.SHIFT_LEADER]),
     _t(_A.ATTACH_EVIDENCE, OPEN_STATUSES, None, frozenset(Role), ("evidence",)),
     _t(_A.URGE, OPEN_STATUSES, None, [_R.SHIFT_LEADER], ("note",)),
+    _t(_A.MERGE, OPEN_STATUSES, _S.MERGED, _CENTRE_INTAKE, ("into",)),
+    _t(_A.CALLBACK, [_S.CLOSED], None, _CENTRE_INTAKE, ("satisfaction",)),
 )
 """The default workflow; closing stays a person's decision."""
 
@@ -194,7 +211,7 @@ class Workflow:
                 key = (source, transition.action)
                 if key in self._index:
                     raise WorkflowError(f"two transitions for {transition.action} from {source}")
-                if source in TERMINAL_STATUSES:
+                if source in TERMINAL_STATUSES and transition.target is not None:
                     raise WorkflowError(f"{transition.action} leaves terminal status {source}")
                 self._index[key] = transition
 
@@ -214,7 +231,7 @@ class Workflow:
 
     def describe_allowed(self, status: CaseStatus) -> str:
         """Human-readable list of actions from a status with their roles."""
-        if status in TERMINAL_STATUSES:
+        if status in TERMINAL_STATUSES and not self.allowed_from(status):
             return f"none, {status} is final"
         parts = []
         for t in self.allowed_from(status):
@@ -294,6 +311,9 @@ class CaseState:
     inspector: str | None = None
     urge_level: int = 0
     urged_at: datetime | None = None
+    merged_into: str | None = None
+    callback_result: str | None = None
+    called_back_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -421,6 +441,24 @@ def _effects(state: CaseState, transition: Transition, at: datetime, payload: Pa
         return replace(state, inspector=_payload_text(payload, "inspector"))
     if action is Action.URGE:
         return replace(state, urge_level=state.urge_level + 1, urged_at=at)
+    if action is Action.MERGE:
+        into = _payload_text(payload, "into")
+        if into == state.case_id:
+            raise WorkflowError(f"case {state.case_id} cannot be merged into itself")
+        return replace(state, merged_into=into, finished_at=at)
+    if action is Action.CALLBACK:
+        answer = payload.get("satisfaction")
+        try:
+            result = Satisfaction(str(answer))
+        except ValueError:
+            raise WorkflowError(
+                f"payload 'satisfaction' must be one of {[s.value for s in Satisfaction]}, "
+                f"got {answer!r}"
+            ) from None
+        return replace(state, callback_result=result.value, called_back_at=at)
+    if action is Action.ATTACH_EVIDENCE and payload.get("raise_urgency") is True:
+        # an urgent report joining or merged into a case makes the case urgent
+        return replace(state, urgency=Urgency.URGENT)
     if action is Action.COMPLETE_CHECK:
         confirmed = payload.get("confirmed", True)
         if not isinstance(confirmed, bool):

@@ -33,6 +33,8 @@ PAYLOAD: Payload = {
     "department": "drainage",
     "extension_h": 7.5,
     "evidence": "alarm cleared and stayed clear",
+    "into": "C-2",
+    "satisfaction": "satisfied",
 }
 
 # How to reach each status from a fresh report: (action, role, payload) steps.
@@ -42,6 +44,7 @@ _PATHS[CaseStatus.REPORTED] = ()
 _PATHS[CaseStatus.CHECKING] = ((Action.REQUEST_CHECK, Role.INTAKE_OPERATOR, {}),)
 _PATHS[CaseStatus.REJECTED] = ((Action.REJECT, Role.INTAKE_OPERATOR, {"note": "duplicate"}),)
 _PATHS[CaseStatus.VOIDED] = ((Action.VOID, Role.SHIFT_LEADER, {"note": "test report"}),)
+_PATHS[CaseStatus.MERGED] = ((Action.MERGE, Role.INTAKE_OPERATOR, {"into": "C-2"}),)
 _PATHS[CaseStatus.REGISTERED] = ((Action.REGISTER, Role.INTAKE_OPERATOR, {}),)
 _PATHS[CaseStatus.DISPATCHED] = (
     *_PATHS[CaseStatus.REGISTERED],
@@ -220,7 +223,14 @@ REFUSED: list[tuple[CaseStatus, Action, Role, str]] = [
         Action.DISPATCH,
         Role.ADMIN,
         "cannot dispatch case CG202603160001: it is closed; allowed from closed: "
-        "none, closed is final",
+        "callback (intake_operator, shift_leader)",
+    ),
+    (
+        CaseStatus.VOIDED,
+        Action.DISPATCH,
+        Role.ADMIN,
+        "cannot dispatch case CG202603160001: it is voided; allowed from voided: "
+        "none, voided is final",
     ),
     (
         CaseStatus.HANDLED,
@@ -299,9 +309,12 @@ def test_every_role_not_allowed_is_refused() -> None:
                     apply_action(state, transition.action, role, _later(state), PAYLOAD)
 
 
-def test_terminal_statuses_allow_nothing() -> None:
-    for status in TERMINAL_STATUSES:
+def test_terminal_statuses_allow_nothing_but_the_call_back() -> None:
+    for status in TERMINAL_STATUSES - {CaseStatus.CLOSED}:
         assert DEFAULT_WORKFLOW.allowed_from(status) == ()
+    # 回访 after 结案 records the reporter's answer and leaves the case closed
+    (callback,) = DEFAULT_WORKFLOW.allowed_from(CaseStatus.CLOSED)
+    assert (callback.action, callback.target) == (Action.CALLBACK, None)
     assert all(DEFAULT_WORKFLOW.allowed_from(s) for s in OPEN_STATUSES)
 
 
@@ -549,4 +562,5 @@ def test_allowed_actions_per_role() -> None:
         Action.FEEDBACK,
         Action.ATTACH_EVIDENCE,
     )
-    assert DEFAULT_WORKFLOW.allowed_actions(CaseStatus.CLOSED, Role.ADMIN) == ()
+    assert DEFAULT_WORKFLOW.allowed_actions(CaseStatus.CLOSED, Role.ADMIN) == (Action.CALLBACK,)
+    assert DEFAULT_WORKFLOW.allowed_actions(CaseStatus.MERGED, Role.ADMIN) == ()
