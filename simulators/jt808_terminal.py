@@ -219,7 +219,7 @@ class Jt808Fleet:
                 self._pump(0.05)
         elif channel == "status":
             # The gateway publishes online/offline itself; a terminal going offline hangs up.
-            link.want_online = payload.strip() != b"offline"
+            link.want_online = b"offline" not in payload  # bare or {"state": "offline"}
         # Truck events and command answers have no terminal message here: not sent.
 
     def wait(self, timeout_s: float) -> None:
