@@ -41,8 +41,8 @@ class TrendState:
 class PowerFactorParams(LightingParams):
     """Power factor of a lamp lit at `min_dim_pct` or more, averaged over `tau_s`."""
 
-    low_pf: float = 0.85
-    clear_pf: float = 0.9
+    low_pf: float = 0.7
+    clear_pf: float = 0.75
     min_dim_pct: float = 50.0
     min_power_w: float = 3.0
     supply_min_v: float = 100.0

@@ -141,16 +141,16 @@ def test_no_cable_theft_for_a_trip_a_dim_a_switch_off_by_day_or_an_intended_off(
 def test_a_low_power_factor_over_an_hour_raises_and_a_brief_dip_does_not() -> None:
     engine = _engine([LAMP], NIGHT)
     healthy = [_lamp(t) for t in _minutes(NIGHT, 12, 5)]
-    dip = [_lamp(t, power_factor=0.6) for t in _minutes(NIGHT + timedelta(hours=1), 2, 5)]
+    dip = [_lamp(t, power_factor=0.5) for t in _minutes(NIGHT + timedelta(hours=1), 2, 5)]
     recovered = [_lamp(t) for t in _minutes(NIGHT + timedelta(minutes=70), 6, 5)]
     assert not _of(
         _feed(engine, healthy + dip + recovered), AlarmType.POWER_FACTOR_LOW, SignalAction.RAISE
     )
     engine = _engine([LAMP], NIGHT)
-    ageing = [_lamp(t, power_factor=0.7) for t in _minutes(NIGHT, 16, 5)]
+    ageing = [_lamp(t, power_factor=0.6) for t in _minutes(NIGHT, 16, 5)]
     (raised,) = _of(_feed(engine, ageing), AlarmType.POWER_FACTOR_LOW, SignalAction.RAISE)
     assert raised.at >= NIGHT + timedelta(hours=1)  # only once it has seen an hour
-    assert "0.70" in raised.message
+    assert "0.60" in raised.message
 
 
 def test_a_supply_drifting_low_for_hours_raises_voltage_trend() -> None:
