@@ -100,9 +100,11 @@ def plan_faults(
     within_s = (
         random_within_s if random_within_s is not None else parse_duration_s(scenario.random.within)
     )
-    names = scenario.random.faults or sorted(FAULTS)
-    names = [n for n in names if eligible_devices(city, n)]
+    eligible = {n: eligible_devices(city, n) for n in scenario.random.faults or sorted(FAULTS)}
     for _ in range(count):
+        # a fault whose devices all carry one already (a few trucks, many truck faults) is
+        # left out of the draw rather than failing the run
+        names = [n for n, devices in eligible.items() if any(d not in taken for d in devices)]
         if not names:
             break
         name = rng.choice(names)

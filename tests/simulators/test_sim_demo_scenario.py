@@ -55,3 +55,20 @@ def test_demo_scenario_files_a_case_for_every_asset_kind(small_city: City, tmp_p
     )
     assert "overstay" in filed[Kind.PARKING]
     assert "cabinet_trip" in filed[Kind.CABINET]
+
+
+def test_random_faults_skip_kinds_whose_devices_are_all_taken(small_city: City) -> None:
+    """The demo's scenario takes two trucks; more random truck faults than trucks are left
+    out instead of failing the run (the demo stopped with "no free device")."""
+    scenario = load_scenario(DEMO)
+    faults = plan_faults(
+        small_city,
+        scenario,
+        START_MS,
+        seed=7,
+        random_count=len(small_city.trucks) * 3,
+        random_within_s=36 * 3600,
+    )
+    on_trucks = [f.device_id for f in faults if f.device_id.startswith("TRK-")]
+    assert sorted(on_trucks) == sorted(t.device_id for t in small_city.trucks)  # each once
+    assert len(faults) == len(scenario.faults) + len(small_city.trucks) * 3
