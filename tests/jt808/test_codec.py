@@ -285,6 +285,37 @@ def test_unfinished_subpackages_expire() -> None:
     assert joiner.pending_messages == 0
 
 
+def test_overdue_messages_are_asked_for_once() -> None:
+    header = fr.Header(msg_id=0x0704, phone="013912344323", serial=7)
+    frames = [fr.decode_frame(f) for f in fr.split_into_packages(header, b"y" * 3000, 1000)]
+    joiner = fr.Reassembler()
+    joiner.add(frames[0], 0.0)
+    assert joiner.overdue(5.0, 10.0) == []
+    [(whole, missing)] = joiner.overdue(10.0, 10.0)
+    assert (whole.msg_id, whole.serial, missing) == (0x0704, 7, [2, 3])
+    assert joiner.overdue(20.0, 10.0) == []  # asked once
+    joiner.add(frames[2], 21.0)
+    other = fr.Header(msg_id=0x0704, phone="013912344323", serial=100)
+    late = fr.decode_frame(fr.split_into_packages(other, b"z" * 2000, 1000)[1])
+    joiner.add(late, 21.0)
+    assert joiner.request_missing(late) == (100, [1])
+    assert joiner.overdue(40.0, 10.0) == []  # request_missing counts as asked
+
+
+@pytest.mark.parametrize(
+    ("version", "wire"),
+    [
+        (fr.Version.V2013, "00070200020003"),
+        (fr.Version.V2019, "0007000200020003"),
+    ],
+)
+def test_resend_request_0x8003(version: fr.Version, wire: str) -> None:
+    """Original serial, the count (BYTE in 2013, WORD in 2019), the package ids as WORDs."""
+    request = m.ResendRequest(7, (2, 3))
+    assert m.encode_resend_request(request, version).hex() == wire
+    assert m.decode_resend_request(bytes.fromhex(wire), version) == request
+
+
 def test_times_are_gmt8_and_become_utc() -> None:
     assert m.decode_time(bytes.fromhex("250101000000")) == datetime(2024, 12, 31, 16, 0, tzinfo=UTC)
     with pytest.raises(fr.FrameError):

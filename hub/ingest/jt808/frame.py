@@ -251,6 +251,7 @@ class _Pending:
     total: int
     started_s: float
     size: int = 0
+    requested: bool = False  # the missing packages were asked for again (0x8003)
 
 
 @dataclass(slots=True)
@@ -315,6 +316,29 @@ class Reassembler:
             encryption=h.encryption,
         )
         return Frame(whole, body)
+
+    def overdue(self, now_s: float, after_s: float) -> list[tuple[Header, list[int]]]:
+        """Messages still missing packages `after_s` after their first arrived, each once:
+        the header of the whole message (serial of its first package) and what is missing.
+        """
+        out = []
+        for (msg_id, _total, first_serial), pending in self._pending.items():
+            if pending.requested or now_s - pending.started_s < after_s:
+                continue
+            pending.requested = True
+            missing = [i for i in range(1, pending.total + 1) if i not in pending.parts]
+            out.append((Header(msg_id=msg_id, phone="", serial=first_serial), missing))
+        return out
+
+    def request_missing(self, frame: Frame) -> tuple[int, list[int]]:
+        """The first serial and the missing packages of this part's message, marked as asked
+        for (so `overdue` does not ask again)."""
+        key = self._key(frame.header)
+        pending = self._pending.get(key)
+        if pending is None:
+            return key[2], []
+        pending.requested = True
+        return key[2], [i for i in range(1, pending.total + 1) if i not in pending.parts]
 
     def expire(self, now_s: float) -> int:
         """Forget messages whose parts stopped coming; return how many."""

@@ -47,6 +47,7 @@ from hub.ingest.jt808.messages import (
     MsgId,
     RegisterResponse,
     RegisterResult,
+    ResendRequest,
     Result,
     decode_authentication,
     decode_general_response,
@@ -55,6 +56,7 @@ from hub.ingest.jt808.messages import (
     decode_registration,
     encode_general_response,
     encode_register_response,
+    encode_resend_request,
 )
 from hub.ingest.jt808.metrics import GatewayCounters, gateway_registry, start_metrics_server
 
@@ -98,6 +100,9 @@ class GatewayConfig:
     max_frame_bytes: int = 4096
     publish_timeout_s: float = 10.0
     reconnect_max_s: float = 30.0
+    # Missing packages of a subpackaged message are asked for again (0x8003) this long after
+    # its first package, or at once when its last package came before them.
+    resend_after_s: float = 10.0
     # HTTP port of /metrics on the gateway's address: None off, 0 any free port.
     metrics_port: int | None = None
 
@@ -235,6 +240,9 @@ class Gateway:
         while True:
             await asyncio.sleep(min(timeout_s / 4, 5.0))
             now = time.monotonic()
+            for session in self._open:
+                for header, missing in session.reassembler.overdue(now, self.config.resend_after_s):
+                    self._request_resend(session, header.serial, missing)
             for session in [s for s in self._open if now - s.last_read_s > timeout_s]:
                 self.counters.bad_frames["idle_timeout"] += 1
                 self._open.discard(session)
@@ -317,6 +325,11 @@ class Gateway:
                 return
             if whole is None:
                 session.reply(frame, Result.OK)
+                if frame.header.package_index == frame.header.package_total:
+                    # The last package came and some before it did not: ask for them (0x8003).
+                    first, missing = session.reassembler.request_missing(frame)
+                    if missing:
+                        self._request_resend(session, first, missing)
                 return
             frame = whole
         try:
@@ -324,6 +337,13 @@ class Gateway:
         except FrameError as err:
             self.counters.bad_frames[err.reason] += 1
             session.reply(frame, Result.BAD_MESSAGE)
+
+    def _request_resend(self, session: Session, first_serial: int, missing: list[int]) -> None:
+        if session.header is None:
+            return
+        request = ResendRequest(first_serial, tuple(missing))
+        session.send(MsgId.RESEND_REQUEST, encode_resend_request(request, session.header.version))
+        self.counters.resend_requests += 1
 
     async def _message(self, session: Session, frame: Frame) -> None:
         msg_id = frame.header.msg_id

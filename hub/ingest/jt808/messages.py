@@ -25,6 +25,7 @@ class MsgId(IntEnum):
     LOCATION = 0x0200
     LOCATION_BATCH = 0x0704
     PLATFORM_RESPONSE = 0x8001
+    RESEND_REQUEST = 0x8003
     REGISTER_RESPONSE = 0x8100
     TEXT = 0x8300
     SET_ROUTE = 0x8606
@@ -506,3 +507,32 @@ def decode_route_deletion(body: bytes) -> tuple[int, ...]:
     count = body[0]
     _need(body, 1 + 4 * count, "route deletion")
     return tuple(int.from_bytes(body[1 + 4 * i : 5 + 4 * i], "big") for i in range(count))
+
+
+@dataclass(frozen=True, slots=True)
+class ResendRequest:
+    """0x8003: the platform asks for the missing packages of a subpackaged message."""
+
+    first_serial: int  # the serial of the message's first package
+    package_indexes: tuple[int, ...]
+
+
+def encode_resend_request(req: ResendRequest, version: Version) -> bytes:
+    """The 0x8003 body: first serial, the count (BYTE; WORD in 2019), one WORD per index."""
+    count = len(req.package_indexes)
+    size = 2 if version == Version.V2019 else 1
+    out = req.first_serial.to_bytes(2, "big") + count.to_bytes(size, "big")
+    return out + b"".join(i.to_bytes(2, "big") for i in req.package_indexes)
+
+
+def decode_resend_request(body: bytes, version: Version) -> ResendRequest:
+    """Read a 0x8003 body."""
+    size = 2 if version == Version.V2019 else 1
+    _need(body, 2 + size, "resend request")
+    count = int.from_bytes(body[2 : 2 + size], "big")
+    _need(body, 2 + size + 2 * count, "resend request")
+    start = 2 + size
+    indexes = tuple(
+        int.from_bytes(body[start + 2 * i : start + 2 * i + 2], "big") for i in range(count)
+    )
+    return ResendRequest(int.from_bytes(body[0:2], "big"), indexes)

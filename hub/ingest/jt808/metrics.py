@@ -34,6 +34,7 @@ class GatewayCounters:
     positions_published: int = 0
     acks_withheld: int = 0
     commands_sent: int = 0
+    resend_requests: int = 0
 
     def render(self) -> str:
         """Prometheus text exposition of the counters."""
@@ -44,6 +45,7 @@ class GatewayCounters:
             f"jt808_positions_published_total {self.positions_published}",
             f"jt808_acks_withheld_total {self.acks_withheld}",
             f"jt808_commands_sent_total {self.commands_sent}",
+            f"jt808_resend_requests_total {self.resend_requests}",
         ]
         lines += [f'jt808_frames_total{{msg_id="{k}"}} {v}' for k, v in sorted(self.frames.items())]
         lines += [
@@ -83,6 +85,11 @@ class GatewayCollector:
         )
         yield CounterMetricFamily(
             "jt808_commands_sent", "Hub commands sent to terminals", value=c.commands_sent
+        )
+        yield CounterMetricFamily(
+            "jt808_resend_requests",
+            "Missing packages of subpackaged messages asked for again (0x8003)",
+            value=c.resend_requests,
         )
         frames = CounterMetricFamily(
             "jt808_frames", "Frames received by message id", labels=["msg_id"]
