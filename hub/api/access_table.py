@@ -369,6 +369,8 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("GET", "/lighting/scenes"): RouteAccess(LIGHTING_READERS),
     ("DELETE", "/lighting/scenes/{name}"): RouteAccess(LIGHTING_ACTORS),
     ("GET", "/lighting/modbus"): RouteAccess(LIGHTING_READERS),
+    ("GET", "/lighting/lamps/life"): RouteAccess(LIGHTING_READERS),
+    ("GET", "/lighting/lamps/{device_id}/life"): RouteAccess(LIGHTING_READERS),
     # manhole covers
     ("GET", "/manholes"): RouteAccess(MANHOLE_READERS),
     ("GET", "/manholes/{device_id}"): RouteAccess(MANHOLE_READERS),
