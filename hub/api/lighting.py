@@ -14,6 +14,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from hub.api import lighting_commands, lighting_schedules
 from hub.api.app import DbDep
 from hub.api.schemas import Instant
+from hub.devices.lighting_life import LifeForecast, forecast_life
 from hub.geometry import haversine_m
 from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import Severity
@@ -253,6 +254,52 @@ def energy(
         )
         for f in figures
     ]
+
+
+# -- lamp life ---------------------------------------------------------------------------
+
+_LIFE_PERIOD = timedelta(days=365)  # telemetry_lighting's default retention
+
+
+@router.get("/lamps/life", response_model=list[LifeForecast])
+def lamp_life(
+    db: DbDep,
+    cabinet: Annotated[str | None, Query(max_length=100)] = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+) -> list[LifeForecast]:
+    """Burning hours, switches and lamp/driver replacement forecasts, most worn first.
+
+    Counted over [since, until) (default: the year up to now) plus the registry's
+    `burning_hours_before` / `switches_before`; rated lives from the registry
+    (`rated_life_h`, `driver_rated_life_h`, `rated_switches`) or the defaults per lamp type
+    (docs/lighting.md). Replacement dates assume the lamp keeps burning as it did."""
+    end = until or datetime.now(UTC)
+    start = since or end - _LIFE_PERIOD
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
+    with db.connection() as conn:
+        usage = energy_store.lamp_usage(conn, start, end, cabinet=cabinet)
+    forecasts = [forecast_life(u, end) for u in usage]
+    forecasts.sort(key=lambda f: (-f.lamp.used_share, -f.switches, f.device_id))
+    return forecasts[:limit]
+
+
+@router.get("/lamps/{device_id}/life", response_model=LifeForecast)
+def one_lamp_life(
+    db: DbDep, device_id: str, since: Instant | None = None, until: Instant | None = None
+) -> LifeForecast:
+    """One lamp's burning hours, switches and replacement forecast (as /lamps/life)."""
+    end = until or datetime.now(UTC)
+    start = since or end - _LIFE_PERIOD
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "since must be before until")
+    with db.connection() as conn:
+        usage = energy_store.lamp_usage(conn, start, end, device_ids=[device_id])
+    if not usage:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lamp {device_id}")
+    return forecast_life(usage[0], end)
 
 
 # -- Modbus ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
@@ -18,10 +18,6 @@ from hub.devices.lighting import (
     expand_target,
     parse_dim_pct,
 )
-
-if TYPE_CHECKING:
-    pass
-
 from hub.store.lighting import Conn, fetch_controlled_devices
 
 

@@ -1,14 +1,12 @@
 """亮灯率, energy and lamp life from the stored readings and hourly aggregates."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from hub.devices.lighting_life import LampUsage
 from hub.rules.lighting_context import night_windows
-
-if TYPE_CHECKING:
-    pass
-
 from hub.store.lighting import CABINET_OF_SQL, Conn
 
 Grouping = Literal["lamp", "cabinet", "district"]
@@ -181,3 +179,69 @@ def energy_figures(
         EnergyFigure(r[0], int(r[1]), round(float(r[2]), 4), round(float(r[3]), 4), int(r[4] or 0))
         for r in rows
     ]
+
+
+# -- lamp life: burning hours and switches -------------------------------------------------
+
+
+def lamp_usage(
+    conn: Conn,
+    since: datetime,
+    until: datetime,
+    *,
+    device_ids: Sequence[str] | None = None,
+    cabinet: str | None = None,
+) -> list[LampUsage]:
+    """Burning hours (per hour: the share of readings lit, from lighting_energy_hourly) and
+    on/off switches (changes of `on` between consecutive readings) of lamps in [since, until),
+    with their registry attributes; `days` is the period from the lamp's first record in it.
+
+    Every lamp chosen is listed, one without readings with 0 hours over the whole period.
+    """
+    clauses = ["d.kind = 'lighting'"]
+    params: list[object] = []
+    if device_ids is not None:
+        clauses.append("d.device_id = ANY(%s)")
+        params.append(list(device_ids))
+    if cabinet is not None:
+        clauses.append(f"{CABINET_OF_SQL} = %s")
+        params.append(cabinet)
+    lamps = conn.execute(
+        f"SELECT d.device_id, d.attributes FROM devices d WHERE {' AND '.join(clauses)}"
+        " ORDER BY d.device_id",
+        params,
+    ).fetchall()
+    ids = [r[0] for r in lamps]
+    if not ids:
+        return []
+    hours = {
+        r[0]: (float(r[1] or 0.0), r[2])
+        for r in conn.execute(
+            "SELECT device_id, sum(lit_samples::float8 / nullif(samples, 0)), min(bucket)"
+            " FROM lighting_energy_hourly"
+            " WHERE device_id = ANY(%s) AND bucket >= %s AND bucket < %s GROUP BY device_id",
+            (ids, since, until),
+        ).fetchall()
+    }
+    switches = {
+        r[0]: int(r[1])
+        for r in conn.execute(
+            "SELECT device_id, count(*) FILTER (WHERE previous IS NOT NULL AND lit <> previous)"
+            ' FROM (SELECT device_id, "on" AS lit,'
+            '   lag("on") OVER (PARTITION BY device_id ORDER BY ts) AS previous'
+            "   FROM telemetry_lighting WHERE device_id = ANY(%s) AND ts >= %s AND ts < %s) t"
+            " GROUP BY device_id",
+            (ids, since, until),
+        ).fetchall()
+    }
+    period_days = (until - since).total_seconds() / 86_400
+    out: list[LampUsage] = []
+    for device_id, attributes in lamps:
+        lit_h, first = hours.get(device_id, (0.0, None))
+        days = (
+            period_days if first is None else (until - max(first, since)).total_seconds() / 86_400
+        )
+        out.append(
+            LampUsage(device_id, lit_h, switches.get(device_id, 0), days, dict(attributes or {}))
+        )
+    return out

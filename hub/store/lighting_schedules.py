@@ -8,7 +8,7 @@ loaded, so the pure schedule functions see whole calendars and scenes.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
@@ -25,10 +25,6 @@ from hub.devices.lighting_calendar import (
     Scene,
     SceneSpec,
 )
-
-if TYPE_CHECKING:
-    pass
-
 from hub.store.lighting import Conn
 
 _SCHEDULE_COLUMNS = (
