@@ -133,9 +133,10 @@ async def alert_stream(
     request: Request,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    """Server-sent events: one `new`/`escalated`/`updated`/`acknowledged`/`cleared` event per
-    lighting crew alert, each with an `id`. With `Last-Event-ID` the alerts after it that the
-    hub still holds are sent first; a `gap` event says some were lost (reload the faults)."""
+    """Server-sent events: one `new`/`escalated`/`updated`/`acknowledged`/`assigned`/`cleared`
+    event per lighting crew alert, each with an `id` (`assigned`: its case was dispatched; the
+    alert's `assignment` says to whom). With `Last-Event-ID` the alerts after it that the hub
+    still holds are sent first; a `gap` event says some were lost (reload the faults)."""
     fanout: AlarmFanout | None = getattr(request.app.state, "lighting_alert_fanout", None)
     if fanout is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "crew alerts are not running")

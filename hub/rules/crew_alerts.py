@@ -45,6 +45,7 @@ class CrewAlertKind(StrEnum):
     ESCALATED = "escalated"
     UPDATED = "updated"  # still there: last_seen_at and count moved on
     ACKNOWLEDGED = "acknowledged"
+    ASSIGNED = "assigned"  # its case was dispatched to a department (a crew)
     CLEARED = "cleared"
 
 
@@ -121,10 +122,35 @@ def crew_alert_topic(root: str, alarm: AlarmRecord) -> str:
     return f"{root}/alerts/lighting/{alarm.source_id}/{alarm.alarm_type}"
 
 
+@dataclass(frozen=True, slots=True)
+class CaseAssignment:
+    """The case filed for an alarm, as dispatched: to which department, when, in what state."""
+
+    case_id: int
+    case_number: str
+    status: str
+    department: str | None
+    dispatched_at: datetime
+
+    def document(self) -> dict[str, object]:
+        """The assignment as alert fields."""
+        return {
+            "case_id": self.case_id,
+            "case_number": self.case_number,
+            "status": self.status,
+            "department": self.department,
+            "dispatched_at": self.dispatched_at.isoformat(),
+        }
+
+
 def crew_alert_document(
-    kind: CrewAlertKind, alarm: AlarmRecord, location: AlertLocation | None
+    kind: CrewAlertKind,
+    alarm: AlarmRecord,
+    location: AlertLocation | None,
+    assignment: CaseAssignment | None = None,
 ) -> dict[str, object]:
-    """The alert as pushed (MQTT, SSE, webhook): where, what failed, since when, evidence."""
+    """The alert as pushed (MQTT, SSE, webhook): where, what failed, since when, evidence,
+    and (an `assigned` alert) to whom its case went."""
     where: Mapping[str, object] | None = None
     if location is not None:
         where = {
@@ -156,6 +182,7 @@ def crew_alert_document(
         "evidence": [dict(e) for e in alarm.evidence],
         "details": dict(alarm.details),
         "case_id": alarm.case_id,
+        "assignment": None if assignment is None else assignment.document(),
     }
 
 

@@ -47,11 +47,12 @@ from hub.ingest.feed import DocumentSink
 from hub.ingest.modbus import ModbusPoller, targets_from_records
 from hub.ingest.outbound import MqttOutbound
 from hub.ingest.pipeline import RawMessage
-from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
+from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmRecord
 from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (
     AlertLocation,
+    CaseAssignment,
     CrewAlertFanout,
     CrewAlertKind,
     crew_alert_document,
@@ -181,6 +182,23 @@ class CrewAlertPublisher:
             if self._webhook is not None:
                 self._webhook.offer(document)
             documents.append(document)
+        self._push(documents)
+
+    def publish_assignments(
+        self, assignments: Sequence[tuple[AlarmRecord, CaseAssignment]]
+    ) -> None:
+        """An `assigned` alert for each lighting fault whose case was dispatched."""
+        documents: list[dict[str, object]] = []
+        for alarm, assignment in assignments:
+            location = self._location(alarm.source_id)
+            document = crew_alert_document(CrewAlertKind.ASSIGNED, alarm, location, assignment)
+            self._publish(crew_alert_topic(self._root, alarm), orjson.dumps(document))
+            if self._webhook is not None:
+                self._webhook.offer(document)
+            documents.append(document)
+        self._push(documents)
+
+    def _push(self, documents: list[dict[str, object]]) -> None:
         if documents and self._fanout is not None:
             self._fanout.publish_documents(documents)
         self.sent += len(documents)
@@ -203,8 +221,13 @@ class LightingControl:
         on_alarm_changes: Callable[[Sequence[AlarmChange]], None] | None = None,
         supersede: bool = True,
         clock: Clock = utc_now,
+        on_assignments: Callable[[Sequence[tuple[AlarmRecord, CaseAssignment]]], None]
+        | None = None,
     ) -> None:
-        """`on_alarm_changes` hears of the `command_not_effective` alarms this raises and clears."""
+        """`on_alarm_changes` hears of the `command_not_effective` alarms this raises and clears;
+        `on_assignments` of lighting faults whose case was dispatched (from the first pass on)."""
+        self._on_assignments = on_assignments
+        self._assigned_after: datetime | None = None
         self._effect_rules = effect_rules or EffectRules()
         self._supersede = supersede
         self._on_alarm_changes = on_alarm_changes
@@ -344,6 +367,21 @@ class LightingControl:
                 requests.append(request)
         return requests
 
+    def announce_assignments(self, now: datetime) -> int:
+        """Hand the cases dispatched since the last pass (since the first pass, on the first)
+        to `on_assignments`; how many."""
+        if self._on_assignments is None:
+            return 0
+        if self._assigned_after is None:
+            self._assigned_after = now
+            return 0
+        with self._db.connection() as conn:
+            found = store.fetch_case_assignments(conn, self._assigned_after, now)
+        if found:
+            self._on_assignments(found)
+            self._assigned_after = max(a.dispatched_at for _, a in found)
+        return len(found)
+
     def run(
         self, stop: threading.Event, tick_s: float, on_duty: Callable[[], bool] = _always
     ) -> None:
@@ -356,6 +394,7 @@ class LightingControl:
                 ("schedules", self.fire_schedules),
                 ("commands", self.settle_commands),
                 ("command effects", self.judge_effects),
+                ("case assignments", self.announce_assignments),
             ):
                 try:
                     work(now)
@@ -459,6 +498,7 @@ class LightingServices:
             effect_rules=EffectRules(window=timedelta(seconds=settings.command_effect_window_s)),
             on_alarm_changes=self.alerts.publish_changes,
             supersede=settings.command_supersede,
+            on_assignments=self.alerts.publish_assignments,
         )
         self.poller: ModbusPoller | None = None
         if settings.modbus_enabled:

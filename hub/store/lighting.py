@@ -18,7 +18,7 @@ from hub.devices.lighting import (
     expand_target,
 )
 from hub.rules.alarm_changes import AlarmRecord
-from hub.rules.crew_alerts import LIGHTING_ALARM_TYPES, AlertLocation
+from hub.rules.crew_alerts import LIGHTING_ALARM_TYPES, AlertLocation, CaseAssignment
 from hub.rules.lighting_context import IntentWindow, LightingIntent
 from hub.store.alarms import COLUMNS as ALARM_COLUMNS
 from hub.store.alarms import record_from_row
@@ -58,6 +58,27 @@ def fetch_location(conn: Conn, device_id: str) -> AlertLocation | None:
 
 
 # -- faults -----------------------------------------------------------------------------
+
+
+def fetch_case_assignments(
+    conn: Conn, after: datetime, until: datetime, limit: int = 500
+) -> list[tuple[AlarmRecord, CaseAssignment]]:
+    """Lighting alarms whose case was dispatched in (after, until], oldest dispatch first."""
+    prefixed = ", ".join(f"a.{c.strip()}" for c in ALARM_COLUMNS.split(","))
+    rows = conn.execute(
+        f"SELECT {prefixed}, c.id, c.case_number, c.status, c.department, c.dispatched_at"
+        " FROM cases c JOIN alarms a ON a.case_id = c.id"
+        " LEFT JOIN devices d ON d.device_id = a.source_id"
+        " WHERE c.dispatched_at > %s AND c.dispatched_at <= %s AND (a.alarm_type = ANY(%s)"
+        "   OR (a.alarm_type = 'offline' AND d.kind IN ('lighting', 'cabinet')))"
+        " ORDER BY c.dispatched_at, a.id LIMIT %s",
+        (after, until, [t.value for t in LIGHTING_ALARM_TYPES], limit),
+    ).fetchall()
+    width = len(ALARM_COLUMNS.split(","))
+    return [
+        (record_from_row(r[:width]), CaseAssignment(int(r[width]), *r[width + 1 : width + 5]))
+        for r in rows
+    ]
 
 
 def open_lighting_faults(conn: Conn) -> list[tuple[AlarmRecord, AlertLocation | None]]:
