@@ -33,6 +33,7 @@ from hub.store.cases import (
     case_document,
 )
 from hub.store.cases_attachments import AttachmentRecord
+from hub.store.cases_records import callback_due
 
 
 def get_case_store(request: Request) -> CaseStore:
@@ -210,8 +211,8 @@ class ActionIn(BaseModel):
         max_length=100,
         description="request_check / send_for_verification: the inspector (监督员) assigned",
     )
-    into: str | None = Field(
-        default=None, max_length=40, description="merge: the surviving case (number or id)"
+    into: Annotated[str, Field(max_length=40)] | Int64 | None = Field(
+        default=None, description="merge: the surviving case (its number or id)"
     )
     satisfaction: Satisfaction | None = Field(
         default=None, description="callback (回访): what the reporter said"
@@ -295,9 +296,7 @@ def case_detail(store: CaseStore, record: CaseRecord, now: datetime) -> CaseDeta
             ],
             "callback_result": state.callback_result,
             "called_back_at": state.called_back_at,
-            "callback_due": state.status is CaseStatus.CLOSED
-            and state.source in store.setup.policy.centre.callback_sources
-            and state.callback_result is None,
+            "callback_due": callback_due(store.setup, record),
             "attachments": [attachment_out(a) for a in store.attachments(record.id)],
         }
     )

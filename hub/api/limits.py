@@ -66,8 +66,14 @@ def _nonstandard_json(body: bytes) -> str | None:
     return None
 
 
+BINARY_TYPES = ("image/", "application/pdf")
+"""Bodies kept as bytes (case attachments, bytea), where NUL is data, not text."""
+
+
 def _body_problem(body: bytes, content_type: str) -> str | None:
     """The 422 detail for a body the hub cannot keep, None when the body is fine."""
+    if content_type.startswith(BINARY_TYPES):
+        return None
     if b"\x00" in body:
         return nul_detail("body")
     if "json" in content_type or not content_type:

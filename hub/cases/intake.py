@@ -21,6 +21,7 @@ from hub.cases.classification import (
 )
 from hub.cases.grid import UnitGridIndex
 from hub.cases.routing import CasePolicy, FilingDecision, FilingOutcome
+from hub.cases.streets import StreetIndex
 from hub.cases.workflow import DEFAULT_WORKFLOW, CaseSource, Role, Workflow
 from hub.devices.kinds import Kind
 from hub.devices.registry import DeviceRecord
@@ -183,8 +184,10 @@ def draft_alarm_case(
     decision: FilingDecision,
     alarm: AlarmRecord,
     device: DeviceRecord | None,
+    streets: StreetIndex | None = None,
 ) -> CaseDraft:
-    """The case an alarm files into, per a FILE decision of the filing policy."""
+    """The case an alarm files into, per a FILE decision of the filing policy; a moving
+    asset's case names the street nearest where it happened, when `streets` has one."""
     if decision.outcome is not FilingOutcome.FILE or decision.case_class is None:
         raise IntakeError(f"alarm {alarm.id} is not to be filed now: {decision.reason}")
     where = locate_alarm(setup, alarm, device)
@@ -207,6 +210,16 @@ def draft_alarm_case(
         },
         "filing": {"reason": decision.reason, "urgency": decision.urgency.value},
     }
+    address = None
+    if where.source is LocationSource.EVENT and lat is not None and lon is not None and streets:
+        road = streets.nearest(lat, lon)
+        if road is not None:
+            address = f"{road.name}（约 {road.distance_m:.0f} m）"
+            evidence["road"] = {
+                "name": road.name,
+                "street_id": road.street_id,
+                "distance_m": road.distance_m,
+            }
     return CaseDraft(
         source=CaseSource.SENSOR,
         case_class=decision.case_class,
@@ -217,6 +230,7 @@ def draft_alarm_case(
         department=department,
         lat=lat,
         lon=lon,
+        address=address,
         alarm_id=alarm.id,
         device_id=device.device_id if device is not None else alarm.source_id,
         evidence=evidence,

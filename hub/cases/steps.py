@@ -7,6 +7,7 @@ states and roles; this knows the city and who is acting.
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from types import MappingProxyType
 
 from hub.cases.intake import CaseSetup, route_department
@@ -19,6 +20,7 @@ from hub.cases.workflow import (
     PayloadValue,
     Role,
     WorkflowError,
+    apply_action,
 )
 
 
@@ -139,3 +141,31 @@ POST_OF_STATUS: Mapping[CaseStatus, str] = MappingProxyType(
 """Whose queue an open case waits in (值班长 view): 受理员 intake, 监督员 inspector (核实,
 核查), 派遣员 dispatch (including approvals of extension and suspension), the department,
 and the shift leader (结案)."""
+
+
+def apply_auto_actions(
+    case_state: CaseState,
+    *,
+    auto_register: bool,
+    auto_dispatch: bool,
+    department: str | None,
+    at: datetime,
+) -> tuple[CaseState, tuple[CaseEvent, ...]]:
+    """Register and dispatch a sensor case as the system, as far as the filing policy allows."""
+    events: list[CaseEvent] = []
+    state = case_state
+    if auto_register and state.status is CaseStatus.REPORTED:
+        state, event = apply_action(
+            state, Action.REGISTER, Role.SYSTEM, at, {"note": "registered by filing policy"}
+        )
+        events.append(event)
+    if auto_dispatch and state.status is CaseStatus.REGISTERED and department is not None:
+        state, event = apply_action(
+            state,
+            Action.DISPATCH,
+            Role.SYSTEM,
+            at,
+            {"department": department, "note": "dispatched by filing policy"},
+        )
+        events.append(event)
+    return state, tuple(events)

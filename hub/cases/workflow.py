@@ -585,31 +585,3 @@ def apply_action(
         payload=body,
     )
     return new_state, event
-
-
-def apply_auto_actions(
-    case_state: CaseState,
-    *,
-    auto_register: bool,
-    auto_dispatch: bool,
-    department: str | None,
-    at: datetime,
-) -> tuple[CaseState, tuple[CaseEvent, ...]]:
-    """Register and dispatch a sensor case as the system, as far as the filing policy allows."""
-    events: list[CaseEvent] = []
-    state = case_state
-    if auto_register and state.status is CaseStatus.REPORTED:
-        state, event = apply_action(
-            state, Action.REGISTER, Role.SYSTEM, at, {"note": "registered by filing policy"}
-        )
-        events.append(event)
-    if auto_dispatch and state.status is CaseStatus.REGISTERED and department is not None:
-        state, event = apply_action(
-            state,
-            Action.DISPATCH,
-            Role.SYSTEM,
-            at,
-            {"department": department, "note": "dispatched by filing policy"},
-        )
-        events.append(event)
-    return state, tuple(events)

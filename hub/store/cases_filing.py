@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from hub.cases.calendar import Urgency
 from hub.cases.classification import ClassificationError, ClassKind
 from hub.cases.intake import CaseSetup, draft_alarm_case
 from hub.cases.routing import (
@@ -22,6 +23,7 @@ from hub.rules.alarm_changes import AlarmRecord
 from hub.rules.alarm_types import AlarmType
 from hub.store import alarms, registry
 from hub.store.cases_records import CaseRecord, Conn, get_case
+from hub.store.cases_streets import street_index
 from hub.store.cases_workflow import _updated_at, act_on_case, open_case
 from hub.store.outbox import OutboxTarget
 
@@ -142,6 +144,16 @@ def _file_one(
         if found is None:
             continue
         existing, case_alarm_type, case_source_id = found
+        payload = _join_payload(alarm, lookup, case_alarm_type, case_source_id)
+        current = get_case(conn, existing)
+        if (
+            decision.urgency is Urgency.URGENT
+            and current is not None
+            and current.state.urgency is not Urgency.URGENT
+        ):
+            # an urgent alarm joining makes the case urgent: its deadlines shorten now
+            payload["raise_urgency"] = True
+            payload["note"] = f"urgent {alarm.alarm_type} alarm joined: the case is now urgent"
         record, _ = act_on_case(
             conn,
             setup,
@@ -149,7 +161,7 @@ def _file_one(
             Action.ATTACH_EVIDENCE,
             Role.SYSTEM,
             max(now, _updated_at(conn, existing)),
-            _join_payload(alarm, lookup, case_alarm_type, case_source_id),
+            payload,
             targets=targets,
         )
         alarms.link_case(conn, alarm.id, record.id)
@@ -160,7 +172,7 @@ def _file_one(
             else f"joined the open {lookup.incident} case"
         )
         return FiledAlarm(alarm.id, decision.outcome, reason, record)
-    draft = draft_alarm_case(setup, decision, alarm, device)
+    draft = draft_alarm_case(setup, decision, alarm, device, street_index(conn))
     record = open_case(conn, setup, draft, now, targets)
     alarms.link_case(conn, alarm.id, record.id)
     return FiledAlarm(alarm.id, decision.outcome, decision.reason, record)

@@ -56,6 +56,8 @@ def merge_case(
     if duplicate is None:
         raise CaseNotFoundError(f"no case with id {case_id}")
     _check_transition(setup, duplicate, Action.MERGE, actor_role)
+    if not into.strip():
+        raise WorkflowError(f"merge of case {duplicate.case_number} needs payload 'into'")
     survivor = find_case(conn, into.strip())
     if survivor is None:
         raise MergeRefusedError(f"no case {into!r} to merge case {duplicate.case_number} into")

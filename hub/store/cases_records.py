@@ -94,7 +94,8 @@ class CaseFilter:
     alarm_id: int | None = None
     inspector: str | None = None
     callback_due_from: Sequence[CaseSource] = ()
-    """closed reports of these sources whose reporter has not been called back (回访)"""
+    """closed cases reported from these sources, or with such a report merged into them,
+    whose reporter has not been called back (回访)"""
     open_only: bool = False
     reported_since: datetime | None = None
     reported_until: datetime | None = None
@@ -264,8 +265,10 @@ def list_cases(conn: Conn, query: CaseFilter, now: datetime) -> list[CaseRecord]
         " AND (%(alarm_id)s::bigint IS NULL OR alarm_id = %(alarm_id)s)"
         " AND (%(inspector)s::text IS NULL OR (finished_at IS NULL"
         "  AND state ->> 'inspector' = %(inspector)s))"
-        " AND (%(callback)s::text[] IS NULL OR (status = 'closed' AND source = ANY(%(callback)s)"
-        "  AND state ->> 'callback_result' IS NULL))"
+        " AND (%(callback)s::text[] IS NULL OR (status = 'closed'"
+        "  AND state ->> 'callback_result' IS NULL AND (source = ANY(%(callback)s)"
+        "  OR EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(evidence -> 'merged',"
+        "  '[]'::jsonb)) AS m WHERE m ->> 'source' = ANY(%(callback)s)))))"
         " AND (%(since)s::timestamptz IS NULL OR reported_at >= %(since)s)"
         " AND (%(until)s::timestamptz IS NULL OR reported_at < %(until)s)"
         " AND (%(overdue)s::boolean IS NULL OR (%(overdue)s = (finished_at IS NULL"
@@ -317,3 +320,24 @@ def overdue_board(conn: Conn, now: datetime, limit: int) -> list[CaseRecord]:
         (now, limit),
     ).fetchall()
     return [_record(r) for r in rows]
+
+
+def reporter_sources(record: CaseRecord) -> set[str]:
+    """The sources of a case's report and of every report merged into it."""
+    merged = record.evidence.get("merged")
+    sources = {record.state.source.value}
+    for report in merged if isinstance(merged, list) else []:
+        if isinstance(report, dict) and isinstance(report.get("source"), str):
+            sources.add(report["source"])
+    return sources
+
+
+def callback_due(setup: CaseSetup, record: CaseRecord) -> bool:
+    """Closed, a public report (or one merged into it), and its reporter not yet called back."""
+    state = record.state
+    wanted = {s.value for s in setup.policy.centre.callback_sources}
+    return (
+        state.status is CaseStatus.CLOSED
+        and state.callback_result is None
+        and bool(reporter_sources(record) & wanted)
+    )

@@ -13,14 +13,13 @@ from psycopg.types.json import Jsonb
 from hub.cases.attachments import check_required_photos
 from hub.cases.intake import CaseDraft, CaseSetup
 from hub.cases.state_codec import encode_case_event
-from hub.cases.steps import check_duty, check_step, complete_step
+from hub.cases.steps import apply_auto_actions, check_duty, check_step, complete_step
 from hub.cases.workflow import (
     Action,
     CaseEvent,
     Payload,
     Role,
     apply_action,
-    apply_auto_actions,
     report_case,
 )
 from hub.store import alarms, outbox

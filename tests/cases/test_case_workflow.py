@@ -7,6 +7,7 @@ import pytest
 
 from hub.cases.calendar import Pause, Urgency
 from hub.cases.classification import ClassificationError, ClassKind
+from hub.cases.steps import apply_auto_actions
 from hub.cases.workflow import (
     DEFAULT_WORKFLOW,
     OPEN_STATUSES,
@@ -21,7 +22,6 @@ from hub.cases.workflow import (
     Transition,
     WorkflowError,
     apply_action,
-    apply_auto_actions,
     report_case,
     stage_of,
 )
