@@ -5,7 +5,8 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const LIGHTING_TYPES = new Set(["lamp_out", "lit_by_day", "over_voltage", "under_voltage", "over_current",
-  "power_abnormal", "flicker", "cabinet_trip", "circuit_dark", "door_open", "contactor_anomaly", "supply_loss"]);
+  "power_abnormal", "flicker", "cabinet_trip", "circuit_dark", "door_open", "contactor_anomaly", "supply_loss",
+  "dark_at_night", "command_not_effective", "cable_theft", "power_factor_low", "voltage_trend"]);
 const NOTE_ACTIONS = new Set(["reject", "void", "return", "refuse-return", "request-extension", "deny-extension",
   "request-suspension", "deny-suspension", "verify-fail", "feedback"]);
 const STATUSES = ["reported", "checking", "registered", "dispatched", "in_progress", "returned", "extension_requested",
@@ -412,6 +413,8 @@ async function viewFaults() {
   const open = await api("/alarms?open=true&limit=1000");
   for (const a of open) if (isLightingAlarm(a)) faults.set(a.id, a);
   renderFaults();
+  await loadOpenCommands();
+  every(10000, loadOpenCommands);
   const stream = new EventSource("/alarms/stream");
   app.streams.push(stream);
   stream.onopen = () => $("#faults-live").classList.add("on");
@@ -449,6 +452,29 @@ function renderFaults() {
       el("td", {}, t(`alarm.state.${a.state}`)), el("td", {}, ack)));
   }
   $("#faults-count").textContent = String(list.length);
+}
+
+// Lighting commands not yet carried out (pending or sent), each cancellable by a crew.
+async function loadOpenCommands() {
+  const body = $("#command-rows");
+  if (!body) return;
+  const [pending, sent] = await Promise.all([
+    api("/lighting/commands?state=pending&limit=200").catch(() => []),
+    api("/lighting/commands?state=sent&limit=200").catch(() => []),
+  ]);
+  const canCancel = ["admin", "centre", "lighting_crew"].includes(app.me.role);
+  body.textContent = "";
+  for (const c of [...pending, ...sent]) {
+    const level = c.params && c.params.dim_pct !== undefined ? ` ${c.params.dim_pct}%` : "";
+    const cancel = canCancel ? el("button", { type: "button", "data-testid": "cancel-command", onclick: async () => {
+      await api(`/lighting/commands/${encodeURIComponent(c.command_id)}`, { method: "DELETE" });
+      await loadOpenCommands();
+    } }, t("commands.cancel")) : "";
+    body.append(el("tr", { "data-testid": "command-row", "data-command-id": c.command_id },
+      el("td", {}, c.device_id), el("td", {}, `${c.action}${level}`), el("td", {}, c.state),
+      el("td", {}, fmtTime(c.created_at)), el("td", {}, cancel)));
+  }
+  $("#commands-count").textContent = String(pending.length + sent.length);
 }
 
 // muck trucks
