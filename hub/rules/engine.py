@@ -30,7 +30,6 @@ processes that share the stream must keep device affinity (all of a device's rea
 and all members of a group, reach the same engine).
 """
 
-import heapq
 import logging
 import math
 from collections.abc import Iterable, KeysView, Mapping, Sequence
@@ -64,6 +63,8 @@ from hub.rules.config import (
 from hub.rules.group_cover import GroupCover
 from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo, GroupView
 from hub.rules.offline import OfflineMonitor, StatusEvidence
+from hub.rules.reorder import Released as _AnyReleased
+from hub.rules.reorder import ReorderBuffers
 from hub.rules.signals import AlarmSignal, SourceKind
 
 logger = logging.getLogger(__name__)
@@ -107,13 +108,8 @@ class _DeviceSlot:
         )  # newest reading stored before a restart: older statuses are stale
 
 
-def _held_ts(held: tuple[float, float, Reading | StatusChange]) -> float:
-    return held[0]
-
-
-# A reading (or a timed status) released from its device's buffer:
-# (ts_s, device id, received_s, reading, slot).
-_Released = tuple[float, str, float, Reading | StatusChange, _DeviceSlot]
+# A reading (or a timed status) released from its device's buffer (hub/rules/reorder.py).
+_Released = _AnyReleased[_DeviceSlot]
 
 
 def _released_order(released: _Released) -> tuple[float, str]:
@@ -177,11 +173,7 @@ class RuleEngine:
         self._group_latest: dict[str, dict[str, dict[str, object]]] = {
             g.name: {} for g in group_rules
         }
-        # Per device, readings not yet evaluated as (ts_s, received_s, reading).
-        self._pending: dict[str, list[tuple[float, float, Reading | StatusChange]]] = {}
-        # (release time by the injected clock, device) for every device with held readings;
-        # stale entries (released earlier by event time) are skipped when popped.
-        self._hold_queue: list[tuple[float, str]] = []
+        self._buffers: ReorderBuffers[_DeviceSlot] = ReorderBuffers(self._tolerance_s)
         # Groups a member of which reported in the instant being judged, with a receive time.
         self._dirty_groups: dict[tuple[int, str], float] = {}
         # The newest event time judged, and when its reading was received (the event clock).
@@ -242,7 +234,7 @@ class RuleEngine:
             return
         self._leave_group(slot.info)
         self._forget_rule_state(device_id)
-        self._pending.pop(device_id, None)
+        self._buffers.drop(device_id)
         self._status.forget(device_id)
         self._offline.configure(slot.index, math.inf, slot.resolved[OFFLINE_RULE].policy)
 
@@ -304,7 +296,7 @@ class RuleEngine:
     @property
     def pending_readings(self) -> int:
         """Readings held in reorder buffers."""
-        return sum(len(b) for b in self._pending.values())
+        return len(self._buffers)
 
     @property
     def live_conditions(self) -> int:
@@ -323,9 +315,8 @@ class RuleEngine:
         alive_received_s: list[float] = []
         stats = self.stats
         stats.readings += len(batch)
-        holding = self._tolerance_s > 0
         slots = self._slots
-        pending = self._pending
+        hold = self._buffers.hold
         for arrived in batch:
             reading = arrived
             slot = slots.get(reading.device_id)
@@ -344,21 +335,11 @@ class RuleEngine:
                     stats.duplicates += 1
                     continue
                 stats.late += 1
-            else:
-                buffer = pending.get(reading.device_id)
-                if buffer is None:
-                    pending[reading.device_id] = [(ts_s, received_s, reading)]
-                    if holding:  # without a tolerance, the release below takes every reading
-                        heapq.heappush(
-                            self._hold_queue, (received_s + self._tolerance_s, reading.device_id)
-                        )
-                elif any(held[0] == ts_s for held in buffer):
-                    stats.duplicates += 1
-                    continue
-                else:
-                    buffer.append((ts_s, received_s, reading))
-                slot.max_ts_s = max(slot.max_ts_s, ts_s)
+            elif hold(reading.device_id, slot, ts_s, received_s, reading):
                 touched[reading.device_id] = slot
+            else:
+                stats.duplicates += 1
+                continue
             alive_index.append(slot.index)
             alive_received_s.append(received_s)
         for status in statuses:
@@ -372,8 +353,8 @@ class RuleEngine:
         )
         self._cover.emit_all(raw, signals)
         released: list[_Released] = []
-        for slot in touched.values():
-            self._release(slot, slot.max_ts_s - self._tolerance_s, -math.inf, released)
+        for device_id, slot in touched.items():
+            self._buffers.release_behind(device_id, slot, released)
         self._evaluate_in_order(released, signals)
         return signals
 
@@ -381,13 +362,8 @@ class RuleEngine:
         """Clock-driven work at `now`: held readings, offline checks, persisting verdicts."""
         signals: list[AlarmSignal] = []
         now_s = now.timestamp()
-        held_until_s = now_s - self._tolerance_s
-        queue = self._hold_queue
         released: list[_Released] = []
-        while queue and queue[0][0] <= now_s:
-            _, device_id = heapq.heappop(queue)
-            if device_id in self._pending:
-                self._release(self._slots[device_id], -math.inf, held_until_s, released)
+        self._buffers.release_held(now_s, self._slots.__getitem__, released)
         self._evaluate_in_order(released, signals)
         status_due_s = self.event_clock(now).timestamp() - self._tolerance_s
         self._cover.emit_all(self._status.advance(status_due_s), signals)
@@ -414,16 +390,7 @@ class RuleEngine:
         if ts_s <= max(slot.released_ts_s, slot.seen_ts_s):
             self.stats.stale_statuses += 1
             return None
-        buffer = self._pending.get(status.device_id)
-        if buffer is None:
-            self._pending[status.device_id] = [(ts_s, received_s, status)]
-            if self._tolerance_s > 0:
-                heapq.heappush(
-                    self._hold_queue, (received_s + self._tolerance_s, slot.info.device_id)
-                )
-        else:
-            buffer.append((ts_s, received_s, status))
-        slot.max_ts_s = max(slot.max_ts_s, ts_s)
+        self._buffers.hold(status.device_id, slot, ts_s, received_s, status, dedupe=False)
         return slot
 
     def _judge_status(
@@ -437,42 +404,6 @@ class RuleEngine:
         if not offline.enabled:
             return None
         return self._status.offline(device_id, slot.index, at, received_s, offline.policy)
-
-    def _release(
-        self,
-        slot: _DeviceSlot,
-        ts_cutoff_s: float,
-        received_cutoff_s: float,
-        released: list[_Released],
-    ) -> None:
-        """Release, oldest first, the buffered readings past the event-time or hold cutoff."""
-        device_id = slot.info.device_id
-        buffer = self._pending[device_id]
-        if len(buffer) == 1:  # the common case: one reading of the device in the batch
-            ts_s, received_s, reading = buffer[0]
-            if ts_s > ts_cutoff_s and received_s > received_cutoff_s:
-                return  # still inside its hold time
-            del self._pending[device_id]
-            slot.released_ts_s = ts_s
-            released.append((ts_s, device_id, received_s, reading, slot))
-            return
-        buffer.sort(key=_held_ts)
-        count = 0
-        for position, (ts_s, received_s, _) in enumerate(buffer):
-            if ts_s <= ts_cutoff_s or received_s <= received_cutoff_s:
-                count = position + 1
-        if count == 0:
-            return
-        taken = buffer[:count]
-        if count == len(buffer):
-            del self._pending[device_id]
-        else:
-            del buffer[:count]
-            oldest_received_s = min(held[1] for held in buffer)
-            heapq.heappush(self._hold_queue, (oldest_received_s + self._tolerance_s, device_id))
-        for ts_s, received_s, reading in taken:
-            slot.released_ts_s = ts_s
-            released.append((ts_s, device_id, received_s, reading, slot))
 
     def _evaluate_in_order(self, released: list[_Released], signals: list[AlarmSignal]) -> None:
         """Judge released readings of all devices in event-time order, one instant at a time.
