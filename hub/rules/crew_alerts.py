@@ -5,7 +5,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -64,6 +64,20 @@ class AlertLocation:
     grid_code: str | None
     cabinet_id: str | None
     circuit_id: str | None
+    asset: Mapping[str, object] = field(default_factory=dict)
+    """The asset record from the registry attributes (ASSET_ATTRIBUTES present)."""
+
+
+ASSET_ATTRIBUTES = (
+    "pole_id",
+    "fixture_model",
+    "lamp_type",
+    "rated_power_w",
+    "install_date",
+    "rated_life_h",
+    "road_class",
+)
+"""Registry attributes a crew alert carries as the asset record (those a device has)."""
 
 
 def is_lighting_fault(alarm_type: AlarmType, device_kind: Kind | None) -> bool:
@@ -161,6 +175,7 @@ def crew_alert_document(
             "grid_code": location.grid_code,
             "cabinet_id": location.cabinet_id,
             "circuit_id": location.circuit_id,
+            "asset": dict(location.asset),
         }
     return {
         "alert": kind.value,

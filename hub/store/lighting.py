@@ -18,7 +18,12 @@ from hub.devices.lighting import (
     expand_target,
 )
 from hub.rules.alarm_changes import AlarmRecord
-from hub.rules.crew_alerts import LIGHTING_ALARM_TYPES, AlertLocation, CaseAssignment
+from hub.rules.crew_alerts import (
+    ASSET_ATTRIBUTES,
+    LIGHTING_ALARM_TYPES,
+    AlertLocation,
+    CaseAssignment,
+)
 from hub.rules.lighting_context import IntentWindow, LightingIntent
 from hub.store.alarms import COLUMNS as ALARM_COLUMNS
 from hub.store.alarms import record_from_row
@@ -46,15 +51,22 @@ def fetch_controlled_devices(conn: Conn) -> list[ControlledDevice]:
 
 
 def fetch_location(conn: Conn, device_id: str) -> AlertLocation | None:
-    """A device's place and names for a crew alert."""
+    """A device's place, names and asset record (ASSET_ATTRIBUTES it has) for a crew alert."""
     row = conn.execute(
         f"SELECT d.kind, d.lat, d.lon, d.name, d.grid_code, {CABINET_OF_SQL},"
-        " d.attributes ->> 'circuit_id' FROM devices d WHERE d.device_id = %s",
+        " d.attributes ->> 'circuit_id', d.attributes FROM devices d WHERE d.device_id = %s",
         (device_id,),
     ).fetchone()
     if row is None:
         return None
-    return AlertLocation(Kind(row[0]), float(row[1]), float(row[2]), row[3], row[4], row[5], row[6])
+    return AlertLocation(
+        Kind(row[0]), float(row[1]), float(row[2]), row[3], row[4], row[5], row[6], _asset(row[7])
+    )
+
+
+def _asset(attributes: dict[str, Any] | None) -> dict[str, object]:
+    found = attributes or {}
+    return {key: found[key] for key in ASSET_ATTRIBUTES if found.get(key) not in (None, "")}
 
 
 # -- faults -----------------------------------------------------------------------------
@@ -86,7 +98,7 @@ def open_lighting_faults(conn: Conn) -> list[tuple[AlarmRecord, AlertLocation | 
     prefixed = ", ".join(f"a.{c.strip()}" for c in ALARM_COLUMNS.split(","))
     rows = conn.execute(
         f"SELECT {prefixed}, d.kind, d.lat, d.lon, d.name, d.grid_code, {CABINET_OF_SQL},"
-        " d.attributes ->> 'circuit_id'"
+        " d.attributes ->> 'circuit_id', d.attributes"
         " FROM alarms a LEFT JOIN devices d ON d.device_id = a.source_id"
         " WHERE a.state <> 'cleared' AND (a.alarm_type = ANY(%s)"
         "   OR (a.alarm_type = 'offline' AND d.kind IN ('lighting', 'cabinet')))",
@@ -101,7 +113,14 @@ def open_lighting_faults(conn: Conn) -> list[tuple[AlarmRecord, AlertLocation | 
             None
             if loc[0] is None
             else AlertLocation(
-                Kind(loc[0]), float(loc[1]), float(loc[2]), loc[3], loc[4], loc[5], loc[6]
+                Kind(loc[0]),
+                float(loc[1]),
+                float(loc[2]),
+                loc[3],
+                loc[4],
+                loc[5],
+                loc[6],
+                _asset(loc[7]),
             )
         )
         out.append((alarm, location))

@@ -22,6 +22,7 @@ from hub.devices.lighting_life import (
     rated_life,
 )
 from hub.devices.registry import DeviceRecord
+from hub.store import lighting as store
 from hub.store import lighting_energy as energy_store
 from hub.store.database import Database
 
@@ -114,9 +115,12 @@ def test_burning_hours_and_switches_against_a_hand_count(database_url: str) -> N
                 [(d, ts, ts, on, w) for d, ts, on, w in rows],
             )
             end = START + timedelta(hours=3)
+            where = store.fetch_location(conn, steady)
             usage = {
                 u.device_id: u for u in energy_store.lamp_usage(conn, START, end, cabinet=CABINET)
             }
+        assert where is not None
+        assert where.asset == {"lamp_type": "LED", "rated_power_w": 100}  # the alert's record
         assert set(usage) == set(LAMPS)
         assert usage[steady].burning_hours == pytest.approx(3.0)
         assert usage[steady].switches == 0

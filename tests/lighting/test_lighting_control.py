@@ -233,7 +233,8 @@ def test_since_is_when_the_fault_began_not_the_raise() -> None:
 
 
 def test_crew_alert_carries_where_what_since_and_evidence() -> None:
-    where = AlertLocation(Kind.CABINET, 31.3, 120.6, "箱变 1", "320506001001001", None, None)
+    asset = {"fixture_model": "XGN-400", "install_date": "2019-05-01", "rated_power_w": 400}
+    where = AlertLocation(Kind.CABINET, 31.3, 120.6, "箱变 1", "320506001001001", None, None, asset)
     document = crew_alert_document(CrewAlertKind.NEW, alarm(), where)
     assert document["alert"] == "new"
     assert document["what"] == "cabinet CAB-1 tripped: 30 of 30 lamps dark"
@@ -246,7 +247,9 @@ def test_crew_alert_carries_where_what_since_and_evidence() -> None:
         "grid_code": "320506001001001",
         "cabinet_id": None,
         "circuit_id": None,
+        "asset": asset,
     }
+    assert document["assignment"] is None
     assert document["evidence"] == [{"ts": "2026-01-10T12:00:00+00:00", "power_w": 0}]
     assert crew_alert_topic("city", alarm()) == "city/alerts/lighting/CAB-1/cabinet_trip"
 
