@@ -329,6 +329,9 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("GET", "/trucks/violations"): RouteAccess(TRUCK_READERS),
     ("GET", "/trucks/{device_id}/track"): RouteAccess(TRUCK_READERS),
     ("GET", "/trucks/{device_id}/trips"): RouteAccess(TRUCK_READERS),
+    # texts to the driver (0x8300 through the JT/T 808 gateway): enforcement sends
+    ("POST", "/trucks/{device_id}/messages"): RouteAccess(frozenset({_R.ENFORCEMENT})),
+    ("GET", "/trucks/{device_id}/messages/{command_id}"): RouteAccess(TRUCK_READERS),
     **_crud("/trucks/sites", "site_id", "get_site", TRUCK_READERS, frozenset({_R.ENFORCEMENT})),
     **_crud(
         "/trucks/permits", "permit_id", "get_permit", TRUCK_READERS, frozenset({_R.ENFORCEMENT})

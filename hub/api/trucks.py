@@ -1,8 +1,9 @@
 """Enforcement views of muck trucks: live positions, tracks, trips and stops, violations, and
 the sites, permits and zones the rules judge against (CRUD; edits reach the rules within a
-registry refresh period)."""
+registry refresh period), and texts to a truck's driver (JT/T 808 0x8300 through the gateway)."""
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
@@ -10,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from hub.api.schemas import Instant
 from hub.devices.kinds import Kind
@@ -29,6 +31,7 @@ from hub.rules.truck_tracks import SegmentParams, segment_track, site_visits
 from hub.rules.trucks import RULES
 from hub.store.alarms import AlarmFilter, list_alarms
 from hub.store.database import Database
+from hub.store.truck_messages import command_answer
 from hub.store.trucks import TruckStore
 
 router = APIRouter(prefix="/trucks", tags=["trucks"])
@@ -378,3 +381,106 @@ def put_zone(store: TruckStoreDep, zone_id: str, zone: Zone) -> Zone:
 def delete_zone(store: TruckStoreDep, zone_id: str) -> Response:
     """Delete a zone."""
     return _deleted(store.delete_zone(zone_id), "zone", zone_id)
+
+
+# -- texts to the driver -------------------------------------------------------------------
+
+CommandSender = Callable[[Kind, str, Mapping[str, object]], bool]
+
+
+def get_command_sender(request: Request) -> CommandSender | None:
+    """What queues a command on `<root>/<kind>/<id>/cmd` (the hub's MQTT command sender)."""
+    sender: CommandSender | None = getattr(request.app.state, "truck_commands", None)
+    return sender
+
+
+CommandSenderDep = Annotated[CommandSender | None, Depends(get_command_sender)]
+
+
+def get_database(request: Request) -> Database:
+    """The app's database."""
+    db: Database = request.app.state.db
+    return db
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+class DriverMessageIn(BaseModel):
+    """A text for the driver's display (and voice, where the terminal has one)."""
+
+    text: str = Field(min_length=1, max_length=300)
+    emergency: bool = False
+
+
+class DriverMessage(BaseModel):
+    """A text sent to a truck's terminal and, once it answered, its answer."""
+
+    command_id: str
+    device_id: str
+    text: str | None = None
+    emergency: bool | None = None
+    sent_at: datetime | None = None
+    # ok, error, rejected or unsupported (the terminal's 0x0001), or "terminal not
+    # connected" in detail when the gateway had no connection; None while unanswered.
+    result: str | None = None
+    detail: str | None = None
+    answered_at: datetime | None = None
+
+
+def _registered_truck(db: Database, device_id: str) -> None:
+    record = db.get_device(device_id)
+    if record is None or record.kind != Kind.TRUCK:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no truck {device_id!r}")
+
+
+@router.post(
+    "/{device_id}/messages", status_code=status.HTTP_202_ACCEPTED, response_model=DriverMessage
+)
+def send_driver_message(
+    db: DatabaseDep, send: CommandSenderDep, device_id: str, message: DriverMessageIn
+) -> DriverMessage:
+    """Send a text to the driver (JT/T 808 0x8300 via the gateway); 202 once it is queued.
+
+    The terminal's answer arrives as a cmd/ack: GET the message by its command_id to see it.
+    503 when the broker cannot take the command now.
+    """
+    _registered_truck(db, device_id)
+    if len(message.text.encode("gbk", errors="replace")) > 1000:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "text over 1,000 GBK bytes")
+    command_id = f"msg-{uuid.uuid4().hex[:20]}"
+    sent_at = datetime.now(UTC)
+    document = {
+        "command_id": command_id,
+        "action": "text",
+        "text": message.text,
+        "emergency": message.emergency,
+        "ts": int(sent_at.timestamp() * 1000),
+    }
+    if send is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no command path to trucks")
+    if not send(Kind.TRUCK, device_id, document):
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the broker is not reachable")
+    return DriverMessage(
+        command_id=command_id,
+        device_id=device_id,
+        text=message.text,
+        emergency=message.emergency,
+        sent_at=sent_at,
+    )
+
+
+@router.get("/{device_id}/messages/{command_id}", response_model=DriverMessage)
+def driver_message(db: DatabaseDep, device_id: str, command_id: str) -> DriverMessage:
+    """The terminal's answer to a text (result None while it has not answered)."""
+    _registered_truck(db, device_id)
+    answer = command_answer(db, device_id, command_id)
+    if answer is None:
+        return DriverMessage(command_id=command_id, device_id=device_id)
+    return DriverMessage(
+        command_id=command_id,
+        device_id=device_id,
+        result=answer.result,
+        detail=answer.detail,
+        answered_at=answer.answered_at,
+    )

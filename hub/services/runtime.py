@@ -253,7 +253,12 @@ class HubProcess:
                     metrics.registry,
                     IngestStatus(receiver, pipeline, settings.health_max_lag_s),
                     routers=[*alarm_services.routers, *domain_routers()],
-                    state={**alarm_services.api_state, **lighting.api_state},
+                    # The enforcement's texts to truck drivers go out as truck commands.
+                    state={
+                        **alarm_services.api_state,
+                        **lighting.api_state,
+                        "truck_commands": command_sender.send,
+                    },
                     max_body_bytes=settings.api_max_body_bytes,
                 )
                 secure_app(app, AccessStore(db), AccessConfig.from_settings(settings))
