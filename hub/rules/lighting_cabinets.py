@@ -307,7 +307,7 @@ class CableTheftRule:
     phase's voltage present: the cable downstream was cut or stolen (or that circuit's own
     breaker tripped: the cabinet's meter cannot tell the two apart). Every loaded phase lost
     at once is a trip (cabinet_trip's business), not theft; a commanded off or a lockout on
-    the cabinet explains it."""
+    the cabinet, or on some of its lamps (a circuit), explains it."""
 
     name: str = "cable_theft"
     kinds: frozenset[Kind] = frozenset({Kind.CABINET})
@@ -332,6 +332,8 @@ class CableTheftRule:
             and where is not None
             and SUN.is_night(where[0], where[1], reading.ts, params.margin_min * 60)
             and INTENT.explains(reading.device_id, reading.ts) is None
+            # a circuit locked out or commanded dark loses its current on purpose
+            and INTENT.explains_some(reading.device_id, reading.ts) is None
         )
         volts = (cabinet.voltage_a_v, cabinet.voltage_b_v, cabinet.voltage_c_v)
         amps = (cabinet.current_a_a, cabinet.current_b_a, cabinet.current_c_a)

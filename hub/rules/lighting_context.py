@@ -158,10 +158,25 @@ class LightingIntent:
 
     def __init__(self) -> None:
         self._windows: dict[str, tuple[IntentWindow, ...]] = {}
+        self._inside: dict[str, tuple[IntentWindow, ...]] = {}
 
-    def replace(self, windows: dict[str, tuple[IntentWindow, ...]]) -> None:
-        """Put a freshly loaded set of windows in force (an atomic reference swap)."""
+    def replace(
+        self,
+        windows: dict[str, tuple[IntentWindow, ...]],
+        inside: dict[str, tuple[IntentWindow, ...]] | None = None,
+    ) -> None:
+        """Put a freshly loaded set of windows in force (an atomic reference swap);
+        `inside`: per cabinet, the windows of its lamps (some of its circuit meant dark)."""
         self._windows = windows
+        self._inside = inside or {}
+
+    def explains_some(self, cabinet_id: str, at: datetime) -> str | None:
+        """Why some of a cabinet's lamps are meant to be dark at `at` (a circuit locked out or
+        commanded off), or None."""
+        for window in self._inside.get(cabinet_id, ()):
+            if window.covers(at):
+                return window.why
+        return None
 
     def explains(self, device_id: str, at: datetime) -> str | None:
         """Why the device is meant to be dark at `at`, or None when it is not."""

@@ -164,6 +164,24 @@ def load_intent(conn: Conn, now: datetime) -> dict[str, tuple[IntentWindow, ...]
     return {device_id: tuple(found) for device_id, found in windows.items()}
 
 
+def intent_by_cabinet(
+    conn: Conn, windows: dict[str, tuple[IntentWindow, ...]]
+) -> dict[str, tuple[IntentWindow, ...]]:
+    """Per cabinet, the windows of its lamps (a circuit locked out or commanded off)."""
+    if not windows:
+        return {}
+    rows = conn.execute(
+        f"SELECT d.device_id, {CABINET_OF_SQL} FROM devices d"
+        " WHERE d.kind = 'lighting' AND d.device_id = ANY(%s)",
+        (list(windows),),
+    ).fetchall()
+    inside: dict[str, list[IntentWindow]] = {}
+    for lamp, cabinet in rows:
+        if cabinet is not None:
+            inside.setdefault(cabinet, []).extend(windows[lamp])
+    return {cabinet: tuple(found) for cabinet, found in inside.items()}
+
+
 class LightingIntentRefresher:
     """Reloads the rules' intent windows (called on the rules thread with the registry)."""
 
@@ -175,7 +193,8 @@ class LightingIntentRefresher:
         """Swap in the current windows; how many devices have one."""
         with self._db.connection() as conn:
             windows = load_intent(conn, datetime.now(UTC))
-        self._intent.replace(windows)
+            inside = intent_by_cabinet(conn, windows)
+        self._intent.replace(windows, inside)
         return len(windows)
 
 

@@ -108,6 +108,9 @@ def test_lockouts_and_cancel_through_the_api_become_the_rules_windows(database_u
             assert {w.why for w in windows[CABINET]} == {f"lockout {lockout['lockout_id']}"}
             (off_command,) = off["commands"]
             assert f"command {off_command['command_id']}" in {w.why for w in windows[OBEYS]}
+            with psycopg.connect(database_url) as conn:
+                inside = store.intent_by_cabinet(conn, {OBEYS: windows[OBEYS]})
+            assert inside == {CABINET: windows[OBEYS]}  # the lamp's cabinet knows of it
             ended = api.delete(f"/lighting/lockouts/{lockout['lockout_id']}")
             assert ended.status_code == 200
             assert api.get("/lighting/lockouts").json() == []

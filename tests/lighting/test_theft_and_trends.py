@@ -130,6 +130,18 @@ def test_no_cable_theft_for_a_trip_a_dim_a_switch_off_by_day_or_an_intended_off(
         assert not _of(_feed(engine, locked), AlarmType.CABLE_THEFT, SignalAction.RAISE)
     finally:
         INTENT.replace({})
+    # a circuit of the cabinet locked out (its lamps' windows, by cabinet) explains it too
+    INTENT.replace(
+        {}, {CABINET.device_id: (IntentWindow(NIGHT + timedelta(minutes=2), None, "lockout 2"),)}
+    )
+    try:
+        engine = _engine([CABINET], NIGHT)
+        circuit = [_cabinet(t, (6.0, 5.0, 4.0)) for t in _minutes(NIGHT, 3)] + [
+            _cabinet(t, (6.0, 0.0, 4.0)) for t in _minutes(NIGHT + timedelta(minutes=3), 6)
+        ]
+        assert not _of(_feed(engine, circuit), AlarmType.CABLE_THEFT, SignalAction.RAISE)
+    finally:
+        INTENT.replace({})
     # a slow fall over readings far apart is no sudden loss
     engine = _engine([CABINET], NIGHT)
     gap = [_cabinet(NIGHT, (6.0, 5.0, 4.0))] + [
