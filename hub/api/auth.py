@@ -83,15 +83,22 @@ class MeOut(BaseModel):
 _CITY_VIEWS = ("overview", "dashboard")  # read devices (any role); panels refused stay empty
 CONSOLE_VIEWS: Mapping[AccessRole, tuple[str, ...]] = {
     _R.ADMIN: (
-        *("cases", "evaluation", "faults", "trucks", "parking", "audit", "manholes"),
+        *("cases", "centre", "evaluation", "faults", "trucks", "parking", "audit", "manholes"),
         *_CITY_VIEWS,
     ),
-    _R.CENTRE: ("cases", "evaluation", "faults", "manholes", *_CITY_VIEWS),
-    _R.DEPARTMENT: ("cases",),
+    _R.CENTRE: ("cases", "centre", "evaluation", "faults", "manholes", *_CITY_VIEWS),
+    _R.DEPARTMENT: ("cases", "centre"),
+    _R.INTAKE_OPERATOR: ("cases", "centre"),
+    _R.DISPATCHER: ("cases", "centre"),
+    _R.SHIFT_LEADER: ("cases", "centre", "evaluation"),
+    _R.INSPECTOR: ("cases", "centre"),
     _R.LIGHTING_CREW: ("faults", *_CITY_VIEWS),
     _R.ENFORCEMENT: ("trucks", *_CITY_VIEWS),
     _R.PARKING_OPERATOR: ("parking", *_CITY_VIEWS),
-    _R.READ_ONLY: ("cases", "evaluation", "faults", "trucks", "parking", "manholes", *_CITY_VIEWS),
+    _R.READ_ONLY: (
+        *("cases", "centre", "evaluation", "faults", "trucks", "parking", "manholes"),
+        *_CITY_VIEWS,
+    ),
 }
 """The console's views per role; each only calls routes its role is declared for, except the
 city views' panels, which read what the role may and stay empty otherwise."""

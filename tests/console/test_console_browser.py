@@ -17,13 +17,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 CITY = {"overview", "dashboard"}
 VIEWS = {
-    "admin": {"cases", "evaluation", "faults", "trucks", "parking", "audit", "manholes"} | CITY,
-    "centre": {"cases", "evaluation", "faults", "manholes"} | CITY,
-    "drainage": {"cases"},
+    "admin": {"cases", "centre", "evaluation", "faults", "trucks", "parking", "audit", "manholes"}
+    | CITY,
+    "centre": {"cases", "centre", "evaluation", "faults", "manholes"} | CITY,
+    "drainage": {"cases", "centre"},
     "crew": {"faults"} | CITY,
     "enforcer": {"trucks"} | CITY,
     "parker": {"parking"} | CITY,
-    "viewer": {"cases", "evaluation", "faults", "trucks", "parking", "manholes"} | CITY,
+    "viewer": {"cases", "centre", "evaluation", "faults", "trucks", "parking", "manholes"} | CITY,
 }
 
 

@@ -10,7 +10,7 @@ const LIGHTING_TYPES = new Set(["lamp_out", "lit_by_day", "over_voltage", "under
 const NOTE_ACTIONS = new Set(["reject", "void", "return", "refuse-return", "request-extension", "deny-extension",
   "request-suspension", "deny-suspension", "verify-fail", "feedback"]);
 const STATUSES = ["reported", "checking", "registered", "dispatched", "in_progress", "returned", "extension_requested",
-  "suspension_requested", "suspended", "handled", "verifying", "verified", "rework", "closed", "rejected", "voided"];
+  "suspension_requested", "suspended", "handled", "verifying", "verified", "rework", "closed", "rejected", "voided", "merged"];
 
 const app = { me: null, lang: localStorage.getItem("hub.lang") || "zh", dict: {}, timers: [], streams: [], maps: {}, layers: {} };
 
@@ -283,6 +283,8 @@ async function act(detail, action, inputs) {
   if (action === "dispatch") body.department = inputs.dept.value;
   if (action === "request-extension") body.extension_h = Number(inputs.hours.value);
   if (action === "attach-evidence") body.evidence = note || t("action.attach-evidence");
+  if (action === "merge") { body.into = note; delete body.note; } // the note box names the surviving case
+  if (action === "callback") body.satisfaction = ["satisfied", "basically_satisfied", "unsatisfied", "unreachable"].includes(note) ? note : "satisfied";
   try {
     await api(`/cases/${detail.id}/${action}`, { method: "POST", body });
   } catch (err) {
