@@ -90,6 +90,16 @@ class ScoreReport:
         return out
 
 
+SYMPTOMS: dict[str, frozenset[str]] = {
+    # The averaged supply trend follows a sustained sag or surge of the lamp's supply: an
+    # alarm of the same device during such an incident is a true alarm (not a false one),
+    # though it detects no incident of its own (the ground truth labels the fault by the
+    # instantaneous type only).
+    "voltage_trend": frozenset({"under_voltage", "over_voltage"}),
+}
+"""Alarm types that are a further symptom of incidents of other types on the same source."""
+
+
 def source_matches(source_id: str, device_id: str) -> bool:
     """An alarm's source is the device, or a group under it (`CAB-00001:2`, `CAB-00001/2`)."""
     return source_id == device_id or (
@@ -109,7 +119,9 @@ def match_alarms(
     An alarm matches an incident when it was active at some point between the incident's start
     minus `early_s` and its end plus `late_s`. The earliest matching unused alarm detects the
     incident (time to detect = raised_at - start, at least 0); later matching alarms raised
-    inside that window are duplicates; alarms matching nothing are false alarms.
+    inside that window are duplicates; an alarm of a `SYMPTOMS` type that matches an incident
+    of one of its causes that way is a true alarm that detects nothing; alarms matching
+    nothing are false alarms.
     """
     rules = rules or MatchRules()
     early_ms, late_ms = int(rules.early_s * 1000), int(rules.late_s * 1000)
@@ -147,10 +159,28 @@ def match_alarms(
                 max(0.0, (_ms(first.raised_at) - incident.start_ms) / 1000)
             )
         matches.append(Match(incident, first, tuple(dups)))
+    for index, alarm in enumerate(pool):
+        causes = SYMPTOMS.get(alarm.alarm_type)
+        if used[index] or causes is None:
+            continue
+        if any(
+            incident.type.value in causes
+            and source_matches(alarm.source_id, incident.device_id)
+            and _overlaps(alarm, incident.start_ms - early_ms, incident.end_ms + late_ms)
+            for incident in incidents
+        ):
+            used[index] = True
+            by_type.setdefault(alarm.alarm_type, TypeScore()).true_alarms += 1
     false_alarms = [a for a, u in zip(pool, used, strict=True) if not u]
     for alarm in false_alarms:
         by_type.setdefault(alarm.alarm_type, TypeScore()).false_alarms += 1
     return ScoreReport(dict(sorted(by_type.items())), matches, false_alarms)
+
+
+def _overlaps(alarm: Alarm, lo_ms: int, hi_ms: int) -> bool:
+    """Whether the alarm was active at some point between lo_ms and hi_ms."""
+    cleared = _ms(alarm.cleared_at) if alarm.cleared_at is not None else None
+    return _ms(alarm.raised_at) <= hi_ms and (cleared is None or cleared >= lo_ms)
 
 
 def _pct(value: float | None) -> str:

@@ -93,3 +93,17 @@ def test_source_matching() -> None:
     assert source_matches("CAB-1", "CAB-1")
     assert source_matches("CAB-1/3", "CAB-1")
     assert not source_matches("CAB-10", "CAB-1")
+
+
+def test_a_voltage_trend_during_a_sag_is_a_true_alarm_that_detects_nothing() -> None:
+    incidents = [_incident("LMP-1", AlarmType.UNDER_VOLTAGE, 0, 120)]
+    alarms = [
+        _alarm("LMP-1", "under_voltage", 5, 121),
+        _alarm("LMP-1", "voltage_trend", 100, 300),  # the average follows the sag
+        _alarm("LMP-2", "voltage_trend", 100, 300),  # another lamp: false
+    ]
+    report = match_alarms(incidents, alarms)
+    trend = report.by_type["voltage_trend"]
+    assert (trend.incidents, trend.detected, trend.true_alarms, trend.false_alarms) == (0, 0, 1, 1)
+    assert report.by_type["under_voltage"].recall == 1.0
+    assert [a.source_id for a in report.false_alarms] == ["LMP-2"]
