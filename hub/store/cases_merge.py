@@ -33,7 +33,7 @@ class MergeRefusedError(WorkflowError):
 def find_case(conn: Conn, reference: str) -> CaseRecord | None:
     """A case by its case number, else by its numeric id."""
     record = get_case_by_number(conn, reference)
-    if record is None and reference.isdigit() and len(reference) < 19:
+    if record is None and reference.isascii() and reference.isdigit() and len(reference) < 19:
         record = get_case(conn, int(reference))
     return record
 
