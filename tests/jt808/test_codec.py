@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.ingest.jt808 import frame as fr
+from hub.ingest.jt808 import gateway as gw
 from hub.ingest.jt808 import messages as m
 
 X2013_LOCATION = (
@@ -426,3 +427,15 @@ def test_encoded_times_are_gmt8() -> None:
     when = datetime(2026, 5, 1, 23, 30, tzinfo=UTC)
     assert m.encode_time(when) == bytes.fromhex("260502073000")
     assert m.decode_time(m.encode_time(when)) == when
+
+
+@given(headers, st.binary(max_size=1023))
+def test_the_platform_fast_path_encodes_as_encode_frame(header: fr.Header, body: bytes) -> None:
+    middle = fr.header_middle(header.phone, header.version, header.protocol_version)
+    fast = fr.encode_platform_frame(header.msg_id, middle, header.version, header.serial, body)
+    assert fast == fr.encode_frame(header, body)
+
+
+def test_the_gateway_reply_body_is_a_general_response() -> None:
+    reply = m.GeneralResponse(0xBEEF, 0x0200, m.Result.BAD_MESSAGE)
+    assert gw._GENERAL_RESPONSE.pack(0xBEEF, 0x0200, 2) == m.encode_general_response(reply)

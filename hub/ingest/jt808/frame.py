@@ -5,6 +5,7 @@ Pure: bytes in, frames out. A frame on the wire is `7E | header | body | check |
 """
 
 import functools
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -135,6 +136,31 @@ def encode_header(header: Header, body_length: int) -> bytes:
 def encode_frame(header: Header, body: bytes = b"") -> bytes:
     """A complete escaped frame with both delimiters."""
     content = encode_header(header, len(body)) + body
+    return b"\x7e" + escape(content + bytes((check_code(content),))) + b"\x7e"
+
+
+@functools.lru_cache(maxsize=65_536)
+def header_middle(phone: str, version: Version, protocol_version: int) -> bytes:
+    """The header bytes between the properties and the serial: (2019: the protocol version
+    byte and) the terminal number in BCD. The same for every message of a connection."""
+    if version == Version.V2019:
+        return bytes((protocol_version & 0xFF,)) + encode_bcd(phone, 10)
+    return encode_bcd(phone, 6)
+
+
+_ID_AND_PROPS = struct.Struct(">HH")
+_SERIAL = struct.Struct(">H")
+
+
+def encode_platform_frame(
+    msg_id: int, middle: bytes, version: Version, serial: int, body: bytes
+) -> bytes:
+    """`encode_frame` for a whole, unencrypted message with `header_middle` already encoded:
+    the gateway's replies, one per position, without building a Header each time."""
+    if len(body) > MAX_BODY_BYTES:
+        raise ValueError(f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}; subpackage it")
+    props = len(body) | (VERSION_BIT if version == Version.V2019 else 0)
+    content = _ID_AND_PROPS.pack(msg_id, props) + middle + _SERIAL.pack(serial & 0xFFFF) + body
     return b"\x7e" + escape(content + bytes((check_code(content),))) + b"\x7e"
 
 

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from hub.ingest.jt808.frame import (
     Header,
     Reassembler,
     decode_content,
-    encode_frame,
+    encode_platform_frame,
+    header_middle,
     unescape,
 )
 from hub.ingest.jt808.mapping import (
@@ -43,7 +45,6 @@ from hub.ingest.jt808.mapping import (
     truck_reading,
 )
 from hub.ingest.jt808.messages import (
-    GeneralResponse,
     MsgId,
     RegisterResponse,
     RegisterResult,
@@ -54,7 +55,6 @@ from hub.ingest.jt808.messages import (
     decode_location,
     decode_location_batch,
     decode_registration,
-    encode_general_response,
     encode_register_response,
     encode_resend_request,
 )
@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 
 _PENDING_COMMANDS_PER_TERMINAL = 64
+# The 0x8001 body: the terminal's serial, its message id, the result (encode_general_response).
+_GENERAL_RESPONSE = struct.Struct(">HHB")
 _AFTER_AUTHENTICATION = frozenset(
     {MsgId.LOCATION, MsgId.LOCATION_BATCH, MsgId.TERMINAL_RESPONSE, MsgId.DEREGISTER}
 )
@@ -139,26 +141,18 @@ class Session:
 
     def send(self, msg_id: int, body: bytes) -> int:
         """Write one platform message in the terminal's own edition; return its serial."""
-        if self.header is None:
+        header = self.header
+        if header is None:
             raise RuntimeError("no frame received yet")
         serial = self.next_serial()
-        header = Header(
-            msg_id=msg_id,
-            phone=self.header.phone,
-            serial=serial,
-            version=self.header.version,
-            protocol_version=self.header.protocol_version,
-        )
-        self.writer.write(encode_frame(header, body))
+        middle = header_middle(header.phone, header.version, header.protocol_version)
+        self.writer.write(encode_platform_frame(msg_id, middle, header.version, serial, body))
         return serial
 
     def reply(self, frame: Frame, result: int) -> None:
         """0x8001 to a terminal message."""
         h = frame.header
-        self.send(
-            MsgId.PLATFORM_RESPONSE,
-            encode_general_response(GeneralResponse(h.serial, h.msg_id, result)),
-        )
+        self.send(MsgId.PLATFORM_RESPONSE, _GENERAL_RESPONSE.pack(h.serial, h.msg_id, result))
 
 
 class Gateway:

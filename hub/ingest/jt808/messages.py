@@ -4,6 +4,7 @@ Pure. Times on the wire are BCD `YYMMDDhhmmss` in GMT+8 and become UTC-aware dat
 strings are GBK.
 """
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum
@@ -86,6 +87,9 @@ def encode_gbk(text: str) -> bytes:
     return text.encode("gbk", errors="replace")
 
 
+# Terminals report the current second, so thousands of positions share a time: decode each
+# distinct one once (a datetime is immutable).
+@functools.lru_cache(maxsize=4096)
 def decode_time(data: bytes) -> datetime:
     """BCD YYMMDDhhmmss in GMT+8 as UTC."""
     digits = decode_bcd(data)
