@@ -33,9 +33,7 @@ from hub.api.cases_models import (
 )
 from hub.api.schemas import Instant, Int64, Offset
 from hub.cases.attachments import MissingAttachmentError
-from hub.cases.calendar import (
-    Light,
-)
+from hub.cases.calendar import Light
 from hub.cases.classification import ClassificationError
 from hub.cases.intake import IntakeError, PersonReport
 from hub.cases.steps import DutyRefusedError, StepPreconditionError

@@ -8,11 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.schemas import Int64, JsonObject
 from hub.cases.attachments import AttachmentKind
-from hub.cases.calendar import (
-    Light,
-    Stage,
-    Urgency,
-)
+from hub.cases.calendar import Light, Stage, Urgency
 from hub.cases.classification import ClassKind
 from hub.cases.evaluation import (
     current_stage_clock,

@@ -21,15 +21,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.cases.calendar import (
-    DeadlineTable,
-    Pause,
-    Stage,
-    StageClock,
-    WorkingCalendar,
-    evaluate_stage_clock,
-    require_aware,
-)
+from hub.cases.calendar import Pause, Stage, WorkingCalendar, require_aware
+from hub.cases.deadlines import DeadlineTable, StageClock, evaluate_stage_clock
 from hub.cases.workflow import CaseState, CaseStatus, stage_of
 
 _WEIGHT_SUM_TOLERANCE = 1e-9

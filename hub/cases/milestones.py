@@ -8,14 +8,8 @@ stops the clock for good, so such a stage has no due instant until it resumes.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hub.cases.calendar import (
-    Basis,
-    DeadlineTable,
-    Light,
-    Pause,
-    Stage,
-    WorkingCalendar,
-)
+from hub.cases.calendar import Basis, Light, Pause, Stage, WorkingCalendar
+from hub.cases.deadlines import DeadlineTable
 from hub.cases.workflow import CaseState, stage_of
 
 _TICK = timedelta(microseconds=1)

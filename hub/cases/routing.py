@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hub.cases.attachments import AttachmentKind
-from hub.cases.calendar import DeadlineTable, Urgency, class_specificity, require_aware
+from hub.cases.calendar import Urgency, require_aware
 from hub.cases.classification import (
     CaseClass,
     ClassificationError,
@@ -25,6 +25,7 @@ from hub.cases.classification import (
     parse_unit_grid_code,
     validate_class_code,
 )
+from hub.cases.deadlines import DeadlineTable, class_specificity
 from hub.cases.evaluation import EvaluationConfig
 from hub.cases.workflow import Action, CaseSource
 from hub.rules.alarm_types import SEVERITY_ORDER, AlarmType, Severity

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from hub.cases.calendar import DeadlineTable, Stage, WorkingCalendar, require_aware
+from hub.cases.calendar import Stage, WorkingCalendar, require_aware
+from hub.cases.deadlines import DeadlineTable
 from hub.cases.evaluation import DepartmentFigures, evaluate_department, summarize_case
 from hub.cases.workflow import SATISFIED_ANSWERS, CaseState, CaseStatus, Satisfaction
 

@@ -11,19 +11,16 @@ from pydantic import ValidationError
 from hub.cases.calendar import (
     Basis,
     CalendarError,
-    DeadlineRule,
-    DeadlineTable,
     Light,
     Pause,
     Stage,
     Urgency,
     WorkingCalendar,
     WorkingPeriod,
-    evaluate_light,
-    evaluate_stage_clock,
     load_calendar,
     parse_calendar_yaml,
 )
+from hub.cases.deadlines import DeadlineRule, DeadlineTable, evaluate_light, evaluate_stage_clock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CAL = load_calendar()
