@@ -253,7 +253,7 @@ class StatusEvidence:
         )
         signal = self._table.observe(SourceKind.DEVICE, device_id, obs, policy, received_s)
         self._schedule(key, device_id, at_s, policy)
-        self._monitor.sync(index, self._table)
+        self._close_if_idle(device_id, index)
         return signal
 
     def back(
@@ -273,11 +273,7 @@ class StatusEvidence:
             message=f"device {device_id} is reporting again",
         )
         signal = self._table.observe(SourceKind.DEVICE, device_id, obs, policy, received_s)
-        state = self._table.get((SourceKind.DEVICE, device_id, AlarmType.OFFLINE))
-        if state is None or not (state.active or state.pending):
-            del self._open[device_id]
-            self._monitor.set_by_status(index, False)
-        self._monitor.sync(index, self._table)
+        self._close_if_idle(device_id, index)
         return signal
 
     def advance(self, until_s: float) -> list[AlarmSignal]:
@@ -304,6 +300,15 @@ class StatusEvidence:
             self._schedule(key, device_id, since_s, policy)
             self._monitor.sync(index, self._table)
         return signals
+
+    def _close_if_idle(self, device_id: str, index: int) -> None:
+        """End the episode once the condition is neither active nor pending (back, or the
+        status was older than what the condition has seen): the receive clock takes over."""
+        state = self._table.get((SourceKind.DEVICE, device_id, AlarmType.OFFLINE))
+        if state is None or not (state.active or state.pending):
+            del self._open[device_id]
+            self._monitor.set_by_status(index, False)
+        self._monitor.sync(index, self._table)
 
     def forget(self, device_id: str) -> None:
         """Drop a device's open episode (decommissioned)."""

@@ -153,3 +153,16 @@ def test_paced_and_backlog_give_the_same_offline_alarms(tolerance_s: float) -> N
     ]
     for batch in (7, 50, len(items)):
         assert _play(items, batch, tolerance_s, backlog=True) == paced
+
+
+def test_a_status_the_condition_has_seen_past_leaves_the_device_to_the_receive_clock() -> None:
+    rules = engine(expected_interval_s=60, missed_reports=3, suppress_s=600)
+    assert ("mh-1", SignalAction.RAISE, 181.0) in offline_signals(rules.tick(at(181)))
+    # Back (a reading of ts 100 received at 200 clears at 200, the receive clock's time) ...
+    back = rules.process([manhole_reading("mh-1", 100, 0.5, received_s=200)])
+    assert ("mh-1", SignalAction.CLEAR, 200.0) in offline_signals(back)
+    # ... then an offline status of ts 150: older than what the condition has seen.
+    assert rules.process([], [status("mh-1", 150, online=False, received_s=201)]) == []
+    # Silent from then on: the receive clock still raises it, after the suppression window.
+    raised = [s for s in offline_signals(rules.tick(at(1_000))) if s[0] == "mh-1"]
+    assert raised == [("mh-1", SignalAction.RAISE, 1_000.0)]
