@@ -310,7 +310,7 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("GET", "/cases/{case_id}"): RouteAccess(CASE_READERS),
     ("GET", "/cases/{case_id}/actions"): RouteAccess(CASE_READERS),
     **_case_action_routes(),
-    ("GET", "/evaluation"): RouteAccess(CENTRE_VIEWERS),
+    ("GET", "/evaluation"): RouteAccess(CASE_READERS),  # a department: its own score
     ("GET", "/supervision"): RouteAccess(CENTRE_VIEWERS),
     ("GET", "/calendar"): RouteAccess(CENTRE_VIEWERS),
     ("GET", "/statistics"): RouteAccess(CASE_READERS),

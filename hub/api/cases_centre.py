@@ -169,12 +169,14 @@ def _figures_out(store: CaseStore, score: DepartmentScore) -> DepartmentFiguresO
 
 @router.get("/evaluation", response_model=EvaluationOut)
 def evaluation(
+    request: Request,
     store: CaseStoreDep,
     start: Annotated[str, Query(description="YYYY-MM-DD (local) or RFC 3339, inclusive")],
     end: Annotated[str, Query(description="YYYY-MM-DD (local) or RFC 3339, exclusive")],
     as_of: Annotated[str | None, Query(description="count as of; default: end or now")] = None,
 ) -> EvaluationOut:
-    """Figures per department (综合评价) for cases registered in [start, end)."""
+    """Figures per department (综合评价) for cases registered in [start, end); a department
+    sees its own score (scored among all departments)."""
     start_at = _period_bound(start, "start", store)
     end_at = _period_bound(end, "end", store)
     if start_at >= end_at:
@@ -182,11 +184,16 @@ def evaluation(
     now = datetime.now(UTC)
     as_of_at = _period_bound(as_of, "as_of", store) if as_of else min(end_at, now)
     scores = store.evaluate(start_at, end_at, as_of_at)
+    scope = case_department_scope(request)
     return EvaluationOut(
         start=start_at,
         end=end_at,
         as_of=as_of_at,
-        departments=[_figures_out(store, s) for s in scores.values()],
+        departments=[
+            _figures_out(store, s)
+            for department, s in scores.items()
+            if scope is None or department == scope
+        ],
     )
 
 

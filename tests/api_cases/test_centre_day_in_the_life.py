@@ -208,3 +208,12 @@ def test_a_day_in_the_life_of_the_centre(database_url: str) -> None:
         (mine,) = figures["areas"]
         assert (mine["key"], mine["closed"], mine["called_back"]) == ("drainage", 1, 1)
         assert mine["satisfaction_rate"] == 1.0
+        scores = client.get(
+            "/evaluation",
+            headers=drainage.headers,
+            params={
+                "start": (month_ago - timedelta(days=1)).isoformat(),
+                "end": (now + timedelta(hours=1)).isoformat(),
+            },
+        ).json()
+        assert [d["department"] for d in scores["departments"]] == ["drainage"]
