@@ -170,7 +170,8 @@ class BrokerLink:
         # packet id → (future, monotonic send time); PUBACKs come in publish order, so the
         # oldest is first and the timeout sweep stops at the first young one.
         self._in_flight: dict[int, tuple[asyncio.Future[None], float]] = {}
-        self._waiting: deque[asyncio.Future[None]] = deque()
+        # Publishes over the broker's Receive Maximum, sent as PUBACKs make room.
+        self._waiting: deque[tuple[str, bytes, bool, asyncio.Future[None]]] = deque()
         self._receive_maximum = 65_535
         self._next_id = _SUBSCRIBE_ID
         self._commands: set[asyncio.Task[None]] = set()
@@ -278,16 +279,16 @@ class BrokerLink:
                 future.set_exception(error)
         self._in_flight.clear()
         while self._waiting:
-            future = self._waiting.popleft()
+            future = self._waiting.popleft()[3]
             if not future.done():
                 future.set_exception(error)
 
     def _release(self) -> None:
+        """Send waiting publishes while the broker's Receive Maximum has room."""
         while self._waiting and len(self._in_flight) < self._receive_maximum:
-            future = self._waiting.popleft()
+            topic, payload, retain, future = self._waiting.popleft()
             if not future.done():
-                future.set_result(None)
-                return
+                self._send(topic, payload, retain, future)
 
     def _packet_id(self) -> int:
         in_flight = self._in_flight
@@ -298,31 +299,44 @@ class BrokerLink:
                 self._next_id = packet_id
                 return packet_id
 
+    def start_publish(
+        self, topic: str, payload: bytes, *, retain: bool = False
+    ) -> asyncio.Future[None]:
+        """Publish at QoS 1; the future is done once the broker acknowledged it with success.
+
+        It fails (BrokerUnavailableError) at once while disconnected or when too many wait,
+        and later when the broker refuses it, does not answer in time or the connection
+        drops. A callback on it costs less than a task awaiting it.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._connection is None:
+            future.set_exception(BrokerUnavailableError("not connected to the broker"))
+        elif len(self._in_flight) < self._receive_maximum and not self._waiting:
+            self._send(topic, payload, retain, future)
+        elif len(self._waiting) >= self._config.max_waiting:
+            future.set_exception(BrokerUnavailableError("too many publishes wait for the broker"))
+        else:
+            self._waiting.append((topic, payload, retain, future))
+        return future
+
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish at QoS 1; return once the broker acknowledged it with success."""
-        if self._connection is None:
-            raise BrokerUnavailableError("not connected to the broker")
-        if len(self._in_flight) >= self._receive_maximum or self._waiting:
-            if len(self._waiting) >= self._config.max_waiting:
-                raise BrokerUnavailableError("too many publishes waiting for the broker")
-            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiting.append(turn)
-            await turn
+        await self.start_publish(topic, payload, retain=retain)
+
+    def _send(self, topic: str, payload: bytes, retain: bool, future: asyncio.Future[None]) -> None:
         connection = self._connection
         if connection is None:
-            raise BrokerUnavailableError("not connected to the broker")
+            future.set_exception(BrokerUnavailableError("not connected to the broker"))
+            return
         packet_id = self._packet_id()
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_flight[packet_id] = (future, time.monotonic())
         connection.write(encode_publish_qos1(topic, payload, packet_id, retain))
-        try:
-            await future
-        finally:
-            self._release()
 
     def acknowledged(self, packet_id: int, reason_code: int) -> None:
         """A PUBACK: its publish succeeded (reason below 0x80) or was refused."""
         entry = self._in_flight.pop(packet_id, None)
+        if self._waiting:
+            self._release()
         if entry is None or entry[0].done():
             return
         if reason_code < 0x80:

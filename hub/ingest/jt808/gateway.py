@@ -9,6 +9,7 @@ commands on `<root>/truck/+/cmd` go to the connected terminal as 0x8300/0x8606/0
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 
 _PENDING_COMMANDS_PER_TERMINAL = 64
+_IN_FLIGHT_PER_TERMINAL = 16
 # The 0x8001 body: the terminal's serial, its message id, the result (encode_general_response).
 _GENERAL_RESPONSE = struct.Struct(">HHB")
 _AFTER_AUTHENTICATION = frozenset(
@@ -133,6 +135,7 @@ class Session:
         self.body_state = BodyState()
         self.pending: dict[int, str] = {}
         self.last_read_s = time.monotonic()
+        self.in_flight = 0  # position messages published, their PUBACK not yet in
 
     def next_serial(self) -> int:
         """The platform's next message serial on this connection."""
@@ -424,14 +427,28 @@ class Gateway:
             return
         payload = orjson.dumps(readings[0] if len(readings) == 1 else readings)
         topic = self._topic(session.terminal.device_id, Channel.TELEMETRY)
-        try:
-            await self.broker.publish(topic, payload)
-        except BrokerUnavailableError:
+        published = self.broker.start_publish(topic, payload)
+        session.in_flight += 1
+        published.add_done_callback(
+            functools.partial(self._published, session, frame, len(readings))
+        )
+        if session.in_flight >= _IN_FLIGHT_PER_TERMINAL:
+            # A terminal that does not wait for its answers is not read until the broker
+            # caught up with it: its publishes, and so the gateway's memory, stay bounded.
+            await asyncio.wait((published,))
+
+    def _published(
+        self, session: Session, frame: Frame, count: int, done: asyncio.Future[None]
+    ) -> None:
+        """The broker's PUBACK (or its failure) for a position message: 0x8001 or nothing."""
+        session.in_flight -= 1
+        if done.cancelled() or done.exception() is not None:
             # No 0x8001: the terminal keeps the position and sends it again.
             self.counters.acks_withheld += 1
             return
-        self.counters.positions_published += len(readings)
-        session.reply(frame, Result.OK)
+        self.counters.positions_published += count
+        if not session.writer.is_closing():
+            session.reply(frame, Result.OK)
 
     async def _command_answer(self, session: Session, frame: Frame) -> None:
         answer = decode_general_response(frame.body)
