@@ -4,6 +4,7 @@ holding it, a click on a cluster opens it down to the single assets, and the pag
 answering to zoom, layer toggles and clicks."""
 
 import json
+import os
 import random
 from datetime import UTC, datetime
 
@@ -80,6 +81,8 @@ def test_ten_thousand_assets_are_clustered_and_the_map_stays_usable(
     # every asset is in a cluster or drawn alone, and the page holds a few hundred shapes
     assert counted(overview) == TOTAL
     assert overview.locator("circle").count() < 1000
+    if screens := os.environ.get("HUB_SCREENSHOTS"):  # a directory for the closing note
+        page.screenshot(path=os.path.join(screens, "overview-10000.png"))
     expect(overview.locator("g.cluster.st-alarm")).to_have_count(0)
 
     # live: a lamp's alarm turns its cluster red, and clearing it turns it back
