@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     batch_interval_ms: int = Field(
         default=50, ge=1, description="longest wait before a batch is committed: alarm latency"
     )
+    batch_min_rows: int = Field(
+        default=1_000,
+        ge=1,
+        description="a smaller batch waits for more, up to HUB_BATCH_MAX_WAIT_MS (steady load)",
+    )
+    batch_max_wait_ms: int = Field(
+        default=100, ge=1, description="longest a small batch waits to fill (docs/performance.md)"
+    )
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     max_age_s: int = Field(default=7 * 24 * 3600, ge=1, description="oldest accepted ts")
     max_ahead_s: int = Field(default=300, ge=0, description="furthest future ts accepted")

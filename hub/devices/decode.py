@@ -112,6 +112,7 @@ class DecodeLimits:
     max_extra_bytes: int = 16 * 1024
 
 
+_new_tuple = tuple.__new__
 _CHANNELS = {c.value: c for c in Channel}
 _KINDS = {k.value: k for k in Kind}
 
@@ -242,7 +243,7 @@ def decode_readings(
         objects = data
     else:
         raise DecodeError(RejectReason.SCHEMA, "payload must be a JSON object or array of objects")
-    model = PAYLOAD_MODELS[topic.kind]
+    validate = PAYLOAD_MODELS[topic.kind].model_validate
     readings: list[Reading] = []
     kind, device_id, channel = topic
     oldest, newest = received_at - limits.max_age, received_at + limits.max_ahead
@@ -250,7 +251,7 @@ def decode_readings(
         if not isinstance(obj, dict):
             raise DecodeError(RejectReason.SCHEMA, f"{_item(index, objects)}not a JSON object")
         try:
-            payload = model.model_validate(obj)
+            payload = validate(obj)
         except ValidationError as err:
             raise DecodeError(RejectReason.SCHEMA, _item(index, objects) + _describe(err)) from err
         if payload.device_id is not None and payload.device_id != device_id:
@@ -266,8 +267,10 @@ def decode_readings(
             except DecodeError as err:
                 raise DecodeError(err.reason, _item(index, objects) + err.detail) from None
         ts = payload.ts
-        _check_time(ts, oldest, newest, limits)
-        readings.append(Reading(kind, device_id, channel, ts, received_at, payload))
+        if not oldest <= ts <= newest:  # the call only to say why
+            _check_time(ts, oldest, newest, limits)
+        # The tuple built directly: Reading(...) goes through a Python-level __new__.
+        readings.append(_new_tuple(Reading, (kind, device_id, channel, ts, received_at, payload)))
     return readings
 
 
@@ -327,7 +330,8 @@ def decode_message(
 ) -> Decoded:
     """Route one MQTT message by topic and decode it; raise DecodeError to dead-letter it."""
     topic = parse_topic(topic_text, root)
-    lookup = registry.get if isinstance(registry, Mapping) else registry
+    # callable() rather than isinstance(…, Mapping): an ABC check per message costs more.
+    lookup = registry if callable(registry) else registry.get
     registered = lookup(topic.device_id)
     if registered is None:
         raise DecodeError(

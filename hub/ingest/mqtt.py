@@ -56,6 +56,7 @@ _CONNECT_TIMEOUT_S = 10.0
 _MALFORMED = 0x81
 _PROTOCOL_ERROR = 0x82
 _KEEP_ALIVE_TIMEOUT = 0x8D
+_new_tuple = tuple.__new__
 
 
 def _is_hub_topic(topic: str, root: str) -> bool:
@@ -203,6 +204,8 @@ class MqttReceiver:
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
         self._keepalive_s = keepalive_s
+        # Topics under these are the hub's own (an exact <root>/alarms is checked by the split).
+        self._own_prefixes = tuple(f"{root}/{segment}" for segment in sorted(HUB_OWN_SEGMENTS))
         self._acks: deque[int] = deque()
         self._generation = 0
         self._stop = threading.Event()
@@ -255,6 +258,9 @@ class MqttReceiver:
         handler = self._handler
         direct_topics = self._direct
         generation = self._generation << 16
+        root = self._root
+        own_prefixes = self._own_prefixes
+        new_tuple = _new_tuple
         for index in range(conn.held_from, len(packets)):
             packet = packets[index]
             if type(packet) is not Publish:
@@ -270,7 +276,12 @@ class MqttReceiver:
                     direct(payload)
                 except Exception:
                     log.exception("message on %s not handled; dropped", topic)
-            if direct is not None or _is_hub_topic(topic, self._root):
+            # Telemetry never starts with <root>/alarms/ or ends in /cmd: the split of
+            # _is_hub_topic only for what looks like one of ours (str methods, no list).
+            if direct is not None or (
+                (topic.startswith(own_prefixes) or topic.endswith("/cmd"))
+                and _is_hub_topic(topic, root)
+            ):
                 if qos:
                     conn.out += encode_pubacks((packet_id,))
                 continue
@@ -278,9 +289,11 @@ class MqttReceiver:
                 conn.held_from = index
                 return
             room -= 1
+            # RawMessage(...) goes through a Python-level __new__; the tuple is built directly.
             handler(
-                RawMessage(
-                    topic, payload, received_at, generation | packet_id if qos else -1, retained
+                new_tuple(
+                    RawMessage,
+                    (topic, payload, received_at, generation | packet_id if qos else -1, retained),
                 )
             )
         conn.held = []

@@ -218,10 +218,35 @@ class IngestPipeline:
                 registry=self._kinds.lookup,
                 limits=self._limits,
             )
-        except DecodeError as err:
+        except Exception as err:  # noqa: BLE001 - a decoder bug costs one message
+            return self._refused(message, err)
+
+    def _decode_all(self, messages: Sequence[RawMessage]) -> list[Decoded | DeadLetter | None]:
+        """`decode` of each message, with the per-message lookups done once for the batch."""
+        items: list[Decoded | DeadLetter | None] = []
+        append = items.append
+        root, lookup, limits = self._root, self._kinds.lookup, self._limits
+        for message in messages:
+            topic, payload, received_at = message[0], message[1], message[2]
+            if not payload:
+                append(None)
+                continue
+            try:
+                append(
+                    decode_message(
+                        topic, payload, received_at, root=root, registry=lookup, limits=limits
+                    )
+                )
+            except Exception as err:  # noqa: BLE001 - a decoder bug costs one message
+                append(self._refused(message, err))
+        return items
+
+    def _refused(self, message: RawMessage, err: Exception) -> DeadLetter:
+        """The dead letter of a message the decoder refused, or failed on."""
+        if isinstance(err, DecodeError):
             reason, detail = err.reason, err.detail
-        except Exception as err:  # a decoder bug must cost one message, not the stream
-            log.exception("decoding a message on %r failed", message.topic[:200])
+        else:  # a decoder bug must cost one message, not the stream
+            log.error("decoding a message on %r failed", message.topic[:200], exc_info=err)
             reason, detail = RejectReason.DECODE_FAILED, f"{type(err).__name__}: {err}"
         return DeadLetter.of(
             message.topic,
@@ -243,7 +268,7 @@ class IngestPipeline:
             self._kinds.refresh()
         except Exception:
             log.exception("registry refresh failed; decoding with the cached registry")
-        items = [self.decode(message) for message in messages]
+        items = self._decode_all(messages)
         batch = Batch.of(items)
         result = self._write(batch)
         if isinstance(result, BatchRejectedError):

@@ -179,6 +179,8 @@ class HubProcess:
             metrics=metrics,
             batch_max_rows=settings.batch_max_rows,
             batch_interval_s=settings.batch_interval_ms / 1000,
+            batch_min_rows=settings.batch_min_rows,
+            batch_max_wait_s=settings.batch_max_wait_ms / 1000,
         )
         lighting = LightingServices(
             settings,

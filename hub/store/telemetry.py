@@ -2,9 +2,10 @@
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -30,13 +31,19 @@ class KindTable:
     table: str
     fields: tuple[str, ...]
     columns: tuple[str, ...]
+    # The measurement fields of a payload as a tuple, in one C call per row.
+    measurements: Callable[[Any], tuple[Any, ...]] = field(compare=False, repr=False)
 
 
 def kind_table(kind: Kind) -> KindTable:
     """The table layout of a kind, derived from its payload model."""
     fields = measurement_fields(kind)
     columns = ("device_id", "ts", "received_at", "is_event", *fields, "extra")
-    return KindTable(kind, f"telemetry_{kind.value}", fields, columns)
+    if len(fields) == 1:  # attrgetter of one name returns the value, not a tuple
+        only = attrgetter(fields[0])
+        return KindTable(kind, f"telemetry_{kind.value}", fields, columns, lambda p: (only(p),))
+    measurements = attrgetter(*fields) if fields else lambda _: ()
+    return KindTable(kind, f"telemetry_{kind.value}", fields, columns, measurements)
 
 
 TABLES: dict[Kind, KindTable] = {kind: kind_table(kind) for kind in Kind}
@@ -44,14 +51,14 @@ TABLES: dict[Kind, KindTable] = {kind: kind_table(kind) for kind in Kind}
 
 def reading_row(table: KindTable, reading: Reading) -> tuple[Any, ...]:
     """The COPY row of a reading, in the table's column order."""
-    payload = reading.payload
-    extra = payload.model_extra
+    _, device_id, channel, ts, received_at, payload = reading
+    extra = payload.__pydantic_extra__
     return (
-        reading.device_id,
-        reading.ts,
-        reading.received_at,
-        reading.channel is Channel.EVENT,
-        *(getattr(payload, name) for name in table.fields),
+        device_id,
+        ts,
+        received_at,
+        channel is Channel.EVENT,
+        *table.measurements(payload),
         Jsonb(extra) if extra else None,
     )
 
@@ -62,6 +69,8 @@ class TelemetryWriter:
     def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         self._conn = conn
         self._copy_types: dict[Kind, list[str]] = {}
+        # Each kind's COPY and merge as the bytes sent: composed SQL is rendered per use.
+        self._statements: dict[Kind, tuple[bytes, bytes]] = {}
 
     def _ensure_stage(self, table: KindTable) -> tuple[str, list[str]]:
         """The session's staging table of a kind and the binary COPY types of its columns."""
@@ -134,28 +143,37 @@ class TelemetryWriter:
 
     def _write_kind(self, table: KindTable, readings: Sequence[Reading]) -> int:
         stage, types = self._ensure_stage(table)
-        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+        statements = self._statements.get(table.kind)
+        if statements is None:
+            composed = _statements(table, stage)
+            statements = self._statements[table.kind] = (
+                composed[0].as_bytes(self._conn),
+                composed[1].as_bytes(self._conn),
+            )
+        copy_sql, merge_sql = statements
         cursor = self._conn.cursor()
-        with cursor.copy(
-            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-                sql.Identifier(stage), columns
-            )
-        ) as copy:
+        with cursor.copy(copy_sql) as copy:
             copy.set_types(types)
+            write_row = copy.write_row
             for reading in readings:
-                copy.write_row(reading_row(table, reading))
-        cursor.execute(
-            sql.SQL(
-                "INSERT INTO {table} ({columns}) SELECT DISTINCT ON (device_id, ts) {columns}"
-                " FROM {stage} ORDER BY device_id, ts ON CONFLICT (device_id, ts) DO NOTHING"
-            ).format(
-                table=sql.Identifier(table.table), columns=columns, stage=sql.Identifier(stage)
-            )
-        )
+                write_row(reading_row(table, reading))
+        cursor.execute(merge_sql)
         inserted = cursor.rowcount
         if table.kind is Kind.PARKING:
             parking.record_latest_reports(self._conn, stage)
         return inserted
+
+
+def _statements(table: KindTable, stage: str) -> tuple[sql.Composed, sql.Composed]:
+    """A kind's COPY into its staging table and the merge into its table."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
+    return (
+        sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(stage), columns),
+        sql.SQL(
+            "INSERT INTO {table} ({columns}) SELECT DISTINCT ON (device_id, ts) {columns}"
+            " FROM {stage} ORDER BY device_id, ts ON CONFLICT (device_id, ts) DO NOTHING"
+        ).format(table=sql.Identifier(table.table), columns=columns, stage=sql.Identifier(stage)),
+    )
 
 
 # What the database (or the adapting of a value for it) says when the data is at fault: a
