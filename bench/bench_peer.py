@@ -66,6 +66,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="hub sides: processes of each (default: 1 2; 2 = a cluster on this machine)",
     )
     parser.add_argument("--no-peer", action="store_true", help="run the hub sides only")
+    parser.add_argument(
+        "--compare-root",
+        type=Path,
+        default=None,
+        help="also run each hub side on the code of this checkout (e.g. an earlier commit),"
+        " interleaved with the others: a before/after in one session",
+    )
+    parser.add_argument(
+        "--compare-label", default="before", help="how the table names the --compare-root sides"
+    )
     parser.add_argument("--steps", type=int, default=3, help="paced runs per side (bisection)")
     parser.add_argument("--paced-seconds", type=float, default=10.0, help="length of a paced run")
     parser.add_argument("--low-fraction", type=float, default=0.4)
@@ -203,20 +213,26 @@ class Side(Protocol):
 
 @dataclass
 class HubSide:
-    """The hub as `members` processes (a cluster on this machine when more than one)."""
+    """The hub as `members` processes (a cluster on this machine when more than one).
+
+    With `code_root` the processes run the hub of that checkout instead of this one.
+    """
 
     members: int
     children: list[HubChild] = field(default_factory=list)
+    code_root: Path | None = None
+    label: str = ""
 
     @property
     def name(self) -> str:
         """How the table names it."""
-        return "hub, 1 process" if self.members == 1 else f"hub, {self.members} members"
+        name = "hub, 1 process" if self.members == 1 else f"hub, {self.members} members"
+        return f"{name} ({self.label})" if self.label else name
 
     @property
     def root(self) -> str:
         """Its topic root."""
-        return f"peerhub{self.members}"
+        return f"peerhub{self.members}" + ("c" if self.code_root is not None else "")
 
     tables = HUB_TABLES
 
@@ -228,8 +244,12 @@ class HubSide:
             HUB_LOG_LEVEL="INFO",  # "subscribing to" is how HubChild sees it ready
             HUB_MAX_AGE_S=str(30 * 86400),
         )
+        if self.code_root is not None:
+            # That checkout first; PYTHONSAFEPATH keeps `-m` from putting the working
+            # directory (this checkout) before it.
+            base.update(PYTHONPATH=str(self.code_root), PYTHONSAFEPATH="1")
         for i, env in enumerate(hub_member_envs(base, self.members)):
-            child = HubChild(env, work / f"hub{self.members}-{i}.log")
+            child = HubChild(env, work / f"{self.root}-{i}.log")
             child.start(timeout_s=120)
             self.children.append(child)
 
@@ -500,6 +520,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hub = HubSide(members)
                 sides.append(hub)
                 hub.start(stack, work)
+                if args.compare_root is not None:
+                    other = HubSide(
+                        members, code_root=args.compare_root.resolve(), label=args.compare_label
+                    )
+                    sides.append(other)
+                    other.start(stack, work)
             if not args.no_peer:
                 assert stack.broker is not None  # noqa: S101 - local_stack starts one
                 node_red = NodeRedProcess(
