@@ -506,6 +506,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     peer_problem = None if args.no_peer else install_node_red(args.node_red_dir)
     if peer_problem is not None:
         print(f"bench_peer: skipped, Node-RED could not be installed: {peer_problem}")
+        if args.json is not None:
+            skipped = f"skipped: Node-RED could not be installed ({peer_problem})"
+            args.json.write_text(
+                encode_figures([Figure("peer", "hub against Node-RED", None, "", None, skipped)]),
+                encoding="utf-8",
+            )
         return 0
     poll_s = args.poll_ms / 1000
     windows = Windows(args.devices)

@@ -70,6 +70,11 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "bench_api.py",
         ("--days", "2", "--spots", "300", "--trucks", "20", "--cases", "200", "--requests", "30"),
     ),
+    Benchmark(
+        "peer",
+        "bench_peer.py",
+        ("--messages", "5000", "--devices", "1000", "--steps", "1", "--paced-seconds", "3"),
+    ),
     Benchmark("memory", "bench_memory.py", ("--devices", "10000")),
     Benchmark("storage", "bench_storage.py", ("--readings", "20000")),
     Benchmark(
