@@ -1,5 +1,10 @@
 """End-to-end ingest benchmark: MQTT publish → hub → PostgreSQL, against a naive baseline.
 
+The headline is the highest paced rate each hub kept up (every row stored, the last at
+most 1 s after the last acknowledgement), found by bisection over `--paced-steps` runs of
+`--paced-seconds` after its full-speed run: what a city sending steadily gets. Full speed
+(a flood, the hub draining a backlog in large batches) is the second row.
+
 Starts its own PostgreSQL (durable settings) and Mosquitto (the repository's tuning) on
 free ports, registers devices, and in one run measures:
   hub    the hub process (`python -m hub run`), publisher running at full speed meanwhile
@@ -28,6 +33,7 @@ from hub.store.migrations import apply_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("lighting", "parking", "truck")
+KEPT_UP_S = 1.0  # a paced run kept up: its last row at most this long after the last ack
 
 
 def payload(kind: str, ts_ms: int, i: int) -> bytes:
@@ -134,6 +140,35 @@ def run_publisher(
     )
 
 
+@dataclass
+class RateSearch:
+    """Bisection for the highest paced rate a side keeps up with."""
+
+    low: float  # the bracket; probes go to its middle
+    high: float
+    kept: float | None = None  # highest rate kept up so far
+    failed: float | None = None  # lowest rate not kept up so far
+
+    def next_rate(self) -> float:
+        """The middle of the bracket, to the nearest 100 msg/s."""
+        return max(100.0, round((self.low + self.high) / 2, -2))
+
+    def record(self, rate: float, kept: bool) -> None:
+        """Narrow the bracket by one probe's outcome."""
+        if kept:
+            self.low = rate
+            self.kept = rate if self.kept is None else max(self.kept, rate)
+        else:
+            self.high = rate
+            self.failed = rate if self.failed is None else min(self.failed, rate)
+
+    def describe(self) -> str:
+        """What the search found, e.g. "≥ 7,000 (not 7,900)"."""
+        if self.kept is None:
+            return "none tried" if self.failed is None else f"< {self.failed:,.0f}"
+        return f"{self.kept:,.0f}" + ("" if self.failed is None else f" (not {self.failed:,.0f})")
+
+
 @dataclass(frozen=True, slots=True)
 class HubRun:
     """One measured run of the hub: how many processes, msg/s, rows stored, dead letters."""
@@ -151,6 +186,16 @@ class HubRun:
     def cpu_us_per_message(self) -> float:
         """Hub CPU per message, all processes together: what contention does not change."""
         return self.cpu_s / self.stored * 1e6 if self.stored else float("nan")
+
+    @property
+    def kept_up(self) -> bool:
+        """A paced run: every message stored, the last row within KEPT_UP_S of the last ack."""
+        return self.stored >= self.published and (self.drain_s or 0.0) <= KEPT_UP_S
+
+    @property
+    def who(self) -> str:
+        """The hub's processes, as the table names them."""
+        return "1 process" if self.members == 1 else f"{self.members} members on this machine"
 
     @property
     def label(self) -> str:
@@ -357,14 +402,21 @@ def main() -> int:
         help="then publish paced at this rate (msg/s) to show the hub keeps up (0: skip)",
     )
     parser.add_argument("--sustain-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--paced-steps",
+        type=int,
+        default=3,
+        help="paced runs per member count after its full-speed run, bisecting for the highest"
+        " rate kept up (the headline; 0: skip)",
+    )
+    parser.add_argument("--paced-seconds", type=float, default=10.0, help="length of a paced run")
     parser.add_argument("--sustain-members", type=int, default=2)
     add_json_option(parser)
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.hub_setting)
     runs: list[HubRun] = []
+    searches: dict[int, tuple[RateSearch, list[HubRun]]] = {}
     sustained = round(args.sustain_rate * args.sustain_seconds) if args.sustain_rate else 0
-    longest = max(args.messages, sustained)
-    span_ms = (longest // args.devices + 10) * 1000
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)
@@ -375,34 +427,55 @@ def main() -> int:
         try:
             apply_migrations(pg.url, "plain")
             register_devices(pg.url, args.devices)
-            now_ms = int(time.time() * 1000)
-            plan: list[tuple[int, int, float | None]] = [
-                (m, args.messages, None) for m in args.members
-            ]
-            if sustained:
-                plan.append((args.sustain_members, sustained, args.sustain_rate))
-            for k, (members, count, paced) in enumerate(plan):
-                # Each run's readings are older than the next run's and never overlap them.
-                start_ms = now_ms - 60_000 - (len(plan) - k) * span_ms
-                runs.append(
-                    bench_hub(
-                        pg.url,
-                        broker.url,
-                        work,
-                        count,
-                        args.devices,
-                        start_ms,
-                        members,
-                        extra,
-                        paced,
-                    )
+            # Each run's readings are older than the next run's and never overlap them:
+            # windows one after the other from a week ago (the hubs accept 30 days).
+            next_ms = int(time.time() * 1000) - 7 * 86_400_000
+
+            def measure_hub(members: int, count: int, paced: float | None) -> HubRun:
+                nonlocal next_ms
+                start_ms = next_ms
+                next_ms += (count // args.devices + 10) * 1000
+                return bench_hub(
+                    pg.url, broker.url, work, count, args.devices, start_ms, members, extra, paced
                 )
+
+            for members in args.members:
+                full = measure_hub(members, args.messages, None)
+                runs.append(full)
+                search = RateSearch(full.rate * 0.4, full.rate * 1.1)
+                probes: list[HubRun] = []
+                for _ in range(args.paced_steps):
+                    rate = search.next_rate()
+                    probe = measure_hub(members, max(1, round(rate * args.paced_seconds)), rate)
+                    print(
+                        f"hub, {probe.label}: {'kept up' if probe.kept_up else 'NOT kept up'}"
+                        f" (last row {probe.drain_s or 0.0:.2f} s after the last ack,"
+                        f" {probe.cpu_us_per_message:.0f} µs CPU/msg)",
+                        flush=True,
+                    )
+                    probes.append(probe)
+                    search.record(rate, probe.kept_up)
+                if args.paced_steps:
+                    searches[members] = (search, probes)
+            if sustained:
+                runs.append(measure_hub(args.sustain_members, sustained, args.sustain_rate))
             naive_rate = bench_naive(pg.url, broker.url, work, args.naive_messages, args.devices)
             copy_rate = bench_copy(pg.url, args.messages, args.devices)
         finally:
             broker.stop()
             pg.stop()
     print(f"end-to-end ingest, {args.messages:,} messages from {args.devices:,} devices, QoS 1")
+    if searches:
+        print(
+            f"highest paced rate kept up ({args.paced_seconds:g} s runs, every row stored and the"
+            f" last <= {KEPT_UP_S:g} s after the last ack):"
+        )
+        for members, (search, probes) in searches.items():
+            best = best_kept(probes)
+            cpu = "" if best is None else f", {best.cpu_us_per_message:.0f} µs hub CPU/msg there"
+            who = probes[0].who if probes else str(members)
+            print(f"  hub, {who}: {search.describe()} msg/s{cpu}")
+        print("full speed:")
     print(f"{'path':<50}{'msg/s':>10}{'/ naive':>9}{'/ COPY':>8}{'hub CPU/msg':>13}")
     for run in runs:
         print(
@@ -420,9 +493,52 @@ def main() -> int:
         )
     if args.json is not None:
         args.json.write_text(
-            encode_figures(ingest_figures(args, runs, naive_rate, copy_rate)), encoding="utf-8"
+            encode_figures(
+                paced_figures(args, searches) + ingest_figures(args, runs, naive_rate, copy_rate)
+            ),
+            encoding="utf-8",
         )
     return 0 if all(run.stored == run.published and run.dead == 0 for run in runs) else 1
+
+
+def best_kept(probes: list[HubRun]) -> HubRun | None:
+    """The paced run at the highest rate kept up."""
+    kept = [probe for probe in probes if probe.kept_up]
+    return max(kept, key=lambda probe: probe.paced or 0.0) if kept else None
+
+
+def paced_figures(
+    args: argparse.Namespace, searches: dict[int, tuple[RateSearch, list[HubRun]]]
+) -> list[Figure]:
+    """The headline rows: the highest paced rate each hub kept up, and its CPU there."""
+    figures: list[Figure] = []
+    for search, probes in searches.values():
+        best = best_kept(probes)
+        who = probes[0].who if probes else "?"
+        figures.append(
+            Figure(
+                "ingest",
+                f"hub, every rule on, highest paced rate kept up, {who}",
+                best.paced if best else None,
+                "msg/s",
+                None,
+                f"{search.describe()} msg/s; {len(probes)} paced runs of {args.paced_seconds:g} s"
+                f" (bisection from 40-110% of full speed), kept up = every row stored, the last"
+                f" <= {KEPT_UP_S:g} s after the last ack",
+            )
+        )
+        if best is not None:
+            figures.append(
+                Figure(
+                    "ingest",
+                    f"hub CPU per message at the highest paced rate kept up, {who}",
+                    best.cpu_us_per_message,
+                    "µs",
+                    None,
+                    "user + system time of the hub processes, all members together",
+                )
+            )
+    return figures
 
 
 def ingest_figures(

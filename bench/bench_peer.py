@@ -28,7 +28,14 @@ from typing import Protocol
 
 import numpy as np
 import psycopg
-from bench_ingest import KINDS, build_messages, hub_member_envs, payload, register_devices
+from bench_ingest import (
+    KINDS,
+    RateSearch,
+    build_messages,
+    hub_member_envs,
+    payload,
+    register_devices,
+)
 from figures import Figure, add_json_option, encode_figures
 from node_red_peer import PEER_TABLE, PEER_TABLE_DDL, NodeRedProcess, install_node_red
 from stack import HubChild, Stack, cpu_seconds, hub_env, local_stack
@@ -112,35 +119,6 @@ def latency_percentiles_ms(
     latency_s = times[seen] - (first_publish + index / rate)
     p50, p99 = np.percentile(latency_s, [50, 99])
     return float(p50) * 1000, float(p99) * 1000
-
-
-@dataclass
-class RateSearch:
-    """Bisection for the highest paced rate a side keeps up with."""
-
-    low: float  # the bracket; probes go to its middle
-    high: float
-    kept: float | None = None  # highest rate kept up so far
-    failed: float | None = None  # lowest rate not kept up so far
-
-    def next_rate(self) -> float:
-        """The middle of the bracket, to the nearest 100 msg/s."""
-        return max(100.0, round((self.low + self.high) / 2, -2))
-
-    def record(self, rate: float, kept: bool) -> None:
-        """Narrow the bracket by one probe's outcome."""
-        if kept:
-            self.low = rate
-            self.kept = rate if self.kept is None else max(self.kept, rate)
-        else:
-            self.high = rate
-            self.failed = rate if self.failed is None else min(self.failed, rate)
-
-    def describe(self) -> str:
-        """What the search found, e.g. "≥ 7,000 (not 7,900)"."""
-        if self.kept is None:
-            return "none tried" if self.failed is None else f"< {self.failed:,.0f}"
-        return f"{self.kept:,.0f}" + ("" if self.failed is None else f" (not {self.failed:,.0f})")
 
 
 @dataclass(frozen=True, slots=True)

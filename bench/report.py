@@ -55,6 +55,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         (
             *("--messages", "20000", "--naive-messages", "2000", "--devices", "2000"),
             *("--sustain-rate", "2000", "--sustain-seconds", "5"),
+            *("--paced-steps", "1", "--paced-seconds", "3"),
         ),
     ),
     Benchmark("rules", "bench_rules.py", ()),

@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from bench_peer import RateSearch, latency_percentiles_ms, parse_args
+from bench_ingest import RateSearch
+from bench_peer import latency_percentiles_ms, parse_args
 from node_red_peer import (
     BATCH_INTERVAL_MS,
     BATCH_ROWS,
