@@ -11,7 +11,7 @@ status is 1 on any loss, duplicate, stray row or dead letter.
 
     python bench/soak_kill.py --rate 5000 --seconds 60 --kills 3 --devices 10000
 
-tests/resilience/test_kill_soak.py runs a short variant of the same code in the suite.
+tests/system/test_kill_soak.py runs a short variant of the same code in the suite.
 """
 
 import argparse

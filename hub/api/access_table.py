@@ -119,7 +119,7 @@ DOMAINS: tuple[Domain, ...] = (
     ),
 )
 """Who works on what: one row per domain. The readings routes and the alarm actions check the
-resource's domain here; `tests/api_access/test_domain_access.py` walks every role against
+resource's domain here; `tests/api/access/test_domain_access.py` walks every role against
 every kind and domain."""
 DOMAIN_OF_KIND: Mapping[Kind, Domain] = {kind: d for d in DOMAINS for kind in d.kinds}
 DOMAIN_OF_ALARM_TYPE: Mapping[AlarmType, Domain] = {
@@ -381,4 +381,4 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("POST", "/manholes/{device_id}/recalibrate"): RouteAccess(frozenset({_R.CENTRE})),
 }
 """Every route of the assembled app, by (method, path template). A route missing here is
-refused for everyone, and tests/api_access fails until it is declared."""
+refused for everyone, and tests/api/access fails until it is declared."""

@@ -12,7 +12,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hub.cli.local_stack import free_port
 from hub.devices.kinds import Kind
 from hub.settings import MqttEndpoint
-from tests.cases_store.case_fixtures import policy_filing_offline_at_once, register_device
 from tests.hub_process import (
     EventStream,
     api_headers,
@@ -22,6 +21,7 @@ from tests.hub_process import (
     wait_for,
 )
 from tests.payload_examples import example
+from tests.store.cases.case_fixtures import policy_filing_offline_at_once, register_device
 
 pytestmark = pytest.mark.integration
 

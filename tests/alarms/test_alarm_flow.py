@@ -14,8 +14,8 @@ from hub.services.alarm_flow import AlarmFlow
 from hub.store.alarms import AlarmStore
 from hub.store.cases import CaseStore
 from hub.store.database import Database
-from tests.cases_store.case_fixtures import case_setup, offline_filing_setup, register_device
 from tests.rules.rule_fixtures import T0, TiltRule, at, make_config, manhole_reading
+from tests.store.cases.case_fixtures import case_setup, offline_filing_setup, register_device
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ import psycopg
 import pytest
 
 from hub.devices.decode import Reading
-from tests.cases_store.case_fixtures import register_device
 from tests.hub_process import count, hub_env, publish_all, running_hub, wait_for
 from tests.rules.test_arrival_speed_property import (
     CABINET,
@@ -19,6 +18,7 @@ from tests.rules.test_arrival_speed_property import (
     _ts,
     readings_of,
 )
+from tests.store.cases.case_fixtures import register_device
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.cases_store.case_fixtures import register_device
 from tests.hub_process import count, hub_env, publish_all, running_hub, wait_for
+from tests.store.cases.case_fixtures import register_device
 
 pytestmark = pytest.mark.integration
 

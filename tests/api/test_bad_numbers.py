@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from hub.principals import AccessRole
 from hub.store.lighting_energy import PLAUSIBLE_METER_KWH
-from tests.api_access.access_fixtures import SecuredHub, role_tokens, secured_hub
-from tests.cases_store.case_fixtures import register_device
+from tests.api.access.access_fixtures import SecuredHub, role_tokens, secured_hub
+from tests.store.cases.case_fixtures import register_device
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from hub.cli.local_stack import LocalPostgres, free_port
 from hub.principals import AccessRole
 from hub.store.database import Database
 from hub.store.migrations import apply_migrations
-from tests.api_access.access_fixtures import PASSWORD, add_users, role_tokens, secured_hub
+from tests.api.access.access_fixtures import PASSWORD, add_users, role_tokens, secured_hub
 
 pytestmark = pytest.mark.integration
 

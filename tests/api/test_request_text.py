@@ -2,7 +2,8 @@
 
 NUL characters (in the path, the query string, JSON or form bodies) and JSON beyond RFC 8259
 (NaN, Infinity, 1e400, unpaired surrogates) used to reach the store or the error serializer
-and come back as 500s; the schema fuzzer in tests/fuzz found them.
+and come back as 500s; the schema fuzzer (tests/api/test_api_schema_fuzz.py)
+found them.
 """
 
 from collections.abc import Iterator

@@ -10,7 +10,7 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from hub.cli.local_stack import free_port
-from tests.api_access.access_fixtures import PASSWORD, SecuredHub, add_users, secured_hub
+from tests.api.access.access_fixtures import PASSWORD, SecuredHub, add_users, secured_hub
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -13,8 +13,8 @@ from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import SignalAction, SourceKind
 from hub.store.alarms import apply_signals
 from hub.store.cases import file_due_alarms
-from tests.cases_store.case_fixtures import alarm_signal, case_setup, register_device
 from tests.console.conftest import ServedHub, log_in
+from tests.store.cases.case_fixtures import alarm_signal, case_setup, register_device
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -23,11 +23,11 @@ from hub.rules.signals import SignalAction
 from hub.store.access import AccessStore
 from hub.store.database import Database
 from hub.store.telemetry import TelemetryWriter
-from tests.api_access.access_fixtures import add_users
-from tests.cases_store.case_fixtures import GRID, alarm_signal
+from tests.api.access.access_fixtures import add_users
 from tests.console.conftest import ServedHub, log_in
 from tests.hub_process import api_headers, hub_env, publish_all, running_hub
-from tests.parking.spot_reports import spot_report_batch
+from tests.spot_reports import spot_report_batch
+from tests.store.cases.case_fixtures import GRID, alarm_signal
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -19,8 +19,8 @@ from hub.__main__ import main as hub_main
 from hub.cases.calendar import WorkingCalendar, load_calendar
 from hub.store.cases import CaseStore
 from hub.store.database import Database
-from tests.cases_store.case_fixtures import case_setup, hotline_report
 from tests.hub_process import ROOT, count, hub_env, running_hub, wait_for
+from tests.store.cases.case_fixtures import case_setup, hotline_report
 
 SIMULATED = timedelta(hours=26)
 STORED_READINGS = (
