@@ -379,7 +379,9 @@ class RuleEngine:
 
         One without (the bare text, the MQTT will: decoded with its receipt time object as
         ts, hence the identity test) has no event time and is left out; so is one not newer
-        than the device's newest reading judged (stale: an old retained `offline`).
+        than the device's newest reading judged (stale: an old retained `offline`). A status
+        never makes readings late, nor moves the event clock: a gateway stamps it with its
+        own clock, which a terminal's upload of stored positions may trail.
         """
         slot = self._slots.get(status.device_id)
         if slot is None or slot.info.kind is not status.kind or status.ts is status.received_at:
@@ -390,7 +392,7 @@ class RuleEngine:
         if ts_s <= max(slot.released_ts_s, slot.seen_ts_s):
             self.stats.stale_statuses += 1
             return None
-        self._buffers.hold(status.device_id, slot, ts_s, received_s, status, dedupe=False)
+        self._buffers.hold(status.device_id, slot, ts_s, received_s, status)
         return slot
 
     def _judge_status(
@@ -432,17 +434,18 @@ class RuleEngine:
                 self._cover.emit(signal, signals)
             if not isinstance(item, StatusChange):
                 self._evaluate(slot, item, received_s, signals)
+                if ts_s > self._watermark_ts_s:  # readings only: a status is no clock
+                    self._watermark_ts_s = ts_s
+                    self._watermark_received_s = received_s
             if position + 1 < count and released[position + 1][0] == ts_s:
                 continue  # the instant goes on
             if self._dirty_groups:
                 self._evaluate_groups(at, signals)
             if self._cover.deferred:
                 self._cover.flush(signals)
-            if status_evidence.next_due_s <= ts_s - self._tolerance_s:
-                self._cover.emit_all(status_evidence.advance(ts_s - self._tolerance_s), signals)
-            if ts_s > self._watermark_ts_s:
-                self._watermark_ts_s = ts_s
-                self._watermark_received_s = received_s
+            due_s = self._watermark_ts_s - self._tolerance_s
+            if status_evidence.next_due_s <= due_s:
+                self._cover.emit_all(status_evidence.advance(due_s), signals)
 
     def _evaluate(
         self, slot: _DeviceSlot, reading: Reading, received_s: float, signals: list[AlarmSignal]

@@ -4,7 +4,12 @@ A reading (or a status with its own ts) waits in its device's buffer until the d
 newest `ts` is `tolerance_s` ahead of it, or until it has been held that long by the
 injected clock, then is released oldest first. The engine drops duplicates and late
 readings before they get here (it knows what was released: `released_ts_s` of the slot).
-With a tolerance of 0 a batch is still sorted per device, and nothing waits.
+With a tolerance of 0 a batch is still sorted per device, and no reading waits.
+
+A status is ordered among the device's readings but is no barrier: it neither moves the
+device's newest ts (so it releases no reading) nor makes later-arriving older readings
+late. It is released with the readings that pass it, or by the injected clock after
+`tolerance_s` (the next tick, with a tolerance of 0).
 """
 
 import heapq
@@ -56,20 +61,24 @@ class ReorderBuffers(Generic[SlotT]):
         ts_s: float,
         received_s: float,
         item: Item,
-        *,
-        dedupe: bool = True,
     ) -> bool:
         """Buffer an item; False (not buffered) for a reading with a ts already held."""
+        reading = isinstance(item, Reading)
         buffer = self._pending.get(device_id)
         if buffer is None:
             self._pending[device_id] = [(ts_s, received_s, item)]
-            if self._tolerance_s > 0:  # without one, the next release takes every item
+            if self._tolerance_s > 0 or not reading:
+                # Without a tolerance the next release takes every reading; a status may
+                # be ahead of them all, and waits for the clock.
                 heapq.heappush(self._hold_queue, (received_s + self._tolerance_s, device_id))
-        elif dedupe and any(held[0] == ts_s for held in buffer):
+        elif reading and any(held[0] == ts_s for held in buffer):
             return False
         else:
             buffer.append((ts_s, received_s, item))
-        slot.max_ts_s = max(slot.max_ts_s, ts_s)
+            if not reading:
+                heapq.heappush(self._hold_queue, (received_s + self._tolerance_s, device_id))
+        if reading:
+            slot.max_ts_s = max(slot.max_ts_s, ts_s)
         return True
 
     def drop(self, device_id: str) -> None:
@@ -106,7 +115,8 @@ class ReorderBuffers(Generic[SlotT]):
             if ts_s > ts_cutoff_s and received_s > received_cutoff_s:
                 return  # still inside its hold time
             del self._pending[device_id]
-            slot.released_ts_s = ts_s
+            if isinstance(item, Reading):
+                slot.released_ts_s = ts_s
             out.append((ts_s, device_id, received_s, item, slot))
             return
         buffer.sort(key=_held_ts)
@@ -124,5 +134,6 @@ class ReorderBuffers(Generic[SlotT]):
             oldest_received_s = min(held[1] for held in buffer)
             heapq.heappush(self._hold_queue, (oldest_received_s + self._tolerance_s, device_id))
         for ts_s, received_s, item in taken:
-            slot.released_ts_s = ts_s
+            if isinstance(item, Reading):
+                slot.released_ts_s = ts_s
             out.append((ts_s, device_id, received_s, item, slot))

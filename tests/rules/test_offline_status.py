@@ -10,7 +10,7 @@ from hub.rules.alarm_types import AlarmType
 from hub.rules.engine import RuleEngine
 from hub.rules.interface import DeviceInfo
 from hub.rules.signals import AlarmSignal, SignalAction
-from tests.rules.rule_fixtures import at, make_config, manhole_reading
+from tests.rules.rule_fixtures import TiltRule, at, make_config, manhole_reading
 
 DEVICES = ("mh-1", "mh-2", "mh-3")
 
@@ -29,6 +29,12 @@ def status(device_id: str, ts_s: float, *, online: bool, received_s: float) -> S
     return StatusChange(Kind.MANHOLE, device_id, online, at(ts_s), at(received_s))
 
 
+def report(rules: RuleEngine, item: StatusChange) -> list[AlarmSignal]:
+    """Hand a status to the engine and tick at its receipt (a status waits for the clock
+    unless readings past it release it: it never releases or delays readings itself)."""
+    return rules.process([], [item]) + rules.tick(item.received_at)
+
+
 def offline_signals(signals: list[AlarmSignal]) -> list[tuple[str, SignalAction, float]]:
     return [
         (s.source_id, s.action, (s.at - at(0)).total_seconds())
@@ -40,7 +46,7 @@ def offline_signals(signals: list[AlarmSignal]) -> list[tuple[str, SignalAction,
 def test_an_offline_status_raises_at_its_ts_and_the_next_reading_clears() -> None:
     rules = engine()
     assert rules.process([manhole_reading("mh-1", 100, 0.5)]) == []
-    raised = rules.process([], [status("mh-1", 160, online=False, received_s=161)])
+    raised = report(rules, status("mh-1", 160, online=False, received_s=161))
     assert offline_signals(raised) == [("mh-1", SignalAction.RAISE, 160.0)]
     assert raised[0].evidence[0].values["status"] == "offline"
     # Hours of receive time later nothing more happens: the status holds until evidence.
@@ -51,8 +57,8 @@ def test_an_offline_status_raises_at_its_ts_and_the_next_reading_clears() -> Non
 
 def test_an_online_status_with_a_newer_ts_clears() -> None:
     rules = engine()
-    rules.process([], [status("mh-1", 160, online=False, received_s=161)])
-    cleared = rules.process([], [status("mh-1", 400, online=True, received_s=401)])
+    report(rules, status("mh-1", 160, online=False, received_s=161))
+    cleared = report(rules, status("mh-1", 400, online=True, received_s=401))
     assert offline_signals(cleared) == [("mh-1", SignalAction.CLEAR, 400.0)]
 
 
@@ -60,12 +66,12 @@ def test_a_stale_offline_older_than_the_newest_reading_is_ignored() -> None:
     rules = engine()
     rules.process([manhole_reading("mh-1", 500, 0.5)])
     # An old retained `offline` delivered after the device has reported since.
-    assert rules.process([], [status("mh-1", 160, online=False, received_s=600)]) == []
+    assert report(rules, status("mh-1", 160, online=False, received_s=600)) == []
     assert rules.stats.stale_statuses == 1
     # After a restart the store's last-seen time plays the newest reading's part.
     restarted = engine()
     restarted.seed_last_seen("mh-2", at(500))
-    assert restarted.process([], [status("mh-2", 160, online=False, received_s=600)]) == []
+    assert report(restarted, status("mh-2", 160, online=False, received_s=600)) == []
 
 
 def test_a_bare_status_has_no_event_time_and_is_left_to_the_receive_clock() -> None:
@@ -78,7 +84,7 @@ def test_a_bare_status_has_no_event_time_and_is_left_to_the_receive_clock() -> N
 
 def test_the_debounce_and_suppression_run_in_event_time() -> None:
     rules = engine(raise_after_s=300, suppress_s=600)
-    assert rules.process([], [status("mh-1", 100, online=False, received_s=101)]) == []
+    assert report(rules, status("mh-1", 100, online=False, received_s=101)) == []
     # Other devices' readings move event time on; the raise is due at 100 + 300.
     assert offline_signals(rules.process([manhole_reading("mh-2", 399, 0.5)])) == []
     raised = rules.process([manhole_reading("mh-2", 450, 0.5)])
@@ -86,7 +92,7 @@ def test_the_debounce_and_suppression_run_in_event_time() -> None:
     cleared = rules.process([manhole_reading("mh-1", 500, 0.5)])
     assert offline_signals(cleared) == [("mh-1", SignalAction.CLEAR, 500.0)]
     # Offline again at once: due at the end of the suppression window (500 + 600).
-    assert rules.process([], [status("mh-1", 520, online=False, received_s=521)]) == []
+    assert report(rules, status("mh-1", 520, online=False, received_s=521)) == []
     assert offline_signals(rules.process([manhole_reading("mh-2", 1000, 0.5)])) == []
     again = rules.process([manhole_reading("mh-2", 1200, 0.5)])
     assert offline_signals(again) == [("mh-1", SignalAction.RAISE, 1100.0)]
@@ -94,7 +100,7 @@ def test_the_debounce_and_suppression_run_in_event_time() -> None:
 
 def test_a_device_back_within_the_debounce_raises_nothing() -> None:
     rules = engine(raise_after_s=300)
-    rules.process([], [status("mh-1", 100, online=False, received_s=101)])
+    report(rules, status("mh-1", 100, online=False, received_s=101))
     assert offline_signals(rules.process([manhole_reading("mh-1", 200, 0.5)])) == []
     assert offline_signals(rules.process([manhole_reading("mh-2", 2000, 0.5)])) == []
 
@@ -162,7 +168,25 @@ def test_a_status_the_condition_has_seen_past_leaves_the_device_to_the_receive_c
     back = rules.process([manhole_reading("mh-1", 100, 0.5, received_s=200)])
     assert ("mh-1", SignalAction.CLEAR, 200.0) in offline_signals(back)
     # ... then an offline status of ts 150: older than what the condition has seen.
-    assert rules.process([], [status("mh-1", 150, online=False, received_s=201)]) == []
+    assert report(rules, status("mh-1", 150, online=False, received_s=201)) == []
     # Silent from then on: the receive clock still raises it, after the suppression window.
     raised = [s for s in offline_signals(rules.tick(at(1_000))) if s[0] == "mh-1"]
     assert raised == [("mh-1", SignalAction.RAISE, 1_000.0)]
+
+
+def test_a_status_stamped_ahead_of_the_readings_makes_none_of_them_late() -> None:
+    # A JT/T 808 gateway stamps a hang-up with its own clock; the terminal then uploads
+    # positions it stored, older than that: they are still judged, and the event clock
+    # follows the readings, not the status.
+    config = make_config({"tilt": {"raise_deg": 10, "clear_deg": 8}}, reorder_tolerance_s=0)
+    rules = RuleEngine(
+        config, [DeviceInfo(d, Kind.MANHOLE) for d in DEVICES], now=at(0), rules=[TiltRule()]
+    )
+    report(rules, status("mh-1", 10_000, online=False, received_s=10_000))
+    stored = [manhole_reading("mh-1", ts, 20.0, received_s=10_001) for ts in (100, 200, 300)]
+    signals = rules.process(stored)
+    assert [(s.alarm_type, s.action, s.at) for s in signals] == [
+        (AlarmType.TILT, SignalAction.RAISE, at(100))
+    ]
+    assert rules.stats.late == 0
+    assert rules.event_clock(at(10_001)) == at(300)
