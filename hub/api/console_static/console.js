@@ -650,7 +650,7 @@ async function viewOverview() {
     points[d.kind].push({ id: d.device_id, lon, lat, state, className: `asset ${d.kind} st-${state}`, title });
   }
   // clustered at low zoom when a layer has many points in view (map.js, supercluster)
-  for (const kind of ASSET_KINDS) map.setPoints(kind, points[kind], showAsset);
+  for (const kind of ASSET_KINDS) map.setPoints(kind, points[kind], showAsset, KIND_COLOURS[kind]);
   layerToggles(map);
   map.fit();
   const stream = new EventSource("/alarms/stream");

@@ -170,10 +170,11 @@ class CityMap {
 
   // -- clustered point layers --
 
-  // Replace a layer's points: [{id, lon, lat, className, title, state}]; onClick(id) on a point.
-  setPoints(name, points, onClick) {
+  // Replace a layer's points: [{id, lon, lat, className, title, state}]; onClick(id) on a point;
+  // ring: the colour around the layer's clusters, so overlapping layers stay apart.
+  setPoints(name, points, onClick, ring) {
     const old = this.pointSets[name];
-    const set = { points: new Map(), onClick, index: null, group: old ? old.group : null };
+    const set = { points: new Map(), onClick, ring, index: null, group: old ? old.group : null };
     for (const p of points) {
       if (p.lon === null || p.lat === null || p.lon === undefined || p.lat === undefined) continue;
       const [x, y] = this.project(p.lon, p.lat);
@@ -302,6 +303,11 @@ class CityMap {
     c.setAttribute("r", r.toFixed(1));
     c.setAttribute("class", `cluster st-${state}`);
     c.setAttribute("fill-opacity", "0.8");
+    if (set.ring) {
+      c.setAttribute("stroke", set.ring);
+      c.setAttribute("stroke-width", "3");
+      c.setAttribute("vector-effect", "non-scaling-stroke");
+    }
     const text = document.createElementNS(SVG_NS, "text");
     text.setAttribute("x", x.toFixed(1));
     text.setAttribute("y", y.toFixed(1));
