@@ -15,7 +15,7 @@ from hub.rules.signals import AlarmSignal, EvidenceSnapshot, SignalAction, Sourc
 
 T0 = datetime(2026, 3, 16, 1, 0, tzinfo=UTC)  # Monday 09:00 in Shanghai
 GRID = "320102001002003"
-POLICY_PATH = Path(__file__).resolve().parents[2] / "hub" / "cases" / "policy.yaml"
+POLICY_PATH = Path(__file__).resolve().parents[3] / "hub" / "cases" / "policy.yaml"
 
 
 def at(minutes: float) -> datetime:
