@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, BrowserContext, expect
 
 from hub.cases.workflow import Role
 from hub.store.cases import CaseStore
-from tests.console.conftest import (  # noqa: F401 - fixtures used by name
+from tests.api.console.conftest import (  # noqa: F401 - fixtures used by name
     ServedHub,
     browser,
     contexts,

@@ -9,7 +9,7 @@ from playwright.sync_api import Browser, BrowserContext, expect
 
 from hub.devices.lighting import CommandAction
 from hub.store import lighting_commands as command_store
-from tests.console.conftest import ServedHub, browser, contexts, log_in, served
+from tests.api.console.conftest import ServedHub, browser, contexts, log_in, served
 from tests.services.test_lighting_command_effect import DISOBEYS, OBEYS, register
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import SignalAction
-from tests.console.conftest import ServedHub, log_in
+from tests.api.console.conftest import ServedHub, log_in
 from tests.store.cases.case_fixtures import GRID, alarm_signal
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

@@ -13,7 +13,7 @@ from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import SignalAction, SourceKind
 from hub.store.alarms import apply_signals
 from hub.store.cases import file_due_alarms
-from tests.console.conftest import ServedHub, log_in
+from tests.api.console.conftest import ServedHub, log_in
 from tests.store.cases.case_fixtures import alarm_signal, case_setup, register_device
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

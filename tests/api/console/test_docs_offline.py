@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Route, expect
 
-from tests.console.conftest import ServedHub
+from tests.api.console.conftest import ServedHub
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

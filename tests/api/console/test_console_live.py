@@ -24,7 +24,7 @@ from hub.store.access import AccessStore
 from hub.store.database import Database
 from hub.store.telemetry import TelemetryWriter
 from tests.api.access.access_fixtures import add_users
-from tests.console.conftest import ServedHub, log_in
+from tests.api.console.conftest import ServedHub, log_in
 from tests.hub_process import api_headers, hub_env, publish_all, running_hub
 from tests.spot_reports import spot_report_batch
 from tests.store.cases.case_fixtures import GRID, alarm_signal
