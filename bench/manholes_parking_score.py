@@ -91,6 +91,7 @@ def run_once(args: argparse.Namespace, arrival: str, start: dt.datetime) -> Outc
         HUB_MQTT_URL=broker.url,
         HUB_MQTT_CLIENT_ID="manholes-parking-score-hub",
         HUB_API_PORT=str(api_port),
+        HUB_API_ENABLED="false",  # occupancy is read with the parking router in this process
         HUB_LOG_LEVEL="INFO",
     )
     hub = HubRunner([], env, work / "hub.log")
