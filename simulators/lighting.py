@@ -21,6 +21,10 @@ SURGE_V = 252.0
 DEGRADED_SHARE = 0.5
 SUPPLY_LOSS = "SUPPLY_LOSS"
 DAWN_MARGIN_MS = 60_000
+# A lamp fault shows in the hub after a report (every 5 min) and the longest lamp rule's
+# debounce (10 min): a fault with less of the night (or day) left than this waits for the
+# next one, instead of an incident no sampled series can show.
+MIN_VISIBLE_MS = 20 * 60_000
 
 LIGHTING_DARK_FAULTS = frozenset(
     {"lamp_out", "voltage_sag", "voltage_surge", "power_degradation", "flicker"}
@@ -395,9 +399,10 @@ class LampSim(SimDevice):
                 return None
         else:
             raise ValueError(f"{name} does not apply to a lamp")
-        fault.end_ms = min(fault.end_ms, next_switch - DAWN_MARGIN_MS)
-        if fault.end_ms <= now_ms:
-            return None
+        end_ms = min(fault.end_ms, next_switch - DAWN_MARGIN_MS)
+        if end_ms - now_ms < MIN_VISIBLE_MS:
+            return None  # too little of the night (or day) left to be seen: wait for the next
+        fault.end_ms = end_ms
         self.flicker_on = True
         self.cabinet.faulty_lamps.add(self)
         world.reschedule(self, now_ms)

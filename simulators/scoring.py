@@ -96,6 +96,10 @@ SYMPTOMS: dict[str, frozenset[str]] = {
     # though it detects no incident of its own (the ground truth labels the fault by the
     # instantaneous type only).
     "voltage_trend": frozenset({"under_voltage", "over_voltage"}),
+    # At the cabinet's meter a circuit whose breaker trips and a circuit whose cable is cut
+    # look the same (a phase's current gone, supply and contactor on): a cable-theft alarm
+    # during a circuit loss or a trip of the same cabinet is that fault seen by the meter.
+    "cable_theft": frozenset({"circuit_dark", "cabinet_trip"}),
 }
 """Alarm types that are a further symptom of incidents of other types on the same source."""
 

@@ -369,6 +369,7 @@ def test_joining_table_of_the_packaged_policy() -> None:
         AlarmType.CIRCUIT_DARK,
         AlarmType.SUPPLY_LOSS,
         AlarmType.CONTACTOR_ANOMALY,
+        AlarmType.CABLE_THEFT,
     }
     own, parent = policy.join_lookups(AlarmType.LAMP_OUT)
     assert (own.scope, own.incident, own.alarm_types) == (

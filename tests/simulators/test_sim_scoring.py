@@ -107,3 +107,17 @@ def test_a_voltage_trend_during_a_sag_is_a_true_alarm_that_detects_nothing() -> 
     assert (trend.incidents, trend.detected, trend.true_alarms, trend.false_alarms) == (0, 0, 1, 1)
     assert report.by_type["under_voltage"].recall == 1.0
     assert [a.source_id for a in report.false_alarms] == ["LMP-2"]
+
+
+def test_cable_theft_during_a_circuit_loss_of_the_same_cabinet_is_a_true_alarm() -> None:
+    # The cabinet's meter cannot tell a circuit's breaker from a cut cable.
+    incidents = [_incident("CAB-1", AlarmType.CIRCUIT_DARK, 0, 120)]
+    alarms = [
+        _alarm("CAB-1", "circuit_dark", 5, 121),
+        _alarm("CAB-1", "cable_theft", 2, 121),
+        _alarm("CAB-2", "cable_theft", 2, 121),  # another cabinet: false
+    ]
+    report = match_alarms(incidents, alarms)
+    theft = report.by_type["cable_theft"]
+    assert (theft.incidents, theft.detected, theft.true_alarms, theft.false_alarms) == (0, 0, 1, 1)
+    assert [a.source_id for a in report.false_alarms] == ["CAB-2"]
