@@ -43,7 +43,7 @@ from hub.cases.intake import PersonReport, draft_person_case
 from hub.cases.workflow import Action, CaseSource, Role
 from hub.cli.local_stack import free_port
 from hub.principals import AccessRole
-from hub.services.alarm_flow import load_case_setup
+from hub.services.case_setup import load_case_setup
 from hub.settings import Settings
 from hub.store.access import AccessStore
 from hub.store.cases import act_on_case, open_case

@@ -44,7 +44,7 @@ def cmd_calendar_show(settings: Settings, args: argparse.Namespace) -> int:
     """Print the calendar in force: the years known, when it ends, and the latest imports."""
     del args
     from hub.cases.calendar import calendar_expiry_warning  # noqa: PLC0415
-    from hub.services.alarm_flow import load_case_setup  # noqa: PLC0415
+    from hub.services.case_setup import load_case_setup  # noqa: PLC0415
     from hub.store.calendar import (  # noqa: PLC0415
         fetch_holiday_years,
         fetch_imports,

@@ -18,9 +18,8 @@ unbounded number of them in memory.
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
@@ -30,11 +29,6 @@ import httpx
 from hub.api import alarms as alarms_api
 from hub.api import cases as cases_api
 from hub.api import open311 as open311_api
-from hub.cases.calendar import calendar_expiry_warning, load_calendar, parse_calendar_yaml
-from hub.cases.classification import load_classification
-from hub.cases.grid_file import parse_grid_geojson
-from hub.cases.intake import CaseSetup
-from hub.cases.routing import load_case_policy, parse_case_policy
 from hub.devices.decode import Reading, StatusChange
 from hub.devices.partition import (
     Seat,
@@ -56,9 +50,10 @@ from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo, SharedAttribu
 from hub.rules.lighting_context import INTENT as LIGHTING_INTENT
 from hub.rules.signals import AlarmSignal
 from hub.services.case_forwarder import CaseForwarder, build_forwarder, outbox_targets
+from hub.services.case_setup import load_case_setup, with_imported_calendar
+from hub.services.reading_queue import ReadingQueue
 from hub.settings import Settings
 from hub.store.alarms import AlarmStore
-from hub.store.calendar import fetch_working_calendar
 from hub.store.cases import CaseStore
 from hub.store.database import Database
 from hub.store.lighting import LightingIntentRefresher
@@ -95,39 +90,6 @@ class ClusterSeat(Seat):
     hand_off: HandOff = field(kw_only=True)
 
 
-def load_case_setup(settings: Settings) -> CaseSetup:
-    """Policy, classification, calendar and grids from the packaged files or the settings' paths."""
-    policy = (
-        parse_case_policy(settings.case_policy_file.read_text("utf-8"))
-        if settings.case_policy_file
-        else load_case_policy()
-    )
-    calendar = (
-        parse_calendar_yaml(settings.calendar_file.read_text("utf-8"))
-        if settings.calendar_file
-        else load_calendar()
-    )
-    grids = parse_grid_geojson(settings.grid_file.read_bytes()) if settings.grid_file else None
-    return CaseSetup(
-        policy=policy,
-        classes=load_classification(),
-        calendar=calendar,
-        grids=grids,
-        number_prefix=settings.case_number_prefix,
-    )
-
-
-def with_imported_calendar(setup: CaseSetup, db: Database, now: datetime) -> CaseSetup:
-    """The setup with the holidays imported into the database (`calendar_years`) in place of
-    the configured calendar's own for those years; warns when the calendar runs out soon."""
-    with db.connection() as conn:
-        calendar = fetch_working_calendar(conn, setup.calendar)
-    warning = calendar_expiry_warning(calendar, calendar.local_date(now))
-    if warning is not None:
-        log.warning("%s", warning)
-    return replace(setup, calendar=calendar)
-
-
 class PublisherGroup:
     """Publishes to several publishers; one failing does not stop the others."""
 
@@ -141,65 +103,6 @@ class PublisherGroup:
                 publisher.publish_changes(changes)
             except Exception:
                 log.exception("alarm publisher %r failed", publisher)
-
-
-class ReadingQueue:
-    """Batches of readings for the flow thread, bounded by readings rather than batches.
-
-    A backlog drains in batches of up to `HUB_BATCH_MAX_ROWS` readings and live traffic in
-    batches of a few hundred, so a bound in batches is either too small for one or
-    unbounded memory for the other (64 batches of 20,000 readings each were 1.28 million
-    decoded readings). `put` waits while the readings queued would exceed the budget; a
-    batch larger than the budget is let in alone, so it cannot wait for ever.
-    """
-
-    def __init__(self, max_readings: int) -> None:
-        self._max = max_readings
-        # (readings, handed by another member, the batch's device statuses)
-        self._batches: deque[tuple[Sequence[Reading], bool, Sequence[StatusChange]]] = deque()
-        self._readings = 0
-        self._changed = threading.Condition()
-
-    @property
-    def readings(self) -> int:
-        """Readings queued."""
-        return self._readings
-
-    def put(
-        self,
-        readings: Sequence[Reading],
-        handed: bool,
-        timeout_s: float,
-        statuses: Sequence[StatusChange] = (),
-    ) -> bool:
-        """Queue a batch; False when it did not fit within `timeout_s`."""
-        with self._changed:
-            fits = self._changed.wait_for(
-                lambda: not self._readings or self._readings + len(readings) <= self._max,
-                timeout_s,
-            )
-            if not fits:
-                return False
-            self._batches.append((readings, handed, statuses))
-            self._readings += len(readings)
-            self._changed.notify_all()
-            return True
-
-    def get(
-        self, timeout_s: float
-    ) -> tuple[Sequence[Reading], bool, Sequence[StatusChange]] | None:
-        """The oldest batch, or None when none came within `timeout_s`."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: bool(self._batches), timeout_s):
-                return None
-            batch = self._batches.popleft()
-            self._readings -= len(batch[0])
-            self._changed.notify_all()
-            return batch
-
-    def empty(self) -> bool:
-        """Whether no batch is queued."""
-        return not self._batches
 
 
 class AlarmFlow:

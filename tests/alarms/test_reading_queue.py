@@ -4,7 +4,7 @@ import threading
 import time
 
 from hub.devices.decode import Reading
-from hub.services.alarm_flow import ReadingQueue
+from hub.services.reading_queue import ReadingQueue
 
 
 def batch(n: int) -> list[Reading]:
