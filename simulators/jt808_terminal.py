@@ -201,6 +201,7 @@ class Jt808Fleet:
             for device_id, plate in trucks.items()
         }
         self._by_fd: dict[int, TerminalLink] = {}
+        self._since_pump = 0
         self._selector = selectors.DefaultSelector()
 
     # -- the Publisher protocol --
@@ -215,6 +216,13 @@ class Jt808Fleet:
         if channel == "telemetry":
             link.want_online = True
             link.queue.extend(position_messages(payload))
+            # A replay publishes without waiting between readings: keep the terminals
+            # sending as it goes (every so many positions, so the cost per one stays flat)
+            # rather than only once the backlog is full, minutes behind the other kinds.
+            self._since_pump += 1
+            if self._since_pump >= max(self.window, len(self.links)):
+                self._since_pump = 0
+                self._pump(0)
             while self.backlog() > self.max_backlog:
                 self._pump(0.05)
         elif channel == "status":

@@ -136,6 +136,8 @@ class Session:
         self.pending: dict[int, str] = {}
         self.last_read_s = time.monotonic()
         self.in_flight = 0  # position messages published, their PUBACK not yet in
+        self.online_at_ms: int | None = None  # ts of the `online` status, once published
+        self.last_fix_ms: int | None = None  # the newest position's ts on this connection
 
     def next_serial(self) -> int:
         """The platform's next message serial on this connection."""
@@ -289,10 +291,16 @@ class Gateway:
             return
         del self.sessions[terminal.device_id]
         self.counters.terminals_online = len(self.sessions)
-        await self._publish_status(terminal.device_id, "offline")
+        if session.online_at_ms is None:
+            return  # never announced online (no position on this connection)
+        # Just after the terminal's last fix, in its own time: the hub judges a device's
+        # status in the order of its readings, and a gateway clock ahead of a blind-area
+        # batch or a replay would make every later reading of the truck look late.
+        last_ms = session.last_fix_ms if session.last_fix_ms is not None else session.online_at_ms
+        await self._publish_status(terminal.device_id, "offline", last_ms + 1)
 
-    async def _publish_status(self, device_id: str, state: str) -> None:
-        document = {"state": state, "ts": int(self.clock().timestamp() * 1000)}
+    async def _publish_status(self, device_id: str, state: str, ts_ms: int) -> None:
+        document = {"state": state, "ts": ts_ms}
         try:
             await self.broker.publish(
                 self._topic(device_id, Channel.STATUS), orjson.dumps(document), retain=True
@@ -418,7 +426,6 @@ class Gateway:
         self.sessions[terminal.device_id] = session
         self.counters.terminals_online = len(self.sessions)
         session.reply(frame, Result.OK)
-        await self._publish_status(terminal.device_id, "online")
 
     async def _publish_readings(
         self, session: Session, frame: Frame, readings: list[dict[str, Any]]
@@ -426,8 +433,21 @@ class Gateway:
         if session.terminal is None:
             return
         payload = orjson.dumps(readings[0] if len(readings) == 1 else readings)
-        topic = self._topic(session.terminal.device_id, Channel.TELEMETRY)
-        published = self.broker.start_publish(topic, payload)
+        device_id = session.terminal.device_id
+        if session.online_at_ms is None:
+            # Online at the connection's first fix, in the terminal's time (see _closed),
+            # published before it on the same connection, so it reaches the hub first.
+            first_ms = min(int(r["ts"]) for r in readings)
+            session.online_at_ms = first_ms
+            status = orjson.dumps({"state": "online", "ts": first_ms})
+            announced = self.broker.start_publish(
+                self._topic(device_id, Channel.STATUS), status, retain=True
+            )
+            announced.add_done_callback(functools.partial(self._announced, session))
+        last_ms = max(int(r["ts"]) for r in readings)
+        if session.last_fix_ms is None or last_ms > session.last_fix_ms:
+            session.last_fix_ms = last_ms
+        published = self.broker.start_publish(self._topic(device_id, Channel.TELEMETRY), payload)
         session.in_flight += 1
         published.add_done_callback(
             functools.partial(self._published, session, frame, len(readings))
@@ -436,6 +456,11 @@ class Gateway:
             # A terminal that does not wait for its answers is not read until the broker
             # caught up with it: its publishes, and so the gateway's memory, stay bounded.
             await asyncio.wait((published,))
+
+    @staticmethod
+    def _announced(session: Session, done: asyncio.Future[None]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            session.online_at_ms = None  # announce again with the next position
 
     def _published(
         self, session: Session, frame: Frame, count: int, done: asyncio.Future[None]
