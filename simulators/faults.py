@@ -84,6 +84,13 @@ FAULTS: dict[str, FaultDef] = {
             "one circuit's breaker trips",
         ),
         FaultDef(
+            "cabinet_door_open",
+            Kind.CABINET,
+            (AlarmType.DOOR_OPEN,),
+            2 * _H,
+            "cabinet door left open (day or night)",
+        ),
+        FaultDef(
             "cabinet_offline",
             Kind.CABINET,
             (AlarmType.OFFLINE,),

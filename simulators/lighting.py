@@ -79,6 +79,7 @@ class CabinetSim(SimDevice):
         "circuit_phase",
         "circuit_rated_w",
         "commanded",
+        "door_open_until_ms",
         "energy_kwh",
         "faulty_lamps",
         "lamps",
@@ -105,6 +106,7 @@ class CabinetSim(SimDevice):
         self.last_ms = 0
         self.last_power_w = 0.0
         self.tripped_circuits: frozenset[str] = frozenset()
+        self.door_open_until_ms = 0
         self.last_body: dict[str, Any] | None = None
         self.circuit_rated_w: dict[str, float] = dict.fromkeys(cabinet.circuit_ids, 0.0)
         self.faulty_lamps: set[LampSim] = set()
@@ -200,7 +202,7 @@ class CabinetSim(SimDevice):
         body = {
             "ts": now_ms,
             "contactor_on": on,
-            "door_open": False,
+            "door_open": now_ms < self.door_open_until_ms,
             "voltage_a_v": volts[0],
             "voltage_b_v": volts[1],
             "voltage_c_v": volts[2],
@@ -221,6 +223,10 @@ class CabinetSim(SimDevice):
     def begin_own_fault(
         self, fault: ActiveFault, now_ms: int, world: World
     ) -> list[Incident] | None:
+        if fault.name == "cabinet_door_open":
+            self.door_open_until_ms = fault.end_ms
+            self._report_soon(now_ms, world)
+            return [self.incident(AlarmType.DOOR_OPEN, now_ms, fault.end_ms, fault)]
         if fault.name not in ("cabinet_trip", "circuit_loss"):
             raise ValueError(f"{fault.name} does not apply to a cabinet")
         if not self.contactor_on(now_ms, world):
@@ -246,6 +252,7 @@ class CabinetSim(SimDevice):
 
     def end_own_fault(self, fault: ActiveFault, now_ms: int, world: World) -> None:
         self.tripped_circuits = frozenset()
+        self.door_open_until_ms = 0
         self._report_soon(now_ms, world)
 
     def _report_soon(self, now_ms: int, world: World) -> None:

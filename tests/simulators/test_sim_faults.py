@@ -37,6 +37,7 @@ def _faults(city: City) -> list[ActiveFault]:
         ("cabinet_trip", city.cabinets[0].device_id, night + HOUR_MS, HOUR_MS),
         ("circuit_loss", city.cabinets[1].device_id, night + HOUR_MS, HOUR_MS),
         ("cabinet_offline", city.cabinets[2].device_id, START_MS, HOUR_MS),
+        ("cabinet_door_open", city.cabinets[3].device_id, START_MS + HOUR_MS, HOUR_MS),
         ("truck_off_route", trucks[0], START_MS, 10 * MIN_MS),
         ("truck_illegal_dump", trucks[1], START_MS, 5 * MIN_MS),
         ("truck_unapproved_disposal", trucks[2], START_MS, 8 * MIN_MS),
@@ -175,6 +176,7 @@ def test_every_incident_is_visible_in_published_data(
         AlarmType.OFFLINE: offline,
         AlarmType.CABINET_TRIP: cabinet_trip,
         AlarmType.CIRCUIT_DARK: circuit_dark,
+        AlarmType.DOOR_OPEN: any_of(lambda s: s.body["door_open"]),
         AlarmType.ROUTE_DEVIATION: any_of(
             lambda s: (
                 permits[s.device_id].route.distance_to(xy(s)) > permits[s.device_id].corridor_m
