@@ -314,6 +314,7 @@ ROUTE_ACCESS: Mapping[tuple[str, str], RouteAccess] = {
     ("GET", "/supervision"): RouteAccess(CENTRE_VIEWERS),
     ("GET", "/calendar"): RouteAccess(CENTRE_VIEWERS),
     ("GET", "/statistics"): RouteAccess(CASE_READERS),
+    ("GET", "/statistics/posts"): RouteAccess(CENTRE_VIEWERS),  # the centre's own staff
     ("POST", "/cases/{case_id}/attachments"): RouteAccess(CASE_ACTORS),
     ("GET", "/cases/{case_id}/attachments"): RouteAccess(CASE_READERS),
     ("GET", "/cases/{case_id}/attachments/{attachment_id}"): RouteAccess(CASE_READERS),

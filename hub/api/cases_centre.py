@@ -367,3 +367,57 @@ def statistics(
             if a.key != NO_AREA and a.reported > 0
         ],
     )
+
+
+# statistics by post (综合评价 per 岗位: 受理员, 派遣员, 监督员, 值班长)
+
+
+class PostFiguresOut(BaseModel):
+    """One person's work at a post in the period."""
+
+    post: str = Field(description="intake_operator, dispatcher, inspector or shift_leader")
+    actor_id: str | None = Field(description="the login that acted; null for unnamed actors")
+    actions: dict[str, int] = Field(description="actions taken, by action")
+    total: int
+    stages_ended: int = Field(description="actions that ended a timed stage (立案, 派遣, 核查 …)")
+    stages_ended_in_time: int = Field(description="… no later than that stage's deadline")
+    in_time_rate: float | None = Field(description="stages_ended_in_time / stages_ended; n/a: null")
+
+
+class PostStatisticsOut(BaseModel):
+    """The centre posts' work per person, for actions in [start, end)."""
+
+    start: datetime
+    end: datetime
+    posts: list[PostFiguresOut] = Field(
+        description="in the order of the seven steps, then by login"
+    )
+
+
+@router.get("/statistics/posts", response_model=PostStatisticsOut)
+def post_statistics(
+    store: CaseStoreDep,
+    start: Annotated[str, Query(description="YYYY-MM-DD (local) or RFC 3339, inclusive")],
+    end: Annotated[str, Query(description="YYYY-MM-DD (local) or RFC 3339, exclusive")],
+) -> PostStatisticsOut:
+    """What each person at each centre post did in the period, and how much of it in time."""
+    start_at = _period_bound(start, "start", store)
+    end_at = _period_bound(end, "end", store)
+    if start_at >= end_at:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
+    return PostStatisticsOut(
+        start=start_at,
+        end=end_at,
+        posts=[
+            PostFiguresOut(
+                post=f.role.value,
+                actor_id=f.actor_id,
+                actions={a.value: n for a, n in sorted(f.actions.items())},
+                total=f.total,
+                stages_ended=f.stages_ended,
+                stages_ended_in_time=f.stages_ended_in_time,
+                in_time_rate=f.in_time_rate,
+            )
+            for f in store.post_statistics(start_at, end_at)
+        ],
+    )

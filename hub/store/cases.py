@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from hub.cases.attachments import CheckedAttachment
 from hub.cases.evaluation import DepartmentScore
 from hub.cases.intake import CaseSetup, PersonReport, draft_person_case
+from hub.cases.post_statistics import PostFigures
 from hub.cases.statistics import AreaFigures, AreaLevel
 from hub.cases.workflow import Action, CaseEvent, Payload, Role
 from hub.store import cases_attachments
@@ -38,7 +39,7 @@ from hub.store.cases_records import (
     next_case_number,
     overdue_board,
 )
-from hub.store.cases_stats import area_statistics, evaluate_period
+from hub.store.cases_stats import area_statistics, evaluate_period, post_statistics
 from hub.store.cases_workflow import act_on_case, open_case
 from hub.store.database import Database
 from hub.store.outbox import OutboxTarget
@@ -173,6 +174,11 @@ class CaseStore:
         """Figures per area or department for cases reported or registered in [start, end)."""
         with self.db.connection() as conn:
             return area_statistics(conn, self.setup, level, start, end, as_of, department)
+
+    def post_statistics(self, start: datetime, end: datetime) -> list[PostFigures]:
+        """The centre posts' work per person for actions in [start, end)."""
+        with self.db.connection() as conn:
+            return post_statistics(conn, start, end)
 
     def file_due_alarms(self, now: datetime, event_now: datetime | None = None) -> list[FiledAlarm]:
         """Run the filing policy over alarms whose decision is due at event time `event_now`."""

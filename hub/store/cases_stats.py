@@ -9,9 +9,10 @@ from hub.cases.evaluation import (
     summarize_case,
 )
 from hub.cases.intake import CaseSetup
+from hub.cases.post_statistics import POSTS, PostEvent, PostFigures, post_figures
 from hub.cases.state_codec import decode_case_state
 from hub.cases.statistics import AreaFigures, AreaLevel, area_figures
-from hub.cases.workflow import CaseState
+from hub.cases.workflow import Action, CaseState, Role
 from hub.store.cases_records import Conn
 
 
@@ -64,3 +65,17 @@ def area_statistics(
         period_end_at=end,
         as_of_at=as_of,
     )
+
+
+def post_statistics(conn: Conn, start: datetime, end: datetime) -> list[PostFigures]:
+    """The centre posts' work in [start, end): actions per person, stages ended in time."""
+    rows = conn.execute(
+        "SELECT actor_role, actor_id, action, at, ended_stage, ended_stage_due_at"
+        " FROM case_events WHERE at >= %s AND at < %s AND actor_role = ANY(%s)",
+        (start, end, [role.value for role in POSTS]),
+    ).fetchall()
+    events = [
+        PostEvent(Role(role), actor, Action(action), at, stage, due)
+        for role, actor, action, at, stage, due in rows
+    ]
+    return post_figures(events)

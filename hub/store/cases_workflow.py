@@ -48,10 +48,13 @@ def _insert_events(
     events: Sequence[CaseEvent],
     targets: Sequence[OutboxTarget],
     now: datetime,
+    ended: tuple[object, object] = (None, None),
 ) -> None:
+    """Record events; `ended` is the timed stage the events ended and its deadline, if any."""
     conn.cursor().executemany(
         "INSERT INTO case_events (case_id, seq, action, from_status, to_status, actor_role,"
-        " actor_id, at, note, payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " actor_id, at, note, payload, ended_stage, ended_stage_due_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         [
             (
                 record.id,
@@ -64,6 +67,7 @@ def _insert_events(
                 e.at,
                 e.note,
                 Jsonb(alarms.json_value(dict(e.payload))),
+                *ended,
             )
             for e in events
         ],
@@ -191,6 +195,13 @@ def act_on_case(
     )
     state, event = complete_step(setup, old, state, event)
     columns = _state_columns(setup, state)
+    before = _state_columns(setup, old)
+    ended: tuple[object, object] = (None, None)
+    if before["stage"] is not None and (before["stage"], before["stage_started_at"]) != (
+        columns["stage"],
+        columns["stage_started_at"],
+    ):
+        ended = (before["stage"], before["stage_due_at"])  # this action ended a timed stage
     attachment = None
     if action is Action.ATTACH_EVIDENCE:
         attachment = Jsonb(
@@ -217,7 +228,7 @@ def act_on_case(
             f"case {record.case_number} changed while {action} was applied: read it again"
         )
     updated = _record(row)
-    _insert_events(conn, setup, updated, (event,), targets, at)
+    _insert_events(conn, setup, updated, (event,), targets, at, ended)
     return updated, event
 
 
