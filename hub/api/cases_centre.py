@@ -54,6 +54,10 @@ class DepartmentFiguresOut(BaseModel):
     on_time_handling_rate: float | None
     rework_rate: float | None
     extension_rate: float | None
+    called_back: int = Field(description="reporters reached by a call-back (回访)")
+    satisfaction_rate: float | None = Field(
+        description="满意率; weighed in by weights.satisfaction"
+    )
     closure_rate_text: str
     on_time_closure_rate_text: str
     volume_score: float
@@ -159,6 +163,8 @@ def _figures_out(store: CaseStore, score: DepartmentScore) -> DepartmentFiguresO
         on_time_handling_rate=f.on_time_handling_rate,
         rework_rate=f.rework_rate,
         extension_rate=f.extension_rate,
+        called_back=f.called_back,
+        satisfaction_rate=f.satisfaction_rate,
         closure_rate_text=format_percent(f.closure_rate),
         on_time_closure_rate_text=format_percent(f.on_time_closure_rate),
         volume_score=round(score.volume_score, 4),

@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.cases.calendar import Pause, Stage, WorkingCalendar, require_aware
 from hub.cases.deadlines import DeadlineTable, StageClock, evaluate_stage_clock
-from hub.cases.workflow import CaseState, CaseStatus, stage_of
+from hub.cases.workflow import (
+    SATISFIED_ANSWERS,
+    CaseState,
+    CaseStatus,
+    Satisfaction,
+    stage_of,
+)
 
 _WEIGHT_SUM_TOLERANCE = 1e-9
 
@@ -47,10 +53,19 @@ class EvaluationWeights(BaseModel):
     closure_rate: float = Field(default=0.3, ge=0)
     on_time_handling_rate: float = Field(default=0.3, ge=0)
     rework_free: float = Field(default=0.3, ge=0)
+    # 满意率 from the call-backs (回访); 0 by default (DOMAIN.md's published practice leaves it
+    # out), a city that weighs its citizens' answers moves weight here.
+    satisfaction: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> Self:
-        total = self.volume + self.closure_rate + self.on_time_handling_rate + self.rework_free
+        total = (
+            self.volume
+            + self.closure_rate
+            + self.on_time_handling_rate
+            + self.rework_free
+            + self.satisfaction
+        )
         if not math.isclose(total, 1.0, abs_tol=_WEIGHT_SUM_TOLERANCE):
             raise ValueError(f"evaluation weights must add up to 1, they add up to {total:g}")
         return self
@@ -101,6 +116,8 @@ class CaseSummary:
     rework_count: int = 0
     extension_count: int = 0
     voided: bool = False
+    callback_result: str | None = None  # 回访's answer (Satisfaction), if the reporter was called
+    called_back_at: datetime | None = None
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -124,6 +141,8 @@ class DepartmentFigures:
     overdue_unhandled: int
     reworked: int
     extended: int
+    called_back: int = 0  # 回访 answered (unreachable not counted)
+    satisfied: int = 0  # satisfied or basically satisfied
 
     @property
     def due(self) -> int:
@@ -161,6 +180,11 @@ class DepartmentFigures:
         return _rate(self.reworked, self.due)
 
     @property
+    def satisfaction_rate(self) -> float | None:
+        """满意率 = satisfied or basically satisfied / reporters reached by a call-back."""
+        return _rate(self.satisfied, self.called_back)
+
+    @property
     def extension_rate(self) -> float | None:
         """延期率."""
         return _rate(self.extended, self.due_for_handling)
@@ -196,6 +220,8 @@ def evaluate_department(
             "overdue_unhandled",
             "reworked",
             "extended",
+            "called_back",
+            "satisfied",
         ),
         0,
     )
@@ -228,6 +254,14 @@ def evaluate_department(
         counts["overdue_unhandled"] += overdue_unhandled
         if (handled or overdue_unhandled) and case.extension_count > 0:
             counts["extended"] += 1
+        answer = case.callback_result
+        if (
+            answer not in (None, Satisfaction.UNREACHABLE.value)
+            and case.called_back_at is not None
+            and case.called_back_at <= cut_at
+        ):
+            counts["called_back"] += 1
+            counts["satisfied"] += answer in SATISFIED_ANSWERS
     return DepartmentFigures(
         department=department,
         period_start_at=start_at,
@@ -304,6 +338,7 @@ def composite_of(
             weights.rework_free,
             None if figures.rework_rate is None else 1 - figures.rework_rate,
         ),
+        (weights.satisfaction, figures.satisfaction_rate),
     )
     total = 0.0
     for weight, value in terms:
@@ -450,4 +485,6 @@ def summarize_case(
         rework_count=state.rework_count,
         extension_count=state.extension_count,
         voided=state.status in {CaseStatus.VOIDED, CaseStatus.MERGED},
+        callback_result=state.callback_result,
+        called_back_at=state.called_back_at,
     )

@@ -405,3 +405,34 @@ def test_a_registered_case_never_dispatched_is_due_by_the_dispatch_chain() -> No
         as_of_at=summary.close_due_at - timedelta(minutes=1),
     )
     assert before.due == 0
+
+
+def test_call_back_satisfaction_counts_and_can_be_weighed_in() -> None:
+    closed = {"handled_at": MARCH_AT + DAY, "closed_at": MARCH_AT + DAY}
+    called = MARCH_AT + 2 * DAY
+    cases = [
+        _summary(1, **closed, callback_result="satisfied", called_back_at=called),
+        _summary(2, **closed, callback_result="basically_satisfied", called_back_at=called),
+        _summary(3, **closed, callback_result="unsatisfied", called_back_at=called),
+        _summary(4, **closed, callback_result="unreachable", called_back_at=called),  # no answer
+        _summary(5, **closed, callback_result="satisfied", called_back_at=APRIL_AT + DAY),  # later
+    ]
+    figures = evaluate_department(
+        cases, "lighting", period_start_at=MARCH_AT, period_end_at=APRIL_AT
+    )
+    assert (figures.called_back, figures.satisfied) == (3, 2)
+    assert figures.satisfaction_rate == pytest.approx(2 / 3)
+    unweighted = score_departments({"lighting": figures}, EvaluationConfig())["lighting"]
+    # every case closed and handled in time, none reworked: 100 without satisfaction
+    assert unweighted.composite == pytest.approx(100.0)
+    weighted = EvaluationConfig(
+        weights=EvaluationWeights(
+            volume=0.1,
+            closure_rate=0.3,
+            on_time_handling_rate=0.2,
+            rework_free=0.2,
+            satisfaction=0.2,
+        )
+    )
+    scored = score_departments({"lighting": figures}, weighted)["lighting"]
+    assert scored.composite == pytest.approx(100 * (0.8 + 0.2 * 2 / 3))
