@@ -512,10 +512,44 @@ async function loadPositions(fit) {
 }
 
 async function showTrack(deviceId) {
+  offerDriverMessage(deviceId);
   const map = app.maps.trucks;
   const track = await api(`/trucks/${encodeURIComponent(deviceId)}/track?max_points=2000`);
   map.clear("track");
   if (track.geometry.coordinates.length > 1) map.addPath("track", track.geometry.coordinates, "");
+}
+
+// A text to the driver (JT/T 808 0x8300 through the gateway), for enforcement; the terminal's
+// answer comes back as a cmd/ack, polled until it arrives.
+function offerDriverMessage(deviceId) {
+  const form = $("#driver-message");
+  if (!["admin", "enforcement"].includes(app.me.role)) return;
+  form.hidden = false;
+  form.dataset.truck = deviceId;
+  $("#driver-message-truck").textContent = deviceId;
+  $("#driver-message-status").textContent = "";
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const truck = form.dataset.truck;
+    const status = $("#driver-message-status");
+    const body = { text: form.elements.text.value, emergency: form.elements.emergency.checked };
+    try {
+      const sent = await api(`/trucks/${encodeURIComponent(truck)}/messages`, { method: "POST", body });
+      status.textContent = t("trucks.message.sent");
+      form.elements.text.value = "";
+      for (let tries = 0; tries < 15 && form.dataset.truck === truck; tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        const answer = await api(`/trucks/${encodeURIComponent(truck)}/messages/${encodeURIComponent(sent.command_id)}`);
+        if (answer.result) {
+          status.textContent = `${t("trucks.message.answer")}: ${t(`command.result.${answer.result}`)}${answer.detail ? ` · ${answer.detail}` : ""}`;
+          return;
+        }
+      }
+      if (form.dataset.truck === truck) status.textContent = t("trucks.message.unanswered");
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  };
 }
 
 async function loadViolations() {
