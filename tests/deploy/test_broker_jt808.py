@@ -29,7 +29,7 @@ from tests.deploy.repository_broker import (
     repository_broker,
     session,
 )
-from tests.jt808.terminal import TerminalClient, gateway_thread
+from tests.ingest.jt808.terminal import TerminalClient, gateway_thread
 
 pytestmark = pytest.mark.integration
 ACCOUNTS = Accounts(devices={"L-1": "lamp-one"})

@@ -16,8 +16,8 @@ from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway, Terminal
 from hub.settings import MqttEndpoint
 from tests.hub_process import wait_for
-from tests.jt808.terminal import TerminalClient, gateway_thread
-from tests.jt808.test_metrics import config
+from tests.ingest.jt808.terminal import TerminalClient, gateway_thread
+from tests.ingest.jt808.test_metrics import config
 
 pytestmark = pytest.mark.integration
 PHONE = "13912346666"

@@ -32,7 +32,7 @@ from simulators.jt808_terminal import (
     write_terminal_devices,
 )
 from tests.hub_process import hub_env, running_hub, wait_for
-from tests.jt808.terminal import RunningGateway, gateway_thread
+from tests.ingest.jt808.terminal import RunningGateway, gateway_thread
 
 DEFAULT_MAPPING = BodyMapping(
     parse_bit_source(Settings.model_fields["jt808_lift_source"].default),

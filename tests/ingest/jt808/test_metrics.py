@@ -16,7 +16,7 @@ from hub.ingest.jt808.gateway import Gateway, GatewayConfig, Terminal
 from hub.services.jt808 import gateway_config
 from hub.settings import Settings
 from tests.hub_process import wait_for
-from tests.jt808.terminal import TerminalClient, gateway_thread
+from tests.ingest.jt808.terminal import TerminalClient, gateway_thread
 
 pytestmark = pytest.mark.integration
 PHONE = "13912344323"

@@ -18,8 +18,8 @@ from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway, Terminal
 from hub.ingest.metrics import IngestMetrics
 from hub.store.database import Database
-from tests.jt808.terminal import TerminalClient, gateway_thread
-from tests.jt808.test_metrics import config
+from tests.ingest.jt808.terminal import TerminalClient, gateway_thread
+from tests.ingest.jt808.test_metrics import config
 
 pytestmark = pytest.mark.integration
 TRUCK = "T-MSG-1"

@@ -9,8 +9,8 @@ import pytest
 from hub.ingest.jt808 import frame as fr
 from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway, Terminal
-from tests.jt808.terminal import TerminalClient, gateway_thread
-from tests.jt808.test_metrics import config
+from tests.ingest.jt808.terminal import TerminalClient, gateway_thread
+from tests.ingest.jt808.test_metrics import config
 
 pytestmark = pytest.mark.integration
 PHONE = "13912347777"

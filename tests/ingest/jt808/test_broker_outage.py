@@ -16,7 +16,7 @@ from hub.ingest.jt808 import messages as m
 from hub.ingest.jt808.gateway import Gateway, GatewayConfig, Terminal, auth_code_for
 from hub.ingest.jt808.mapping import BodyMapping, parse_bit_source
 from tests.hub_process import wait_for
-from tests.jt808.terminal import RunningGateway, TerminalClient, gateway_thread
+from tests.ingest.jt808.terminal import RunningGateway, TerminalClient, gateway_thread
 
 pytestmark = pytest.mark.integration
 TRUCK = Terminal("truck-outage", "13912340000")

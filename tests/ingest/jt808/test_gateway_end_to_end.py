@@ -27,7 +27,7 @@ from hub.services.jt808 import RegistryDirectory, gateway_config
 from hub.settings import MqttEndpoint, Settings
 from hub.store.database import Database
 from tests.hub_process import hub_env, publish_all, running_hub, wait_for
-from tests.jt808.terminal import RunningGateway, TerminalClient, gateway_thread
+from tests.ingest.jt808.terminal import RunningGateway, TerminalClient, gateway_thread
 
 pytestmark = pytest.mark.integration
 
