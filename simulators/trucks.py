@@ -32,6 +32,7 @@ MIN_DRIVE_BY_FAULT_S = {
     "truck_overspeed": 120.0,
     "truck_gps_gap": 240.0,
 }
+OVERSPEED_SUSTAIN_S = 30.0  # the hub's truck_speed rule: above the limit this long
 GPS_GAP_MIN_S = 150.0  # the hub's track gap starts at 120 s between fixes
 # A GPS gap stays below the offline threshold (10 min), else it is an outage, not a gap.
 GPS_GAP_MAX_S = 480.0
@@ -354,6 +355,11 @@ class TruckSim(SimDevice):
                 if name == "truck_gps_gap":
                     floor_s = GPS_GAP_MIN_S
                 shortest_s = min(shortest_s, max(floor_s, 0.5 * whole_s))
+            if name == "truck_overspeed":
+                # reported at once (below), then every interval_s: the hub's sustain needs a
+                # fix that long after the onset while the truck still speeds
+                sustain_s = math.ceil(OVERSPEED_SUSTAIN_S / self.interval_s) * self.interval_s
+                shortest_s = max(shortest_s, sustain_s + 2.0)
             if drive_ms < min(duration_ms, shortest_s * 1000):
                 return None
             longest_ms = GPS_GAP_MAX_S * 1000 if name == "truck_gps_gap" else duration_ms
@@ -367,6 +373,7 @@ class TruckSim(SimDevice):
         if name == "truck_overspeed":
             self.overspeed_until_ms = float(fault.end_ms)
             self.stop_left_s = 0.0
+            world.reschedule(self, now_ms)  # an alarm is reported at once (JT/T 808 terminals)
             return [inc(AlarmType.OVERSPEED, now_ms, fault.end_ms, fault)]
         if name == "truck_gps_gap":
             self.gap_until_ms = float(fault.end_ms)
