@@ -26,7 +26,7 @@ so healthy devices cost no memory.
 """
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -223,8 +223,13 @@ class ConditionTable:
             self._remove(key)
         return signal
 
-    def advance(self, now_s: float) -> list[AlarmSignal]:
-        """Let persisting verdicts complete their streaks at the injected clock `now_s`."""
+    def advance(
+        self, now_s: float, holding: Callable[[str], bool] | None = None
+    ) -> list[AlarmSignal]:
+        """Let persisting verdicts complete their streaks at the injected clock `now_s`.
+
+        An idle state is forgotten, unless `holding(source_id)`: its source still holds
+        older evidence (a reorder buffer), which must find its suppression window."""
         signals: list[AlarmSignal] = []
         for key, state in list(self._states.items()):
             at_s = state.last_ts_s + max(0.0, now_s - state.last_received_s)
@@ -233,7 +238,7 @@ class ConditionTable:
                 signal = _step(key, state, verdict, at_s, datetime_from_epoch(at_s), None)
                 if signal is not None:
                     signals.append(signal)
-            if state.is_idle(at_s):
+            if state.is_idle(at_s) and (holding is None or not holding(key[1])):
                 self._remove(key)
         return signals
 

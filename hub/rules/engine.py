@@ -22,8 +22,7 @@ member of a group (a lamp's circuit or cabinet) and may cover members' own alarm
 listed types while the group alarm is active: those member alarms are cleared (reason
 given) or never announced, and announced again if still active when the group clears.
 The offline rule is built in and runs for every kind: silence by the receive clock, and a
-device's own `offline` status (with its ts) in event time, judged in the device's reading
-order like a reading (hub/rules/offline.py).
+device's own timed status in event time, ordered like a reading (hub/rules/offline.py).
 
 The engine is not thread-safe: one task owns it. Its state is per device, so hub
 processes that share the stream must keep device affinity (all of a device's readings,
@@ -103,9 +102,8 @@ class _DeviceSlot:
         self.plan = plan
         self.max_ts_s = -math.inf
         self.released_ts_s = -math.inf
-        self.seen_ts_s = (
-            -math.inf
-        )  # newest reading stored before a restart: older statuses are stale
+        # The newest reading stored before a restart: older statuses are stale.
+        self.seen_ts_s = -math.inf
 
 
 # A reading (or a timed status) released from its device's buffer (hub/rules/reorder.py).
@@ -342,8 +340,9 @@ class RuleEngine:
                 continue
             alive_index.append(slot.index)
             alive_received_s.append(received_s)
+        released: list[_Released] = []
         for status in statuses:
-            slot = self._buffer_status(status)
+            slot = self._buffer_status(status, released)
             if slot is not None:
                 touched[status.device_id] = slot
         raw = self._offline.evaluate_readings(
@@ -352,7 +351,6 @@ class RuleEngine:
             self._table,
         )
         self._cover.emit_all(raw, signals)
-        released: list[_Released] = []
         for device_id, slot in touched.items():
             self._buffers.release_behind(device_id, slot, released)
         self._evaluate_in_order(released, signals)
@@ -366,22 +364,25 @@ class RuleEngine:
         self._buffers.release_held(now_s, self._slots.__getitem__, released)
         self._evaluate_in_order(released, signals)
         status_due_s = self.event_clock(now).timestamp() - self._tolerance_s
-        self._cover.emit_all(self._status.advance(status_due_s), signals)
+        if self._status.next_due_s <= status_due_s:
+            raised = self._status.advance(status_due_s, self._buffers.holds_before)
+            self._cover.emit_all(raised, signals)
         self._cover.emit_all(self._offline.evaluate_tick(now, self._table), signals)
-        self._cover.emit_all(self._table.advance(now_s), signals)
+        self._cover.emit_all(self._table.advance(now_s, self._buffers.holds), signals)
         self._offline.sync_all(self._table)
         return signals
 
     # internals
 
-    def _buffer_status(self, status: StatusChange) -> _DeviceSlot | None:
-        """Put a status with its own ts in its device's buffer, in event order with readings.
+    def _buffer_status(self, status: StatusChange, released: list[_Released]) -> _DeviceSlot | None:
+        """Buffer a status with its own ts in event order with readings (its slot if held).
 
         One without (the bare text, the MQTT will: decoded with its receipt time object as
-        ts, hence the identity test) has no event time and is left out; so is one not newer
-        than the device's newest reading judged (stale: an old retained `offline`). A status
-        never makes readings late, nor moves the event clock: a gateway stamps it with its
-        own clock, which a terminal's upload of stored positions may trail.
+        ts) has no event time and is left out; so is one older than the device's newest
+        reading judged (stale: an old retained `offline`). A status makes no reading late
+        nor moves the event clock (a gateway stamps it with its own clock). With no reorder
+        tolerance it is released at once, into the batch's event order like a reading: held
+        for the next tick, it was judged after newer readings of other devices (issue 18).
         """
         slot = self._slots.get(status.device_id)
         if slot is None or slot.info.kind is not status.kind or status.ts is status.received_at:
@@ -389,23 +390,38 @@ class RuleEngine:
         self.stats.statuses += 1
         received_s = status.received_at.timestamp()
         ts_s = min(status.ts.timestamp(), received_s)
-        if ts_s <= max(slot.released_ts_s, slot.seen_ts_s):
+        if ts_s < max(slot.released_ts_s, slot.seen_ts_s):
             self.stats.stale_statuses += 1
+            return None
+        if self._tolerance_s <= 0:
+            released.append((ts_s, status.device_id, received_s, status, slot))
             return None
         self._buffers.hold(status.device_id, slot, ts_s, received_s, status)
         return slot
 
-    def _judge_status(
-        self, slot: _DeviceSlot, status: StatusChange, at: datetime, received_s: float
-    ) -> AlarmSignal | None:
-        """A released status: `offline` opens an episode at its ts, `online` closes it."""
+    def _judge_evidence(self, released: _Released, signals: list[AlarmSignal]) -> None:
+        """A status, or a reading of a device its status has offline: first the raise due
+        by its ts, then `offline` opens an episode at its ts, `online` or a reading ends it.
+        Held like the device's rules' signals until the groups have seen the instant."""
+        ts_s, _, received_s, item, slot = released
+        evidence = self._status
         device_id = slot.info.device_id
-        if status.online:
-            return self._status.back(device_id, at, received_s, "online status")
+        at = datetime_from_epoch(ts_s)
+        found = [evidence.catch_up(device_id, ts_s)]
         offline = slot.resolved[OFFLINE_RULE]
-        if not offline.enabled:
-            return None
-        return self._status.offline(device_id, slot.index, at, received_s, offline.policy)
+        if isinstance(item, Reading):
+            found.append(evidence.back(device_id, at, received_s, "reading"))
+        elif item.online:
+            found.append(evidence.back(device_id, at, received_s, "online status"))
+        elif offline.enabled:
+            found.append(evidence.offline(device_id, slot.index, at, received_s, offline.policy))
+        for signal in found:
+            if signal is None:
+                continue
+            if slot.info.group_id is not None and signal.alarm_type in self._coverable:
+                self._cover.deferred.append(signal)
+            else:
+                self._cover.emit(signal, signals)
 
     def _evaluate_in_order(self, released: list[_Released], signals: list[AlarmSignal]) -> None:
         """Judge released readings of all devices in event-time order, one instant at a time.
@@ -421,18 +437,23 @@ class RuleEngine:
         if count > 1:
             released.sort(key=_released_order)
         status_evidence = self._status
-        for position, (ts_s, device_id, received_s, item, slot) in enumerate(released):
+        instant_s = math.nan
+        for position, entry in enumerate(released):
+            ts_s, device_id, received_s, item, slot = entry
+            if ts_s != instant_s:
+                instant_s = ts_s
+                # Raises due before this instant come before it (event order, not arrival).
+                due_s = max(self._watermark_ts_s, ts_s) - self._tolerance_s
+                if status_evidence.next_due_s <= due_s:
+                    raised = status_evidence.advance(due_s, self._buffers.holds_before)
+                    self._cover.emit_all(raised, signals)
             if isinstance(item, StatusChange):
                 at = datetime_from_epoch(ts_s)
-                signal = self._judge_status(slot, item, at, received_s)
+                self._judge_evidence(entry, signals)
             else:
                 at = item.ts
-                signal = None
                 if status_evidence.is_open(device_id):
-                    signal = status_evidence.back(device_id, at, received_s, "reading")
-            if signal is not None:
-                self._cover.emit(signal, signals)
-            if not isinstance(item, StatusChange):
+                    self._judge_evidence(entry, signals)
                 self._evaluate(slot, item, received_s, signals)
                 if ts_s > self._watermark_ts_s:  # readings only: a status is no clock
                     self._watermark_ts_s = ts_s
@@ -443,9 +464,6 @@ class RuleEngine:
                 self._evaluate_groups(at, signals)
             if self._cover.deferred:
                 self._cover.flush(signals)
-            due_s = self._watermark_ts_s - self._tolerance_s
-            if status_evidence.next_due_s <= due_s:
-                self._cover.emit_all(status_evidence.advance(due_s), signals)
 
     def _evaluate(
         self, slot: _DeviceSlot, reading: Reading, received_s: float, signals: list[AlarmSignal]

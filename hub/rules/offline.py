@@ -28,6 +28,7 @@ clock covers it.
 import dataclasses
 import heapq
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 
@@ -70,7 +71,9 @@ class OfflineMonitor:
         self._persisting_cache: dict[ConditionPolicy, ConditionPolicy] = {}
         self._last_seen_s: npt.NDArray[np.float64] = np.full(_INITIAL_CAPACITY, -np.inf)
         self._threshold_s: npt.NDArray[np.float64] = np.full(_INITIAL_CAPACITY, np.inf)
-        # tracked: an offline condition state exists; quiet: active with no clear streak,
+        # tracked: an offline condition is active or pending (a reading has something to
+        # clear; one only inside its suppression window is left alone: a status may have
+        # left it, in event time); quiet: active with no clear streak,
         # so a further silent check would change nothing and is skipped.
         self._tracked: npt.NDArray[np.bool_] = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
         self._quiet: npt.NDArray[np.bool_] = np.zeros(_INITIAL_CAPACITY, dtype=np.bool_)
@@ -194,7 +197,7 @@ class OfflineMonitor:
     def sync(self, index: int, table: ConditionTable) -> None:
         """Mirror one device's offline condition state into the flag arrays."""
         state = table.get((SourceKind.DEVICE, self._ids[index], AlarmType.OFFLINE))
-        self._tracked[index] = state is not None
+        self._tracked[index] = state is not None and (state.active or state.pending)
         self._quiet[index] = state is not None and state.active and not state.pending
 
     def set_by_status(self, index: int, by_status: bool) -> None:
@@ -211,7 +214,13 @@ class OfflineMonitor:
 
 
 class StatusEvidence:
-    """Offline episodes opened by a device's own `offline` status, judged in event time."""
+    """Offline episodes opened by a device's own `offline` status, judged in event time.
+
+    A raise that waits (debounce, suppression) is due at an event time: it is raised before
+    any evidence of the device at or after that time is judged (`catch_up`), or once the
+    stream's event time has passed it (`advance`) unless the device still holds older
+    evidence in its reorder buffer. So when it is raised never depends on the arrival.
+    """
 
     __slots__ = ("_due", "_monitor", "_open", "_table")
 
@@ -259,11 +268,16 @@ class StatusEvidence:
     def back(
         self, device_id: str, at: datetime, received_s: float, what: str
     ) -> AlarmSignal | None:
-        """Evidence the device is up at `at` (a reading or an `online` status): clear."""
+        """Evidence the device is up at `at` (a reading or an `online` status): clear.
+
+        Only evidence newer than the `offline` status counts: one of the same ts or older
+        (judged after it because it arrived later) says nothing about the episode."""
         episode = self._open.get(device_id)
         if episode is None:
             return None
-        _, index, policy = episode
+        since_s, index, policy = episode
+        if at.timestamp() <= since_s:
+            return None
         obs = Observation(
             alarm_type=AlarmType.OFFLINE,
             verdict=Verdict.OK,
@@ -276,30 +290,65 @@ class StatusEvidence:
         self._close_if_idle(device_id, index)
         return signal
 
-    def advance(self, until_s: float) -> list[AlarmSignal]:
-        """Raise the episodes whose debounce or suppression window ended by event time `until_s`."""
+    def catch_up(self, device_id: str, until_s: float) -> AlarmSignal | None:
+        """Raise the device's pending episode if due by `until_s`, the event time of the
+        device's evidence about to be judged (the raise comes first, in event order)."""
+        episode = self._open.get(device_id)
+        if episode is None:
+            return None
+        since_s, index, policy = episode
+        key: ConditionKey = (SourceKind.DEVICE, device_id, AlarmType.OFFLINE)
+        state = self._table.get(key)
+        if state is None or state.active or not state.pending:
+            return None
+        due_s = max(since_s + policy.raise_after_s, state.cleared_at_s + policy.suppress_s)
+        if due_s > until_s:
+            return None
+        return self._raise(device_id, due_s, since_s, index, policy)
+
+    def advance(
+        self, until_s: float, holds_before: Callable[[str, float], bool]
+    ) -> list[AlarmSignal]:
+        """Raise the episodes whose debounce or suppression window ended by event time
+        `until_s`, except those of devices still holding evidence from before it is due
+        (`holds_before(device_id, due_s)`: their reorder buffer judges it first)."""
         signals: list[AlarmSignal] = []
+        waiting: list[tuple[float, str, float]] = []
         while self._due and self._due[0][0] <= until_s:
-            due_s, device_id, since_s = heapq.heappop(self._due)
+            entry = heapq.heappop(self._due)
+            due_s, device_id, since_s = entry
             episode = self._open.get(device_id)
             if episode is None or episode[0] != since_s:
                 continue  # the device came back (or spoke again) before it was due
-            _, index, policy = episode
-            obs = Observation(
-                alarm_type=AlarmType.OFFLINE,
-                verdict=Verdict.FAULT,
-                ts=datetime_from_epoch(due_s),
-                device_id=device_id,
-                values={"status": "offline", "since": datetime_from_epoch(since_s)},
-                message=f"device {device_id} reported itself offline",
-            )
-            signal = self._table.observe(SourceKind.DEVICE, device_id, obs, policy)
+            if holds_before(device_id, due_s):
+                waiting.append(entry)
+                continue
+            state = self._table.get((SourceKind.DEVICE, device_id, AlarmType.OFFLINE))
+            if state is None or state.active or not state.pending:
+                continue  # raised already (caught up by the device's own evidence)
+            signal = self._raise(device_id, due_s, since_s, episode[1], episode[2])
             if signal is not None:
                 signals.append(signal)
-            key: ConditionKey = (SourceKind.DEVICE, device_id, AlarmType.OFFLINE)
-            self._schedule(key, device_id, since_s, policy)
-            self._monitor.sync(index, self._table)
+        for entry in waiting:
+            heapq.heappush(self._due, entry)
         return signals
+
+    def _raise(
+        self, device_id: str, due_s: float, since_s: float, index: int, policy: ConditionPolicy
+    ) -> AlarmSignal | None:
+        obs = Observation(
+            alarm_type=AlarmType.OFFLINE,
+            verdict=Verdict.FAULT,
+            ts=datetime_from_epoch(due_s),
+            device_id=device_id,
+            values={"status": "offline", "since": datetime_from_epoch(since_s)},
+            message=f"device {device_id} reported itself offline",
+        )
+        signal = self._table.observe(SourceKind.DEVICE, device_id, obs, policy)
+        key: ConditionKey = (SourceKind.DEVICE, device_id, AlarmType.OFFLINE)
+        self._schedule(key, device_id, since_s, policy)
+        self._monitor.sync(index, self._table)
+        return signal
 
     def _close_if_idle(self, device_id: str, index: int) -> None:
         """End the episode once the condition is neither active nor pending (back, or the

@@ -9,7 +9,8 @@ With a tolerance of 0 a batch is still sorted per device, and no reading waits.
 A status is ordered among the device's readings but is no barrier: it neither moves the
 device's newest ts (so it releases no reading) nor makes later-arriving older readings
 late. It is released with the readings that pass it, or by the injected clock after
-`tolerance_s` (the next tick, with a tolerance of 0).
+`tolerance_s`. With a tolerance of 0 the engine does not buffer statuses at all: it judges
+them at once, in the batch's event order.
 """
 
 import heapq
@@ -80,6 +81,15 @@ class ReorderBuffers(Generic[SlotT]):
         if reading:
             slot.max_ts_s = max(slot.max_ts_s, ts_s)
         return True
+
+    def holds(self, device_id: str) -> bool:
+        """Whether the device has items held."""
+        return device_id in self._pending
+
+    def holds_before(self, device_id: str, ts_s: float) -> bool:
+        """Whether the device has an item held with a ts at or before `ts_s`."""
+        buffer = self._pending.get(device_id)
+        return buffer is not None and any(held[0] <= ts_s for held in buffer)
 
     def drop(self, device_id: str) -> None:
         """Forget a device's held items (decommissioned)."""
