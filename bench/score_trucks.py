@@ -1,8 +1,11 @@
-"""Score the truck rules end to end: simulated trucks → real Mosquitto → real hub → PostgreSQL.
+"""Score the truck rules end to end: simulated terminals → JT/T 808 gateway → real Mosquitto →
+real hub → PostgreSQL.
 
 Starts its own PostgreSQL and Mosquitto on free ports (hub.cli.local_stack), generates a
-city, migrates, imports devices, sites and permits, runs `python -m hub run` as a child,
-runs the simulators' truck scenario as fast as the broker acknowledges, waits for the hub
+city, migrates, imports devices (with each truck's terminal number), sites and permits,
+runs `python -m hub run` and `python -m hub jt808 serve` as children, runs the simulators'
+trucks as JT/T 808 terminals over TCP (`--via mqtt`: straight onto the MQTT contract
+instead) as fast as they are acknowledged, waits for the hub
 to catch up, and prints `python -m simulators score` for the run. Everything it started
 is stopped at the end. `truck_offline` is in the scenario: the simulators' status carries
 its ts, and the hub judges a device's own `offline` in event time.
@@ -12,12 +15,14 @@ queued while the hub is stopped, and compares the alarm and case sets (bench/arr
 the exit code is 1 when they differ.
 
     python bench/score_trucks.py [--trucks 60] [--faults 60] [--hours 30] [--seed 7]
+        [--via jt808|mqtt]
 """
 
 import argparse
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,6 +59,33 @@ def _run(cmd: list[str], env: dict[str, str]) -> None:
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
 
 
+def start_gateway(env: dict[str, str], work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`hub jt808 serve` on a free port, once it is connected to the broker."""
+    port = free_port()
+    log = work / "jt808.log"
+    gateway_env = {
+        **env,
+        "HUB_JT808_HOST": "127.0.0.1",
+        "HUB_JT808_PORT": str(port),
+        "HUB_JT808_METRICS_PORT": str(free_port()),
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hub", "jt808", "serve"],
+            env=gateway_env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while "connected to the broker" not in log.read_text("utf-8", errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the JT/T 808 gateway did not start; see {log}")
+        time.sleep(0.2)
+    return process, port
+
+
 def run_once(args: argparse.Namespace, arrival: str, start: datetime, root: Path) -> Outcome:
     """One run on fresh services: the scenario published paced or as a backlog."""
     work = root / arrival
@@ -74,6 +106,7 @@ def run_once(args: argparse.Namespace, arrival: str, start: datetime, root: Path
     py = sys.executable
     hub = HubRunner([], env, work / "hub.log")
     outcome = Outcome(arrival)
+    gateway: subprocess.Popen[bytes] | None = None
     try:
         _run(
             [
@@ -85,6 +118,13 @@ def run_once(args: argparse.Namespace, arrival: str, start: datetime, root: Path
         )
         _run([py, "-m", "hub", "migrate"], env)
         _run([py, "-m", "hub", "devices", "import", str(city / "devices.csv")], env)
+        via: tuple[str, ...] = ()
+        if args.via == "jt808":
+            # each truck's terminal number (jt808_phone) into the registry, then the gateway
+            _run([py, "-m", "simulators.jt808_terminal", str(city)], env)
+            _run([py, "-m", "hub", "devices", "import", str(city / "devices-jt808.csv")], env)
+            gateway, port = start_gateway(env, work)
+            via = ("--trucks-via-jt808", f"127.0.0.1:{port}")
         _run([py, "-m", "hub", "sites", "import", str(city / "sites.geojson")], env)
         _run([py, "-m", "hub", "permits", "import", str(city / "permits.json")], env)
         scenario = work / "scenario.yaml"
@@ -102,6 +142,7 @@ def run_once(args: argparse.Namespace, arrival: str, start: datetime, root: Path
                     *("--mqtt-url", broker.url, "--start", start.isoformat()),
                     *("--duration", f"{args.hours}h", "--scenario", str(scenario)),
                     *("--truth", str(truth), "--kinds", "truck", "--quiet"),
+                    *via,
                 ],
                 env,
             )
@@ -111,6 +152,9 @@ def run_once(args: argparse.Namespace, arrival: str, start: datetime, root: Path
         collect(outcome, pg.url)
     finally:
         hub.stop()
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(timeout=30)
         broker.stop()
         pg.stop()
     return outcome
@@ -124,6 +168,12 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=30.0, help="simulated hours")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="keep the city and logs here")
+    parser.add_argument(
+        "--via",
+        choices=("jt808", "mqtt"),
+        default="jt808",
+        help="trucks as JT/T 808 terminals through the gateway (default), or straight on MQTT",
+    )
     add_arrival_argument(parser)
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="score-trucks-"))

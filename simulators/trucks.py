@@ -33,6 +33,7 @@ MIN_DRIVE_BY_FAULT_S = {
     "truck_gps_gap": 240.0,
 }
 OVERSPEED_SUSTAIN_S = 30.0  # the hub's truck_speed rule: above the limit this long
+OFF_ROUTE_VISIBLE_S = 300.0  # 60 s ramps out and back + the truck_route rule's 180 s
 GPS_GAP_MIN_S = 150.0  # the hub's track gap starts at 120 s between fixes
 # A GPS gap stays below the offline threshold (10 min), else it is an outage, not a gap.
 GPS_GAP_MAX_S = 480.0
@@ -360,6 +361,10 @@ class TruckSim(SimDevice):
                 # fix that long after the onset while the truck still speeds
                 sustain_s = math.ceil(OVERSPEED_SUSTAIN_S / self.interval_s) * self.interval_s
                 shortest_s = max(shortest_s, sustain_s + 2.0)
+            elif name == "truck_off_route":
+                # a short route does not shorten a deviation below what the hub can see: the
+                # ramps out and back plus 3 min outside the corridor and a fix after them
+                shortest_s = max(shortest_s, OFF_ROUTE_VISIBLE_S + self.interval_s)
             if drive_ms < min(duration_ms, shortest_s * 1000):
                 return None
             longest_ms = GPS_GAP_MAX_S * 1000 if name == "truck_gps_gap" else duration_ms

@@ -20,7 +20,9 @@ def _faults(city: City) -> list[ActiveFault]:
     lamps = [
         lamp.device_id for lamp in city.lamps if lamp.cabinet_id == city.cabinets[-1].device_id
     ]
-    trucks = [t.device_id for t in city.trucks]
+    # the longest route first: a deviation the hub can see needs 5 min of driving off it
+    route_m = {p.truck_id: p.route.length_m for p in city.permits}
+    trucks = sorted((t.device_id for t in city.trucks), key=lambda t: -route_m.get(t, 0.0))
     covers = eligible_devices(city, "manhole_water_rising")
     other_covers = [m.device_id for m in city.manholes if m.device_id not in covers]
     street_spots = eligible_devices(city, "parking_overstay")
