@@ -3,9 +3,9 @@ real hub → PostgreSQL.
 
 Starts its own PostgreSQL and Mosquitto on free ports (hub.cli.local_stack), generates a
 city, migrates, imports devices (with each truck's terminal number), sites and permits,
-runs `python -m hub run` and `python -m hub jt808 serve` as children, runs the simulators'
-trucks as JT/T 808 terminals over TCP (`--via mqtt`: straight onto the MQTT contract
-instead) as fast as they are acknowledged, waits for the hub
+runs `python -m hub run` as a child (and `python -m hub jt808 serve` with `--via jt808`),
+runs the simulators' trucks straight onto the MQTT contract (`--via jt808`: as JT/T 808
+terminals over TCP through the gateway) as fast as they are acknowledged, waits for the hub
 to catch up, and prints `python -m simulators score` for the run. Everything it started
 is stopped at the end. `truck_offline` is in the scenario: the simulators' status carries
 its ts, and the hub judges a device's own `offline` in event time.
@@ -171,8 +171,10 @@ def main() -> int:
     parser.add_argument(
         "--via",
         choices=("jt808", "mqtt"),
-        default="jt808",
-        help="trucks as JT/T 808 terminals through the gateway (default), or straight on MQTT",
+        default="mqtt",
+        help="trucks straight on MQTT (default), or as JT/T 808 terminals through the gateway;"
+        " through the gateway the end of the run hangs up every terminal, and the gateway's"
+        " offline status for each is an offline alarm the ground truth does not know",
     )
     add_arrival_argument(parser)
     args = parser.parse_args()
