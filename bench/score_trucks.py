@@ -1,4 +1,4 @@
-"""Score the truck rules end to end: simulated terminals → JT/T 808 gateway → real Mosquitto →
+"""Score the truck rules end to end: simulated trucks → (JT/T 808 gateway →) real Mosquitto →
 real hub → PostgreSQL.
 
 Starts its own PostgreSQL and Mosquitto on free ports (hub.cli.local_stack), generates a
