@@ -343,15 +343,24 @@ def _area_out(store: CaseStore, area: AreaFigures, level: AreaLevel) -> AreaFigu
 def statistics(
     request: Request,
     store: CaseStoreDep,
-    start: Annotated[str, Query(description="YYYY-MM-DD (local) or RFC 3339, inclusive")],
-    end: Annotated[str, Query(description="YYYY-MM-DD (local) or RFC 3339, exclusive")],
+    start: Annotated[
+        str | None,
+        Query(description="YYYY-MM-DD (local) or RFC 3339, inclusive; default: this month's 1st"),
+    ] = None,
+    end: Annotated[
+        str | None, Query(description="YYYY-MM-DD (local) or RFC 3339, exclusive; default: now")
+    ] = None,
     level: AreaLevel = AreaLevel.GRID,
     as_of: Annotated[str | None, Query(description="count as of; default: end or now")] = None,
     hot_spots: Annotated[int, Query(ge=0, le=100)] = 10,
 ) -> StatisticsOut:
-    """Figures by unit grid, community, street or department; a department sees its own."""
-    start_at = _period_bound(start, "start", store)
-    end_at = _period_bound(end, "end", store)
+    """Figures by unit grid, community, street or department; a department sees its own.
+
+    Without dates: this month so far, in the city's own days (not the caller's)."""
+    now = datetime.now(UTC)
+    month_start = store.setup.calendar.local_date(now).replace(day=1).isoformat()
+    start_at = _period_bound(start or month_start, "start", store)
+    end_at = _period_bound(end, "end", store) if end else now
     if start_at >= end_at:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
     as_of_at = _period_bound(as_of, "as_of", store) if as_of else min(end_at, datetime.now(UTC))

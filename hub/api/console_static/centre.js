@@ -5,54 +5,10 @@
 // Uses console.js's helpers (api, el, t, fmtTime, fmtNumber, deptName, lightDot, $, app).
 "use strict";
 
-const CENTRE_TEXT = {
-  zh: {
-    "centre.queues": "各岗位待办", "centre.post": "岗位", "centre.total": "合计", "centre.overdue": "超期案卷",
-    "centre.urge": "督办", "centre.urge_note": "督办意见", "centre.urge_level": "督办次数",
-    "centre.merge": "案件合并", "centre.duplicate": "重复案卷编号(ID)", "centre.into": "并入案卷号",
-    "centre.merge_go": "合并", "centre.callbacks": "待回访", "centre.satisfaction": "满意度",
-    "centre.callback_go": "记录回访", "centre.attachments": "附件（照片）", "centre.case_id": "案卷ID",
-    "centre.kind": "类型", "centre.upload": "上传", "centre.list": "查看",
-    "centre.stats": "统计（按区域）", "centre.level": "层级", "centre.hot_spots": "热点网格",
-    "centre.reported": "上报", "centre.registered": "立案", "centre.closure_rate": "结案率",
-    "centre.on_time_handling_rate": "按期处置率", "centre.registration_rate": "立案率",
-    "centre.on_time_dispatch_rate": "按期派遣率", "centre.satisfaction_rate": "满意率",
-    "centre.calendar": "工作日历", "centre.covers_until": "已载入至", "centre.years": "年份",
-    "centre.refused": "无权查看", "centre.none": "无", "centre.done": "已完成",
-    "post.intake": "受理员", "post.inspector": "监督员", "post.dispatch": "派遣员",
-    "post.department": "专业部门", "post.shift_leader": "值班长",
-    "level.grid": "单元网格", "level.community": "社区", "level.street": "街道", "level.department": "部门",
-    "kind.before": "处置前", "kind.after": "处置后", "kind.verify": "核查", "kind.evidence": "其他证据",
-    "sat.satisfied": "满意", "sat.basically_satisfied": "基本满意", "sat.unsatisfied": "不满意", "sat.unreachable": "联系不上",
-  },
-  en: {
-    "centre.queues": "Queues per post", "centre.post": "Post", "centre.total": "Total", "centre.overdue": "Overdue cases",
-    "centre.urge": "Urge", "centre.urge_note": "Urging note", "centre.urge_level": "Urged",
-    "centre.merge": "Merge duplicates", "centre.duplicate": "Duplicate case id", "centre.into": "Into case number",
-    "centre.merge_go": "Merge", "centre.callbacks": "Call-backs due", "centre.satisfaction": "Satisfaction",
-    "centre.callback_go": "Record call-back", "centre.attachments": "Attachments (photos)", "centre.case_id": "Case id",
-    "centre.kind": "Kind", "centre.upload": "Upload", "centre.list": "Show",
-    "centre.stats": "Statistics by area", "centre.level": "Level", "centre.hot_spots": "Hot spots",
-    "centre.reported": "Reported", "centre.registered": "Registered", "centre.closure_rate": "Closure rate",
-    "centre.on_time_handling_rate": "On-time handling", "centre.registration_rate": "Registration rate",
-    "centre.on_time_dispatch_rate": "On-time dispatch", "centre.satisfaction_rate": "Satisfaction",
-    "centre.calendar": "Working calendar", "centre.covers_until": "Loaded until", "centre.years": "Years",
-    "centre.refused": "Not for your role", "centre.none": "None", "centre.done": "Done",
-    "post.intake": "Intake", "post.inspector": "Inspectors", "post.dispatch": "Dispatch",
-    "post.department": "Departments", "post.shift_leader": "Shift leader",
-    "level.grid": "Unit grid", "level.community": "Community", "level.street": "Street", "level.department": "Department",
-    "kind.before": "Before", "kind.after": "After", "kind.verify": "On-site check", "kind.evidence": "Other evidence",
-    "sat.satisfied": "Satisfied", "sat.basically_satisfied": "Basically satisfied", "sat.unsatisfied": "Unsatisfied", "sat.unreachable": "Unreachable",
-  },
-};
-
-function ct(key) {
-  const own = CENTRE_TEXT[app.lang] || CENTRE_TEXT.zh;
-  return own[key] !== undefined ? own[key] : t(key);
-}
+// The desk's texts are in i18n.json with every other console text.
+const ct = t;
 
 const pct = (rate) => (rate === null || rate === undefined ? "n/a" : `${fmtNumber(rate * 100, 2)}%`);
-const isoDay = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 
 function panel(title, testid) {
   const body = el("div", { class: "panel-body" });
@@ -186,10 +142,11 @@ function attachmentsForm(body) {
 }
 
 function statsForm(body) {
-  const now = new Date();
   const level = el("select", { "data-testid": "stats-level" }, ...["grid", "community", "street", "department"].map((l) => el("option", { value: l }, ct(`level.${l}`))));
-  const start = el("input", { type: "date", value: isoDay(new Date(now.getFullYear(), now.getMonth(), 1)) });
-  const end = el("input", { type: "date", value: isoDay(new Date(now.getTime() + 86400e3)) });
+  // Empty dates: the hub counts this month so far in the city's days, whatever the
+  // browser's time zone.
+  const start = el("input", { type: "date", "data-testid": "stats-start" });
+  const end = el("input", { type: "date", "data-testid": "stats-end" });
   const out = el("div", {});
   const rows = (areas) => areas.map((a) => el("tr", { "data-testid": "stats-row", "data-key": a.key },
     el("td", {}, a.name || a.key), el("td", {}, a.reported), el("td", {}, a.registered),
@@ -199,7 +156,10 @@ function statsForm(body) {
   const head = [ct(`level.${level.value}`), ct("centre.reported"), ct("centre.registered"), ct("centre.closure_rate"),
     ct("centre.on_time_handling_rate"), ct("centre.registration_rate"), ct("centre.on_time_dispatch_rate"), ct("centre.satisfaction_rate"), t("cases.class")];
   const load = () => fill(out, async (box) => {
-    const figures = await api(`/statistics?level=${level.value}&start=${start.value}&end=${end.value}`);
+    const query = new URLSearchParams({ level: level.value });
+    if (start.value) query.set("start", start.value);
+    if (end.value) query.set("end", end.value);
+    const figures = await api(`/statistics?${query}`);
     head[0] = ct(`level.${level.value}`);
     box.append(table(head, rows(figures.areas), "stats-table"));
     box.append(el("h3", {}, ct("centre.hot_spots")));

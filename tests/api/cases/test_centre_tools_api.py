@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -280,3 +281,16 @@ def test_statistics_by_grid_street_and_department_match_a_hand_count(
         client.get("/statistics", params={"start": "2026-01-02", "end": "2026-01-01"}).status_code
         == 422
     )
+
+
+def test_statistics_without_dates_count_this_month_so_far_in_the_citys_days(
+    client: TestClient,
+) -> None:
+    # Whatever the hour here (in UTC, Shanghai's day starts at 16:00): a case reported now
+    # counts, and the period starts on the 1st of the city's month.
+    report(client)
+    figures = client.get("/statistics").json()
+    assert sum(a["reported"] for a in figures["areas"]) == 1
+    start = datetime.fromisoformat(figures["start"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert (start.day, start.hour, start.minute) == (1, 0, 0)
+    assert datetime.fromisoformat(figures["end"]) <= datetime.now(UTC)
