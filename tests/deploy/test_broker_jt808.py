@@ -119,6 +119,7 @@ def test_the_gateway_works_under_its_account(broker: RepositoryBroker) -> None:
     settings = Settings(
         jt808_mqtt_url=f"mqtt://{JT808_USER}:{ACCOUNTS.jt808_password}@127.0.0.1:{broker.platform_port}",
         jt808_auth_secret=SecretStr("key"),
+        jt808_metrics_port=0,  # no metrics server: a fixed port may be taken
     )
     with (
         session(broker.platform_port, HUB_USER, ACCOUNTS.hub_password, "c-hub") as hub,

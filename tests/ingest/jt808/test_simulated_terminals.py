@@ -115,6 +115,7 @@ def gateway(
         mqtt_root=mqtt_root,
         jt808_client_id=f"jt808-{mqtt_root}",
         jt808_auth_secret=SecretStr("sim-key"),
+        jt808_metrics_port=0,  # no metrics server: a fixed port may be taken
     )
     directory = RegistryDirectory(lambda: db.list_devices(Kind.TRUCK, 1000, 0), 0.5)
     with gateway_thread(Gateway(gateway_config(settings), directory)) as running:
