@@ -1,1 +1,1 @@
-"""MQTT (and later Modbus) I/O: the only importers of paho, aiomqtt and pymodbus."""
+"""MQTT and Modbus I/O: the only importers of paho and pymodbus."""
