@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import signal
 import time
 from collections.abc import Callable
 
@@ -98,10 +99,20 @@ def run_gateway(settings: Settings, host: str, port: int) -> int:
 
     directory = RegistryDirectory(load, settings.registry_refresh_s)
     gateway = Gateway(gateway_config(settings), directory)
+
+    async def serve_until_signalled() -> None:
+        # Handlers of our own: a process started in the background by a script inherits
+        # SIGINT ignored, and Ctrl-C on the script must still stop the gateway.
+        serving = asyncio.ensure_future(gateway.serve(host, port))
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, serving.cancel)
+        await serving
+
     try:
-        asyncio.run(gateway.serve(host, port))
-    except KeyboardInterrupt:
-        pass
+        asyncio.run(serve_until_signalled())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log.info("JT/T 808 gateway stopped")
     finally:
         db.close()
     return 0

@@ -215,9 +215,15 @@ class Gateway:
                     await self._server.serve_forever()
             finally:
                 # Connection handlers are not the server's children before Python 3.12.
-                for handler in self._handlers:
-                    handler.cancel()
-                await asyncio.gather(*self._handlers, return_exceptions=True)
+                # Hang up on the terminals first, so each handler ends as for a hang-up;
+                # Python 3.11's stream callback logs a traceback for a cancelled handler.
+                for session in list(self._open):
+                    session.writer.close()
+                if self._handlers:
+                    _, stuck = await asyncio.wait(set(self._handlers), timeout=5.0)
+                    for handler in stuck:
+                        handler.cancel()
+                    await asyncio.gather(*stuck, return_exceptions=True)
 
     async def _report(self) -> None:
         while True:
