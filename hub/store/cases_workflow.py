@@ -195,13 +195,13 @@ def act_on_case(
     )
     state, event = complete_step(setup, old, state, event)
     columns = _state_columns(setup, state)
-    before = _state_columns(setup, old)
     ended: tuple[object, object] = (None, None)
-    if before["stage"] is not None and (before["stage"], before["stage_started_at"]) != (
+    running = record.milestones  # the stage as stored before this action
+    if running is not None and (running.stage.value, running.started_at) != (
         columns["stage"],
         columns["stage_started_at"],
     ):
-        ended = (before["stage"], before["stage_due_at"])  # this action ended a timed stage
+        ended = (running.stage.value, running.due_at)  # this action ended a timed stage
     attachment = None
     if action is Action.ATTACH_EVIDENCE:
         attachment = Jsonb(

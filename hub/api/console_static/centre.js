@@ -5,14 +5,11 @@
 // Uses console.js's helpers (api, el, t, fmtTime, fmtNumber, deptName, lightDot, $, app).
 "use strict";
 
-// The desk's texts are in i18n.json with every other console text.
-const ct = t;
-
 const pct = (rate) => (rate === null || rate === undefined ? "n/a" : `${fmtNumber(rate * 100, 2)}%`);
 
 function panel(title, testid) {
   const body = el("div", { class: "panel-body" });
-  const card = el("section", { class: "card", "data-testid": testid }, el("h2", {}, ct(title)), body);
+  const card = el("section", { class: "card", "data-testid": testid }, el("h2", {}, t(title)), body);
   return [card, body];
 }
 
@@ -22,7 +19,7 @@ async function fill(body, loader) {
   try {
     await loader(body);
   } catch (err) {
-    body.append(el("p", { class: "hint", "data-testid": "panel-refused" }, err.status === 403 ? ct("centre.refused") : err.message));
+    body.append(el("p", { class: "hint", "data-testid": "panel-refused" }, err.status === 403 ? t("centre.refused") : err.message));
   }
 }
 
@@ -35,23 +32,23 @@ function table(head, rows, testid) {
 async function loadSupervision(body) {
   const view = await api("/supervision");
   body.append(table(
-    [ct("centre.post"), ct("centre.total"), t("light.green"), t("light.yellow"), t("light.red")],
+    [t("centre.post"), t("centre.total"), t("light.green"), t("light.yellow"), t("light.red")],
     view.queues.map((q) => el("tr", { "data-testid": `queue-${q.post}` },
-      el("td", {}, ct(`post.${q.post}`)), el("td", {}, q.total), el("td", {}, q.green), el("td", {}, q.yellow), el("td", {}, q.red))),
+      el("td", {}, t(`post.${q.post}`)), el("td", {}, q.total), el("td", {}, q.green), el("td", {}, q.yellow), el("td", {}, q.red))),
     "queues"));
-  body.append(el("h3", {}, ct("centre.overdue")));
+  body.append(el("h3", {}, t("centre.overdue")));
   if (!view.overdue.length) {
-    body.append(el("p", { class: "hint" }, ct("centre.none")));
+    body.append(el("p", { class: "hint" }, t("centre.none")));
     return;
   }
   body.append(table(
     ["", t("cases.number"), t("cases.class"), t("cases.department"), t("cases.due"), ""],
     view.overdue.map((c) => {
-      const note = el("input", { placeholder: ct("centre.urge_note"), size: 14, "data-testid": "urge-note" });
+      const note = el("input", { placeholder: t("centre.urge_note"), size: 14, "data-testid": "urge-note" });
       const error = el("span", { class: "error" });
       const urge = async () => {
         try {
-          await api(`/cases/${c.id}/urge`, { method: "POST", body: { note: note.value.trim() || ct("centre.urge"), expected_version: c.version } });
+          await api(`/cases/${c.id}/urge`, { method: "POST", body: { note: note.value.trim() || t("centre.urge"), expected_version: c.version } });
         } catch (err) { error.textContent = err.message; return; }
         await fill(body, loadSupervision);
       };
@@ -59,14 +56,14 @@ async function loadSupervision(body) {
         el("td", {}, lightDot(c.light)), el("td", {}, el("a", { href: `#cases/${c.id}` }, c.case_number)),
         el("td", {}, `${c.class_code} ${c.class_name || ""}`), el("td", {}, deptName(c.department, c.department_name)),
         el("td", {}, fmtTime(c.stage_due_at)),
-        el("td", {}, note, el("button", { type: "button", onclick: urge, "data-testid": "urge" }, ct("centre.urge")), error));
+        el("td", {}, note, el("button", { type: "button", onclick: urge, "data-testid": "urge" }, t("centre.urge")), error));
     }),
     "overdue-board"));
 }
 
 function mergeForm(body) {
-  const duplicate = el("input", { type: "number", min: "1", placeholder: ct("centre.duplicate"), "data-testid": "merge-duplicate" });
-  const into = el("input", { placeholder: ct("centre.into"), "data-testid": "merge-into" });
+  const duplicate = el("input", { type: "number", min: "1", placeholder: t("centre.duplicate"), "data-testid": "merge-duplicate" });
+  const into = el("input", { placeholder: t("centre.into"), "data-testid": "merge-into" });
   const out = el("span", { "data-testid": "merge-result" });
   const go = async () => {
     out.className = "";
@@ -75,20 +72,20 @@ function mergeForm(body) {
       out.textContent = `${merged.case_number} → ${merged.merged_into}`;
     } catch (err) { out.className = "error"; out.textContent = err.message; }
   };
-  body.append(el("div", { class: "filters" }, duplicate, into, el("button", { type: "button", onclick: go, "data-testid": "merge-go" }, ct("centre.merge_go")), out));
+  body.append(el("div", { class: "filters" }, duplicate, into, el("button", { type: "button", onclick: go, "data-testid": "merge-go" }, t("centre.merge_go")), out));
 }
 
 async function loadCallbacks(body) {
   const due = await api("/cases?callback_due=true&limit=50");
   if (!due.length) {
-    body.append(el("p", { class: "hint", "data-testid": "callbacks-empty" }, ct("centre.none")));
+    body.append(el("p", { class: "hint", "data-testid": "callbacks-empty" }, t("centre.none")));
     return;
   }
   body.append(table(
-    [t("cases.number"), t("cases.source"), t("cases.description"), ct("centre.satisfaction"), ""],
+    [t("cases.number"), t("cases.source"), t("cases.description"), t("centre.satisfaction"), ""],
     due.map((c) => {
       const answer = el("select", { "data-testid": "callback-answer" },
-        ...["satisfied", "basically_satisfied", "unsatisfied", "unreachable"].map((s) => el("option", { value: s }, ct(`sat.${s}`))));
+        ...["satisfied", "basically_satisfied", "unsatisfied", "unreachable"].map((s) => el("option", { value: s }, t(`sat.${s}`))));
       const note = el("input", { size: 12, placeholder: t("cases.note") });
       const error = el("span", { class: "error" });
       const record = async () => {
@@ -100,14 +97,14 @@ async function loadCallbacks(body) {
       return el("tr", { "data-testid": "callback-row", "data-case": c.id },
         el("td", {}, el("a", { href: `#cases/${c.id}` }, c.case_number)), el("td", {}, sourceName(c.source)),
         el("td", {}, c.description), el("td", {}, answer, note),
-        el("td", {}, el("button", { type: "button", onclick: record, "data-testid": "callback-go" }, ct("centre.callback_go")), error));
+        el("td", {}, el("button", { type: "button", onclick: record, "data-testid": "callback-go" }, t("centre.callback_go")), error));
     }),
     "callbacks"));
 }
 
 function attachmentsForm(body) {
-  const caseId = el("input", { type: "number", min: "1", placeholder: ct("centre.case_id"), "data-testid": "attach-case" });
-  const kind = el("select", { "data-testid": "attach-kind" }, ...["before", "after", "verify", "evidence"].map((k) => el("option", { value: k }, ct(`kind.${k}`))));
+  const caseId = el("input", { type: "number", min: "1", placeholder: t("centre.case_id"), "data-testid": "attach-case" });
+  const kind = el("select", { "data-testid": "attach-kind" }, ...["before", "after", "verify", "evidence"].map((k) => el("option", { value: k }, t(`kind.${k}`))));
   const file = el("input", { type: "file", accept: "image/jpeg,image/png,image/webp,application/pdf", "data-testid": "attach-file" });
   const out = el("div", { "data-testid": "attach-list" });
   const error = el("span", { class: "error", "data-testid": "attach-error" });
@@ -117,7 +114,7 @@ function attachmentsForm(body) {
     let list;
     try { list = await api(`/cases/${Number(caseId.value)}/attachments`); } catch (err) { error.textContent = err.message; return; }
     for (const a of list) {
-      const link = el("a", { href: a.url, target: "_blank", rel: "noopener" }, `${ct(`kind.${a.kind}`)} · ${a.filename || a.content_type} · ${fmtNumber(a.size / 1024, 1)} KiB · ${fmtTime(a.uploaded_at)}`);
+      const link = el("a", { href: a.url, target: "_blank", rel: "noopener" }, `${t(`kind.${a.kind}`)} · ${a.filename || a.content_type} · ${fmtNumber(a.size / 1024, 1)} KiB · ${fmtTime(a.uploaded_at)}`);
       out.append(el("p", { "data-testid": "attachment", "data-kind": a.kind }, link, a.uploaded_by ? ` · ${a.uploaded_by}` : ""));
       if (a.content_type.startsWith("image/")) out.append(el("img", { src: a.url, alt: a.kind, class: "thumb", width: 160 }));
     }
@@ -137,12 +134,12 @@ function attachmentsForm(body) {
     await show();
   };
   body.append(el("div", { class: "filters" }, caseId, kind, file,
-    el("button", { type: "button", onclick: upload, "data-testid": "attach-upload" }, ct("centre.upload")),
-    el("button", { type: "button", onclick: show, "data-testid": "attach-show" }, ct("centre.list")), error), out);
+    el("button", { type: "button", onclick: upload, "data-testid": "attach-upload" }, t("centre.upload")),
+    el("button", { type: "button", onclick: show, "data-testid": "attach-show" }, t("centre.list")), error), out);
 }
 
 function statsForm(body) {
-  const level = el("select", { "data-testid": "stats-level" }, ...["grid", "community", "street", "department"].map((l) => el("option", { value: l }, ct(`level.${l}`))));
+  const level = el("select", { "data-testid": "stats-level" }, ...["grid", "community", "street", "department"].map((l) => el("option", { value: l }, t(`level.${l}`))));
   // Empty dates: the hub counts this month so far in the city's days, whatever the
   // browser's time zone.
   const start = el("input", { type: "date", "data-testid": "stats-start" });
@@ -153,17 +150,17 @@ function statsForm(body) {
     el("td", {}, pct(a.closure_rate)), el("td", {}, pct(a.on_time_handling_rate)), el("td", {}, pct(a.registration_rate)),
     el("td", {}, pct(a.on_time_dispatch_rate)), el("td", {}, pct(a.satisfaction_rate)),
     el("td", {}, a.top_classes.map(([code, n]) => `${code}×${n}`).join(" "))));
-  const head = [ct(`level.${level.value}`), ct("centre.reported"), ct("centre.registered"), ct("centre.closure_rate"),
-    ct("centre.on_time_handling_rate"), ct("centre.registration_rate"), ct("centre.on_time_dispatch_rate"), ct("centre.satisfaction_rate"), t("cases.class")];
+  const head = [t(`level.${level.value}`), t("centre.reported"), t("centre.registered"), t("centre.closure_rate"),
+    t("centre.on_time_handling_rate"), t("centre.registration_rate"), t("centre.on_time_dispatch_rate"), t("centre.satisfaction_rate"), t("cases.class")];
   const load = () => fill(out, async (box) => {
     const query = new URLSearchParams({ level: level.value });
     if (start.value) query.set("start", start.value);
     if (end.value) query.set("end", end.value);
     const figures = await api(`/statistics?${query}`);
-    head[0] = ct(`level.${level.value}`);
+    head[0] = t(`level.${level.value}`);
     box.append(table(head, rows(figures.areas), "stats-table"));
-    box.append(el("h3", {}, ct("centre.hot_spots")));
-    box.append(table(head.map((h, i) => (i === 0 ? ct("level.grid") : h)), rows(figures.hot_spots), "hot-spots"));
+    box.append(el("h3", {}, t("centre.hot_spots")));
+    box.append(table(head.map((h, i) => (i === 0 ? t("level.grid") : h)), rows(figures.hot_spots), "hot-spots"));
   });
   body.append(el("div", { class: "filters" }, level, start, end, el("button", { type: "button", onclick: load, "data-testid": "stats-go" }, t("refresh"))), out);
   return load;
@@ -172,8 +169,8 @@ function statsForm(body) {
 async function loadCalendar(body) {
   const cal = await api("/calendar");
   body.append(el("dl", { class: "facts", "data-testid": "calendar" },
-    el("dt", {}, ct("centre.covers_until")), el("dd", { "data-testid": "calendar-until" }, cal.covers_until || "—"),
-    el("dt", {}, ct("centre.years")), el("dd", {}, cal.imported_years.join(", ") || "—")));
+    el("dt", {}, t("centre.covers_until")), el("dd", { "data-testid": "calendar-until" }, cal.covers_until || "—"),
+    el("dt", {}, t("centre.years")), el("dd", {}, cal.imported_years.join(", ") || "—")));
   if (cal.warning) body.append(el("p", { class: "error", "data-testid": "calendar-warning" }, cal.warning));
 }
 
