@@ -13,6 +13,11 @@ A paced rate is kept up when every message is stored and the last row is stored 
 --poll-ms: message i was published at i / rate after the first, and is counted stored at
 the first poll that sees i + 1 rows. CPU is user + system time from /proc/<pid>/stat of
 each side's processes, from the first publish to the last row, divided by the messages.
+
+After the search each side runs once more at --steady-fraction (80 %) of the highest rate
+it kept up: issue 23's latency target (p99 publish→stored < 500 ms there) and its CPU per
+message under a steady load, against full speed. The ratios of each hub side's highest
+rate kept up to Node-RED's close the report.
 """
 
 import argparse
@@ -87,6 +92,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced-seconds", type=float, default=10.0, help="length of a paced run")
     parser.add_argument("--low-fraction", type=float, default=0.4)
     parser.add_argument("--high-fraction", type=float, default=1.1)
+    parser.add_argument(
+        "--steady-fraction",
+        type=float,
+        default=0.8,
+        help="then one run per side at this share of its highest rate kept up (0: none)",
+    )
     parser.add_argument("--poll-ms", type=float, default=50.0, help="row count polling interval")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--node-red-dir", type=Path, default=DEFAULT_NODE_RED_DIR)
@@ -96,6 +107,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--messages, --devices and --repeats must be positive, --steps not negative")
     if not 0 < args.low_fraction < args.high_fraction:
         parser.error("need 0 < --low-fraction < --high-fraction")
+    if not 0 <= args.steady_fraction <= 1:
+        parser.error("--steady-fraction is a share of the rate kept up, between 0 and 1")
     if args.no_peer and not args.members:
         parser.error("nothing to run")
     return args
@@ -417,6 +430,7 @@ class SideResult:
     full: list[Run] = field(default_factory=list)
     paced: list[Run] = field(default_factory=list)
     search: RateSearch | None = None
+    steady: Run | None = None  # at --steady-fraction of the highest rate kept up
 
     def full_rate(self) -> float:
         """Median full-speed msg/s."""
@@ -432,9 +446,10 @@ def table_lines(results: Sequence[SideResult]) -> list[str]:
     """The Markdown table of the comparison."""
     lines = [
         "| side | full speed, msg/s | paced: highest rate kept up, msg/s "
-        "| p50 / p99 publish→stored there | CPU per message, full speed "
-        "| CPU per message, paced there |",
-        "|---|---|---|---|---|---|",
+        "| p50 / p99 publish→stored there | p50 / p99 at the steady rate "
+        "| CPU per message, full speed | CPU per message, paced there "
+        "| CPU per message, steady rate |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         best = result.best_paced()
@@ -442,7 +457,25 @@ def table_lines(results: Sequence[SideResult]) -> list[str]:
         lines.append(
             f"| {result.name} | {result.full_rate():,.0f} "
             f"| {result.search.describe() if result.search else '—'} | {latency_text(best)} "
-            f"| {cpu_text(full)} | {cpu_text(best)} |"
+            f"| {latency_text(result.steady)} "
+            f"| {cpu_text(full)} | {cpu_text(best)} | {cpu_text(result.steady)} |"
+        )
+    return lines
+
+
+def ratio_lines(results: Sequence[SideResult], peer: str) -> list[str]:
+    """Each other side's highest rate kept up as a multiple of the peer's (issue 23's targets)."""
+    reference = next((r.best_paced() for r in results if r.name == peer), None)
+    if reference is None or not reference.paced:
+        return []
+    lines = []
+    for result in results:
+        best = result.best_paced()
+        if result.name == peer or best is None or not best.paced:
+            continue
+        lines.append(
+            f"{result.name}: {best.paced / reference.paced:.2f}× {peer}'s highest rate kept up"
+            f" ({best.paced:,.0f} against {reference.paced:,.0f} msg/s)"
         )
     return lines
 
@@ -470,6 +503,26 @@ def peer_figures(results: Sequence[SideResult]) -> list[Figure]:
                     "peer",
                     f"{result.name}, CPU per message there",
                     sum(best.cpu_us_per_message()),
+                    "µs",
+                    None,
+                    "all processes of the side together",
+                ),
+            ]
+        steady = result.steady
+        if steady is not None:
+            figures += [
+                Figure(
+                    "peer",
+                    f"{result.name}, p99 publish→stored at {steady.paced:,.0f} msg/s (steady)",
+                    steady.p99_ms,
+                    "ms",
+                    "< 500" if result.name.startswith("hub") else None,
+                    "kept up" if steady.kept_up else "NOT kept up",
+                ),
+                Figure(
+                    "peer",
+                    f"{result.name}, CPU per message at the steady rate",
+                    sum(steady.cpu_us_per_message()),
                     "µs",
                     None,
                     "all processes of the side together",
@@ -556,6 +609,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     measured = run(side, result, count, rate)
                     result.paced.append(measured)
                     result.search.record(rate, measured.kept_up)
+            if args.steady_fraction > 0:
+                for side, result in zip(sides, results, strict=True):
+                    best = result.best_paced()
+                    if best is None or not best.paced:
+                        continue
+                    rate = best.paced * args.steady_fraction
+                    count = max(1, round(rate * args.paced_seconds))
+                    result.steady = run(side, result, count, rate)
         finally:
             for side in reversed(sides):
                 side.stop()
@@ -565,7 +626,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" ≤ {KEPT_UP_S:g} s after the last publish; publish→stored from the row count"
         f" every {args.poll_ms:g} ms; CPU per process of the side."
     )
+    print(f"The steady rate: {args.steady_fraction:.0%} of each side's highest rate kept up.")
     for line in table_lines(results):
+        print(line)
+    for line in ratio_lines(results, PeerSide.name):
         print(line)
     if args.json is not None:
         args.json.write_text(encode_figures(peer_figures(results)), encoding="utf-8")

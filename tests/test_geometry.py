@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.geometry import (
     GridIndex,
@@ -109,3 +111,37 @@ def test_grid_index_finds_the_same_boxes_as_a_full_scan() -> None:
             }
             assert expected <= near
     assert grid.candidates(0.0, 0.0) == sorted(set(grid.candidates(0.0, 0.0)))
+
+
+def _box_gap_m(box: tuple[float, float, float, float], x: float, y: float) -> float:
+    x0, y0, x1, y1 = box
+    return math.hypot(max(x0 - x, 0.0, x - x1), max(y0 - y, 0.0, y - y1))
+
+
+_coordinate = st.floats(-5_000.0, 5_000.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    corners=st.lists(
+        st.tuples(_coordinate, _coordinate, st.floats(0.0, 3_000.0), st.floats(0.0, 3_000.0)),
+        max_size=25,
+    ),
+    x=_coordinate,
+    y=_coordinate,
+    within_m=st.one_of(st.just(0.0), st.just(1_000.0), st.floats(0.0, 2_500.0)),
+    cell_m=st.sampled_from([250.0, 1_000.0]),
+)
+def test_grid_candidates_hold_every_box_within_reach_once_and_in_order(
+    corners: list[tuple[float, float, float, float]],
+    x: float,
+    y: float,
+    within_m: float,
+    cell_m: float,
+) -> None:
+    boxes = [(x0, y0, x0 + w, y0 + h) for x0, y0, w, h in corners]
+    grid = GridIndex(boxes, cell_m)
+    found = grid.candidates(x, y, within_m)
+    assert found == sorted(set(found))
+    reachable = {i for i, box in enumerate(boxes) if _box_gap_m(box, x, y) <= within_m}
+    assert reachable <= set(found)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from bench_ingest import RateSearch
-from bench_peer import latency_percentiles_ms, parse_args
+from bench_peer import Run, SideResult, latency_percentiles_ms, parse_args, ratio_lines, table_lines
 from node_red_peer import (
     BATCH_INTERVAL_MS,
     BATCH_ROWS,
@@ -106,3 +106,33 @@ def test_latency_is_read_from_the_row_count_series() -> None:
     # Messages 0-499 waited 600 down to 101 ms, messages 500-999 waited 800 down to 301 ms.
     assert p50 == pytest.approx(450.5, abs=1)
     assert p99 == pytest.approx(790, abs=1)  # the first of the second batch waited longest
+
+
+def _run(side: str, paced: float | None, stored: int = 100, p99: float = 200.0) -> Run:
+    return Run(side, paced, 100, stored, 1_000.0, 0.1, (0.004,), 100.0, p99)
+
+
+def test_the_steady_run_and_the_ratios_to_the_peer_are_reported() -> None:
+    hub = SideResult("hub, 1 process", full=[_run("hub, 1 process", None)])
+    hub.paced = [_run("hub, 1 process", 9_000), _run("hub, 1 process", 12_000, stored=90)]
+    hub.steady = _run("hub, 1 process", 7_200, p99=321.0)
+    peer = SideResult("Node-RED 4 batch flow", full=[_run("Node-RED 4 batch flow", None)])
+    peer.paced = [_run("Node-RED 4 batch flow", 10_000)]
+
+    table = table_lines([hub, peer])
+    ratios = ratio_lines([hub, peer], "Node-RED 4 batch flow")
+
+    assert "| 100 / 321 ms at 7,200 |" in table[2]  # the steady run's latency has a column
+    assert table[3].split(" | ")[4] == "—"  # the peer ran no steady run here
+    # 12,000 was not kept up (10 of 100 lost): the hub's best is 9,000 against 10,000.
+    assert ratios == [
+        "hub, 1 process: 0.90× Node-RED 4 batch flow's highest rate kept up"
+        " (9,000 against 10,000 msg/s)"
+    ]
+    assert ratio_lines([hub], "Node-RED 4 batch flow") == []  # no peer, no ratio
+
+
+def test_the_steady_fraction_is_a_share() -> None:
+    assert parse_args([]).steady_fraction == 0.8
+    with pytest.raises(SystemExit):
+        parse_args(["--steady-fraction", "1.5"])
