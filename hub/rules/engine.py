@@ -44,7 +44,6 @@ from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.condition import (
     ConditionKey,
-    ConditionPolicy,
     ConditionTable,
     Verdict,
     datetime_from_epoch,
@@ -62,6 +61,8 @@ from hub.rules.config import (
 from hub.rules.group_cover import GroupCover
 from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo, GroupView
 from hub.rules.offline import OfflineMonitor, StatusEvidence
+from hub.rules.plan import Plan as _Plan
+from hub.rules.plan import build_plan
 from hub.rules.reorder import Released as _AnyReleased
 from hub.rules.reorder import ReorderBuffers
 from hub.rules.signals import AlarmSignal, SourceKind
@@ -85,7 +86,6 @@ class EngineStats:
 # What `_evaluate` runs for a device: per enabled rule, the rule, its state table, whether
 # it keeps state at all (a rule whose fresh state is None is stateless for good), and the
 # device's parameters and policy for it.
-_Plan = tuple[tuple[AnyRule, dict[str, Any], bool, Any, ConditionPolicy], ...]
 
 
 class _DeviceSlot:
@@ -125,6 +125,7 @@ class RuleEngine:
         now: datetime,
         rules: Sequence[AnyRule] = (),
         group_rules: Sequence[AnyGroupRule] = (),
+        screen_quiet: bool = True,
     ) -> None:
         names = [OFFLINE_RULE, *(r.name for r in rules), *(g.name for g in group_rules)]
         duplicated = {n for n in names if names.count(n) > 1}
@@ -164,6 +165,7 @@ class RuleEngine:
         self._groups: dict[str, set[str]] = {}
         self._rule_states: dict[str, dict[str, Any]] = {r.name: {} for r in rules}
         self._stateful = {r.name: r.initial_state() is not None for r in rules}
+        self._screen_quiet = screen_quiet  # False: the same alarms, slower (hub/rules/plan.py)
         # The plan of each kind's devices without overrides (they share it).
         self._kind_plan: dict[Kind, _Plan] = {
             kind: self._plan(kind, self._kind_resolved[kind]) for kind in Kind
@@ -478,13 +480,14 @@ class RuleEngine:
         # the OK and HOLD verdicts (most of them) need not be looked up at all.
         quiet = table.quiet(device_id)
         fault = Verdict.FAULT
-        for rule, states, stateful, params, policy in slot.plan:
+        for evaluate, screened, states, stateful, params, policy, initial in slot.plan:
             state = None
             if stateful:
                 state = states.get(device_id)
                 if state is None:
-                    state = states[device_id] = rule.initial_state()
-            for obs in rule.evaluate(reading, info, state, params):
+                    state = states[device_id] = initial()
+            # A quiet device: the rule may leave out what is not a FAULT (hub/rules/plan.py).
+            for obs in (screened if quiet else evaluate)(reading, info, state, params):
                 if quiet:
                     if obs.verdict is not fault:
                         continue
@@ -550,16 +553,12 @@ class RuleEngine:
 
     def _plan(self, kind: Kind, resolved: Mapping[str, ResolvedRule]) -> _Plan:
         """What `_evaluate` runs for a device of `kind` with these effective rules."""
-        return tuple(
-            (
-                rule,
-                self._rule_states[rule.name],
-                self._stateful[rule.name],
-                resolved[rule.name].params,
-                resolved[rule.name].policy,
-            )
-            for rule in self._kind_rules[kind]
-            if resolved[rule.name].enabled
+        return build_plan(
+            self._kind_rules[kind],
+            resolved,
+            self._rule_states,
+            self._stateful,
+            screen_quiet=self._screen_quiet,
         )
 
     def _resolve_device(self, info: DeviceInfo) -> Mapping[str, ResolvedRule]:

@@ -113,7 +113,13 @@ class Rule(Protocol[StateT, ParamsT]):
     def evaluate(
         self, reading: Reading, device: DeviceInfo, state: StateT, params: ParamsT
     ) -> Iterable[Observation]:
-        """Observations about the device's conditions at the reading's event time."""
+        """Observations about the device's conditions at the reading's event time.
+
+        A rule may also take a keyword `faults_only: bool = False`: the engine sets it for a
+        device with no live condition, and the rule may then leave out every observation
+        that is not a FAULT (they would change nothing); its state changes must not depend
+        on it (hub/rules/plan.py).
+        """
         ...
 
 

@@ -64,7 +64,13 @@ class LampOutRule(_LampRule):
     params_model: type[LampOutParams] = LampOutParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: LampOutParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: LampOutParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT when on with live supply and (almost) no power."""
         del state
@@ -76,6 +82,8 @@ class LampOutRule(_LampRule):
         out = lamp.on and supplied and power_w < floor_w
         # Without supply the lamp cannot be judged: the cabinet's group alarm covers it.
         verdict = Verdict.FAULT if out else Verdict.OK if supplied else Verdict.HOLD
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.LAMP_OUT,
@@ -111,7 +119,13 @@ class LitByDayRule(_LampRule):
     params_model: type[LitByDayParams] = LitByDayParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: LitByDayParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: LitByDayParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT when lit in daylight (with margin); OK when dark or at night."""
         del state
@@ -130,6 +144,8 @@ class LitByDayRule(_LampRule):
                 verdict = Verdict.OK  # night
             else:
                 verdict = Verdict.HOLD  # around dawn and dusk: lit is allowed, not proof of health
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.LIT_BY_DAY,
@@ -162,7 +178,13 @@ class DarkAtNightRule(_LampRule):
     params_model: type[DarkAtNightParams] = DarkAtNightParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: DarkAtNightParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: DarkAtNightParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT when off and supplied at night; OK when on, by day or meant to be dark."""
         del state
@@ -183,6 +205,8 @@ class DarkAtNightRule(_LampRule):
                 verdict = Verdict.OK  # day: off is right
             else:
                 verdict = Verdict.HOLD  # around dusk and dawn the switching may lag
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.DARK_AT_NIGHT,
@@ -213,7 +237,13 @@ class VoltageRule(_LampRule):
     params_model: type[VoltageParams] = VoltageParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: VoltageParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: VoltageParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """One observation per direction."""
         del device, state
@@ -238,6 +268,8 @@ class VoltageRule(_LampRule):
                 if volts <= params.over_v - params.clear_margin_v
                 else Verdict.HOLD
             )
+        if faults_only and under is not Verdict.FAULT and over is not Verdict.FAULT:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.UNDER_VOLTAGE,
@@ -279,7 +311,13 @@ class OverCurrentRule(_LampRule):
     params_model: type[OverCurrentParams] = OverCurrentParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: OverCurrentParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: OverCurrentParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT above the limit; nothing without a rating."""
         del state
@@ -289,6 +327,8 @@ class OverCurrentRule(_LampRule):
             return ()
         limit_a = params.factor * rating / (lamp.voltage_v * params.min_power_factor)
         amps = lamp.current_a
+        if faults_only and amps <= limit_a:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.OVER_CURRENT,
@@ -327,7 +367,13 @@ class PowerRule(_LampRule):
     params_model: type[PowerParams] = PowerParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: PowerParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: PowerParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Judged only while lit with live supply; a dark lamp is lamp_out's business."""
         del state
@@ -355,6 +401,8 @@ class PowerRule(_LampRule):
                 verdict = Verdict.OK
             else:
                 verdict = Verdict.HOLD
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.POWER_ABNORMAL,
@@ -406,7 +454,13 @@ class FlickerRule:
         return FlickerState()
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: FlickerState, params: FlickerParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: FlickerState,
+        params: FlickerParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Count state changes in the sliding window."""
         del device
@@ -423,6 +477,8 @@ class FlickerRule:
             verdict = Verdict.OK
         else:
             verdict = Verdict.HOLD
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.FLICKER,

@@ -65,7 +65,13 @@ class PowerFactorRule:
         return TrendState()
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: TrendState, params: PowerFactorParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: TrendState,
+        params: PowerFactorParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Feed lit readings; judge the average once it covers `min_coverage_s`."""
         del device
@@ -88,6 +94,8 @@ class PowerFactorRule:
             verdict = Verdict.OK
         else:
             verdict = Verdict.HOLD
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.POWER_FACTOR_LOW,
@@ -132,7 +140,13 @@ class VoltageTrendRule:
         return TrendState()
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: TrendState, params: VoltageTrendParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: TrendState,
+        params: VoltageTrendParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Feed supplied readings; judge the average once it covers `min_coverage_s`."""
         del device
@@ -151,6 +165,8 @@ class VoltageTrendRule:
             verdict = Verdict.OK
         else:
             verdict = Verdict.HOLD
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet lamp: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.VOLTAGE_TREND,

@@ -69,7 +69,13 @@ class TiltRule:
         """Stateless: the confirmation window is the condition's debounce."""
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: TiltParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: TiltParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """One verdict on the tilt condition per reading."""
         del state
@@ -85,6 +91,8 @@ class TiltRule:
             verdict = Verdict.OK
         else:
             verdict = Verdict.HOLD
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet cover: only a FAULT changes anything
         return (
             Observation(
                 AlarmType.TILT,
@@ -120,13 +128,19 @@ class CoverOpenRule:
         """Stateless."""
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: NoParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: NoParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Open is a fault, closed is OK."""
         del state, params
         is_open = reading.value("cover_open")
-        if is_open is None:
-            return ()
+        if is_open is None or (faults_only and not is_open):
+            return ()  # no reading of the cover, or a quiet cover closed
         return (
             Observation(
                 AlarmType.COVER_OPEN,
@@ -212,7 +226,13 @@ class LevelRule:
         """Stateless."""
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: LevelParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: LevelParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """A verdict when the reading carries the field; nothing when it does not."""
         del device, state
@@ -220,11 +240,14 @@ class LevelRule:
         if raw is None or isinstance(raw, bool) or not isinstance(raw, int | float):
             return ()
         value = float(raw)
+        verdict = _level_verdict(value, params, high_is_bad=self.high_is_bad)
+        if faults_only and verdict is not Verdict.FAULT:
+            return ()  # a quiet cover: only a FAULT changes anything
         values: Mapping[str, object] = {self.field_name: value}
         return (
             Observation(
                 self.alarm_type,
-                _level_verdict(value, params, high_is_bad=self.high_is_bad),
+                verdict,
                 reading.ts,
                 reading.device_id,
                 values=values,

@@ -116,7 +116,13 @@ class SpotRule:
         return SpotState()
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: SpotState, params: SpotParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: SpotState,
+        params: SpotParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Advance the debounce with one report, then judge overstay and stuck."""
         raw = reading.value("occupied")
@@ -136,9 +142,12 @@ class SpotRule:
             (ts - state.candidate_ts).total_seconds() >= params.confirm_s
         ):
             _confirm(state, occupied, state.candidate_ts)
-        observations = [self._overstay(reading, device, state)]
         quiet_s = (ts - state.last_flip_ts).total_seconds()
         stuck = quiet_s >= params.stuck_after_s
+        overstay = self._overstay(reading, device, state)
+        if faults_only and not stuck and overstay.verdict is not Verdict.FAULT:
+            return ()  # a quiet spot: only a FAULT changes anything
+        observations = [overstay]
         observations.append(
             Observation(
                 AlarmType.STUCK_SENSOR,

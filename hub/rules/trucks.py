@@ -13,20 +13,26 @@ from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind, Load
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.truck_context import (
-    SITE_SEARCH_M,
     TRUCK,
     TruckContextSource,
     TruckFix,
     TruckTracker,
     local_minute_and_date,
+)
+from hub.rules.truck_params import (
+    CoverParams,
+    DumpParams,
+    PermitParams,
+    RouteParams,
+    SpeedParams,
+    TrackParams,
+    ZoneParams,
 )
 from hub.rules.truck_records import (
     SiteType,
@@ -37,67 +43,11 @@ from hub.rules.truck_records import (
 # -- the rules --
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RouteParams(_Params):
-    """Corridor tolerance (GPS jitter up to `jitter_m` beyond the corridor is not a deviation)
-    and how long a truck must stay back inside before it counts as having rejoined."""
-
-    jitter_m: float = Field(default=10.0, ge=0)
-    rejoin_s: float = Field(default=60.0, ge=0)
-
-
 class _RouteState:
     __slots__ = ("outside_ts_s",)
 
     def __init__(self) -> None:
         self.outside_ts_s = -math.inf
-
-
-class DumpParams(_Params):
-    """Where unloading is legitimate: near an approved site; how far an episode reaches."""
-
-    disposal_radius_m: float = Field(default=500.0, gt=0, le=SITE_SEARCH_M)
-    construction_radius_m: float = Field(default=200.0, gt=0, le=SITE_SEARCH_M)
-    episode_radius_m: float = Field(default=150.0, gt=0)
-
-
-class PermitParams(_Params):
-    """Local time zone of permit hours and dates; speed above which a truck is transporting."""
-
-    timezone: str = "Asia/Shanghai"
-    moving_kmh: float = Field(default=5.0, ge=0)
-
-
-class CoverParams(_Params):
-    """Speed above which the truck counts as moving."""
-
-    moving_kmh: float = Field(default=5.0, ge=0)
-
-
-class SpeedParams(_Params):
-    """Default limit outside speed zones and the hysteresis below the limit to clear."""
-
-    default_limit_kmh: float = Field(default=60.0, gt=0)
-    tolerance_kmh: float = Field(default=0.0, ge=0)
-    clear_below_kmh: float = Field(default=5.0, ge=0)
-
-
-class TrackParams(_Params):
-    """Gap between fixes with ACC on (shorter than offline), jump distance and plausible speed."""
-
-    min_gap_s: float = Field(default=120.0, gt=0)
-    max_gap_s: float = Field(default=600.0, gt=0)
-    jump_m: float = Field(default=2_000.0, gt=0)
-    max_plausible_kmh: float = Field(default=150.0, gt=0)
-
-
-class ZoneParams(_Params):
-    """Local time zone of restricted-zone hours."""
-
-    timezone: str = "Asia/Shanghai"
 
 
 class TrackEvidence(Mapping[str, object]):
@@ -176,13 +126,21 @@ class RouteDeviationRule(_TruckRule):
         return _RouteState()
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: _RouteState, params: RouteParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: _RouteState,
+        params: RouteParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT beyond corridor + jitter (and until back inside for `rejoin_s`: a fix that
         cuts a corner of the route is no rejoin), OK inside the corridor, HOLD at the edge."""
         fix = self.tracker.fix(reading, device)
         distance = fix.route_distance_m
         if distance is None or not fix.acc_on:
+            if faults_only:
+                return ()  # a quiet truck: only a FAULT changes anything
             return (self._obs(AlarmType.ROUTE_DEVIATION, Verdict.OK, fix, device.device_id),)
         corridor = min(p.permit.corridor_m for p in fix.permits)
         if distance > corridor + params.jitter_m:
@@ -195,6 +153,8 @@ class RouteDeviationRule(_TruckRule):
         else:
             verdict = Verdict.HOLD
         if verdict is not Verdict.FAULT:
+            if faults_only:
+                return ()  # a quiet truck: only a FAULT changes anything
             return (self._obs(AlarmType.ROUTE_DEVIATION, verdict, fix, device.device_id),)
         return (
             self._obs(
@@ -255,7 +215,13 @@ class DumpingRule(_TruckRule):
         return AlarmType.ILLEGAL_DUMPING, known_illegal
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: _DumpState, params: DumpParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: _DumpState,
+        params: DumpParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Open an episode at an unload event; FAULT while the truck stays at its spot."""
         fix = self.tracker.fix(reading, device)
@@ -271,6 +237,8 @@ class DumpingRule(_TruckRule):
             away = math.hypot(fix.x - state.anchor[0], fix.y - state.anchor[1]) > radius
             if away and not fix.body_lifted:
                 alarm_type, state.alarm_type = state.alarm_type, None
+                if faults_only:
+                    return ()  # a quiet truck: only a FAULT changes anything
                 return (self._obs(alarm_type, Verdict.OK, fix, device.device_id),)
             lat, lon = fix.lat, fix.lon
             return (
@@ -285,6 +253,8 @@ class DumpingRule(_TruckRule):
                     {"stop": {"lat": lat, "lon": lon}, "site_id": state.site_id},
                 ),
             )
+        if faults_only:
+            return ()  # a quiet truck: only a FAULT changes anything
         return (
             self._obs(AlarmType.ILLEGAL_DUMPING, Verdict.OK, fix, device.device_id),
             self._obs(AlarmType.UNAPPROVED_DISPOSAL, Verdict.OK, fix, device.device_id),
@@ -300,13 +270,21 @@ class PermitRule(_StatelessTruckRule):
     params_model: type[PermitParams] = PermitParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: PermitParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: PermitParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """OUTSIDE_HOURS and NO_PERMIT verdicts of one position."""
         del state
         fix = self.tracker.fix(reading, device)
         device_id = device.device_id
         if not fix.acc_on:
+            if faults_only:
+                return ()  # a quiet truck: only a FAULT changes anything
             return (
                 self._obs(AlarmType.OUTSIDE_HOURS, Verdict.OK, fix, device_id),
                 self._obs(AlarmType.NO_PERMIT, Verdict.OK, fix, device_id),
@@ -320,6 +298,8 @@ class PermitRule(_StatelessTruckRule):
             if not loaded_context:
                 verdict = Verdict.OK
             if verdict is not Verdict.FAULT:
+                if faults_only:
+                    return ()  # a quiet truck: only a FAULT changes anything
                 return (
                     self._obs(AlarmType.OUTSIDE_HOURS, Verdict.OK, fix, device_id),
                     self._obs(AlarmType.NO_PERMIT, verdict, fix, device_id),
@@ -338,6 +318,8 @@ class PermitRule(_StatelessTruckRule):
             )
         inside = any(minute_in_window(minute, p.window) for p in valid)
         if inside:
+            if faults_only:
+                return ()  # a quiet truck: only a FAULT changes anything
             return (
                 self._obs(AlarmType.OUTSIDE_HOURS, Verdict.OK, fix, device_id),
                 self._obs(AlarmType.NO_PERMIT, Verdict.OK, fix, device_id),
@@ -365,7 +347,13 @@ class CoverRule(_StatelessTruckRule):
     params_model: type[CoverParams] = CoverParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: CoverParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: CoverParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT moving loaded with cover open, HOLD stopped so, OK otherwise."""
         del state
@@ -377,6 +365,8 @@ class CoverRule(_StatelessTruckRule):
         else:
             verdict = Verdict.HOLD
         if verdict is not Verdict.FAULT:
+            if faults_only:
+                return ()  # a quiet truck: only a FAULT changes anything
             return (self._obs(AlarmType.COVER_OPEN_MOVING, verdict, fix, device.device_id),)
         return (
             self._obs(
@@ -398,7 +388,13 @@ class SpeedRule(_StatelessTruckRule):
     params_model: type[SpeedParams] = SpeedParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: SpeedParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: SpeedParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT above limit + tolerance, OK below limit − clear_below, HOLD between."""
         del state
@@ -416,6 +412,8 @@ class SpeedRule(_StatelessTruckRule):
         else:
             verdict = Verdict.HOLD
         if verdict is not Verdict.FAULT:
+            if faults_only:
+                return ()  # a quiet truck: only a FAULT changes anything
             return (self._obs(AlarmType.OVERSPEED, verdict, fix, device.device_id),)
         return (
             self._obs(
@@ -438,7 +436,13 @@ class TrackRule(_StatelessTruckRule):
     params_model: type[TrackParams] = TrackParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: TrackParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: TrackParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Judge the step from the previous fix to this one."""
         del state
@@ -451,6 +455,8 @@ class TrackRule(_StatelessTruckRule):
         implied_kmh = fix.step_m / max(gap_s, 1.0) * 3.6
         jump = fix.step_m > params.jump_m and implied_kmh > params.max_plausible_kmh
         if not gap and not jump:  # the common case: no message or details to build
+            if faults_only:
+                return ()  # a quiet truck: only a FAULT changes anything
             return (
                 self._obs(AlarmType.TRACK_GAP, Verdict.OK, fix, device_id),
                 self._obs(AlarmType.TRACK_JUMP, Verdict.OK, fix, device_id),
@@ -485,7 +491,13 @@ class ZoneRule(_StatelessTruckRule):
     params_model: type[ZoneParams] = ZoneParams
 
     def evaluate(
-        self, reading: Reading, device: DeviceInfo, state: None, params: ZoneParams
+        self,
+        reading: Reading,
+        device: DeviceInfo,
+        state: None,
+        params: ZoneParams,
+        *,
+        faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT inside a restricted zone in force, OK elsewhere."""
         del state
@@ -499,6 +511,8 @@ class ZoneRule(_StatelessTruckRule):
                 if z.zone.zone_type is ZoneType.RESTRICTED
                 and (z.window is None or minute_in_window(minute, z.window))
             ]
+        if faults_only and not inside:
+            return ()  # a quiet truck: only a FAULT changes anything
         return (
             self._obs(
                 AlarmType.RESTRICTED_ZONE,

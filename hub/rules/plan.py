@@ -1,0 +1,80 @@
+"""What the engine runs for a device: its kind's enabled rules, each with its state table,
+parameters and policy, and the cheaper call it makes for a device with no live condition.
+
+A device with no live condition (active, pending or in a suppression window) is "quiet":
+an OK or HOLD verdict about it changes nothing, only a FAULT does. Most devices are
+quiet most of the time, and building the observations of their OK verdicts (a tuple, a
+values dict, a message) was most of what the rules cost. A rule whose `evaluate` takes a
+keyword `faults_only` is called with it set for a quiet device, and may leave out what is
+not a FAULT; its state changes must be the same either way (tests/rules/
+test_quiet_screening.py holds every packaged rule to that). Issue 23, docs/performance.md.
+"""
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, NamedTuple
+
+from hub.devices.decode import Reading
+from hub.rules.condition import ConditionPolicy, Observation
+from hub.rules.config import ResolvedRule
+from hub.rules.interface import AnyRule, DeviceInfo
+
+Evaluate = Callable[[Reading, DeviceInfo, Any, Any], Iterable[Observation]]
+
+
+class PlanStep(NamedTuple):
+    """One rule as the engine runs it for a device."""
+
+    evaluate: Evaluate  # every observation
+    screened: Evaluate  # for a quiet device: at least its FAULT observations
+    states: dict[str, Any]  # the rule's state per device id
+    stateful: bool
+    params: Any
+    policy: ConditionPolicy
+    initial: Callable[[], Any]  # the rule's initial_state
+
+
+Plan = tuple[PlanStep, ...]
+
+
+def screens_faults(rule: AnyRule) -> bool:
+    """Whether the rule's `evaluate` takes `faults_only`."""
+    return "faults_only" in inspect.signature(rule.evaluate).parameters
+
+
+def build_plan(
+    rules: Iterable[AnyRule],
+    resolved: Mapping[str, ResolvedRule],
+    states: Mapping[str, dict[str, Any]],
+    stateful: Mapping[str, bool],
+    *,
+    screen_quiet: bool = True,
+) -> Plan:
+    """The steps of the enabled rules among `rules`, in order.
+
+    With `screen_quiet` False every rule is asked for every observation (the same alarms,
+    slower: what the tests compare the screened engine with).
+    """
+    steps = []
+    for rule in rules:
+        effective = resolved[rule.name]
+        if not effective.enabled:
+            continue
+        evaluate: Evaluate = rule.evaluate
+        screened = evaluate
+        if screen_quiet and screens_faults(rule):
+            takes_keyword: Callable[..., Iterable[Observation]] = rule.evaluate
+            screened = partial(takes_keyword, faults_only=True)
+        steps.append(
+            PlanStep(
+                evaluate,
+                screened,
+                states[rule.name],
+                stateful[rule.name],
+                effective.params,
+                effective.policy,
+                rule.initial_state,
+            )
+        )
+    return tuple(steps)
