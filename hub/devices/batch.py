@@ -67,8 +67,12 @@ class Batch:
     def of(cls, items: Iterable[Decoded | DeadLetter | None]) -> "Batch":
         """One batch of what a run of messages decoded to (None: a message that keeps nothing)."""
         batch = cls()
+        extend = batch.readings.extend
         for item in items:
-            batch.add(item)
+            if type(item) is list:  # readings, nearly every message: no method call
+                extend(item)
+            else:
+                batch.add(item)
         return batch
 
     def add(self, decoded: Decoded | DeadLetter | None) -> None:

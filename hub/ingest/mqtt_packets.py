@@ -101,6 +101,9 @@ class ConnAck(NamedTuple):
     properties: Properties = EMPTY_PROPERTIES
 
 
+_new_tuple = tuple.__new__
+
+
 class Publish(NamedTuple):
     """PUBLISH (section 3.3), its topic resolved when it came by topic alias."""
 
@@ -505,8 +508,18 @@ class PacketReader:
         except UnicodeDecodeError as err:
             raise MalformedPacketError("topic is not well-formed UTF-8") from err
         if data[pos] == 0 and topic:  # no properties, the usual case
-            return Publish(
-                topic, data[pos + 1 : stop], qos, bool(header & 1), packet_id, bool(header & 8)
+            # Built as a tuple: Publish(...) goes through a Python-level __new__ per message.
+            return _new_tuple(
+                Publish,
+                (
+                    topic,
+                    data[pos + 1 : stop],
+                    qos,
+                    bool(header & 1),
+                    packet_id,
+                    bool(header & 8),
+                    EMPTY_PROPERTIES,
+                ),
             )
         properties, pos = decode_properties(data, pos, stop)
         alias = properties.integer(PropertyId.TOPIC_ALIAS)

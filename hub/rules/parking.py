@@ -144,10 +144,10 @@ class SpotRule:
             _confirm(state, occupied, state.candidate_ts)
         quiet_s = (ts - state.last_flip_ts).total_seconds()
         stuck = quiet_s >= params.stuck_after_s
-        overstay = self._overstay(reading, device, state)
-        if faults_only and not stuck and overstay.verdict is not Verdict.FAULT:
-            return ()  # a quiet spot: only a FAULT changes anything
-        observations = [overstay]
+        overstay = self._overstay(reading, device, state, faults_only=faults_only)
+        if overstay is None and not stuck:
+            return ()  # a quiet spot within its stay: only a FAULT changes anything
+        observations = [] if overstay is None else [overstay]
         observations.append(
             Observation(
                 AlarmType.STUCK_SENSOR,
@@ -164,9 +164,18 @@ class SpotRule:
         return observations
 
     @staticmethod
-    def _overstay(reading: Reading, device: DeviceInfo, state: SpotState) -> Observation:
+    def _overstay(
+        reading: Reading, device: DeviceInfo, state: SpotState, *, faults_only: bool = False
+    ) -> Observation | None:
+        """The overstay verdict; None when only a FAULT is wanted and this is none."""
         limit_min = max_stay_min(device)
         arrived = state.confirmed_ts if state.confirmed else None
+        if faults_only and (
+            limit_min is None
+            or arrived is None
+            or (reading.ts - arrived).total_seconds() / 60 <= limit_min
+        ):
+            return None
         verdict = Verdict.OK
         values: dict[str, object] = {"occupied": state.confirmed}
         message = "no overstay"
