@@ -51,6 +51,7 @@ from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmRecord
 from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (
+    LIGHTING_ALARM_TYPES,
     AlertLocation,
     CaseAssignment,
     CrewAlertFanout,
@@ -130,6 +131,10 @@ class WebhookSender:
         self._client.close()
 
 
+# Alarm types a lighting fault can have (OFFLINE: when the device is a lamp or a cabinet).
+_MAY_BE_LIGHTING = LIGHTING_ALARM_TYPES | {AlarmType.OFFLINE}
+
+
 class CrewAlertPublisher:
     """An AlarmPublisher turning lighting alarm changes into crew alerts."""
 
@@ -164,6 +169,8 @@ class CrewAlertPublisher:
         documents: list[dict[str, object]] = []
         for change in changes:
             alarm = change.alarm
+            if alarm.alarm_type not in _MAY_BE_LIGHTING:
+                continue  # a truck's or a cover's alarm: no look-up of where it is
             location = self._location(alarm.source_id)
             if not is_lighting_fault(alarm.alarm_type, location.kind if location else None):
                 continue
