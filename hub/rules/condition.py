@@ -27,6 +27,7 @@ so healthy devices cost no memory.
 
 import math
 from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -162,9 +163,9 @@ class ConditionTable:
 
     def __init__(self) -> None:
         self._states: dict[ConditionKey, ConditionState] = {}
-        # Live conditions per source id (of any kind): most sources have none, and then
-        # only a FAULT can change anything (see `quiet`).
-        self._sources: dict[str, int] = {}
+        # The alarm types of the live conditions of each source id (of any kind): most
+        # sources have none, and then only a FAULT can change anything (see `quiet`).
+        self._sources: dict[str, set[AlarmType]] = {}
 
     def __len__(self) -> int:
         return len(self._states)
@@ -177,19 +178,24 @@ class ConditionTable:
         """No live condition of this source: an observation that is not a FAULT is a no-op."""
         return source_id not in self._sources
 
+    def live_types(self, source_id: str) -> AbstractSet[AlarmType] | None:
+        """The alarm types of the source's live conditions, None when it has none: an
+        observation of another type that is not a FAULT is a no-op (read-only view)."""
+        return self._sources.get(source_id)
+
     def _add(self, key: ConditionKey, state: ConditionState) -> None:
         if key not in self._states:
-            source_id = key[1]
-            self._sources[source_id] = self._sources.get(source_id, 0) + 1
+            self._sources.setdefault(key[1], set()).add(key[2])
         self._states[key] = state
 
     def _remove(self, key: ConditionKey) -> None:
         del self._states[key]
         source_id = key[1]
-        left = self._sources[source_id] - 1
-        if left:
-            self._sources[source_id] = left
-        else:
+        live = self._sources[source_id]
+        # Another source kind may hold the same id and type (a cabinet and its group).
+        if not any((kind, source_id, key[2]) in self._states for kind in SourceKind):
+            live.discard(key[2])
+        if not live:
             del self._sources[source_id]
 
     def items(self) -> Iterator[tuple[ConditionKey, ConditionState]]:

@@ -83,11 +83,6 @@ class EngineStats:
     stale_statuses: int = 0
 
 
-# What `_evaluate` runs for a device: per enabled rule, the rule, its state table, whether
-# it keeps state at all (a rule whose fresh state is None is stateless for good), and the
-# device's parameters and policy for it.
-
-
 class _DeviceSlot:
     """Per-device engine bookkeeping; slotted because there are 100,000 of them."""
 
@@ -476,23 +471,25 @@ class RuleEngine:
         device_id = info.device_id
         table = self._table
         observe = table.observe
-        # Most devices have no live condition: then only a FAULT can change anything, and
-        # the OK and HOLD verdicts (most of them) need not be looked up at all.
-        quiet = table.quiet(device_id)
+        # A rule none of whose alarm types has a live condition of the device (most rules of
+        # most devices) changes nothing but by a FAULT: it may leave out its OK and HOLD
+        # verdicts (hub/rules/plan.py), and those it gives are not looked up at all.
+        live = table.live_types(device_id)
         fault = Verdict.FAULT
-        for evaluate, screened, states, stateful, params, policy, initial in slot.plan:
+        for evaluate, screened, states, stateful, params, policy, initial, types in slot.plan:
             state = None
             if stateful:
                 state = states.get(device_id)
                 if state is None:
                     state = states[device_id] = initial()
-            # A quiet device: the rule may leave out what is not a FAULT (hub/rules/plan.py).
+            quiet = live is None or live.isdisjoint(types)
             for obs in (screened if quiet else evaluate)(reading, info, state, params):
                 if quiet:
                     if obs.verdict is not fault:
                         continue
                     quiet = False
                 signal = observe(SourceKind.DEVICE, device_id, obs, policy, received_s)
+                live = table.live_types(device_id)  # a FAULT opens, a clear may end one
                 if signal is None:
                     continue
                 if info.group_id is not None and signal.alarm_type in self._coverable:

@@ -1,13 +1,15 @@
 """What the engine runs for a device: its kind's enabled rules, each with its state table,
-parameters and policy, and the cheaper call it makes for a device with no live condition.
+parameters and policy, and the cheaper call it makes when the rule's verdicts can change
+nothing but by a FAULT.
 
-A device with no live condition (active, pending or in a suppression window) is "quiet":
-an OK or HOLD verdict about it changes nothing, only a FAULT does. Most devices are
-quiet most of the time, and building the observations of their OK verdicts (a tuple, a
-values dict, a message) was most of what the rules cost. A rule whose `evaluate` takes a
-keyword `faults_only` is called with it set for a quiet device, and may leave out what is
-not a FAULT; its state changes must be the same either way (tests/rules/
-test_quiet_screening.py holds every packaged rule to that). Issue 23, docs/performance.md.
+A condition is live while it is active, pending or in a suppression window. When none of
+a rule's alarm types has a live condition of the device (most rules of most devices, most
+of the time), an OK or HOLD verdict of that rule changes nothing: only a FAULT does. And
+building the observations of those OK verdicts (a tuple, a values dict, a message) was
+most of what the rules cost. A rule whose `evaluate` takes a keyword `faults_only` is
+called with it set then, and may leave out what is not a FAULT; its state changes must be
+the same either way, and it observes only its own `alarm_types` (tests/rules/
+test_quiet_screening.py holds every packaged rule to both). Issue 23, docs/performance.md.
 """
 
 import inspect
@@ -16,6 +18,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from hub.devices.decode import Reading
+from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import ConditionPolicy, Observation
 from hub.rules.config import ResolvedRule
 from hub.rules.interface import AnyRule, DeviceInfo
@@ -33,6 +36,7 @@ class PlanStep(NamedTuple):
     params: Any
     policy: ConditionPolicy
     initial: Callable[[], Any]  # the rule's initial_state
+    alarm_types: frozenset[AlarmType]  # the rule's, the only types it observes
 
 
 Plan = tuple[PlanStep, ...]
@@ -75,6 +79,7 @@ def build_plan(
                 effective.params,
                 effective.policy,
                 rule.initial_state,
+                rule.alarm_types,
             )
         )
     return tuple(steps)

@@ -1,12 +1,13 @@
-"""Property: screening quiet devices (hub/rules/plan.py) changes no alarm.
+"""Property: screening quiet rules (hub/rules/plan.py) changes no alarm.
 
-For a device with no live condition the engine asks a rule that takes `faults_only` for
-its FAULT observations only. Generated streams of every kind's packaged rules (lamps on a
-cabinet, muck trucks, parking spots, manhole covers: normal, faulty and recovering
-readings, minute by minute) are judged by two engines, one screening and one asking every
-rule for every observation; their signals, evidence included, must be the same. And each
-screening rule, asked both ways about one reading from the same state, must give the same
-FAULT observations and leave the same state.
+When none of a rule's alarm types has a live condition of the device, the engine asks a
+rule that takes `faults_only` for its FAULT observations only. Generated streams of every
+kind's packaged rules (lamps on a cabinet, muck trucks, parking spots, manhole covers:
+normal, faulty and recovering readings, minute by minute) are judged by two engines, one
+screening and one asking every rule for every observation; their signals, evidence
+included, must be the same. And each screening rule, asked both ways about one reading
+from the same state, must give the same FAULT observations, leave the same state and
+observe no alarm type it does not list.
 """
 
 import copy
@@ -253,6 +254,8 @@ def test_a_rule_asked_for_faults_only_gives_the_same_faults_and_state(
 
     assert faults(some) == faults(every)
     assert _fields(state) == _fields(twin)
+    # The engine screens by the rule's own types: a rule must observe no other.
+    assert {o.alarm_type for o in every} <= rule.alarm_types
 
 
 def _fields(state: object) -> object:
