@@ -164,7 +164,7 @@ class ConditionTable:
     def __init__(self) -> None:
         self._states: dict[ConditionKey, ConditionState] = {}
         # The alarm types of the live conditions of each source id (of any kind): most
-        # sources have none, and then only a FAULT can change anything (see `quiet`).
+        # sources have none, and then only a FAULT can change anything (see `live_types`).
         self._sources: dict[str, set[AlarmType]] = {}
 
     def __len__(self) -> int:
@@ -173,10 +173,6 @@ class ConditionTable:
     def get(self, key: ConditionKey) -> ConditionState | None:
         """The live state of a condition, None when idle."""
         return self._states.get(key)
-
-    def quiet(self, source_id: str) -> bool:
-        """No live condition of this source: an observation that is not a FAULT is a no-op."""
-        return source_id not in self._sources
 
     def live_types(self, source_id: str) -> AbstractSet[AlarmType] | None:
         """The alarm types of the source's live conditions, None when it has none: an

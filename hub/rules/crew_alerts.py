@@ -80,6 +80,11 @@ ASSET_ATTRIBUTES = (
 """Registry attributes a crew alert carries as the asset record (those a device has)."""
 
 
+# Every type `is_lighting_fault` may say yes to, whatever the device: a change of another
+# type needs no look-up of the device's kind.
+MAY_BE_LIGHTING_FAULT: frozenset[AlarmType] = LIGHTING_ALARM_TYPES | {AlarmType.OFFLINE}
+
+
 def is_lighting_fault(alarm_type: AlarmType, device_kind: Kind | None) -> bool:
     """A lighting fault type, or an offline lamp or cabinet."""
     if alarm_type in LIGHTING_ALARM_TYPES:

@@ -170,19 +170,18 @@ class SpotRule:
         """The overstay verdict; None when only a FAULT is wanted and this is none."""
         limit_min = max_stay_min(device)
         arrived = state.confirmed_ts if state.confirmed else None
-        if faults_only and (
-            limit_min is None
-            or arrived is None
-            or (reading.ts - arrived).total_seconds() / 60 <= limit_min
-        ):
+        stay_min = None
+        if limit_min is not None and arrived is not None:
+            stay_min = (reading.ts - arrived).total_seconds() / 60
+        over = stay_min is not None and limit_min is not None and stay_min > limit_min
+        if faults_only and not over:
             return None
         verdict = Verdict.OK
         values: dict[str, object] = {"occupied": state.confirmed}
         message = "no overstay"
-        if limit_min is not None and arrived is not None:
-            stay_min = (reading.ts - arrived).total_seconds() / 60
+        if stay_min is not None and arrived is not None:
             values.update({"arrived_at": arrived.isoformat(), "stay_min": round(stay_min, 1)})
-            if stay_min > limit_min:
+            if over:
                 verdict = Verdict.FAULT
                 message = (
                     f"parked {stay_min:.0f} min since {arrived.isoformat()} (limit {limit_min:g})"

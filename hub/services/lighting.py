@@ -51,7 +51,7 @@ from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmRecord
 from hub.rules.alarm_fanout import AlarmFanout
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.crew_alerts import (
-    LIGHTING_ALARM_TYPES,
+    MAY_BE_LIGHTING_FAULT,
     AlertLocation,
     CaseAssignment,
     CrewAlertFanout,
@@ -131,10 +131,6 @@ class WebhookSender:
         self._client.close()
 
 
-# Alarm types a lighting fault can have (OFFLINE: when the device is a lamp or a cabinet).
-_MAY_BE_LIGHTING = LIGHTING_ALARM_TYPES | {AlarmType.OFFLINE}
-
-
 class CrewAlertPublisher:
     """An AlarmPublisher turning lighting alarm changes into crew alerts."""
 
@@ -169,7 +165,7 @@ class CrewAlertPublisher:
         documents: list[dict[str, object]] = []
         for change in changes:
             alarm = change.alarm
-            if alarm.alarm_type not in _MAY_BE_LIGHTING:
+            if alarm.alarm_type not in MAY_BE_LIGHTING_FAULT:
                 continue  # a truck's or a cover's alarm: no look-up of where it is
             location = self._location(alarm.source_id)
             if not is_lighting_fault(alarm.alarm_type, location.kind if location else None):

@@ -149,29 +149,30 @@ def test_without_persistence_advance_does_not_raise() -> None:
 
 
 def test_a_source_is_quiet_exactly_while_it_has_no_live_condition() -> None:
-    # The engine skips OK and HOLD verdicts of a quiet source: wrong counts would lose clears.
+    # The engine skips OK and HOLD verdicts of types with no live condition: wrong sets
+    # would lose clears.
     policy = ConditionPolicy(clear_after_s=0)
     table = ConditionTable()
-    assert table.quiet("mh-1")
+    assert table.live_types("mh-1") is None
     feed(table, policy, [(0, F)])
     other = Observation(AlarmType.COVER_OPEN, F, at(0), "mh-1")
     table.observe(DEV, "mh-1", other, policy)
-    assert not table.quiet("mh-1")
-    assert table.quiet("mh-2")
+    assert table.live_types("mh-1") == {AlarmType.TILT, AlarmType.COVER_OPEN}
+    assert table.live_types("mh-2") is None
     feed(table, policy, [(10, OK)])  # TILT cleared, COVER_OPEN still active
-    assert not table.quiet("mh-1")
+    assert table.live_types("mh-1") == {AlarmType.COVER_OPEN}
     table.observe(DEV, "mh-1", other._replace(verdict=OK, ts=at(10)), policy)
-    assert table.quiet("mh-1")
+    assert table.live_types("mh-1") is None
     assert len(table) == 0
     table.restore((DEV, "mh-2", AlarmType.TILT), policy, Severity.MAJOR, at(0))
-    assert not table.quiet("mh-2")
+    assert table.live_types("mh-2") == {AlarmType.TILT}
 
 
 def test_a_source_whose_last_condition_ends_by_the_clock_is_quiet_again() -> None:
     policy = ConditionPolicy(suppress_s=300)
     table = ConditionTable()
     feed(table, policy, [(0, F), (10, OK)])  # cleared, then live for its suppression window
-    assert not table.quiet("mh-1")
+    assert table.live_types("mh-1") == {AlarmType.TILT}
     table.advance(at(10_000).timestamp())
     assert len(table) == 0
-    assert table.quiet("mh-1")
+    assert table.live_types("mh-1") is None
