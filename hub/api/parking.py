@@ -13,12 +13,12 @@ from hub.api.app import DbDep
 from hub.api.schemas import Instant
 from hub.geometry import haversine_m
 from hub.rules.parking import (
-    DEFAULT_CONFIRM_S,
     SpotChange,
     count_flows,
     debounce_spot_states,
     state_at,
 )
+from hub.rules.parking_params import DEFAULT_CONFIRM_S
 from hub.store import parking as store
 from hub.store.parking import AreaImportError, AreaKind, ParkingArea, SpotRecord
 

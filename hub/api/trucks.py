@@ -18,6 +18,7 @@ from hub.devices.kinds import Kind
 from hub.geometry import douglas_peucker_tolerances, projection_around
 from hub.rules.alarm_changes import alarm_document
 from hub.rules.alarm_types import AlarmType
+from hub.rules.truck_params import SegmentParams
 from hub.rules.truck_records import (
     Permit,
     Site,
@@ -27,7 +28,7 @@ from hub.rules.truck_records import (
     site_feature,
     zone_feature,
 )
-from hub.rules.truck_tracks import SegmentParams, segment_track, site_visits
+from hub.rules.truck_tracks import segment_track, site_visits
 from hub.rules.trucks import RULES
 from hub.store.alarms import AlarmFilter, list_alarms
 from hub.store.database import Database

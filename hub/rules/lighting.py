@@ -25,13 +25,21 @@ from hub.rules.lighting_cabinets import (
 from hub.rules.lighting_context import (
     INTENT,
     SUN,
-    LightingParams,
     daylight,
     expected_power_w,
     has_supply,
     lamp_payload,
     rated_power_w,
     sun_position,
+)
+from hub.rules.lighting_params import (
+    DarkAtNightParams,
+    FlickerParams,
+    LampOutParams,
+    LitByDayParams,
+    OverCurrentParams,
+    PowerParams,
+    VoltageParams,
 )
 from hub.rules.lighting_trends import PowerFactorRule, VoltageTrendRule
 
@@ -45,14 +53,6 @@ class _LampRule:
     def initial_state(self) -> None:
         """Stateless."""
         return
-
-
-class LampOutParams(LightingParams):
-    """A lamp that says it is on but draws less than this share of its expected power."""
-
-    dark_share: float = 0.1
-    min_power_w: float = 3.0
-    supply_min_v: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -101,15 +101,6 @@ class LampOutRule(_LampRule):
         )
 
 
-class LitByDayParams(LightingParams):
-    """Lit in daylight: at least `margin_min` after civil dawn and before civil dusk."""
-
-    margin_min: float = 20.0
-    min_power_w: float = 3.0
-    lat: float | None = None
-    lon: float | None = None
-
-
 @dataclass(frozen=True)
 class LitByDayRule(_LampRule):
     """白天亮灯: the lamp draws power while the sun is up at its location."""
@@ -156,15 +147,6 @@ class LitByDayRule(_LampRule):
                 message="lamp lit in daylight" if verdict is Verdict.FAULT else "",
             ),
         )
-
-
-class DarkAtNightParams(LightingParams):
-    """Reported off at night (at least `margin_min` after civil dusk and before civil dawn)."""
-
-    margin_min: float = 20.0
-    supply_min_v: float = 100.0
-    lat: float | None = None
-    lon: float | None = None
 
 
 @dataclass(frozen=True)
@@ -217,15 +199,6 @@ class DarkAtNightRule(_LampRule):
                 message="lamp off at night with supply present" if verdict is Verdict.FAULT else "",
             ),
         )
-
-
-class VoltageParams(LightingParams):
-    """Supply voltage band (220 V ± 10 %) with a hysteresis margin to clear."""
-
-    under_v: float = 198.0
-    over_v: float = 242.0
-    clear_margin_v: float = 4.0
-    supply_min_v: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -294,14 +267,6 @@ class VoltageRule(_LampRule):
         )
 
 
-class OverCurrentParams(LightingParams):
-    """Current above `factor` × rating / (voltage × `min_power_factor`)."""
-
-    factor: float = 1.3
-    min_power_factor: float = 0.8
-    supply_min_v: float = 100.0
-
-
 @dataclass(frozen=True)
 class OverCurrentRule(_LampRule):
     """Over-current for the lamp's rating (a short or a failing driver)."""
@@ -344,18 +309,6 @@ class OverCurrentRule(_LampRule):
                 message=f"current {amps:.2f} A above {limit_a:.2f} A" if amps > limit_a else "",
             ),
         )
-
-
-class PowerParams(LightingParams):
-    """Power band around rating × dim: outside [low, high] raises, inside the clear band clears."""
-
-    low_share: float = 0.7
-    high_share: float = 1.3
-    clear_low_share: float = 0.8
-    clear_high_share: float = 1.2
-    min_dim_pct: float = 10.0
-    supply_min_v: float = 100.0
-    dark_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -419,14 +372,6 @@ class PowerRule(_LampRule):
                 else "",
             ),
         )
-
-
-class FlickerParams(LightingParams):
-    """At least `min_switches` on/off changes within `window_s` is flicker."""
-
-    window_s: float = 900.0
-    min_switches: int = 6
-    clear_switches: int = 1
 
 
 @dataclass(slots=True)

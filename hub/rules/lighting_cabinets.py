@@ -15,20 +15,12 @@ from hub.rules.interface import DeviceInfo, GroupView
 from hub.rules.lighting_context import (
     INTENT,
     SUN,
-    LightingParams,
     cabinet_payload,
     has_supply,
     lamp_payload,
     sun_position,
 )
-
-
-class CabinetParams(LightingParams):
-    """Contactor against civil dusk/dawn with a margin; phases below `supply_min_v` are dead."""
-
-    margin_min: float = 20.0
-    supply_min_v: float = 100.0
-    night_off_is_fault: bool = True
+from hub.rules.lighting_params import CabinetDarkParams, CabinetParams, CableTheftParams
 
 
 @dataclass(frozen=True)
@@ -115,17 +107,6 @@ class CabinetRule:
 LAMP_OK = 0
 LAMP_DARK = 1
 LAMP_NO_SUPPLY = 2
-
-
-class CabinetDarkParams(LightingParams):
-    """Shares of a cabinet's lamps: dark or unsupplied → trip; a few unsupplied → a circuit."""
-
-    trip_share: float = 0.8
-    trip_clear_share: float = 0.3
-    circuit_min_lamps: int = 3
-    circuit_clear_lamps: int = 1
-    supply_min_v: float = 100.0
-    min_power_w: float = 3.0
 
 
 _MEMBER_COVER = frozenset(
@@ -276,20 +257,6 @@ class CircuitDarkRule:
 # -- cable theft -------------------------------------------------------------------------
 
 _PHASES = ("a", "b", "c")
-
-
-class CableTheftParams(LightingParams):
-    """A phase's current falling from at least `min_load_a` to at most `lost_share` of it and
-    below `lost_max_a`, between readings at most `sudden_s` apart, is lost; back above
-    `restore_share` of the load it is restored."""
-
-    min_load_a: float = 1.0
-    lost_share: float = 0.1
-    lost_max_a: float = 0.3
-    restore_share: float = 0.5
-    sudden_s: float = 600.0
-    supply_min_v: float = 100.0
-    margin_min: float = 20.0
 
 
 @dataclass(slots=True)

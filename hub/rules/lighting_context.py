@@ -12,19 +12,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from astral import Observer
 from astral.sun import dawn, dusk
-from pydantic import BaseModel, ConfigDict
 
 from hub.devices.decode import Reading
 from hub.devices.lighting import CabinetPayload, LightingPayload
 from hub.rules.interface import DeviceInfo
 
 SUPPLY_LOSS_CODE = "SUPPLY_LOSS"
-
-
-class LightingParams(BaseModel):
-    """Rule parameters: unknown keys are refused, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # -- sun --------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.interface import DeviceInfo
-from hub.rules.lighting_context import LightingParams, has_supply, lamp_payload
+from hub.rules.lighting_context import has_supply, lamp_payload
+from hub.rules.lighting_params import PowerFactorParams, VoltageTrendParams
 
 
 @dataclass(slots=True)
@@ -36,19 +37,6 @@ class TrendState:
             self.average += weight * (value - self.average)
             self.coverage_s += dt_s
         self.last_ts_s = ts_s
-
-
-class PowerFactorParams(LightingParams):
-    """Power factor of a lamp lit at `min_dim_pct` or more, averaged over `tau_s`."""
-
-    low_pf: float = 0.7
-    clear_pf: float = 0.75
-    min_dim_pct: float = 50.0
-    min_power_w: float = 3.0
-    supply_min_v: float = 100.0
-    tau_s: float = 3600.0
-    min_coverage_s: float = 3600.0
-    max_gap_s: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -112,18 +100,6 @@ class PowerFactorRule:
                 else "",
             ),
         )
-
-
-class VoltageTrendParams(LightingParams):
-    """Supply voltage averaged over `tau_s`, against a band tighter than lamp_voltage's."""
-
-    low_v: float = 209.0  # 220 V − 5 %
-    high_v: float = 231.0  # 220 V + 5 %
-    clear_margin_v: float = 2.0
-    supply_min_v: float = 100.0
-    tau_s: float = 6 * 3600.0
-    min_coverage_s: float = 3 * 3600.0
-    max_gap_s: float = 3600.0
 
 
 @dataclass(frozen=True)

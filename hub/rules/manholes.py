@@ -12,13 +12,20 @@ Offline is the engine's built-in rule.
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.condition import Observation, Verdict
 from hub.rules.interface import AnyRule, DeviceInfo
+from hub.rules.manhole_params import (
+    BatteryParams,
+    GasParams,
+    LevelParams,
+    NoParams,
+    TiltParams,
+    WaterAlertParams,
+    WaterDangerParams,
+)
 
 MAIN_ROAD = "main"
 
@@ -40,20 +47,6 @@ def cover_type(device: DeviceInfo) -> str:
 def on_main_road(device: DeviceInfo) -> bool:
     """Whether the cover lies on a main road (a displaced cover there is urgent)."""
     return device.attributes.get("road_class") == MAIN_ROAD
-
-
-class TiltParams(BaseModel):
-    """Tilt from baseline that raises, per cover type, and the band below it that clears."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    threshold_deg: float = Field(default=10.0, gt=0, le=90)
-    threshold_by_cover_type_deg: dict[str, float] = Field(default_factory=dict)
-    clear_margin_deg: float = Field(default=2.0, ge=0, le=45)
-
-    def threshold_for(self, cover: str) -> float:
-        """The raise threshold of one cover type."""
-        return self.threshold_by_cover_type_deg.get(cover, self.threshold_deg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +102,6 @@ class TiltRule:
         )
 
 
-class NoParams(BaseModel):
-    """A rule with nothing to set beyond its policy."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 @dataclass(frozen=True, slots=True)
 class CoverOpenRule:
     """A cover reported open (lifted or pushed aside) is a fault until it reports closed."""
@@ -154,15 +141,6 @@ class CoverOpenRule:
         )
 
 
-class LevelParams(BaseModel):
-    """A level that raises and the margin below it that clears (hysteresis)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    raise_at: float = Field(allow_inf_nan=False)
-    clear_margin: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-
-
 def _level_verdict(value: float, params: LevelParams, *, high_is_bad: bool) -> Verdict:
     if high_is_bad:
         if value >= params.raise_at:
@@ -175,34 +153,6 @@ def _level_verdict(value: float, params: LevelParams, *, high_is_bad: bool) -> V
     if value > params.raise_at + params.clear_margin:
         return Verdict.OK
     return Verdict.HOLD
-
-
-class WaterAlertParams(LevelParams):
-    """Water level alert (flood risk), centimetres above the well bottom."""
-
-    raise_at: float = Field(default=100.0, allow_inf_nan=False)
-    clear_margin: float = Field(default=5.0, ge=0, allow_inf_nan=False)
-
-
-class WaterDangerParams(LevelParams):
-    """Water level danger (about to overflow), centimetres above the well bottom."""
-
-    raise_at: float = Field(default=150.0, allow_inf_nan=False)
-    clear_margin: float = Field(default=5.0, ge=0, allow_inf_nan=False)
-
-
-class GasParams(LevelParams):
-    """Combustible gas in the well, % of the lower explosive limit."""
-
-    raise_at: float = Field(default=20.0, allow_inf_nan=False)
-    clear_margin: float = Field(default=5.0, ge=0, allow_inf_nan=False)
-
-
-class BatteryParams(LevelParams):
-    """Battery percentage at or below which the sensor needs a visit."""
-
-    raise_at: float = Field(default=20.0, allow_inf_nan=False)
-    clear_margin: float = Field(default=5.0, ge=0, allow_inf_nan=False)
 
 
 @dataclass(frozen=True, slots=True)

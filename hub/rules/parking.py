@@ -15,15 +15,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict
 from hub.rules.interface import AnyRule, DeviceInfo
-
-DEFAULT_CONFIRM_S = 60.0
+from hub.rules.parking_params import DEFAULT_CONFIRM_S, SpotParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +75,6 @@ def max_stay_min(device: DeviceInfo) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return float(value)
     return None
-
-
-class SpotParams(BaseModel):
-    """How long a reported state must stand before it counts, and when a quiet sensor is stuck."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    confirm_s: float = Field(default=DEFAULT_CONFIRM_S, ge=0, le=3600)
-    stuck_after_s: float = Field(default=24 * 3600.0, gt=0)
 
 
 class SpotState:

@@ -59,3 +59,16 @@ class ZoneParams(_Params):
     """Local time zone of restricted-zone hours."""
 
     timezone: str = "Asia/Shanghai"
+
+
+class SegmentParams(BaseModel):
+    """Stop detection: slow or ACC off, staying within a radius, for a minimum duration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stop_speed_kmh: float = 5.0
+    stop_radius_m: float = 100.0
+    min_stop_s: float = 120.0
+    site_radius_m: float = 500.0
+    site_speed_kmh: float = 15.0
+    site_min_dwell_s: float = 180.0

@@ -5,10 +5,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
-
 from hub.devices.kinds import Load
 from hub.rules.truck_context import TruckContext
+from hub.rules.truck_params import SegmentParams
 
 # -- trips, stops and site visits over a stored track (for the enforcement views) --
 
@@ -24,19 +23,6 @@ class TrackPoint:
     acc_on: bool = True
     body_lifted: bool = False
     load: Load = Load.EMPTY
-
-
-class SegmentParams(BaseModel):
-    """Stop detection: slow or ACC off, staying within a radius, for a minimum duration."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    stop_speed_kmh: float = 5.0
-    stop_radius_m: float = 100.0
-    min_stop_s: float = 120.0
-    site_radius_m: float = 500.0
-    site_speed_kmh: float = 15.0
-    site_min_dwell_s: float = 180.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from types import FrameType
 
 import uvicorn
 
+from hub import native
 from hub.api.access import AccessConfig
 from hub.api.app import create_app
 from hub.api.domains import domain_routers
@@ -172,6 +173,7 @@ class HubProcess:
             db.close()
             return 2
         log.info("storage mode: %s", mode)
+        log.info("hot modules: %s", native.STATUS)
         lease: LeaderLease | None = None
         on_duty: Callable[[], bool] = _always
         if settings.cluster_members > 1:

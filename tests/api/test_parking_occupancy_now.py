@@ -10,7 +10,8 @@ import psycopg
 import pytest
 
 from hub.api.parking import LOOKBACK, UNKNOWN_ALARMS, _occupancy_now, _status
-from hub.rules.parking import DEFAULT_CONFIRM_S, debounce_spot_states
+from hub.rules.parking import debounce_spot_states
+from hub.rules.parking_params import DEFAULT_CONFIRM_S
 from hub.store import parking as store
 from hub.store.database import Database
 from hub.store.migrations import apply_migrations

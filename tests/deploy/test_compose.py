@@ -112,10 +112,23 @@ def test_every_config_file_the_broker_reads_is_mounted() -> None:
 
 def test_hub_image_builds_from_files_that_exist() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = re.findall(r"^FROM \S+ AS (\w+)$", dockerfile, flags=re.MULTILINE)
     for line in dockerfile.splitlines():
-        if line.startswith("COPY "):
+        if line.startswith("COPY --from="):
+            # From an earlier stage of this file, not from the build context.
+            assert line.split()[1].removeprefix("--from=") in stages, line
+        elif line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
+
+
+def test_hub_image_runs_the_compiled_modules_it_builds() -> None:
+    """The native stage's build lands where HUB_NATIVE_DIR points (hub/native.py)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    out = re.search(r"scripts/build_native\.py --out (\S+)", dockerfile)
+    assert out is not None
+    assert f"COPY --from=native {out[1]} {out[1]}" in dockerfile
+    assert f"ENV HUB_NATIVE_DIR={out[1]}" in dockerfile
 
 
 def test_jt808_gateway_publishes_as_its_own_platform_account() -> None:

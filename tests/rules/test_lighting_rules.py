@@ -11,8 +11,9 @@ from hub.rules.condition import Verdict
 from hub.rules.config import load_rules_config
 from hub.rules.engine import RuleEngine
 from hub.rules.interface import DeviceInfo
-from hub.rules.lighting import FlickerParams, FlickerRule
+from hub.rules.lighting import FlickerRule
 from hub.rules.lighting_context import INTENT, IntentWindow, SunTimes
+from hub.rules.lighting_params import FlickerParams
 from hub.rules.signals import AlarmSignal, SignalAction, SourceKind
 
 NIGHT = datetime(2026, 11, 19, 13, 0, tzinfo=UTC)  # 21:00 in Suzhou

@@ -7,7 +7,8 @@ import orjson
 from hub.devices.kinds import Load
 from hub.rules.alarm_types import AlarmType
 from hub.rules.signals import SignalAction
-from hub.rules.truck_tracks import SegmentParams, TrackPoint, segment_track, site_visits
+from hub.rules.truck_params import SegmentParams
+from hub.rules.truck_tracks import TrackPoint, segment_track, site_visits
 from tests.truck_fixtures import T0, TruckWorld, drive, fix, lonlat, permit
 
 
