@@ -26,10 +26,12 @@ from pathlib import Path
 from types import ModuleType
 
 # The modules compiled, by the profile of a paced hub: the rule engine and every packaged
-# per-device rule with the context it reads, the decoder, geometry, the packet reader.
+# per-device rule with the context it reads, the decoder and the checks pydantic calls
+# per message, geometry, the packet reader.
 NATIVE_MODULES = (
     "hub.geometry",
     "hub.devices.decode",
+    "hub.devices.wire_checks",
     "hub.ingest.mqtt_packets",
     "hub.rules.condition",
     "hub.rules.engine",
@@ -115,6 +117,8 @@ def check(directory: Path, modules: Sequence[str] = NATIVE_MODULES) -> Check:
     if built.get("extension_suffix") != suffix:
         return Check({}, f"built for {built.get('extension_suffix')}, this Python is {suffix}")
     digests: dict[str, object] = built["modules"]
+    if set(digests) != set(modules):
+        return Check({}, "built for another list of modules; run scripts/build_native.py")
     extensions: dict[str, Path] = {}
     for module in modules:
         source = source_path(module)

@@ -8,13 +8,16 @@ Python's headers. The hub runs the plain modules when there is no usable build.
 """
 
 import argparse
-import os
 import json
+import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from mypyc.build import mypycify
+from setuptools import setup
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,9 +39,6 @@ follow_untyped_imports = True
 
 def build(out: Path) -> float:
     """Compile every listed module into `out`, replacing what was there; seconds taken."""
-    from mypyc.build import mypycify
-    from setuptools import setup
-
     started = time.perf_counter()
     sources = [str(native.source_path(m).relative_to(ROOT)) for m in native.NATIVE_MODULES]
     with tempfile.TemporaryDirectory(prefix="hub-native-") as scratch:

@@ -164,6 +164,15 @@ def test_a_build_for_another_python_is_not_used(tmp_path: Path) -> None:
     assert "cpython-312" in result.reason
 
 
+def test_a_build_of_another_list_of_modules_is_not_used(tmp_path: Path) -> None:
+    _lay_out(tmp_path, (*MODULES, "hub.geometry"))
+
+    result = native.check(tmp_path, MODULES)
+
+    assert not result.usable
+    assert "another list of modules" in result.reason
+
+
 def test_a_missing_extension_is_not_used(tmp_path: Path) -> None:
     _lay_out(tmp_path, MODULES)
     suffix = native.extension_suffix()
