@@ -185,7 +185,7 @@ class MqttReceiver:
         on_message: Callable[[RawMessage], None],
         shared_group: str | None = None,
         session_expiry_s: int = 7 * 24 * 3600,
-        receive_maximum: int = 20_000,
+        receive_maximum: int = 65_535,
         on_connection_change: Callable[[bool], None] | None = None,
         backlog: Callable[[], int] | None = None,
         direct: Mapping[str, Callable[[bytes], None]] | None = None,
