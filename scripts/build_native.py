@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 from hub import native  # noqa: E402 - the checkout's hub, not an installed one
 
-# mypy's settings for compiling: the pydantic plugin (the rules' parameter models are
-# pydantic), not strict (scripts/test checks strictly); imports outside the listed modules
-# are followed for their types only.
+# mypy's settings for compiling: the pydantic plugin (the rules read pydantic parameter
+# models, defined in modules that are not compiled), not strict (scripts/test checks
+# strictly); imports outside the listed modules are followed for their types only.
 MYPY_CONFIG = """\
 [mypy]
 python_version = 3.11
