@@ -2,7 +2,8 @@
 
 scripts/test builds them (scripts/setup.sh runs scripts/build_native.py), so the whole
 suite runs on the compiled modules; here a child process on the plain modules
-(HUB_NATIVE=0) judges the same generated streams of every kind as this one, signal for
+(HUB_NATIVE=0) judges the same generated streams of every kind (trucks on a loaded
+context: sites, a permit, a speed zone) as this one, signal for
 signal (that these streams raise and clear alarms of every kind is
 tests/rules/test_quiet_screening.py's test_the_streams_raise_and_clear_alarms_of_every_kind).
 The loader's refusals (not built, a source edited since, another Python) are

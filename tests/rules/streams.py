@@ -10,7 +10,7 @@ in a child process on the plain modules to compare with the compiled ones.
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from hypothesis import strategies as st
@@ -23,7 +23,8 @@ from hub.rules.config import load_rules_config
 from hub.rules.engine import RuleEngine
 from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.signals import AlarmSignal
-from hub.rules.truck_context import TruckContextSource
+from hub.rules.truck_context import TruckContext, TruckContextSource
+from hub.rules.truck_records import Permit, Site, SiteType, Zone, ZoneType
 
 # 22:00 in Nanjing: lamps should be lit.
 START = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -135,11 +136,55 @@ def reading(device_id: str, mode: str, minute: int) -> Reading:
 RUNS = st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 6)), min_size=1, max_size=8)
 
 
+def _square(lat: float, lon: float, half_deg: float) -> list[tuple[float, float]]:
+    """A closed [lon, lat] ring around a point."""
+    corners = [(-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1)]
+    return [(lon + dx * half_deg, lat + dy * half_deg) for dx, dy in corners]
+
+
+def truck_context() -> TruckContext:
+    """The trucks' world, loaded: their start is a construction site, a disposal site lies up
+    the road they drive north, TRK-1's night permit follows the first 13 km of it (TRK-2 has
+    none), a speed zone lies across it; a jump lands off the route, near a known illegal site."""
+    lat, lon = WHERE
+    sites = [
+        Site(site_id="CS-1", site_type=SiteType.CONSTRUCTION, ring=_square(lat, lon, 0.001)),
+        Site(site_id="DS-1", site_type=SiteType.DISPOSAL, ring=_square(lat + 0.1, lon, 0.001)),
+        Site(site_id="IL-1", site_type=SiteType.ILLEGAL, ring=_square(lat + 0.25, lon, 0.002)),
+    ]
+    permit = Permit.model_validate(
+        {
+            "permit_id": "PMT-1",
+            "truck_id": "TRK-1",
+            "company": "南京市测试渣土运输有限公司",
+            "origin_site_id": "CS-1",
+            "disposal_site_ids": ["DS-1"],
+            "route": [(lon, lat), (lon, lat + 0.12)],
+            "corridor_m": 100.0,
+            "allowed_hours": "20:00-06:00",
+            "valid_from": date(2025, 1, 1),
+            "valid_to": date(2030, 12, 31),
+        }
+    )
+    zones = [
+        Zone(
+            zone_id="SZ-1",
+            zone_type=ZoneType.SPEED,
+            ring=_square(lat + 0.05, lon, 0.01),
+            speed_limit_kmh=30,
+        )
+    ]
+    return TruckContext.build(sites, [permit], zones)
+
+
 def packaged_rules() -> tuple[AnyRule, ...]:
-    """The packaged rules, with a truck tracker of their own (it holds per-truck memory)."""
+    """The packaged rules, with a truck tracker of their own (it holds per-truck memory) on
+    a loaded truck context (sites, a permit, a zone)."""
+    source = TruckContextSource()
+    source.replace(truck_context())
     return (
         *lighting.RULES,
-        *trucks.build_rules(TruckContextSource()),
+        *trucks.build_rules(source),
         *manholes.RULES,
         *parking.RULES,
     )

@@ -71,6 +71,8 @@ def test_the_streams_raise_and_clear_alarms_of_every_kind() -> None:
     kinds = {kind_of(s.source_id) for s in signals}
     assert kinds == {Kind.LIGHTING, Kind.CABINET, Kind.TRUCK, Kind.PARKING, Kind.MANHOLE}
     assert {s.action.value for s in signals} >= {"raise", "clear"}
+    # The truck context is loaded: TRK-2, driving without a permit, raises no_permit.
+    assert ("TRK-2", "no_permit") in {(s.source_id, s.alarm_type.value) for s in signals}
     assert signals == play(engine(screen_quiet=False), stream)
 
 
