@@ -70,6 +70,12 @@ def source_path(module: str) -> Path:
     return PROJECT_ROOT.joinpath(*module.split(".")).with_suffix(".py")
 
 
+def extension_path(directory: Path, module: str) -> Path:
+    """Where a build in `directory` keeps a module's extension for this interpreter."""
+    *package, name = module.split(".")
+    return directory.joinpath(*package, name + extension_suffix())
+
+
 def source_digest(path: Path) -> str:
     """SHA-256 of a source file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -124,12 +130,11 @@ def check(directory: Path, modules: Sequence[str] = NATIVE_MODULES) -> Check:
         source = source_path(module)
         if digests.get(module) != source_digest(source):
             return Check({}, f"{source.name} changed since the build; run scripts/build_native.py")
-        *package, name = module.split(".")
-        extension = directory.joinpath(*package, name + suffix)
+        extension = extension_path(directory, module)
         if not extension.is_file():
             return Check({}, f"{extension} is missing")
         extensions[module] = extension
-    shared = directory / (SHARED_MODULE + suffix)
+    shared = extension_path(directory, SHARED_MODULE)
     if not shared.is_file():
         return Check({}, f"{shared} is missing")
     extensions[SHARED_MODULE] = shared

@@ -24,17 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from hub import native  # noqa: E402 - the checkout's hub, not an installed one
 
-# mypy's settings for compiling: the pydantic plugin (the rules read pydantic parameter
-# models, defined in modules that are not compiled), not strict (scripts/test checks
-# strictly); imports outside the listed modules are followed for their types only.
-MYPY_CONFIG = """\
-[mypy]
-python_version = 3.11
-plugins = pydantic.mypy
-follow_imports = silent
-[mypy-astral.*,pymodbus.*]
-follow_untyped_imports = True
-"""
+# mypy's settings are the project's own (pyproject.toml: strict, the pydantic plugin).
+MYPY_CONFIG = ROOT / "pyproject.toml"
 
 
 def build(out: Path) -> float:
@@ -43,11 +34,9 @@ def build(out: Path) -> float:
     sources = [str(native.source_path(m).relative_to(ROOT)) for m in native.NATIVE_MODULES]
     with tempfile.TemporaryDirectory(prefix="hub-native-") as scratch:
         work = Path(scratch)
-        config = work / "mypy.ini"
-        config.write_text(MYPY_CONFIG, encoding="utf-8")
         staging = work / "lib"
         extensions = mypycify(
-            ["--config-file", str(config), *sources],
+            ["--config-file", str(MYPY_CONFIG), *sources],
             opt_level="3",
             group_name=native.GROUP,
             target_dir=str(work / "c"),

@@ -95,13 +95,11 @@ def test_compiled_rules_give_the_alarms_of_the_plain_ones(
 
 def _lay_out(directory: Path, modules: tuple[str, ...]) -> None:
     """A build's files and manifest for `modules` (empty extensions: never imported here)."""
-    suffix = native.extension_suffix()
     for name in modules:
-        *package, last = name.split(".")
-        path = directory.joinpath(*package, last + suffix)
+        path = native.extension_path(directory, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
-    (directory / (native.SHARED_MODULE + suffix)).write_bytes(b"")
+    native.extension_path(directory, native.SHARED_MODULE).write_bytes(b"")
     (directory / native.MANIFEST).write_text(json.dumps(native.manifest_for(modules)))
 
 
@@ -160,8 +158,7 @@ def test_a_build_of_another_list_of_modules_is_not_used(tmp_path: Path) -> None:
 
 def test_a_missing_extension_is_not_used(tmp_path: Path) -> None:
     _lay_out(tmp_path, MODULES)
-    suffix = native.extension_suffix()
-    (tmp_path / "hub" / "rules" / f"engine{suffix}").unlink()
+    native.extension_path(tmp_path, "hub.rules.engine").unlink()
 
     result = native.check(tmp_path, MODULES)
 
