@@ -265,26 +265,46 @@ def fetch_spot_health(conn: Conn, device_ids: Sequence[str]) -> list[SpotHealth]
     ]
 
 
+# A spot's row moves only to a newer report; rows are locked in device order, so
+# concurrent writers (cluster members) cannot deadlock on them.
+_UPSERT_LATEST = (
+    "INSERT INTO parking_spot_latest (device_id, ts, received_at, occupied, battery_pct) {}"
+    " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts,"
+    " received_at = excluded.received_at, occupied = excluded.occupied,"
+    " battery_pct = excluded.battery_pct WHERE parking_spot_latest.ts < excluded.ts"
+)
+
+
 def record_latest_reports(conn: Conn, stage: str) -> None:
     """Move each spot's row in parking_spot_latest to its newest report in a staged batch.
 
     Called by the telemetry writer after it merged the staging table `stage` into
     telemetry_parking, in the same transaction. The row copied is the one stored for that
     (device, ts), so a redelivered or duplicated report keeps the version the table kept;
-    older reports arriving late leave the row alone. Rows are locked in device order, so
-    concurrent writers (cluster members) cannot deadlock on them.
+    older reports arriving late leave the row alone.
     """
     conn.execute(
         sql.SQL(
-            "INSERT INTO parking_spot_latest (device_id, ts, received_at, occupied, battery_pct)"
-            " SELECT t.device_id, t.ts, t.received_at, t.occupied, t.battery_pct"
-            " FROM (SELECT device_id, max(ts) AS ts FROM {} GROUP BY device_id) s"
-            " CROSS JOIN LATERAL (SELECT * FROM telemetry_parking p"
-            "  WHERE p.device_id = s.device_id AND p.ts = s.ts) t"
-            " ORDER BY t.device_id"
-            " ON CONFLICT (device_id) DO UPDATE SET ts = excluded.ts,"
-            " received_at = excluded.received_at, occupied = excluded.occupied,"
-            " battery_pct = excluded.battery_pct WHERE parking_spot_latest.ts < excluded.ts"
+            _UPSERT_LATEST.format(
+                "SELECT t.device_id, t.ts, t.received_at, t.occupied, t.battery_pct"
+                " FROM (SELECT device_id, max(ts) AS ts FROM {} GROUP BY device_id) s"
+                " CROSS JOIN LATERAL (SELECT * FROM telemetry_parking p"
+                "  WHERE p.device_id = s.device_id AND p.ts = s.ts) t"
+                " ORDER BY t.device_id"
+            )
+        ).format(sql.Identifier(stage))
+    )
+
+
+def record_stored_reports(conn: Conn, stage: str) -> None:
+    """`record_latest_reports` for a staged batch that was stored as it is (no report in it
+    was there before, none twice): its reports are the stored ones, read from the stage."""
+    conn.execute(
+        sql.SQL(
+            _UPSERT_LATEST.format(
+                "SELECT DISTINCT ON (device_id) device_id, ts, received_at, occupied, battery_pct"
+                " FROM {} ORDER BY device_id, ts DESC"
+            )
         ).format(sql.Identifier(stage))
     )
 

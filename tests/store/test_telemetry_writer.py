@@ -1,9 +1,14 @@
 """The batch writer against a real PostgreSQL: COPY, idempotence, dead letters, statuses."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub.devices.batch import Batch, DeadLetter
 from hub.devices.decode import DecodeLimits, RejectReason, decode_message
@@ -79,3 +84,100 @@ def test_dead_letters_keep_raw_bytes_and_reason(database_url: str) -> None:
         "unknown_kind",
         "kind x",
     )
+
+
+def test_a_batch_with_a_redelivery_is_merged_and_the_next_clean_one_copied_straight(
+    database_url: str,
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        writer = TelemetryWriter(conn)
+        first = readings_batch()
+        assert writer.write_batch(first) == len(Kind)
+        assert writer.straight
+        # One new reading of each kind beside the redelivered ones: only the new are counted.
+        mixed = Batch(readings=first.readings + readings_batch(offset_s=1).readings)
+        assert writer.write_batch(mixed) == len(Kind)
+        assert not writer.straight  # merged, and it held duplicates: the next one merges too
+        assert writer.write_batch(readings_batch(offset_s=2)) == len(Kind)
+        assert writer.straight  # that one held none
+        assert writer.write_batch(readings_batch(offset_s=3)) == len(Kind)
+        for kind in Kind:
+            row = conn.execute(f"SELECT count(*) FROM telemetry_{kind.value}").fetchone()
+            assert row == (4,)
+
+
+@pytest.fixture
+def writer_conn(database_url: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+# A spot's reports: (second, occupied) pairs; a pair may come again (a redelivery) or come
+# with the other `occupied` at the same second (a device repeating a timestamp).
+spot_reports = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 9), st.booleans()), min_size=1, max_size=12
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batches=st.lists(spot_reports, min_size=1, max_size=5))
+def test_generated_batches_store_each_reading_once_and_the_newest_report_per_spot(
+    writer_conn: psycopg.Connection[tuple[Any, ...]],
+    batches: list[list[tuple[int, int, bool]]],
+) -> None:
+    """Whatever mixes of new, redelivered and repeated readings the batches hold, each
+    (device, ts) is stored once, in the version first written, the counts say how many
+    were new, and each spot's latest row is its stored report with the newest ts."""
+    conn = writer_conn
+    conn.execute("TRUNCATE telemetry_parking, telemetry_lighting, parking_spot_latest")
+    writer = TelemetryWriter(conn)
+    base = NOW - timedelta(minutes=5)
+    first: dict[tuple[str, int], bool] = {}
+    for reports in batches:
+        batch = Batch()
+        for spot, second, occupied in reports:
+            ts_ms = int((base + timedelta(seconds=second)).timestamp() * 1000)
+            for kind, device in ((Kind.PARKING, f"parking-{spot}"), (Kind.LIGHTING, "lighting-1")):
+                payload = example(kind, ts_ms)
+                if kind is Kind.PARKING:
+                    payload["occupied"] = occupied
+                batch.add(
+                    decode_message(
+                        f"city/{kind.value}/{device}/telemetry",
+                        orjson.dumps(payload),
+                        NOW,
+                        root="city",
+                        registry={device: kind},
+                        limits=DecodeLimits(),
+                    )
+                )
+        new = {(f"parking-{spot}", second) for spot, second, _ in reports} - set(first)
+        new_lamp = {second for _, second, _ in reports} - {s for d, s in first if d == "lamp"}
+        for spot, second, occupied in reports:
+            first.setdefault((f"parking-{spot}", second), occupied)
+            first.setdefault(("lamp", second), True)
+        assert writer.write_batch(batch) == len(new) + len(new_lamp)
+    stored = {
+        (device, int((ts - base).total_seconds())): occupied
+        for device, ts, occupied in conn.execute(
+            "SELECT device_id, ts, occupied FROM telemetry_parking"
+        ).fetchall()
+    }
+    assert stored == {key: value for key, value in first.items() if key[0] != "lamp"}
+    lamps = conn.execute("SELECT count(*) FROM telemetry_lighting").fetchone()
+    assert lamps == (len({key for key in first if key[0] == "lamp"}),)
+    newest: dict[str, tuple[int, bool]] = {}
+    for (device, second), occupied in stored.items():
+        if device not in newest or newest[device][0] < second:
+            newest[device] = (second, occupied)
+    latest = {
+        device: (int((ts - base).total_seconds()), occupied)
+        for device, ts, occupied in conn.execute(
+            "SELECT device_id, ts, occupied FROM parking_spot_latest"
+        ).fetchall()
+    }
+    assert latest == newest
