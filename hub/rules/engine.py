@@ -34,7 +34,7 @@ import math
 from collections.abc import Iterable, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import BaseModel
@@ -62,6 +62,7 @@ from hub.rules.group_cover import GroupCover
 from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo, GroupView
 from hub.rules.offline import OfflineMonitor, StatusEvidence
 from hub.rules.plan import Plan as _Plan
+from hub.rules.plan import Screening as _Screening
 from hub.rules.plan import build_plan
 from hub.rules.reorder import Released as _AnyReleased
 from hub.rules.reorder import ReorderBuffers
@@ -476,14 +477,20 @@ class RuleEngine:
         # verdicts (hub/rules/plan.py), and those it gives are not looked up at all.
         live = table.live_types(device_id)
         fault = Verdict.FAULT
-        for evaluate, screened, states, stateful, params, policy, initial, types in slot.plan:
+        for evaluate, screens, states, stateful, params, policy, initial, types in slot.plan:
             state = None
             if stateful:
                 state = states.get(device_id)
                 if state is None:
                     state = states[device_id] = initial()
             quiet = live is None or live.isdisjoint(types)
-            for obs in (screened if quiet else evaluate)(reading, info, state, params):
+            if quiet and screens:
+                observations = cast(_Screening, evaluate)(
+                    reading, info, state, params, faults_only=True
+                )
+            else:
+                observations = evaluate(reading, info, state, params)
+            for obs in observations:
                 if quiet:
                     if obs.verdict is not fault:
                         continue

@@ -35,12 +35,31 @@ class SunTimes:
     _cache: dict[tuple[float, float, int], tuple[tuple[float, bool], ...]] = field(
         default_factory=dict
     )
+    # The same events by the exact position asked for: a lamp's position is the same at
+    # every reading, and rounding two floats per call (`round(x, 2)` formats the number)
+    # was a twentieth of a lamp reading's rules.
+    _by_position: dict[tuple[float, float, int], tuple[tuple[float, bool], ...]] = field(
+        default_factory=dict
+    )
 
     def _events(self, lat: float, lon: float, day_number: int) -> tuple[tuple[float, bool], ...]:
         """(epoch s, is dawn) of the dawns and dusks from the day before to the day after.
 
         `day_number` is the UTC date as days since 1970-01-01.
         """
+        exact = (lat, lon, day_number)
+        found = self._by_position.get(exact)
+        if found is not None:
+            return found
+        if len(self._by_position) > 200_000:
+            self._by_position.clear()
+        found = self._by_position[exact] = self._cell_events(lat, lon, day_number)
+        return found
+
+    def _cell_events(
+        self, lat: float, lon: float, day_number: int
+    ) -> tuple[tuple[float, bool], ...]:
+        """`_events` of the ~1 km cell of a position."""
         key = (round(lat, 2), round(lon, 2), day_number)
         cached = self._cache.get(key)
         if cached is not None:

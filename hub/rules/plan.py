@@ -7,14 +7,15 @@ a rule's alarm types has a live condition of the device (most rules of most devi
 of the time), an OK or HOLD verdict of that rule changes nothing: only a FAULT does. And
 building the observations of those OK verdicts (a tuple, a values dict, a message) was
 most of what the rules cost. A rule whose `evaluate` takes a keyword `faults_only` is
-called with it set then, and may leave out what is not a FAULT; its state changes must be
+called with it set then (a keyword in the call, not a `functools.partial`: a partial with a
+keyword copies its keywords into a new dict at every call, ~5 % of a lamp reading's rules),
+and may leave out what is not a FAULT; its state changes must be
 the same either way, and it observes only its own `alarm_types` (tests/rules/
 test_quiet_screening.py holds every packaged rule to both). Issue 23, docs/performance.md.
 """
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
 from typing import Any, NamedTuple
 
 from hub.devices.decode import Reading
@@ -24,13 +25,15 @@ from hub.rules.config import ResolvedRule
 from hub.rules.interface import AnyRule, DeviceInfo
 
 Evaluate = Callable[[Reading, DeviceInfo, Any, Any], Iterable[Observation]]
+# An `Evaluate` of a rule that screens: it also takes the keyword `faults_only`.
+Screening = Callable[..., Iterable[Observation]]
 
 
 class PlanStep(NamedTuple):
     """One rule as the engine runs it for a device."""
 
     evaluate: Evaluate  # every observation
-    screened: Evaluate  # for a quiet device: at least its FAULT observations
+    screens: bool  # takes faults_only=True: for a quiet device, at least its FAULT observations
     states: dict[str, Any]  # the rule's state per device id
     stateful: bool
     params: Any
@@ -65,15 +68,10 @@ def build_plan(
         effective = resolved[rule.name]
         if not effective.enabled:
             continue
-        evaluate: Evaluate = rule.evaluate
-        screened = evaluate
-        if screen_quiet and screens_faults(rule):
-            takes_keyword: Callable[..., Iterable[Observation]] = rule.evaluate
-            screened = partial(takes_keyword, faults_only=True)
         steps.append(
             PlanStep(
-                evaluate,
-                screened,
+                rule.evaluate,
+                screen_quiet and screens_faults(rule),
                 states[rule.name],
                 stateful[rule.name],
                 effective.params,
