@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict
+from hub.rules.condition import Observation, Verdict, epoch_s
 from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo
 from hub.rules.lighting_cabinets import (
     CabinetRule,
@@ -410,7 +410,7 @@ class FlickerRule:
         """Count state changes in the sliding window."""
         del device
         on = lamp_payload(reading).on
-        ts_s = reading.ts.timestamp()
+        ts_s = epoch_s(reading.ts)
         if state.last_on is not None and on != state.last_on:
             state.switches_s.append(ts_s)
         state.last_on = on

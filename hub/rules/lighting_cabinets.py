@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict
+from hub.rules.condition import Observation, Verdict, epoch_s
 from hub.rules.interface import DeviceInfo, GroupView
 from hub.rules.lighting_context import (
     INTENT,
@@ -290,7 +290,7 @@ class CableTheftRule:
     ) -> Iterable[Observation]:
         """Follow each phase's load; FAULT while some, not all, loaded phases lost it."""
         cabinet = cabinet_payload(reading)
-        ts_s = reading.ts.timestamp()
+        ts_s = epoch_s(reading.ts)
         sudden = state.last_ts_s is not None and ts_s - state.last_ts_s <= params.sudden_s
         state.last_ts_s = ts_s
         where = sun_position(device)

@@ -15,6 +15,7 @@ from astral.sun import dawn, dusk
 
 from hub.devices.decode import Reading
 from hub.devices.lighting import CabinetPayload, LightingPayload
+from hub.rules.condition import epoch_s
 from hub.rules.interface import DeviceInfo
 
 SUPPLY_LOSS_CODE = "SUPPLY_LOSS"
@@ -83,7 +84,7 @@ class SunTimes:
 
     def phase(self, lat: float, lon: float, at: datetime) -> tuple[bool, float, float]:
         """(is day, seconds since the last dawn/dusk, seconds until the next one) at `at`."""
-        at_s = at.timestamp()
+        at_s = epoch_s(at)
         is_day = False
         since_s = math.inf
         until_s = math.inf

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict
+from hub.rules.condition import Observation, Verdict, epoch_s
 from hub.rules.interface import DeviceInfo
 from hub.rules.lighting_context import has_supply, lamp_payload
 from hub.rules.lighting_params import PowerFactorParams, VoltageTrendParams
@@ -72,7 +72,7 @@ class PowerFactorRule:
         )
         if not lit:
             return ()  # a dark lamp says nothing about its driver's power factor
-        state.feed(lamp.power_factor, reading.ts.timestamp(), params.tau_s, params.max_gap_s)
+        state.feed(lamp.power_factor, epoch_s(reading.ts), params.tau_s, params.max_gap_s)
         average = state.average
         if state.coverage_s < params.min_coverage_s:
             verdict = Verdict.HOLD
@@ -129,7 +129,7 @@ class VoltageTrendRule:
         lamp = lamp_payload(reading)
         if not has_supply(lamp, params.supply_min_v):
             return ()  # no supply at all is the cabinet rules' business
-        state.feed(lamp.voltage_v, reading.ts.timestamp(), params.tau_s, params.max_gap_s)
+        state.feed(lamp.voltage_v, epoch_s(reading.ts), params.tau_s, params.max_gap_s)
         average = state.average
         if state.coverage_s < params.min_coverage_s:
             verdict = Verdict.HOLD

@@ -16,6 +16,7 @@ from typing import Any
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind, Load
 from hub.geometry import GridIndex, LocalProjection, projection_around
+from hub.rules.condition import epoch_s
 from hub.rules.interface import DeviceInfo
 from hub.rules.truck_records import (
     Permit,
@@ -240,31 +241,54 @@ class TruckContextSource:
 # -- per-truck derived facts --
 
 
-@dataclass(slots=True)
 class TruckFix:
-    """One position with everything the rules derive from it (computed once per reading)."""
+    """One position with everything the rules derive from it (computed once per reading).
 
-    ts: datetime
-    ts_s: float
-    lat: float
-    lon: float
-    x: float
-    y: float
-    projection: LocalProjection  # of x and y
-    speed_kmh: float
-    acc_on: bool
-    body_lifted: bool
-    cover_closed: bool
-    load: Load
-    permits: tuple[PermitGeom, ...]
-    route_distance_m: float | None
-    sites: list[tuple[float, SiteGeom]]
-    zones: tuple[ZoneGeom, ...]
-    prev_ts_s: float | None = None
-    prev_acc_on: bool = False
-    prev_load: Load | None = None
-    step_m: float = 0.0
-    _values: Mapping[str, object] | None = field(default=None, init=False, repr=False)
+    A plain class, not a dataclass: compiled (hub/native.py), its `__init__` is native,
+    where a dataclass's generated `__init__` ran as Python, ~1 µs of each truck reading.
+    """
+
+    def __init__(
+        self,
+        *,
+        ts: datetime,
+        ts_s: float,
+        lat: float,
+        lon: float,
+        x: float,
+        y: float,
+        projection: LocalProjection,
+        speed_kmh: float,
+        acc_on: bool,
+        body_lifted: bool,
+        cover_closed: bool,
+        load: Load,
+        permits: tuple[PermitGeom, ...],
+        route_distance_m: float | None,
+        sites: list[tuple[float, SiteGeom]],
+        zones: tuple[ZoneGeom, ...],
+    ) -> None:
+        self.ts = ts
+        self.ts_s = ts_s
+        self.lat = lat
+        self.lon = lon
+        self.x = x
+        self.y = y
+        self.projection = projection  # of x and y
+        self.speed_kmh = speed_kmh
+        self.acc_on = acc_on
+        self.body_lifted = body_lifted
+        self.cover_closed = cover_closed
+        self.load = load
+        self.permits = permits
+        self.route_distance_m = route_distance_m
+        self.sites = sites
+        self.zones = zones
+        self.prev_ts_s: float | None = None
+        self.prev_acc_on = False
+        self.prev_load: Load | None = None
+        self.step_m = 0.0
+        self._values: Mapping[str, object] | None = None
 
     def values(self) -> Mapping[str, object]:
         """The reading's fields as evidence values (built once, shared by the rules' faults)."""
@@ -309,7 +333,7 @@ class TruckTracker:
         if memory is None:
             memory = self._memory[reading.device_id] = _TruckMemory()
         current = memory.fix
-        ts_s = reading.ts.timestamp()
+        ts_s = epoch_s(reading.ts)
         if current is not None and current.ts_s == ts_s:
             self._last = (reading, current)
             return current
@@ -331,7 +355,7 @@ class TruckTracker:
             acc_on=bool(payload.acc_on),
             body_lifted=bool(payload.body_lifted),
             cover_closed=bool(payload.cover_closed),
-            load=Load(payload.load),
+            load=payload.load,  # a Load already: the payload model validated it
             permits=permits,
             route_distance_m=route_distance,
             sites=context.sites_near(x, y, SITE_SEARCH_M),
