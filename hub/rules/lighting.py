@@ -28,7 +28,7 @@ from hub.rules.lighting_context import (
     daylight,
     expected_power_w,
     has_supply,
-    lamp_payload,
+    lamp_view,
     rated_power_w,
     sun_position,
 )
@@ -74,7 +74,7 @@ class LampOutRule(_LampRule):
     ) -> Iterable[Observation]:
         """FAULT when on with live supply and (almost) no power."""
         del state
-        lamp = lamp_payload(reading)
+        lamp = lamp_view(reading)
         power_w = lamp.power_w
         expected = expected_power_w(lamp, device)
         floor_w = max(params.min_power_w, params.dark_share * (expected or 0.0))
@@ -123,7 +123,7 @@ class LitByDayRule(_LampRule):
         where = sun_position(device, params.lat, params.lon)
         if where is None:
             return ()
-        lamp = lamp_payload(reading)
+        lamp = lamp_view(reading)
         lit = lamp.on and lamp.power_w >= params.min_power_w
         if not lit:
             verdict = Verdict.OK
@@ -173,7 +173,7 @@ class DarkAtNightRule(_LampRule):
         where = sun_position(device, params.lat, params.lon)
         if where is None:
             return ()
-        lamp = lamp_payload(reading)
+        lamp = lamp_view(reading)
         if lamp.on or INTENT.explains(reading.device_id, reading.ts) is not None:
             verdict = Verdict.OK
         elif not has_supply(lamp, params.supply_min_v):
@@ -220,7 +220,7 @@ class VoltageRule(_LampRule):
     ) -> Iterable[Observation]:
         """One observation per direction."""
         del device, state
-        lamp = lamp_payload(reading)
+        lamp = lamp_view(reading)
         volts = lamp.voltage_v
         values = {"voltage_v": volts, "on": lamp.on}
         if not has_supply(lamp, params.supply_min_v):
@@ -287,7 +287,7 @@ class OverCurrentRule(_LampRule):
         """FAULT above the limit; nothing without a rating."""
         del state
         rating = rated_power_w(device)
-        lamp = lamp_payload(reading)
+        lamp = lamp_view(reading)
         if rating is None or not has_supply(lamp, params.supply_min_v):
             return ()
         limit_a = params.factor * rating / (lamp.voltage_v * params.min_power_factor)
@@ -330,7 +330,7 @@ class PowerRule(_LampRule):
     ) -> Iterable[Observation]:
         """Judged only while lit with live supply; a dark lamp is lamp_out's business."""
         del state
-        lamp = lamp_payload(reading)
+        lamp = lamp_view(reading)
         expected = expected_power_w(lamp, device)
         if expected is None:
             return ()
@@ -409,7 +409,7 @@ class FlickerRule:
     ) -> Iterable[Observation]:
         """Count state changes in the sliding window."""
         del device
-        on = lamp_payload(reading).on
+        on = lamp_view(reading).on
         ts_s = epoch_s(reading.ts)
         if state.last_on is not None and on != state.last_on:
             state.switches_s.append(ts_s)

@@ -17,7 +17,7 @@ from hub.rules.lighting_context import (
     SUN,
     cabinet_payload,
     has_supply,
-    lamp_payload,
+    lamp_view,
     sun_position,
 )
 from hub.rules.lighting_params import CabinetDarkParams, CabinetParams, CableTheftParams
@@ -122,7 +122,7 @@ _MEMBER_COVER = frozenset(
 
 def project_lamp(reading: Reading, params: CabinetDarkParams) -> int:
     """A lamp as the group rules see it: LAMP_OK, LAMP_DARK (on, no power) or LAMP_NO_SUPPLY."""
-    lamp = lamp_payload(reading)
+    lamp = lamp_view(reading)
     if INTENT.explains(reading.device_id, reading.ts) is not None:
         return LAMP_OK  # switched off or locked out on purpose
     if not has_supply(lamp, params.supply_min_v):

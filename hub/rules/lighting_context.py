@@ -221,12 +221,40 @@ def rated_power_w(device: DeviceInfo) -> float | None:
     return None
 
 
-def lamp_payload(reading: Reading) -> LightingPayload:
-    """A lamp reading's payload: its fields are read directly (they are all required)."""
+class LampView:
+    """A lamp reading's fields as the rules read them, taken from its payload model once.
+
+    Every lamp rule reads the same few fields, ~35 reads per reading; a pydantic model's
+    attribute costs ~0.1 µs to read (its class's `__getattr__` hook, the type lookup, the
+    instance dict), this compiled class's a few ns.
+    """
+
+    def __init__(self, payload: LightingPayload) -> None:
+        self.on: bool = payload.on
+        self.dim_pct: float = payload.dim_pct
+        self.voltage_v: float = payload.voltage_v
+        self.current_a: float = payload.current_a
+        self.power_w: float = payload.power_w
+        self.power_factor: float = payload.power_factor
+        self.fault_code: str | None = payload.fault_code
+
+
+# The reading `lamp_view` was last asked for, and its view (the rules of a reading ask in turn).
+_last_lamp: tuple[Reading, LampView] | None = None
+
+
+def lamp_view(reading: Reading) -> LampView:
+    """A lamp reading's fields (the engine hands lamp rules only lamp readings)."""
+    global _last_lamp  # noqa: PLW0603 - a one-entry cache, replaced as a whole
+    last = _last_lamp
+    if last is not None and last[0] is reading:
+        return last[1]
     payload = reading.payload
     if not isinstance(payload, LightingPayload):
         raise TypeError(f"a lamp rule got a {type(payload).__name__}")
-    return payload
+    view = LampView(payload)
+    _last_lamp = (reading, view)
+    return view
 
 
 def cabinet_payload(reading: Reading) -> CabinetPayload:
@@ -237,12 +265,12 @@ def cabinet_payload(reading: Reading) -> CabinetPayload:
     return payload
 
 
-def has_supply(payload: LightingPayload, supply_min_v: float) -> bool:
+def has_supply(payload: LampView, supply_min_v: float) -> bool:
     """The lamp's circuit is live (voltage present and no supply-loss code)."""
     return payload.fault_code != SUPPLY_LOSS_CODE and payload.voltage_v >= supply_min_v
 
 
-def expected_power_w(payload: LightingPayload, device: DeviceInfo) -> float | None:
+def expected_power_w(payload: LampView, device: DeviceInfo) -> float | None:
     """Rating × reported dim level, None when the rating is unknown."""
     rating = rated_power_w(device)
     return None if rating is None else rating * payload.dim_pct / 100.0

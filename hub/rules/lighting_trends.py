@@ -15,7 +15,7 @@ from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
 from hub.rules.condition import Observation, Verdict, epoch_s
 from hub.rules.interface import DeviceInfo
-from hub.rules.lighting_context import has_supply, lamp_payload
+from hub.rules.lighting_context import has_supply, lamp_view
 from hub.rules.lighting_params import PowerFactorParams, VoltageTrendParams
 
 
@@ -63,7 +63,7 @@ class PowerFactorRule:
     ) -> Iterable[Observation]:
         """Feed lit readings; judge the average once it covers `min_coverage_s`."""
         del device
-        lamp = lamp_payload(reading)
+        lamp = lamp_view(reading)
         lit = (
             lamp.on
             and lamp.dim_pct >= params.min_dim_pct
@@ -126,7 +126,7 @@ class VoltageTrendRule:
     ) -> Iterable[Observation]:
         """Feed supplied readings; judge the average once it covers `min_coverage_s`."""
         del device
-        lamp = lamp_payload(reading)
+        lamp = lamp_view(reading)
         if not has_supply(lamp, params.supply_min_v):
             return ()  # no supply at all is the cabinet rules' business
         state.feed(lamp.voltage_v, epoch_s(reading.ts), params.tau_s, params.max_gap_s)
