@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import attrgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -36,14 +36,22 @@ class KindTable:
 
 
 def kind_table(kind: Kind) -> KindTable:
-    """The table layout of a kind, derived from its payload model."""
+    """The table layout of a kind, derived from its payload model.
+
+    The fields are read from the model's `__dict__` (where pydantic keeps a model's field
+    values) by one C call: an attribute of a pydantic model costs ~0.1 µs to read, through
+    the class's `__getattr__` hook.
+    """
     fields = measurement_fields(kind)
     columns = ("device_id", "ts", "received_at", "is_event", *fields, "extra")
-    if len(fields) == 1:  # attrgetter of one name returns the value, not a tuple
-        only = attrgetter(fields[0])
-        return KindTable(kind, f"telemetry_{kind.value}", fields, columns, lambda p: (only(p),))
-    measurements = attrgetter(*fields) if fields else lambda _: ()
-    return KindTable(kind, f"telemetry_{kind.value}", fields, columns, measurements)
+    table = f"telemetry_{kind.value}"
+    if not fields:
+        return KindTable(kind, table, fields, columns, lambda _: ())
+    if len(fields) == 1:  # itemgetter of one key returns the value, not a tuple
+        only = itemgetter(fields[0])
+        return KindTable(kind, table, fields, columns, lambda p: (only(p.__dict__),))
+    values = itemgetter(*fields)
+    return KindTable(kind, table, fields, columns, lambda p: values(p.__dict__))
 
 
 TABLES: dict[Kind, KindTable] = {kind: kind_table(kind) for kind in Kind}
@@ -196,7 +204,7 @@ class TelemetryWriter:
                 copy.set_types(_LATEST_TYPES)
                 write_row = copy.write_row
                 for _, device_id, _, ts, received_at, payload in readings:
-                    write_row((device_id, ts, received_at, *_SPOT(payload)))
+                    write_row((device_id, ts, received_at, *_SPOT(payload.__dict__)))
             parking.record_stored_reports(self._conn, _LATEST_STAGE)
         return len(readings)
 
@@ -220,7 +228,7 @@ class TelemetryWriter:
 # The parking writer's stage of the spots' reports in a batch copied straight in.
 _LATEST_STAGE = "stage_parking_latest"
 _LATEST_TYPES = ["text", "timestamptz", "timestamptz", "boolean", "real"]
-_SPOT = attrgetter("occupied", "battery_pct")
+_SPOT = itemgetter("occupied", "battery_pct")  # of a parking payload's __dict__
 
 
 class _Statements(NamedTuple):
