@@ -72,7 +72,8 @@ def reading_row(table: KindTable, reading: Reading) -> tuple[Any, ...]:
 
 
 class _RedeliveredError(Exception):
-    """A batch COPY met a (device, ts) already stored or twice in the batch: merge it instead."""
+    """A batch COPY met a (device, ts) already stored, or twice in the batch, or being written
+    by another member: merge it instead."""
 
 
 class TelemetryWriter:
@@ -197,7 +198,9 @@ class TelemetryWriter:
                 write_row = copy.write_row
                 for reading in readings:
                     write_row(reading_row(table, reading))
-        except psycopg.errors.UniqueViolation as err:
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as err:
+            # A deadlock too: copied in arrival order, two members writing the same rows
+            # in opposite orders can wait on each other; the merge inserts in key order.
             raise _RedeliveredError(str(err)) from err
         if table.kind is Kind.PARKING:
             with cursor.copy(statements.copy_latest) as copy:

@@ -1,5 +1,7 @@
 """The batch writer against a real PostgreSQL: COPY, idempotence, dead letters, statuses."""
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +15,7 @@ from hypothesis import strategies as st
 from hub.devices.batch import Batch, DeadLetter
 from hub.devices.decode import DecodeLimits, RejectReason, decode_message
 from hub.devices.kinds import Kind
-from hub.store.telemetry import TelemetryWriter, fetch_latest, fetch_readings
+from hub.store.telemetry import TABLES, TelemetryWriter, fetch_latest, fetch_readings
 from tests.payload_examples import example
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -181,3 +183,41 @@ def test_generated_batches_store_each_reading_once_and_the_newest_report_per_spo
         ).fetchall()
     }
     assert latest == newest
+
+
+def test_a_batch_deadlocked_with_another_writer_is_merged(database_url: str) -> None:
+    """Another member's transaction holds one of the batch's rows and then waits for one the
+    batch copied first: PostgreSQL breaks the deadlock by failing the batch's COPY (it waited
+    first), and the writer merges the batch instead of failing it."""
+    first, second = readings_batch(offset_s=1), readings_batch(offset_s=2)
+    lamp_first = [r for r in first.readings if r.kind is Kind.LIGHTING]
+    lamp_second = [r for r in second.readings if r.kind is Kind.LIGHTING]
+    outcome: dict[str, object] = {}
+    with (
+        psycopg.connect(database_url, autocommit=True) as conn,
+        psycopg.connect(database_url) as other,
+    ):
+        other_writer = TelemetryWriter(other)
+        other.execute("SET deadlock_timeout = '10s'")  # the batch's backend detects it
+        other_writer._copy_kind(TABLES[Kind.LIGHTING], lamp_second)  # holds the second row
+
+        def write() -> None:
+            try:
+                outcome["inserted"] = TelemetryWriter(conn).write_batch(
+                    Batch(readings=lamp_first + lamp_second)
+                )
+            except Exception as err:  # noqa: BLE001 - reported below
+                outcome["error"] = err
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(0.5)  # the batch has copied its first row and waits for the second
+        try:
+            other_writer._copy_kind(TABLES[Kind.LIGHTING], lamp_first)  # waits for the first
+            other.commit()
+        except psycopg.errors.DeadlockDetected:  # pragma: no cover - the other way round
+            other.rollback()
+        writer.join(timeout=30)
+        assert "error" not in outcome, outcome
+        rows = conn.execute("SELECT count(*) FROM telemetry_lighting").fetchone()
+    assert rows == (2,)
