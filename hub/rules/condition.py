@@ -72,6 +72,26 @@ class Observation(NamedTuple):
     details: Mapping[str, object] = EMPTY_MAPPING
 
 
+_new_tuple = tuple.__new__
+
+
+def observation(
+    alarm_type: AlarmType,
+    verdict: Verdict,
+    ts: datetime,
+    device_id: str,
+    values: Mapping[str, object] = EMPTY_MAPPING,
+    message: str = "",
+    severity: Severity | None = None,
+    details: Mapping[str, object] = EMPTY_MAPPING,
+) -> Observation:
+    """An `Observation`, built without the named tuple's `__new__` (a Python function: a
+    frame per observation, ~0.3 µs, where compiled callers build most of them)."""
+    return _new_tuple(
+        Observation, (alarm_type, verdict, ts, device_id, values, message, severity, details)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ConditionPolicy:
     """Timing and severity of one rule's conditions (seconds of event time)."""

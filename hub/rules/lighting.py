@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict, epoch_s
+from hub.rules.condition import Observation, Verdict, epoch_s, observation
 from hub.rules.interface import AnyGroupRule, AnyRule, DeviceInfo
 from hub.rules.lighting_cabinets import (
     CabinetRule,
@@ -85,7 +85,7 @@ class LampOutRule(_LampRule):
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.LAMP_OUT,
                 verdict,
                 reading.ts,
@@ -138,7 +138,7 @@ class LitByDayRule(_LampRule):
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.LIT_BY_DAY,
                 verdict,
                 reading.ts,
@@ -190,7 +190,7 @@ class DarkAtNightRule(_LampRule):
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.DARK_AT_NIGHT,
                 verdict,
                 reading.ts,
@@ -244,7 +244,7 @@ class VoltageRule(_LampRule):
         if faults_only and under is not Verdict.FAULT and over is not Verdict.FAULT:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.UNDER_VOLTAGE,
                 under,
                 reading.ts,
@@ -254,7 +254,7 @@ class VoltageRule(_LampRule):
                 if under is Verdict.FAULT
                 else "",
             ),
-            Observation(
+            observation(
                 AlarmType.OVER_VOLTAGE,
                 over,
                 reading.ts,
@@ -295,7 +295,7 @@ class OverCurrentRule(_LampRule):
         if faults_only and amps <= limit_a:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.OVER_CURRENT,
                 Verdict.FAULT if amps > limit_a else Verdict.OK,
                 reading.ts,
@@ -357,7 +357,7 @@ class PowerRule(_LampRule):
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.POWER_ABNORMAL,
                 verdict,
                 reading.ts,
@@ -425,7 +425,7 @@ class FlickerRule:
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.FLICKER,
                 verdict,
                 reading.ts,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict, epoch_s
+from hub.rules.condition import Observation, Verdict, epoch_s, observation
 from hub.rules.interface import DeviceInfo, GroupView
 from hub.rules.lighting_context import (
     INTENT,
@@ -58,7 +58,7 @@ class CabinetRule:
         }
         dead = all(v < params.supply_min_v for v in phases_v)
         observations = [
-            Observation(
+            observation(
                 AlarmType.DOOR_OPEN,
                 Verdict.FAULT if door else Verdict.OK,
                 reading.ts,
@@ -66,7 +66,7 @@ class CabinetRule:
                 values=values,
                 message="cabinet door open",
             ),
-            Observation(
+            observation(
                 AlarmType.SUPPLY_LOSS,
                 Verdict.FAULT if dead else Verdict.OK,
                 reading.ts,
@@ -90,7 +90,7 @@ class CabinetRule:
             else:
                 verdict, message = Verdict.OK, ""
             observations.append(
-                Observation(
+                observation(
                     AlarmType.CONTACTOR_ANOMALY,
                     verdict,
                     reading.ts,
@@ -199,7 +199,7 @@ class CabinetTripRule:
             verdict = Verdict.HOLD
         down = len(count.no_supply) + len(count.dark)
         return (
-            Observation(
+            observation(
                 AlarmType.CABINET_TRIP,
                 verdict,
                 group.ts,
@@ -242,7 +242,7 @@ class CircuitDarkRule:
         else:
             verdict = Verdict.HOLD
         return (
-            Observation(
+            observation(
                 AlarmType.CIRCUIT_DARK,
                 verdict,
                 group.ts,
@@ -356,7 +356,7 @@ class CableTheftRule:
                 _PHASES[p]: round(state.load_a[p], 2) for p in range(3) if state.lost[p]
             },
         }
-        return Observation(
+        return observation(
             AlarmType.CABLE_THEFT,
             verdict,
             reading.ts,

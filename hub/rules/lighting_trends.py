@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict, epoch_s
+from hub.rules.condition import Observation, Verdict, epoch_s, observation
 from hub.rules.interface import DeviceInfo
 from hub.rules.lighting_context import has_supply, lamp_view
 from hub.rules.lighting_params import PowerFactorParams, VoltageTrendParams
@@ -85,7 +85,7 @@ class PowerFactorRule:
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.POWER_FACTOR_LOW,
                 verdict,
                 reading.ts,
@@ -144,7 +144,7 @@ class VoltageTrendRule:
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet lamp: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.VOLTAGE_TREND,
                 verdict,
                 reading.ts,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType, Severity
-from hub.rules.condition import Observation, Verdict
+from hub.rules.condition import Observation, Verdict, observation
 from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.manhole_params import (
     BatteryParams,
@@ -87,7 +87,7 @@ class TiltRule:
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet cover: only a FAULT changes anything
         return (
-            Observation(
+            observation(
                 AlarmType.TILT,
                 verdict,
                 reading.ts,
@@ -129,7 +129,7 @@ class CoverOpenRule:
         if is_open is None or (faults_only and not is_open):
             return ()  # no reading of the cover, or a quiet cover closed
         return (
-            Observation(
+            observation(
                 AlarmType.COVER_OPEN,
                 Verdict.FAULT if is_open else Verdict.OK,
                 reading.ts,
@@ -195,7 +195,7 @@ class LevelRule:
             return ()  # a quiet cover: only a FAULT changes anything
         values: Mapping[str, object] = {self.field_name: value}
         return (
-            Observation(
+            observation(
                 self.alarm_type,
                 verdict,
                 reading.ts,

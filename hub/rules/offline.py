@@ -40,9 +40,9 @@ from hub.rules.condition import (
     ConditionKey,
     ConditionPolicy,
     ConditionTable,
-    Observation,
     Verdict,
     datetime_from_epoch,
+    observation,
 )
 from hub.rules.signals import AlarmSignal, SourceKind
 
@@ -141,7 +141,7 @@ class OfflineMonitor:
             state = table.get((SourceKind.DEVICE, device_id, AlarmType.OFFLINE))
             if state is not None:
                 at_s = max(at_s, state.last_ts_s)
-            obs = Observation(
+            obs = observation(
                 alarm_type=AlarmType.OFFLINE,
                 verdict=Verdict.OK,
                 ts=datetime_from_epoch(at_s),
@@ -169,7 +169,7 @@ class OfflineMonitor:
             device_id = self._ids[i]
             threshold = float(self._threshold_s[i])
             silent = float(silent_s[i])
-            obs = Observation(
+            obs = observation(
                 alarm_type=AlarmType.OFFLINE,
                 verdict=Verdict.FAULT,
                 ts=now,
@@ -252,7 +252,7 @@ class StatusEvidence:
         at_s = at.timestamp()
         self._open[device_id] = (at_s, index, policy)
         self._monitor.set_by_status(index, True)
-        obs = Observation(
+        obs = observation(
             alarm_type=AlarmType.OFFLINE,
             verdict=Verdict.FAULT,
             ts=at,
@@ -278,7 +278,7 @@ class StatusEvidence:
         since_s, index, policy = episode
         if at.timestamp() <= since_s:
             return None
-        obs = Observation(
+        obs = observation(
             alarm_type=AlarmType.OFFLINE,
             verdict=Verdict.OK,
             ts=at,
@@ -336,7 +336,7 @@ class StatusEvidence:
     def _raise(
         self, device_id: str, due_s: float, since_s: float, index: int, policy: ConditionPolicy
     ) -> AlarmSignal | None:
-        obs = Observation(
+        obs = observation(
             alarm_type=AlarmType.OFFLINE,
             verdict=Verdict.FAULT,
             ts=datetime_from_epoch(due_s),

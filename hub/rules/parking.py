@@ -18,7 +18,7 @@ from datetime import datetime
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict
+from hub.rules.condition import Observation, Verdict, observation
 from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.parking_params import DEFAULT_CONFIRM_S, SpotParams
 
@@ -137,7 +137,7 @@ class SpotRule:
             return ()  # a quiet spot within its stay: only a FAULT changes anything
         observations = [] if overstay is None else [overstay]
         observations.append(
-            Observation(
+            observation(
                 AlarmType.STUCK_SENSOR,
                 Verdict.FAULT if stuck else Verdict.OK,
                 ts,
@@ -174,7 +174,7 @@ class SpotRule:
                 message = (
                     f"parked {stay_min:.0f} min since {arrived.isoformat()} (limit {limit_min:g})"
                 )
-        return Observation(
+        return observation(
             AlarmType.OVERSTAY,
             verdict,
             reading.ts,

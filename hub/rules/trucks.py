@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind, Load
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict
+from hub.rules.condition import Observation, Verdict, observation
 from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.truck_context import (
     TRUCK,
@@ -100,10 +100,10 @@ class _TruckRule:
     ) -> Observation:
         if verdict is Verdict.FAULT:
             extra = TrackEvidence(self.tracker, device_id, details or {})
-            return Observation(
+            return observation(
                 alarm_type, verdict, fix.ts, device_id, fix.values(), message, details=extra
             )
-        return Observation(alarm_type, verdict, fix.ts, device_id)
+        return observation(alarm_type, verdict, fix.ts, device_id)
 
 
 @dataclass(frozen=True)
