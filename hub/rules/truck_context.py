@@ -390,8 +390,9 @@ class TruckTracker:
 
 # (zone, UTC minute since the epoch) → (minute of the local day, local date). A batch's
 # readings fall in a few minutes, and `astimezone` to a ZoneInfo costs ~0.5 µs a reading.
-# Every zone's offset since 1901 is a whole number of minutes, so a UTC minute is one
-# local minute (the hub refuses readings older than HUB_MAX_AGE_S anyway).
+# Every zone's offset since 1972 is a whole number of minutes (Liberia's −0:44:30 was the
+# last that was not), so a UTC minute is one local minute; readings older than
+# HUB_MAX_AGE_S are refused at the door.
 _LOCAL_MINUTES: dict[tuple[tzinfo, int], tuple[int, date]] = {}
 
 
