@@ -194,17 +194,13 @@ class TelemetryWriter:
         statements = self._kind_statements(table, stage)
         cursor = self._conn.cursor()
         try:
-            with cursor.copy(statements.copy_table) as copy:
-                copy.set_types(types)
-                write_row = copy.write_row
-                for reading in readings:
-                    write_row(reading_row(table, reading))
+            _copy_readings(cursor, statements.copy_table, types, table, readings)
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as err:
             # A deadlock too: copied in arrival order, two members writing the same rows
             # in opposite orders can wait on each other; the merge inserts in key order.
             raise _RedeliveredError(str(err)) from err
         if table.kind is Kind.PARKING:
-            with cursor.copy(statements.copy_latest) as copy:
+            with cursor.copy(_COPY_LATEST) as copy:
                 copy.set_types(_LATEST_TYPES)
                 write_row = copy.write_row
                 for _, device_id, _, ts, received_at, payload in readings:
@@ -217,11 +213,7 @@ class TelemetryWriter:
         stage, types = self._ensure_stage(table)
         statements = self._kind_statements(table, stage)
         cursor = self._conn.cursor()
-        with cursor.copy(statements.copy_stage) as copy:
-            copy.set_types(types)
-            write_row = copy.write_row
-            for reading in readings:
-                write_row(reading_row(table, reading))
+        _copy_readings(cursor, statements.copy_stage, types, table, readings)
         cursor.execute(statements.merge)
         inserted = cursor.rowcount
         if table.kind is Kind.PARKING:
@@ -229,8 +221,27 @@ class TelemetryWriter:
         return inserted
 
 
+def _copy_readings(
+    cursor: psycopg.Cursor[tuple[Any, ...]],
+    statement: bytes,
+    types: list[str],
+    table: KindTable,
+    readings: Sequence[Reading],
+) -> None:
+    """Binary COPY of a kind's readings by one of its COPY statements."""
+    with cursor.copy(statement) as copy:
+        copy.set_types(types)
+        write_row = copy.write_row
+        for reading in readings:
+            write_row(reading_row(table, reading))
+
+
 # The parking writer's stage of the spots' reports in a batch copied straight in.
 _LATEST_STAGE = "stage_parking_latest"
+_COPY_LATEST = (
+    f"COPY {_LATEST_STAGE} (device_id, ts, received_at, occupied, battery_pct)"
+    " FROM STDIN (FORMAT BINARY)"
+).encode()
 _LATEST_TYPES = ["text", "timestamptz", "timestamptz", "boolean", "real"]
 _SPOT = itemgetter("occupied", "battery_pct")  # of a parking payload's __dict__
 
@@ -241,7 +252,6 @@ class _Statements(NamedTuple):
     copy_table: bytes
     copy_stage: bytes
     merge: bytes
-    copy_latest: bytes
 
 
 def _statements(table: KindTable, stage: str, conn: psycopg.Connection[Any]) -> _Statements:
@@ -261,11 +271,6 @@ def _statements(table: KindTable, stage: str, conn: psycopg.Connection[Any]) -> 
             " FROM {stage} ORDER BY device_id, ts, ctid ON CONFLICT (device_id, ts) DO NOTHING"
         )
         .format(table=sql.Identifier(table.table), columns=columns, stage=sql.Identifier(stage))
-        .as_bytes(conn),
-        sql.SQL(
-            "COPY {} (device_id, ts, received_at, occupied, battery_pct) FROM STDIN (FORMAT BINARY)"
-        )
-        .format(sql.Identifier(_LATEST_STAGE))
         .as_bytes(conn),
     )
 
