@@ -294,9 +294,16 @@ def alarms_due_for_filing(conn: Conn, now: datetime, limit: int = 100) -> list[A
     return [record_from_row(r) for r in rows]
 
 
-def set_filing_due(conn: Conn, alarm_id: int, due_at: datetime | None) -> None:
-    """When the filing policy should look at an alarm again (None: decided for good)."""
-    conn.execute("UPDATE alarms SET filing_due_at = %s WHERE id = %s", (due_at, alarm_id))
+def set_filing_due(conn: Conn, due: Sequence[tuple[int, datetime | None]]) -> None:
+    """When the filing policy should look at each alarm again (None: decided for good), in
+    one statement: (alarm id, due at) pairs."""
+    if not due:
+        return
+    conn.execute(
+        "UPDATE alarms SET filing_due_at = v.due_at"
+        " FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, due_at) WHERE alarms.id = v.id",
+        ([alarm_id for alarm_id, _ in due], [due_at for _, due_at in due]),
+    )
 
 
 def link_case(conn: Conn, alarm_id: int, case_id: int) -> None:

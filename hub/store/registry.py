@@ -6,7 +6,7 @@ bytes per device once instead of once per holder.
 """
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -115,6 +115,17 @@ def get_device(conn: Conn, device_id: str) -> DeviceRecord | None:
         f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE device_id = %s", (device_id,)
     ).fetchone()
     return _record(row) if row else None
+
+
+def get_devices(conn: Conn, device_ids: Collection[str]) -> dict[str, DeviceRecord]:
+    """The registered ones of some devices, by id."""
+    if not device_ids:
+        return {}
+    rows = conn.execute(
+        f"SELECT {', '.join(_COLUMNS)} FROM devices WHERE device_id = ANY(%s)", (list(device_ids),)
+    ).fetchall()
+    records = (_record(row) for row in rows)
+    return {record.device_id: record for record in records}
 
 
 def delete_device(conn: Conn, device_id: str) -> bool:

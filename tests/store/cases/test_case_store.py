@@ -288,6 +288,50 @@ def test_never_filed_and_unfileable_alarms_are_decided_once(database_url: str) -
     assert filed.case.state.grid_code is None
 
 
+def test_a_batch_of_due_alarms_of_every_outcome(database_url: str) -> None:
+    """One batch of due alarms, decided together: a never-filed storm (every truck's
+    `no_permit`), alarms waiting for their duration, one cleared before it was due, and
+    a displaced cover's two alarms filed at once (the second joins the first's case)."""
+    trucks = [f"truck-{i}" for i in range(60)]
+    lamps = [f"lamp-{i}" for i in range(5)]
+    for device_id in lamps:
+        register_device(database_url, device_id, kind="lighting", class_code="01037")
+    register_device(database_url, "mh-1")
+    signals = [
+        alarm_signal(SignalAction.RAISE, T0, source_id=t, alarm_type=AlarmType.NO_PERMIT)
+        for t in trucks
+    ]
+    signals += [
+        alarm_signal(SignalAction.RAISE, T0, source_id=lamp, alarm_type=AlarmType.LAMP_OUT)
+        for lamp in lamps
+    ]
+    signals += [
+        alarm_signal(SignalAction.RAISE, T0, alarm_type=AlarmType.TILT),
+        alarm_signal(SignalAction.RAISE, T0, alarm_type=AlarmType.COVER_OPEN),
+        alarm_signal(SignalAction.CLEAR, at(5), source_id="lamp-0", alarm_type=AlarmType.LAMP_OUT),
+    ]
+    with psycopg.connect(database_url) as conn:
+        apply_signals(conn, signals, T0)
+        decided = file_due_alarms(conn, SETUP, at(10), limit=500)
+        assert file_due_alarms(conn, SETUP, at(29), limit=500) == []
+        rows = conn.execute("SELECT source_id, alarm_type, filing_due_at FROM alarms").fetchall()
+        later = file_due_alarms(conn, SETUP, at(30), limit=500)
+    due = {(str(source_id), str(alarm_type)): due_at for source_id, alarm_type, due_at in rows}
+    outcomes = [f.outcome for f in decided]
+    assert len(decided) == len(trucks) + len(lamps) + 2
+    assert outcomes.count(FilingOutcome.SKIP) == len(trucks)
+    assert outcomes.count(FilingOutcome.WAIT) == len(lamps)
+    tilt, cover_open = (f for f in decided if f.outcome is FilingOutcome.FILE)
+    assert tilt.case is not None and cover_open.case is not None
+    assert cover_open.reason == "joined the open displaced_cover case"
+    assert cover_open.case.id == tilt.case.id
+    # Never-filed and cleared-too-soon alarms are decided for good; the others wait 30 min.
+    assert {due[(t, "no_permit")] for t in trucks} == {None}
+    assert due[("lamp-0", "lamp_out")] is None
+    assert {due[(lamp, "lamp_out")] for lamp in lamps[1:]} == {at(30)}
+    assert [f.outcome for f in later] == [FilingOutcome.FILE] * (len(lamps) - 1)
+
+
 def test_recurrence_and_clearance_go_to_the_open_case(database_url: str) -> None:
     register_device(database_url, "mh-1")
     stay = timedelta(minutes=15)
