@@ -66,7 +66,7 @@ def _insert_events(
                 e.actor_id,
                 e.at,
                 e.note,
-                Jsonb(alarms.json_value(dict(e.payload))),
+                alarms.jsonb(dict(e.payload)),
                 *ended,
             )
             for e in events
@@ -151,7 +151,7 @@ def open_case(
             "description": draft.description,
             "alarm_id": draft.alarm_id,
             "device_id": draft.device_id,
-            "evidence": Jsonb(alarms.json_value(dict(draft.evidence))),
+            "evidence": alarms.jsonb(dict(draft.evidence)),
         },
     ).fetchone()
     if row is None:  # pragma: no cover - INSERT ... RETURNING always returns the row
