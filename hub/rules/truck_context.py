@@ -300,7 +300,9 @@ class TruckFix:
                 "acc_on": self.acc_on,
                 "body_lifted": self.body_lifted,
                 "cover_closed": self.cover_closed,
-                "load": self.load.value,
+                # str() of a StrEnum member is its value, in C; `.value` is a Python-level
+                # enum property (one frame per call)
+                "load": str(self.load),
             }
         return self._values
 
@@ -411,4 +413,4 @@ def local_minute_and_date(ts: datetime, zone: tzinfo) -> tuple[int, date]:
 
 def load_state(fix: TruckFix) -> str:
     """Load state from the status bits and the lift sensor: `unloading` while the body is up."""
-    return "unloading" if fix.body_lifted else fix.load.value
+    return "unloading" if fix.body_lifted else str(fix.load)
