@@ -143,7 +143,8 @@ def parse_topic(topic: str, root: str) -> Topic:
             RejectReason.BAD_TOPIC,
             "device id must be 1-64 characters of letters, digits, '_', '.', ':' or '-'",
         )
-    return Topic(kind, device_id, channel)
+    # The tuple built directly: Topic(...) goes through a Python-level __new__ (~0.4 µs).
+    return _new_tuple(Topic, (kind, device_id, channel))
 
 
 def device_topic(root: str, kind: Kind, device_id: str, channel: Channel) -> str:
