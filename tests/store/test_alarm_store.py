@@ -1,13 +1,16 @@
 """The alarms table in a real PostgreSQL: dedup under concurrency, lifecycle, people's actions."""
 
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub.devices.kinds import Kind
-from hub.rules.alarm_changes import AlarmChangeKind, AlarmState
+from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmState
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import AlarmSignal, EvidenceSnapshot, SignalAction, SourceKind
 from hub.store.alarms import (
@@ -187,3 +190,66 @@ def test_filters(database_url: str) -> None:
         assert len(ids(AlarmFilter(asset_kind=None, source_kind=SourceKind.DEVICE))) == 3
         assert ids(AlarmFilter(asset_kind=Kind.LIGHTING)) == [("lamp-1", "lamp_out")]
         assert {a.source_id for a in list_open_alarms(conn)} == {"mh-1"}
+
+
+# A signal: (action, source 0-2, type, severity, count, seconds after the previous one).
+_signal_specs = st.tuples(
+    st.sampled_from(list(SignalAction)),
+    st.integers(0, 2),
+    st.sampled_from([AlarmType.TILT, AlarmType.COVER_OPEN]),
+    st.sampled_from([Severity.MAJOR, Severity.CRITICAL]),
+    st.integers(1, 4),
+    st.integers(0, 30),
+)
+
+
+def _table(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    rows = conn.execute(
+        "SELECT source_kind, source_id, alarm_type, severity, state, raised_at, last_seen_at,"
+        " count, message, cleared_at, evidence, details, filing_due_at, updated_at FROM alarms"
+    ).fetchall()
+    return sorted(rows, key=repr)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batches=st.lists(st.lists(_signal_specs, min_size=1, max_size=12), min_size=1, max_size=4))
+def test_a_batch_of_signals_applies_as_each_signal_alone(
+    database_url: str, batches: list[list[tuple[SignalAction, int, AlarmType, Severity, int, int]]]
+) -> None:
+    """Raises (or updates) of distinct alarms go in one statement: whatever the mix of
+    raises, updates and clears, repeated or not, a batch changes the table, and reports
+    the changes in order, exactly as its signals applied one at a time."""
+    at_s = 0
+    signal_batches: list[list[AlarmSignal]] = []
+    for specs in batches:
+        signal_batches.append([])
+        for action, source, alarm_type, severity, count, step_s in specs:
+            at_s += step_s
+            signal_batches[-1].append(
+                signal(
+                    action,
+                    at_s,
+                    source_id=f"mh-{source}",
+                    alarm_type=alarm_type,
+                    severity=severity,
+                    count=count,
+                )
+            )
+
+    def outcome(one_at_a_time: bool) -> tuple[list[tuple[object, ...]], list[AlarmChange]]:
+        changes: list[AlarmChange] = []
+        with psycopg.connect(database_url) as conn:
+            for batch in signal_batches:
+                parts = [[s] for s in batch] if one_at_a_time else [batch]
+                for part in parts:
+                    changes += apply_signals(conn, part, T0 + timedelta(hours=1))
+            table = _table(conn)
+            conn.rollback()
+        # ids come from a sequence, which a rollback does not wind back
+        return table, [replace(c, alarm=replace(c.alarm, id=0)) for c in changes]
+
+    assert outcome(one_at_a_time=False) == outcome(one_at_a_time=True)
