@@ -355,9 +355,11 @@ def _step(
 ) -> AlarmSignal | None:
     """One transition of the condition state machine; `obs` is None for a persisted verdict."""
     policy = state.policy
-    snap = None if obs is None else EvidenceSnapshot(obs.ts, obs.device_id, obs.values)
+    # The evidence snapshot is built only where it is kept: most observations are an OK of
+    # an alarm that is not active, or a HOLD (a snapshot each, ~0.5 µs in a Python-level
+    # dataclass __init__, was ~4 µs per reading of a truck with a live condition).
     if verdict is Verdict.FAULT:
-        return _step_fault(key, state, t_s, at, obs, snap, policy)
+        return _step_fault(key, state, t_s, at, obs, policy)
     if verdict is Verdict.OK:
         if not state.active:
             _reset_pending(state)
@@ -366,7 +368,8 @@ def _step(
             state.streak_start_s = t_s
             state.streak_at = at
             state.clear_evidence = ()
-        if snap is not None:
+        if obs is not None:
+            snap = EvidenceSnapshot(obs.ts, obs.device_id, obs.values)
             state.clear_evidence = (*state.clear_evidence[:1], snap)
         if t_s - state.streak_start_s < policy.clear_after_s:
             return None
@@ -415,13 +418,12 @@ def _step_fault(
     t_s: float,
     at: datetime,
     obs: Observation | None,
-    snap: EvidenceSnapshot | None,
     policy: ConditionPolicy,
 ) -> AlarmSignal | None:
     if obs is not None:
         state.count += 1
-        if snap is not None:
-            state.evidence = _append(state.evidence, snap, policy.evidence_max)
+        snap = EvidenceSnapshot(obs.ts, obs.device_id, obs.values)
+        state.evidence = _append(state.evidence, snap, policy.evidence_max)
         if obs.message:
             state.message = obs.message
     if state.active:
