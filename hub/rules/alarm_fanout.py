@@ -61,9 +61,10 @@ class AlarmFanout:
             return len(self._subscribers)
 
     def publish_changes(self, changes: Sequence[AlarmChange]) -> None:
-        """Hand the changes to every subscriber's loop."""
-        if changes:
-            self.publish_documents([alarm_change_document(c) for c in changes])
+        """Hand the changes to every subscriber's loop (nothing is built when none listens)."""
+        if not changes or not self.subscribers:
+            return
+        self.publish_documents([alarm_change_document(c) for c in changes])
 
     def publish_documents(self, documents: Sequence[Document]) -> None:
         """Hand ready-made documents (e.g. crew alerts) to every subscriber's loop."""
