@@ -234,6 +234,14 @@ class CasePolicy(BaseModel):
     evaluation: EvaluationConfig = EvaluationConfig()
     centre: CentrePolicy = CentrePolicy()
 
+    def files(self, alarm_type: AlarmType, severity: Severity) -> bool:
+        """Whether an alarm of this type and severity is ever filed (`decide_filing` skips
+        it otherwise, whatever the device and however long it holds)."""
+        rule = self.filing.get(alarm_type)
+        if rule is None or rule.mode is FilingMode.NEVER:
+            return False
+        return rule.min_severity is None or severity_at_least(severity, rule.min_severity)
+
     @model_validator(mode="after")
     def _one_incident_per_type(self) -> Self:
         seen: dict[AlarmType, str] = {}

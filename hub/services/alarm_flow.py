@@ -418,8 +418,10 @@ class AlarmServices:
         extra_publishers: Sequence[AlarmPublisher] = (),
     ) -> None:
         self.settings = settings
-        self.alarms = AlarmStore(db)
         self.setup = with_imported_calendar(load_case_setup(settings), db, clock())
+        # An alarm the filing policy never files is decided as it is raised (a storm of
+        # them, every truck's no_permit, cost the policy a look at each: issue 23).
+        self.alarms = AlarmStore(db, files=self.setup.policy.files)
         self.cases = CaseStore(db, self.setup, outbox_targets(settings))
         self.fanout = AlarmFanout()
         self.mqtt = MqttAlarmPublisher(

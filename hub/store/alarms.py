@@ -5,7 +5,7 @@ One open alarm per (source, type) is enforced by the partial unique index
 processes raising the same alarm at once leave one row with the count of both.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -52,16 +52,16 @@ _ON_CONFLICT = (
 _UPSERT = (
     _INSERT
     + " VALUES (%(source_kind)s, %(source_id)s, %(alarm_type)s, %(severity)s, %(at)s, %(at)s,"
-    " %(count)s, %(message)s, %(evidence)s, %(details)s, %(at)s, %(now)s)" + _ON_CONFLICT
+    " %(count)s, %(message)s, %(evidence)s, %(details)s, %(filing_due)s, %(now)s)" + _ON_CONFLICT
 )
 # The same for many signals of distinct (source, type), one row each: a column per array.
 _UPSERT_MANY = (
     _INSERT + " SELECT s.source_kind, s.source_id, s.alarm_type, s.severity, s.at, s.at, s.count,"
-    " s.message, s.evidence, s.details, s.at, %(now)s FROM unnest(%(source_kind)b::text[],"
+    " s.message, s.evidence, s.details, s.filing_due, %(now)s FROM unnest(%(source_kind)b::text[],"
     " %(source_id)b::text[], %(alarm_type)b::text[], %(severity)b::text[],"
     " %(at)b::timestamptz[], %(count)b::integer[], %(message)b::text[], %(evidence)b::jsonb[],"
-    " %(details)b::jsonb[]) AS s(source_kind, source_id, alarm_type, severity, at, count,"
-    " message, evidence, details)" + _ON_CONFLICT
+    " %(details)b::jsonb[], %(filing_due)b::timestamptz[]) AS s(source_kind, source_id,"
+    " alarm_type, severity, at, count, message, evidence, details, filing_due)" + _ON_CONFLICT
 )
 _RAISE_COUNT = "alarms.count + 1"
 _UPDATE_COUNT = "greatest(alarms.count, excluded.count)"
@@ -159,7 +159,15 @@ def record_from_row(row: Sequence[Any]) -> AlarmRecord:
     )
 
 
-def _signal_params(signal: AlarmSignal, now: datetime) -> dict[str, Any]:
+# Whether the filing policy ever files an alarm of a type at a severity (`CasePolicy.files`).
+FilesAlarms = Callable[[AlarmType, Severity], bool]
+
+
+def _files_all(alarm_type: AlarmType, severity: Severity) -> bool:
+    return True
+
+
+def _signal_params(signal: AlarmSignal, now: datetime, files: FilesAlarms) -> dict[str, Any]:
     return {
         "source_kind": signal.source_kind.value,
         "source_id": signal.source_id,
@@ -170,6 +178,8 @@ def _signal_params(signal: AlarmSignal, now: datetime) -> dict[str, Any]:
         "message": signal.message,
         "evidence": jsonb(_evidence(signal.evidence)),
         "details": jsonb(dict(signal.details)),
+        # An alarm the policy never files is decided at its raise, not looked at again.
+        "filing_due": signal.at if files(signal.alarm_type, signal.severity) else None,
         "now": now,
     }
 
@@ -196,7 +206,7 @@ def _runs(signals: Sequence[AlarmSignal]) -> Iterator[list[AlarmSignal]]:
         yield run
 
 
-def _many_params(run: Sequence[AlarmSignal], now: datetime) -> dict[str, Any]:
+def _many_params(run: Sequence[AlarmSignal], now: datetime, files: FilesAlarms) -> dict[str, Any]:
     return {
         "source_kind": [s.source_kind.value for s in run],
         "source_id": [s.source_id for s in run],
@@ -207,15 +217,20 @@ def _many_params(run: Sequence[AlarmSignal], now: datetime) -> dict[str, Any]:
         "message": [s.message for s in run],
         "evidence": [jsonb(_evidence(s.evidence)) for s in run],
         "details": [jsonb(dict(s.details)) for s in run],
+        "filing_due": [s.at if files(s.alarm_type, s.severity) else None for s in run],
         "now": now,
     }
 
 
-def apply_signals(conn: Conn, signals: Sequence[AlarmSignal], now: datetime) -> list[AlarmChange]:
+def apply_signals(
+    conn: Conn, signals: Sequence[AlarmSignal], now: datetime, files: FilesAlarms = _files_all
+) -> list[AlarmChange]:
     """Apply rule signals in order; return what changed (nothing for a clear of no open alarm).
 
     RAISE inserts, or counts a repeat on the open alarm; UPDATE refreshes the open alarm and
-    opens a new one if a person cleared it while the condition held; CLEAR closes it.
+    opens a new one if a person cleared it while the condition held; CLEAR closes it. An
+    alarm is due for the filing policy at its raise (and again when its severity changes),
+    unless `files` says the policy never files its type at its severity.
     """
     # The statements go out in a pipeline and their rows are read once all are sent: a storm
     # of thousands of alarms (every truck's track gap after a mobile network outage) costs
@@ -227,17 +242,22 @@ def apply_signals(conn: Conn, signals: Sequence[AlarmSignal], now: datetime) -> 
         for run in _runs(signals):
             signal = run[0]
             if signal.action is SignalAction.CLEAR:
-                params = _signal_params(signal, now)
+                params = _signal_params(signal, now, files)
                 clear_details = {**signal.details, "clear_evidence": _evidence(signal.evidence)}
                 params["details"] = jsonb(clear_details)
                 sent.append((run, conn.execute(_CLEAR, params)))
             elif len(run) == 1:
                 sent.append(
-                    (run, conn.execute(_UPSERTS[signal.action][0], _signal_params(signal, now)))
+                    (
+                        run,
+                        conn.execute(
+                            _UPSERTS[signal.action][0], _signal_params(signal, now, files)
+                        ),
+                    )
                 )
             else:
                 many = _UPSERTS[signal.action][1]
-                sent.append((run, conn.execute(many, _many_params(run, now))))
+                sent.append((run, conn.execute(many, _many_params(run, now, files))))
     changes: list[AlarmChange] = []
     for run, cursor in sent:
         if run[0].action is SignalAction.CLEAR:
@@ -429,17 +449,22 @@ def mark_clear_checked(
 
 
 class AlarmStore:
-    """Alarms through a connection pool: one transaction per operation."""
+    """Alarms through a connection pool: one transaction per operation.
 
-    def __init__(self, db: Database) -> None:
+    `files` tells which alarms the filing policy ever files; the others are decided at their
+    raise (without it, every alarm is looked at by the policy once).
+    """
+
+    def __init__(self, db: Database, files: FilesAlarms = _files_all) -> None:
         self.db = db
+        self._files = files
 
     def apply(self, signals: Sequence[AlarmSignal], now: datetime) -> list[AlarmChange]:
         """Apply rule signals in one transaction; return the changes once committed."""
         if not signals:
             return []
         with self.db.connection() as conn:
-            return apply_signals(conn, signals, now)
+            return apply_signals(conn, signals, now, self._files)
 
     def acknowledge(
         self, alarm_id: int, actor_id: str, at: datetime, note: str = ""

@@ -194,6 +194,35 @@ def _policy_with_filing(filing: dict[str, object]) -> str:
     return yaml.safe_dump(document, allow_unicode=True)
 
 
+def test_files_says_what_decide_filing_ever_files() -> None:
+    """`CasePolicy.files`, which lets the alarm store decide a never-filed alarm at its
+    raise, agrees with `decide_filing` for every type and severity, in the packaged policy
+    and in one with a severity threshold: skipped exactly when it says never."""
+    threshold = parse_case_policy(
+        _policy_with_filing(
+            {"door_open": {"mode": "at_once", "class_code": "01060", "min_severity": "minor"}}
+        )
+    )
+    for policy in (POLICY, threshold):
+        for alarm_type in AlarmType:
+            for severity in Severity:
+                try:
+                    outcome = decide_filing(
+                        policy,
+                        TABLE,
+                        alarm_type=alarm_type,
+                        severity=severity,
+                        active_since_at=T0,
+                        now_at=T0 + timedelta(days=1),
+                    ).outcome
+                except (ClassificationError, PolicyError):
+                    outcome = FilingOutcome.FILE  # an attempt to file: not a "never"
+                expected = outcome is not FilingOutcome.SKIP
+                assert policy.files(alarm_type, severity) is expected, (alarm_type, severity)
+    assert not POLICY.files(AlarmType.NO_PERMIT, Severity.CRITICAL)
+    assert not threshold.files(AlarmType.DOOR_OPEN, Severity.WARNING)
+
+
 def test_severity_thresholds() -> None:
     policy = parse_case_policy(
         _policy_with_filing(

@@ -203,6 +203,10 @@ _signal_specs = st.tuples(
 )
 
 
+def _critical_filed(alarm_type: AlarmType, severity: Severity) -> bool:
+    return severity is Severity.CRITICAL
+
+
 def _table(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
     rows = conn.execute(
         "SELECT source_kind, source_id, alarm_type, severity, state, raised_at, last_seen_at,"
@@ -246,10 +250,34 @@ def test_a_batch_of_signals_applies_as_each_signal_alone(
             for batch in signal_batches:
                 parts = [[s] for s in batch] if one_at_a_time else [batch]
                 for part in parts:
-                    changes += apply_signals(conn, part, T0 + timedelta(hours=1))
+                    changes += apply_signals(conn, part, T0 + timedelta(hours=1), _critical_filed)
             table = _table(conn)
             conn.rollback()
         # ids come from a sequence, which a rollback does not wind back
         return table, [replace(c, alarm=replace(c.alarm, id=0)) for c in changes]
 
     assert outcome(one_at_a_time=False) == outcome(one_at_a_time=True)
+
+
+def test_an_alarm_the_policy_never_files_is_decided_at_its_raise(database_url: str) -> None:
+    """Without a filing policy's word every raise is due for it; with `files`, a raise it
+    never files is not, and becomes due when its severity changes to one it files."""
+    with psycopg.connect(database_url) as conn:
+
+        def due(*signals: AlarmSignal) -> list[object]:
+            apply_signals(conn, signals, T0, _critical_filed)
+            rows = conn.execute(
+                "SELECT filing_due_at FROM alarms WHERE state <> 'cleared' ORDER BY source_id"
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        assert due(
+            signal(SignalAction.RAISE, 0), signal(SignalAction.RAISE, 0, source_id="mh-2")
+        ) == [None, None]
+        assert due(signal(SignalAction.UPDATE, 5, severity=Severity.CRITICAL)) == [
+            T0 + timedelta(seconds=5),
+            None,
+        ]
+        apply_signals(conn, [signal(SignalAction.RAISE, 0, source_id="mh-3")], T0)
+        row = conn.execute("SELECT filing_due_at FROM alarms WHERE source_id = 'mh-3'").fetchone()
+        assert row == (T0,)
