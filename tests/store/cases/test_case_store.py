@@ -322,7 +322,8 @@ def test_a_batch_of_due_alarms_of_every_outcome(database_url: str) -> None:
     assert outcomes.count(FilingOutcome.SKIP) == len(trucks)
     assert outcomes.count(FilingOutcome.WAIT) == len(lamps)
     tilt, cover_open = (f for f in decided if f.outcome is FilingOutcome.FILE)
-    assert tilt.case is not None and cover_open.case is not None
+    assert tilt.case is not None
+    assert cover_open.case is not None
     assert cover_open.reason == "joined the open displaced_cover case"
     assert cover_open.case.id == tilt.case.id
     # Never-filed and cleared-too-soon alarms are decided for good; the others wait 30 min.
