@@ -12,7 +12,8 @@ A paced rate is kept up when every message is stored and the last row is stored 
 1 s after the publisher finished. publish→stored is read from the row count, polled every
 --poll-ms: message i was published at i / rate after the first, and is counted stored at
 the first poll that sees i + 1 rows. CPU is user + system time from /proc/<pid>/stat of
-each side's processes, from the first publish to the last row, divided by the messages.
+each side's processes, from the first publish until the side is quiet again after the last
+row (a hub's rules trail its writer), divided by the messages.
 
 After the search each side runs once more at --steady-fraction (80 %) of the highest rate
 it kept up: issue 23's latency target (p99 publish→stored < 500 ms there) and its CPU per
@@ -144,9 +145,10 @@ class Run:
     stored: int
     rate: float  # messages / (last row stored - first publish)
     drain_s: float  # last row stored after the publisher finished
-    cpu_s: tuple[float, ...]  # per process of the side
+    cpu_s: tuple[float, ...]  # per process of the side, until it was quiet again
     p50_ms: float | None = None
     p99_ms: float | None = None
+    quiet_s: float = 0.0  # after the last row, until the side's CPU use was back to idle
 
     @property
     def kept_up(self) -> bool:
@@ -349,6 +351,29 @@ def wait_for_probe(stack: Stack, side: Side, windows: Windows, work: Path) -> No
     raise TimeoutError(f"{side.name} stored no probe reading in 60 s")
 
 
+QUIET_WINDOW_S = 0.2
+QUIET_CPU_S = 0.02  # per process in a window: 10 % of a core (an idle hub: ~2 %)
+
+
+def cpu_when_quiet(pids: Sequence[int], timeout_s: float = 30.0) -> tuple[list[float], float]:
+    """Each process's CPU seconds once the side is quiet again, and how long that took.
+
+    A hub's rules trail its writer by up to their queue (40,000 readings): after a run at
+    full speed they judge for up to a second more once the last row is stored. Counting
+    the CPU until the side is back to idle, as bench_instructions does, puts all the work
+    the run caused in its figure, at full speed and paced alike.
+    """
+    started = time.monotonic()
+    last = [cpu_seconds(pid) for pid in pids]
+    while time.monotonic() - started < timeout_s:
+        time.sleep(QUIET_WINDOW_S)
+        now = [cpu_seconds(pid) for pid in pids]
+        if all(b - a <= QUIET_CPU_S for a, b in zip(last, now, strict=True)):
+            return now, time.monotonic() - started
+        last = now
+    return last, time.monotonic() - started
+
+
 def measure(
     stack: Stack,
     side: Side,
@@ -390,13 +415,12 @@ def measure(
             if (stored >= count and published_at is not None) or sampled > deadline:
                 break
             time.sleep(poll_s)
-        cpu_s = tuple(
-            cpu_seconds(pid) - before for pid, before in zip(pids, cpu_before, strict=True)
-        )
+        cpu_after, quiet_s = cpu_when_quiet(pids)
+        cpu_s = tuple(after - before for after, before in zip(cpu_after, cpu_before, strict=True))
     assert published_at is not None  # noqa: S101 - the loop leaves only after it is set
     first_publish = published_at - elapsed_s
     done = progress[-1][0]
-    latency = (
+    p50_ms, p99_ms = (
         latency_percentiles_ms(progress, first_publish, paced, count) if paced else (None, None)
     )
     return Run(
@@ -407,7 +431,9 @@ def measure(
         count / (done - first_publish),
         max(0.0, done - published_at),
         cpu_s,
-        *latency,
+        p50_ms,
+        p99_ms,
+        quiet_s,
     )
 
 
@@ -416,7 +442,7 @@ def describe_run(run: Run) -> str:
     how = "full speed" if run.paced is None else f"paced {run.paced:,.0f} msg/s"
     text = (
         f"{run.side:<24} {how:<22} {run.rate:>8,.0f} msg/s  stored {run.stored:,}/{run.published:,}"
-        f"  last row +{run.drain_s:.2f} s  CPU {cpu_text(run)}/msg"
+        f"  last row +{run.drain_s:.2f} s  CPU {cpu_text(run)}/msg (quiet +{run.quiet_s:.1f} s)"
     )
     if run.p50_ms is not None:
         text += f"  p50/p99 {run.p50_ms:,.0f}/{run.p99_ms:,.0f} ms"

@@ -1,11 +1,21 @@
 """bench_peer's command line, its Node-RED flow and settings, and its arithmetic (no npm run)."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from bench_ingest import RateSearch
-from bench_peer import Run, SideResult, latency_percentiles_ms, parse_args, ratio_lines, table_lines
+from bench_peer import (
+    Run,
+    SideResult,
+    cpu_when_quiet,
+    latency_percentiles_ms,
+    parse_args,
+    ratio_lines,
+    table_lines,
+)
 from node_red_peer import (
     BATCH_INTERVAL_MS,
     BATCH_ROWS,
@@ -136,3 +146,25 @@ def test_the_steady_fraction_is_a_share() -> None:
     assert parse_args([]).steady_fraction == 0.8
     with pytest.raises(SystemExit):
         parse_args(["--steady-fraction", "1.5"])
+
+
+def test_cpu_is_counted_until_the_side_is_quiet_again() -> None:
+    """A process that works on after the call (a hub's rules after its last row) has that
+    work counted: its CPU is read once it idles, not at once."""
+    busy = (
+        "import time\n"
+        "while time.process_time() < 0.5:\n"
+        "    pass\n"
+        "print('idle', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", busy], stdout=subprocess.PIPE, text=True)
+    try:
+        cpu, quiet_after_s = cpu_when_quiet([child.pid], timeout_s=30)
+        assert child.stdout is not None
+        assert child.stdout.readline() == "idle\n"  # it had finished its work
+    finally:
+        child.kill()
+        child.wait()
+    assert cpu[0] >= 0.45  # /proc counts in 10 ms ticks
+    assert quiet_after_s > 0
