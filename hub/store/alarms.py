@@ -260,7 +260,8 @@ def apply_signals(
                 changes.append(AlarmChange(AlarmChangeKind.CLEARED, record_from_row(row)))
             continue
         # INSERT ... ON CONFLICT DO UPDATE returns a row for every one proposed, in no
-        # promised order: matched by (source, type), distinct within the run.
+        # promised order: matched by (source, type), distinct within the run (COLUMNS'
+        # third and fourth).
         rows = {(row[2], row[3]): row for row in cursor.fetchall()}
         for signal in run:
             row = rows[(signal.source_id, signal.alarm_type.value)]

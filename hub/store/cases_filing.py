@@ -180,6 +180,10 @@ def _file_one(
     return FiledAlarm(alarm.id, decision.outcome, decision.reason, record)
 
 
+# What makes an alarm one the policy cannot file (no class for it, a bad policy entry).
+_UNFILEABLE = (PolicyError, ClassificationError, ValueError)
+
+
 def file_due_alarms(
     conn: Conn,
     setup: CaseSetup,
@@ -210,7 +214,7 @@ def file_due_alarms(
         device = devices.get(alarm.source_id)
         try:
             decision = _decide(setup, alarm, device, event_at)
-        except (PolicyError, ClassificationError, ValueError) as err:
+        except _UNFILEABLE as err:
             results.append(_cannot_file(alarm, err))
             again.append((alarm.id, None))
             continue
@@ -223,7 +227,7 @@ def file_due_alarms(
             try:
                 with conn.transaction():
                     results.append(_file_one(conn, setup, alarm, device, decision, now, targets))
-            except (PolicyError, ClassificationError, ValueError) as err:
+            except _UNFILEABLE as err:
                 results.append(_cannot_file(alarm, err))
                 again.append((alarm.id, None))
             continue
