@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from hub.rules.alarm_types import AlarmType, Severity
 
@@ -31,13 +32,18 @@ class SourceKind(StrEnum):
     GROUP = "group"
 
 
-@dataclass(frozen=True, slots=True)
-class EvidenceSnapshot:
-    """The fields of one reading (or one offline check) that an alarm decision rests on."""
+class EvidenceSnapshot(NamedTuple):
+    """The fields of one reading (or one offline check) that an alarm decision rests on.
+
+    A named tuple: the condition table keeps one for every FAULT observation (a lamp lit
+    by day, a truck without a permit: each of its readings), and a frozen dataclass's
+    `__init__` runs as Python even in the compiled rules, three `object.__setattr__`
+    calls. Hot paths build it with `tuple.__new__` (hub/rules/condition.py).
+    """
 
     ts: datetime
     device_id: str
-    values: Mapping[str, object] = field(default_factory=empty_mapping)
+    values: Mapping[str, object] = EMPTY_MAPPING
 
 
 @dataclass(frozen=True, slots=True)
