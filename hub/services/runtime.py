@@ -97,20 +97,26 @@ def _always() -> bool:
 
 
 # The cyclic collector's young-generation threshold while the hub runs (CPython's is 700).
-YOUNG_COLLECTION_THRESHOLD = 50_000
+YOUNG_COLLECTION_THRESHOLD = 200_000
 
 
 def tune_collector() -> tuple[int, int, int]:
-    """Collect the young generation every 50,000 allocations instead of every 700.
+    """Collect the young generation every 200,000 allocations instead of every 700.
 
     Each message allocates a dozen tracked objects (its payload model, dicts, the reading)
-    that live until its batch is judged, so with the default threshold the collector ran
-    every ~60 messages and walked thousands of young objects that reference counting frees
-    anyway: measured on bench_ingest's mix, decoding took 10.6 µs per message with it and
-    6.3 µs with 50,000 (5.4 µs with no collector at all), the rules 15.9 and 13.2 µs per
-    reading; in the hub under a paced load, 42 against 37-39 µs per message (issue 23,
-    docs/performance.md). Cycles are still collected, in batches of 50,000 allocations
-    (a few megabytes at most); the older generations keep their ratios.
+    that live until its batch is judged. CPython counts tracked objects allocated less those
+    freed, and a young collection walks every young object still alive. With the default
+    threshold the collector ran every ~60 messages: measured on bench_ingest's mix, decoding
+    took 10.6 µs per message with it and 6.3 µs with 50,000 (5.4 µs with no collector at
+    all). Under a steady load the count stays under 50,000 (15,000 msg/s for 40 s: no
+    collection at all, the count between 6,000 and 40,000 and not drifting: the hub makes
+    next to no cyclic garbage). At full speed, or catching up a backlog, it does not: the
+    messages waiting in the receive window, the writer's batch and the rules' queue are
+    several hundred thousand live objects, and with 50,000 the collector walked them 26
+    times per 200,000 messages, 3.6 µs per message of the hub's CPU (gc callbacks, one
+    hub at full speed; issue 23, docs/performance.md); with 200,000, twice, 0.5 µs. Cycles
+    are still collected, after 200,000 allocations at most (tens of megabytes); the older
+    generations keep their ratios.
     """
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
