@@ -74,6 +74,10 @@ class Observation(NamedTuple):
 
 _new_tuple = tuple.__new__
 
+# The "reason" in an UPDATE signal's details when the severity changed (else "repeat"):
+# the alarm store then asks the filing policy again.
+SEVERITY_CHANGED = "severity"
+
 
 def observation(
     alarm_type: AlarmType,
@@ -434,7 +438,7 @@ def _step_fault(
         reason = None
         if severity != state.severity:
             state.severity = severity
-            reason = "severity"
+            reason = SEVERITY_CHANGED
         elif t_s - state.last_emit_s >= policy.update_interval_s:
             reason = "repeat"
         if reason is None:

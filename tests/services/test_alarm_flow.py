@@ -1,6 +1,6 @@
 """The alarm flow with a real PostgreSQL: readings → alarms → cases, ticks, restart, publishing."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import psycopg
@@ -9,12 +9,21 @@ import pytest
 from hub.cases.workflow import Action, CaseStatus
 from hub.devices.decode import Reading
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
-from hub.rules.alarm_types import AlarmType
+from hub.rules.alarm_types import AlarmType, Severity
+from hub.rules.condition import Observation
+from hub.rules.interface import DeviceInfo
 from hub.services.alarm_flow import AlarmFlow
 from hub.store.alarms import AlarmStore
-from hub.store.cases import CaseStore
+from hub.store.cases import CaseStore, FiledAlarm
 from hub.store.database import Database
-from tests.rules.rule_fixtures import T0, TiltRule, at, make_config, manhole_reading
+from tests.rules.rule_fixtures import (
+    T0,
+    TiltParams,
+    TiltRule,
+    at,
+    make_config,
+    manhole_reading,
+)
 from tests.store.cases.case_fixtures import case_setup, offline_filing_setup, register_device
 
 pytestmark = pytest.mark.integration
@@ -45,6 +54,29 @@ class RecordingPublisher:
         return [(c.kind, c.alarm.alarm_type) for c in self.changes]
 
 
+class CountingCaseStore(CaseStore):
+    """The case store, counting how often the filing policy is run."""
+
+    runs = 0
+
+    def file_due_alarms(self, now: datetime, event_now: datetime | None = None) -> list[FiledAlarm]:
+        """Count, then run the policy."""
+        self.runs += 1
+        return super().file_due_alarms(now, event_now)
+
+
+class EscalatingTilt(TiltRule):
+    """The tilt rule, critical beyond 30°."""
+
+    def evaluate(
+        self, reading: Reading, device: DeviceInfo, state: None, params: TiltParams
+    ) -> Iterable[Observation]:
+        """The tilt rule's observation, its severity by the angle."""
+        (obs,) = super().evaluate(reading, device, state, params)
+        critical = float(reading.value("tilt_deg")) > 30.0
+        return (obs._replace(severity=Severity.CRITICAL) if critical else obs,)
+
+
 def make_flow(
     db: Database,
     clock: FakeClock,
@@ -52,6 +84,8 @@ def make_flow(
     *,
     offline_cases: bool = False,
     healthy: bool = True,
+    cases: CaseStore | None = None,
+    rule: TiltRule | None = None,
 ) -> AlarmFlow:
     setup = offline_filing_setup() if offline_cases else case_setup()
     config = make_config(
@@ -64,11 +98,11 @@ def make_flow(
     flow = AlarmFlow(
         db=db,
         alarms=AlarmStore(db),
-        cases=CaseStore(db, setup),
+        cases=cases or CaseStore(db, setup),
         config=config,
         publisher=publisher,
         clock=clock,
-        rules=[TiltRule()],
+        rules=[rule or TiltRule()],
         stay_clear=timedelta(minutes=10),
         registry_refresh_s=0.0,
         ingest_healthy=lambda: healthy,
@@ -129,6 +163,27 @@ def test_a_restart_restores_open_alarms_instead_of_raising_again(
         (AlarmChangeKind.CLEARED, AlarmType.TILT),
     ]
     assert rows(database_url, "SELECT count(*), max(count) FROM alarms") == [(1, 2)]
+    assert rows(database_url, "SELECT count(*) FROM cases") == [(1,)]
+
+
+def test_the_policy_runs_after_a_batch_that_raises_or_changes_severity_only(
+    db: Database, database_url: str
+) -> None:
+    register_device(database_url, "mh-1", class_code="01003")
+    clock = FakeClock(at(1))
+    publisher = RecordingPublisher()
+    cases = CountingCaseStore(db, case_setup())
+    flow = make_flow(db, clock, publisher, cases=cases, rule=EscalatingTilt())
+    cases.runs = 0  # start-up runs it once
+    flow.process([tilt(0, 15.0)])
+    assert (publisher.kinds(), cases.runs) == ([(AlarmChangeKind.RAISED, AlarmType.TILT)], 1)
+    flow.process([tilt(400, 16.0)])  # a repeat past the update interval: nothing to decide
+    assert (publisher.kinds()[-1], cases.runs) == ((AlarmChangeKind.UPDATED, AlarmType.TILT), 1)
+    flow.process([tilt(500, 40.0)])  # critical now: the store asks the policy again
+    assert publisher.changes[-1].alarm.severity is Severity.CRITICAL
+    assert (publisher.kinds()[-1], cases.runs) == ((AlarmChangeKind.UPDATED, AlarmType.TILT), 2)
+    flow.tick(at(501))  # the tick always looks
+    assert cases.runs == 3
     assert rows(database_url, "SELECT count(*) FROM cases") == [(1,)]
 
 
