@@ -3,18 +3,24 @@
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
+import orjson
 import pytest
+import yaml
 from bench_ingest import RateSearch
 from bench_peer import (
+    ROOT,
     Run,
     SideResult,
+    Windows,
     cpu_when_quiet,
     latency_percentiles_ms,
     parse_args,
     ratio_lines,
     table_lines,
+    warm_up_messages,
 )
 from node_red_peer import (
     BATCH_INTERVAL_MS,
@@ -168,3 +174,22 @@ def test_cpu_is_counted_until_the_side_is_quiet_again() -> None:
         child.wait()
     assert cpu[0] >= 0.45  # /proc counts in 10 ms ticks
     assert quiet_after_s > 0
+
+
+def test_the_warm_up_takes_every_truck_past_its_permit_raise_without_a_track_gap() -> None:
+    rules = yaml.safe_load((ROOT / "hub" / "rules" / "rules.yaml").read_text())["rules"]
+    windows = Windows(devices=30)
+    start_ms = windows.take_span(130)
+    messages = warm_up_messages("peer", 30, start_ms)
+
+    seen: dict[str, list[int]] = {}
+    for topic, body in messages:
+        seen.setdefault(topic, []).append(int(orjson.loads(body)["ts"]))
+    assert len(seen) == 30  # every device
+    for times in seen.values():
+        assert times == sorted(set(times))
+        assert times[-1] - times[0] >= rules["truck_permit"]["raise_after_s"] * 1000
+        gaps = [b - a for a, b in pairwise(times)]
+        assert max(gaps) < rules["truck_track"]["min_gap_s"] * 1000
+    # The measured runs continue after the warm-up, never before its last reading.
+    assert windows.take(30) > max(max(times) for times in seen.values())
