@@ -37,7 +37,7 @@ def test_the_defaults_are_a_short_run_of_every_side() -> None:
     assert args.messages == 100_000
     assert args.members == [1, 2]
     assert not args.no_peer
-    assert args.steps == 3
+    assert (args.steps, args.low_fraction, args.high_fraction) == (5, 0.4, 1.5)
 
 
 def test_longer_runs_are_options() -> None:
@@ -48,7 +48,7 @@ def test_longer_runs_are_options() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [["--messages", "0"], ["--low-fraction", "1.2"], ["--no-peer", "--members"]],
+    [["--messages", "0"], ["--low-fraction", "1.6"], ["--no-peer", "--members"]],
 )
 def test_nonsense_is_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
