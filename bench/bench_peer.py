@@ -321,12 +321,10 @@ WARM_UP_STEP_S = 30
 
 def warm_up_messages(root: str, devices: int, start_ms: int) -> list[tuple[str, bytes]]:
     """A reading of every device every WARM_UP_STEP_S from `start_ms`, WARM_UP_S long."""
-    steps = range(0, WARM_UP_S + 1, WARM_UP_STEP_S)
-    times = [*steps] if steps[-1] == WARM_UP_S else [*steps, WARM_UP_S]
+    times = sorted({*range(0, WARM_UP_S, WARM_UP_STEP_S), WARM_UP_S})
     messages: list[tuple[str, bytes]] = []
     for at_s in times:
-        for topic, body in build_messages(root, devices, devices, start_ms + at_s * 1000):
-            messages.append((topic, body))
+        messages.extend(build_messages(root, devices, devices, start_ms + at_s * 1000))
     return messages
 
 
