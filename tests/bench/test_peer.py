@@ -12,6 +12,7 @@ import yaml
 from bench_ingest import RateSearch
 from bench_peer import (
     ROOT,
+    WARM_UP_S,
     Run,
     SideResult,
     Windows,
@@ -178,18 +179,27 @@ def test_cpu_is_counted_until_the_side_is_quiet_again() -> None:
 
 def test_the_warm_up_takes_every_truck_past_its_permit_raise_without_a_track_gap() -> None:
     rules = yaml.safe_load((ROOT / "hub" / "rules" / "rules.yaml").read_text())["rules"]
-    windows = Windows(devices=30)
-    start_ms = windows.take_span(130)
-    messages = warm_up_messages("peer", 30, start_ms)
+    repeat_s = 300  # the permit rule's update_interval_s: the rules' default, not in the file
+    assert "update_interval_s" not in rules["truck_permit"]
+    windows = Windows(devices=600)
+    start_ms = windows.take_span(WARM_UP_S)
+    messages = warm_up_messages("peer", 600, start_ms)
 
     seen: dict[str, list[int]] = {}
-    for topic, body in messages:
-        seen.setdefault(topic, []).append(int(orjson.loads(body)["ts"]))
-    assert len(seen) == 30  # every device
+    stamps = [int(orjson.loads(body)["ts"]) for _, body in messages]
+    assert stamps == sorted(stamps)  # published in event-time order
+    for (topic, _), ts in zip(messages, stamps, strict=True):
+        seen.setdefault(topic, []).append(ts)
+    assert len(seen) == 600  # every device
     for times in seen.values():
-        assert times == sorted(set(times))
+        assert times[-1] == start_ms + WARM_UP_S * 1000  # all end together
         assert times[-1] - times[0] >= rules["truck_permit"]["raise_after_s"] * 1000
         gaps = [b - a for a, b in pairwise(times)]
-        assert max(gaps) < rules["truck_track"]["min_gap_s"] * 1000
+        assert 0 < max(gaps) < rules["truck_track"]["min_gap_s"] * 1000
+    # Each device starts at its own offset: the raises, and so the repeats, spread over
+    # the repeat interval instead of coming together.
+    firsts = sorted({times[0] - start_ms for times in seen.values()})
+    assert len(firsts) == repeat_s
+    assert firsts[-1] - firsts[0] >= (repeat_s - 1) * 1000
     # The measured runs continue after the warm-up, never before its last reading.
-    assert windows.take(30) > max(max(times) for times in seen.values())
+    assert windows.take(600) > max(stamps)
