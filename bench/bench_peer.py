@@ -41,6 +41,7 @@ from bench_ingest import (
     hub_member_envs,
     payload,
     register_devices,
+    wait_rows,
 )
 from figures import Figure, add_json_option, encode_figures
 from node_red_peer import PEER_TABLE, PEER_TABLE_DDL, NodeRedProcess, install_node_red
@@ -298,9 +299,7 @@ class Windows:
 
     def take(self, count: int) -> int:
         """The first timestamp of a run of `count` messages."""
-        start = self.next_ms
-        self.next_ms += (count // self.devices + 10) * 1000
-        return start
+        return self.take_span(count // self.devices)
 
     def take_span(self, seconds: int) -> int:
         """The first timestamp of readings spanning `seconds` of event time."""
@@ -344,16 +343,7 @@ def warm_up(stack: Stack, side: Side, windows: Windows, work: Path) -> int:
     messages = warm_up_messages(side.root, windows.devices, start_ms)
     publisher = start_publisher(stack.mqtt_url, messages, work, f"warm-{side.root}", None)
     publisher.communicate(timeout=600)
-    query = count_query(side.tables)
-    deadline = time.monotonic() + 300
-    with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute(query).fetchone()
-            if row is not None and int(row[0]) >= len(messages):
-                break
-            time.sleep(0.2)
-        else:
-            raise TimeoutError(f"{side.name} did not store its warm-up in 300 s")
+    wait_rows(stack.database_url, side.tables, len(messages), 300)
     cpu_when_quiet(side.pids())
     truncate(stack.database_url, side.tables)
     return len(messages)
