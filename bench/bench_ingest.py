@@ -1,7 +1,7 @@
 """End-to-end ingest benchmark: MQTT publish → hub → PostgreSQL, against a naive baseline.
 
 The headline is the highest paced rate each hub kept up (every row stored, the last at
-most 1 s after the last acknowledgement), found by bisection over `--paced-steps` runs of
+most 1 s after the schedule's last publish), found by bisection over `--paced-steps` runs of
 `--paced-seconds` after its full-speed run: what a city sending steadily gets. Full speed
 (a flood, the hub draining a backlog in large batches) is the second row.
 
@@ -33,7 +33,7 @@ from hub.store.migrations import apply_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("lighting", "parking", "truck")
-KEPT_UP_S = 1.0  # a paced run kept up: its last row at most this long after the last ack
+KEPT_UP_S = 1.0  # a paced run kept up: its last row at most this long after its schedule
 
 
 def payload(kind: str, ts_ms: int, i: int) -> bytes:
@@ -180,7 +180,9 @@ class HubRun:
     dead: int
     cpu_s: float  # CPU time of the hub processes over the run
     paced: float | None = None  # the publisher's schedule in msg/s; None: full speed
-    drain_s: float | None = None  # last row stored after the last publish acked (paced)
+    # Paced: the last row stored after the schedule's last publish. A publisher held back by a
+    # saturated machine ends late, and that counts: the rate was not sustained.
+    drain_s: float | None = None
 
     @property
     def cpu_us_per_message(self) -> float:
@@ -189,7 +191,7 @@ class HubRun:
 
     @property
     def kept_up(self) -> bool:
-        """A paced run: every message stored, the last row within KEPT_UP_S of the last ack."""
+        """A paced run: every message stored, the last row within KEPT_UP_S of the schedule."""
         return self.stored >= self.published and (self.drain_s or 0.0) <= KEPT_UP_S
 
     @property
@@ -232,7 +234,7 @@ def bench_hub(
     shared subscription, rules judged by each device's owner), all on this machine.
     With `paced` the publisher keeps to that rate instead of its full speed: the rate is
     then measured from the first publish to the last row, and `drain_s` says how far the
-    hub was behind when the publisher finished (a hub that keeps up is not).
+    last row came after the schedule's last publish (a hub that keeps up is not behind).
     """
     root = f"bench{members}"
     messages = build_messages(root, devices, n, start_ms)
@@ -272,7 +274,7 @@ def bench_hub(
     done = wait_rows(pg_url, tables, before + n, 600)
     cpu_s = sum(cpu_seconds(hub.pid) for hub in hubs) - cpu_before
     if paced is not None:
-        drain_s = max(0.0, done - published_at)
+        drain_s = max(0.0, done - (started + n / paced))
     publisher.wait()
     for hub in hubs:
         hub.terminate()
@@ -449,7 +451,7 @@ def main() -> int:
                     probe = measure_hub(members, max(1, round(rate * args.paced_seconds)), rate)
                     print(
                         f"hub, {probe.label}: {'kept up' if probe.kept_up else 'NOT kept up'}"
-                        f" (last row {probe.drain_s or 0.0:.2f} s after the last ack,"
+                        f" (last row {probe.drain_s or 0.0:.2f} s after the schedule's end,"
                         f" {probe.cpu_us_per_message:.0f} µs CPU/msg)",
                         flush=True,
                     )
@@ -468,7 +470,7 @@ def main() -> int:
     if searches:
         print(
             f"highest paced rate kept up ({args.paced_seconds:g} s runs, every row stored and the"
-            f" last <= {KEPT_UP_S:g} s after the last ack):"
+            f" last <= {KEPT_UP_S:g} s after the schedule's last publish):"
         )
         for members, (search, probes) in searches.items():
             best = best_kept(probes)
@@ -489,7 +491,11 @@ def main() -> int:
         print(
             f"zero loss, {run.label}: stored {run.stored:,} of {run.published:,},"
             f" dead letters {run.dead}"
-            + ("" if run.drain_s is None else f"; last row {run.drain_s:.2f} s after the last ack")
+            + (
+                ""
+                if run.drain_s is None
+                else f"; last row {run.drain_s:.2f} s after the schedule's end"
+            )
         )
     if args.json is not None:
         args.json.write_text(
@@ -524,7 +530,7 @@ def paced_figures(
                 None,
                 f"{search.describe()} msg/s; {len(probes)} paced runs of {args.paced_seconds:g} s"
                 f" (bisection from 40-110% of full speed), kept up = every row stored, the last"
-                f" <= {KEPT_UP_S:g} s after the last ack",
+                f" <= {KEPT_UP_S:g} s after the schedule's last publish",
             )
         )
         if best is not None:
@@ -550,7 +556,7 @@ def ingest_figures(
         load = f"{run.published:,} messages from {args.devices:,} devices, " + (
             "publisher at full speed"
             if run.paced is None
-            else f"first publish to last row stored; {run.drain_s:.2f} s after the last ack"
+            else f"first publish to last row stored; {run.drain_s:.2f} s after the schedule's end"
         )
         figures += [
             Figure(
@@ -568,12 +574,12 @@ def ingest_figures(
                 else [
                     Figure(
                         "ingest",
-                        f"behind when the publisher finished, {run.label}",
+                        f"behind the schedule's end, {run.label}",
                         run.drain_s,
                         "s",
                         "<= 1 s",
-                        "last row stored after the last publish was acknowledged: sustained"
-                        " when the hub stayed within a few batches of the stream",
+                        "last row stored after the schedule's last publish (a publisher held"
+                        " back by a saturated machine counts): sustained when within a second",
                     )
                 ]
             ),

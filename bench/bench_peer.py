@@ -9,7 +9,9 @@ the other, first at full speed, then paced for --paced-seconds at rates found by
 between --low-fraction and --high-fraction of the side's full-speed rate.
 
 A paced rate is kept up when every message is stored and the last row is stored at most
-1 s after the publisher finished. publish→stored is read from the row count, polled every
+1 s after the schedule's last publish: a publisher held back (its own CPU, or the broker's
+acknowledgements, taken by a saturated machine) did not send at that rate, and its lateness
+counts against the side. publish→stored is read from the row count, polled every
 --poll-ms: message i was published at i / rate after the first, and is counted stored at
 the first poll that sees i + 1 rows. CPU is user + system time from /proc/<pid>/stat of
 each side's processes, from the first publish until the side is quiet again after the last
@@ -51,7 +53,7 @@ from hub.cli.local_stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NODE_RED_DIR = ROOT / "var" / "peer-node-red"
-KEPT_UP_S = 1.0  # the last row at most this long after the last publish: the side kept up
+KEPT_UP_S = 1.0  # the last row at most this long after the schedule's last publish: kept up
 HUB_TABLES = tuple(f"telemetry_{kind}" for kind in KINDS)
 # bench/publisher.py's publish_file, then when it returned on this machine's monotonic clock:
 # with its elapsed time that dates the first publish without the process's start and exit.
@@ -152,11 +154,21 @@ class Run:
     p50_ms: float | None = None
     p99_ms: float | None = None
     quiet_s: float = 0.0  # after the last row, until the side's CPU use was back to idle
+    late_s: float = 0.0  # a paced publisher's last acknowledgement after its schedule's end
+
+    @property
+    def behind_s(self) -> float:
+        """The last row after the schedule's last publish (after the last, at full speed)."""
+        return self.drain_s + self.late_s
 
     @property
     def kept_up(self) -> bool:
-        """Every message stored, the last within KEPT_UP_S of the last publish."""
-        return self.stored >= self.published and self.drain_s <= KEPT_UP_S
+        """Every message stored, the last within KEPT_UP_S of the schedule's last publish.
+
+        On a saturated machine the publisher falls behind its schedule (one run "kept up"
+        31,800 msg/s by the last publish while sending 23,200): that rate was not sustained.
+        """
+        return self.stored >= self.published and self.behind_s <= KEPT_UP_S
 
     def cpu_us_per_message(self) -> tuple[float, ...]:
         """CPU per message of each process of the side."""
@@ -471,6 +483,7 @@ def measure(
     p50_ms, p99_ms = (
         latency_percentiles_ms(progress, first_publish, paced, count) if paced else (None, None)
     )
+    late_s = max(0.0, elapsed_s - count / paced) if paced else 0.0
     return Run(
         side.name,
         paced,
@@ -482,6 +495,7 @@ def measure(
         p50_ms,
         p99_ms,
         quiet_s,
+        late_s,
     )
 
 
@@ -492,6 +506,8 @@ def describe_run(run: Run) -> str:
         f"{run.side:<24} {how:<22} {run.rate:>8,.0f} msg/s  stored {run.stored:,}/{run.published:,}"
         f"  last row +{run.drain_s:.2f} s  CPU {cpu_text(run)}/msg (quiet +{run.quiet_s:.1f} s)"
     )
+    if run.paced is not None:
+        text += f"  publisher +{run.late_s:.2f} s late"
     if run.p50_ms is not None:
         text += f"  p50/p99 {run.p50_ms:,.0f}/{run.p99_ms:,.0f} ms"
         text += "  kept up" if run.kept_up else "  NOT kept up"
@@ -708,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(
         f"Paced runs {args.paced_seconds:g} s each; kept up = every row stored, the last"
-        f" ≤ {KEPT_UP_S:g} s after the last publish; publish→stored from the row count"
+        f" ≤ {KEPT_UP_S:g} s after the schedule's last publish; publish→stored from the row count"
         f" every {args.poll_ms:g} ms; CPU per process of the side."
     )
     print(f"The steady rate: {args.steady_fraction:.0%} of each side's highest rate kept up.")

@@ -114,6 +114,20 @@ def test_nothing_kept_up_is_said_as_below_the_lowest_failure() -> None:
     assert search.describe() == "< 7,500"
 
 
+def test_a_paced_run_kept_up_only_when_the_last_row_came_within_a_second_of_its_schedule() -> None:
+    def run(drain_s: float, late_s: float, stored: int = 100) -> Run:
+        return Run("hub", 10.0, 100, stored, 10.0, drain_s, (0.004,), late_s=late_s)
+
+    assert run(0.3, 0.0).kept_up
+    assert run(0.3, 0.6).kept_up  # 0.9 s behind the schedule
+    # The last row 0.5 s after the last publish, but the publisher was held back 1.7 s on a
+    # saturated machine: the rate was not sustained.
+    assert not run(0.5, 1.7).kept_up
+    assert run(0.5, 1.7).behind_s == pytest.approx(2.2)
+    assert not run(1.2, 0.0).kept_up
+    assert not run(0.1, 0.0, stored=99).kept_up
+
+
 def test_latency_is_read_from_the_row_count_series() -> None:
     # 1,000 msg/s from t = 10 s: message i out at 10 + i/1000; rows seen in two batches.
     progress = [(10.0, 0), (10.6, 500), (11.3, 1000)]
