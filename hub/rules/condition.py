@@ -186,6 +186,17 @@ def epoch_s(at: datetime) -> float:
     return seconds
 
 
+def remember_epoch(at: datetime, seconds: float) -> None:
+    """Tell `epoch_s` the timestamp of `at`, already known (`seconds == at.timestamp()`).
+
+    The engine takes each reading's timestamp on arrival and judges the reading later in
+    its batch, when the one-entry cache holds another reading's: told before the rules
+    run, their `epoch_s(reading.ts)` is a hit (a timestamp was ~4 % of a reading's rules).
+    """
+    global _last_epoch  # noqa: PLW0603 - see epoch_s
+    _last_epoch = (at, seconds)
+
+
 def datetime_from_epoch(seconds: float) -> datetime:
     """Aware UTC datetime of epoch seconds."""
     return datetime.fromtimestamp(seconds, UTC)
