@@ -31,7 +31,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.signals import (
@@ -164,8 +164,18 @@ class ConditionState:
         )
 
 
-# The instant `epoch_s` was last asked for, and its answer.
-_last_epoch: tuple[datetime, float] | None = None
+class _LastEpoch:
+    """The instant `epoch_s` was last asked for, and its answer, as one pair.
+
+    An attribute of a compiled class's instance held in a Final name: a module global
+    is a dictionary lookup (and a store) for compiled code, this a field of a struct.
+    """
+
+    def __init__(self) -> None:
+        self.pair: tuple[datetime, float] | None = None
+
+
+_LAST_EPOCH: Final = _LastEpoch()
 
 
 def epoch_s(at: datetime) -> float:
@@ -177,12 +187,11 @@ def epoch_s(at: datetime) -> float:
     the same answer; the pair is replaced as a whole, so a reader on another thread
     sees one pair or the other.
     """
-    global _last_epoch  # noqa: PLW0603 - a one-entry cache of a pure function
-    last = _last_epoch
+    last = _LAST_EPOCH.pair
     if last is not None and last[0] is at:
         return last[1]
     seconds = at.timestamp()
-    _last_epoch = (at, seconds)
+    _LAST_EPOCH.pair = (at, seconds)
     return seconds
 
 
@@ -193,8 +202,7 @@ def remember_epoch(at: datetime, seconds: float) -> None:
     its batch, when the one-entry cache holds another reading's: told before the rules
     run, their `epoch_s(reading.ts)` is a hit (a timestamp was ~4 % of a reading's rules).
     """
-    global _last_epoch  # noqa: PLW0603 - see epoch_s
-    _last_epoch = (at, seconds)
+    _LAST_EPOCH.pair = (at, seconds)
 
 
 def datetime_from_epoch(seconds: float) -> datetime:

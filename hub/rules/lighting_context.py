@@ -9,6 +9,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
 
 from astral import Observer
 from astral.sun import dawn, dusk
@@ -216,7 +217,9 @@ def sun_position(
 def rated_power_w(device: DeviceInfo) -> float | None:
     """The lamp's rating from its registry attributes, None when unknown."""
     value = device.attributes.get("rated_power_w")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+    # A tuple, not `int | float`: compiled, that builds a union object per call (~1,200
+    # instructions; the rating is read for every lamp reading).
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
     return None
 
@@ -226,34 +229,43 @@ class LampView:
 
     Every lamp rule reads the same few fields, ~35 reads per reading; a pydantic model's
     attribute costs ~0.1 µs to read (its class's `__getattr__` hook, the type lookup, the
-    instance dict), an attribute of this class (compiled) a few ns.
+    instance dict), an attribute of this class (compiled) a few ns. The fields are taken
+    from the model's `__dict__`, where pydantic keeps them: one hooked read, not seven.
     """
 
     def __init__(self, payload: LightingPayload) -> None:
-        self.on: bool = payload.on
-        self.dim_pct: float = payload.dim_pct
-        self.voltage_v: float = payload.voltage_v
-        self.current_a: float = payload.current_a
-        self.power_w: float = payload.power_w
-        self.power_factor: float = payload.power_factor
-        self.fault_code: str | None = payload.fault_code
+        fields: dict[str, Any] = payload.__dict__
+        self.on: bool = fields["on"]
+        self.dim_pct: float = fields["dim_pct"]
+        self.voltage_v: float = fields["voltage_v"]
+        self.current_a: float = fields["current_a"]
+        self.power_w: float = fields["power_w"]
+        self.power_factor: float = fields["power_factor"]
+        self.fault_code: str | None = fields["fault_code"]
 
 
-# The reading `lamp_view` was last asked for, and its view (the rules of a reading ask in turn).
-_last_lamp: tuple[Reading, LampView] | None = None
+class _LastLamp:
+    """The reading `lamp_view` was last asked for and its view, as one pair (the rules of
+    a reading ask in turn); a field of a compiled instance in a Final name, not a module
+    global (a dictionary lookup and store for compiled code)."""
+
+    def __init__(self) -> None:
+        self.pair: tuple[Reading, LampView] | None = None
+
+
+_LAST_LAMP: Final = _LastLamp()
 
 
 def lamp_view(reading: Reading) -> LampView:
     """A lamp reading's fields (the engine hands lamp rules only lamp readings)."""
-    global _last_lamp  # noqa: PLW0603 - a one-entry cache, replaced as a whole
-    last = _last_lamp
+    last = _LAST_LAMP.pair
     if last is not None and last[0] is reading:
         return last[1]
     payload = reading.payload
     if not isinstance(payload, LightingPayload):
         raise TypeError(f"a lamp rule got a {type(payload).__name__}")
     view = LampView(payload)
-    _last_lamp = (reading, view)
+    _LAST_LAMP.pair = (reading, view)
     return view
 
 

@@ -33,7 +33,8 @@ MAIN_ROAD = "main"
 def baseline_tilt_deg(device: DeviceInfo) -> float:
     """The cover's installed (or last recalibrated) tilt; 0 when never calibrated."""
     value = device.attributes.get("baseline_tilt_deg")
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    # A tuple, not `int | float`: compiled, that builds a union object per call.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return 0.0
 
@@ -187,7 +188,7 @@ class LevelRule:
         """A verdict when the reading carries the field; nothing when it does not."""
         del device, state
         raw = reading.value(self.field_name)
-        if raw is None or isinstance(raw, bool) or not isinstance(raw, int | float):
+        if raw is None or isinstance(raw, bool) or not isinstance(raw, (int, float)):
             return ()
         value = float(raw)
         verdict = _level_verdict(value, params, high_is_bad=self.high_is_bad)

@@ -72,7 +72,8 @@ def state_at(changes: Sequence[SpotChange], at: datetime) -> bool | None:
 def max_stay_min(device: DeviceInfo) -> float | None:
     """The spot's maximum stay in minutes (its zone's rule), None when unlimited."""
     value = device.attributes.get("max_stay_min")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+    # A tuple, not `int | float`: compiled, that builds a union object per call.
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
     return None
 

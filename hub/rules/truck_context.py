@@ -340,8 +340,10 @@ class TruckTracker:
             self._last = (reading, current)
             return current
         context = self.source.current
-        payload: Any = reading.payload
-        lat, lon = float(payload.lat), float(payload.lon)
+        # The payload model's fields from its `__dict__` (where pydantic keeps them): each
+        # attribute of a model is a read through its class's `__getattr__` hook.
+        payload: dict[str, Any] = reading.payload.__dict__
+        lat, lon = float(payload["lat"]), float(payload["lon"])
         x, y = context.projection.to_xy(lat, lon)
         permits = context.permits_for(device)
         route_distance = min((p.route.distance_m(x, y) for p in permits), default=None)
@@ -353,11 +355,11 @@ class TruckTracker:
             x=x,
             y=y,
             projection=context.projection,
-            speed_kmh=float(payload.speed_kmh),
-            acc_on=bool(payload.acc_on),
-            body_lifted=bool(payload.body_lifted),
-            cover_closed=bool(payload.cover_closed),
-            load=payload.load,  # a Load already: the payload model validated it
+            speed_kmh=float(payload["speed_kmh"]),
+            acc_on=bool(payload["acc_on"]),
+            body_lifted=bool(payload["body_lifted"]),
+            cover_closed=bool(payload["cover_closed"]),
+            load=payload["load"],  # a Load already: the payload model validated it
             permits=permits,
             route_distance_m=route_distance,
             sites=context.sites_near(x, y, SITE_SEARCH_M),
