@@ -115,7 +115,8 @@ class Rule(Protocol[StateT, ParamsT]):
     ) -> Iterable[Observation]:
         """Observations about the device's conditions at the reading's event time.
 
-        A rule may also take a keyword `faults_only: bool = False`: the engine sets it when
+        A rule may also take a fifth parameter `faults_only: bool = False` (positional or
+        keyword, hub/rules/plan.py): the engine passes True when
         none of the rule's `alarm_types` has a live condition of the device, and the rule
         may then leave out every observation that is not a FAULT (they would change
         nothing); its state changes must not depend on it, and it observes no type it does

@@ -69,7 +69,6 @@ class LampOutRule(_LampRule):
         device: DeviceInfo,
         state: None,
         params: LampOutParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT when on with live supply and (almost) no power."""
@@ -115,7 +114,6 @@ class LitByDayRule(_LampRule):
         device: DeviceInfo,
         state: None,
         params: LitByDayParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT when lit in daylight (with margin); OK when dark or at night."""
@@ -165,7 +163,6 @@ class DarkAtNightRule(_LampRule):
         device: DeviceInfo,
         state: None,
         params: DarkAtNightParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT when off and supplied at night; OK when on, by day or meant to be dark."""
@@ -215,7 +212,6 @@ class VoltageRule(_LampRule):
         device: DeviceInfo,
         state: None,
         params: VoltageParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """One observation per direction."""
@@ -281,7 +277,6 @@ class OverCurrentRule(_LampRule):
         device: DeviceInfo,
         state: None,
         params: OverCurrentParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT above the limit; nothing without a rating."""
@@ -325,7 +320,6 @@ class PowerRule(_LampRule):
         device: DeviceInfo,
         state: None,
         params: PowerParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Judged only while lit with live supply; a dark lamp is lamp_out's business."""
@@ -404,7 +398,6 @@ class FlickerRule:
         device: DeviceInfo,
         state: FlickerState,
         params: FlickerParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Count state changes in the sliding window."""

@@ -58,7 +58,6 @@ class PowerFactorRule:
         device: DeviceInfo,
         state: TrendState,
         params: PowerFactorParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Feed lit readings; judge the average once it covers `min_coverage_s`."""
@@ -121,7 +120,6 @@ class VoltageTrendRule:
         device: DeviceInfo,
         state: TrendState,
         params: VoltageTrendParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Feed supplied readings; judge the average once it covers `min_coverage_s`."""

@@ -68,7 +68,6 @@ class TiltRule:
         device: DeviceInfo,
         state: None,
         params: TiltParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """One verdict on the tilt condition per reading."""
@@ -121,7 +120,6 @@ class CoverOpenRule:
         device: DeviceInfo,
         state: None,
         params: NoParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Open is a fault, closed is OK."""
@@ -182,7 +180,6 @@ class LevelRule:
         device: DeviceInfo,
         state: None,
         params: LevelParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """A verdict when the reading carries the field; nothing when it does not."""

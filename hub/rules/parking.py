@@ -110,7 +110,6 @@ class SpotRule:
         device: DeviceInfo,
         state: SpotState,
         params: SpotParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Advance the debounce with one report, then judge overstay and stuck."""

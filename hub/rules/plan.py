@@ -6,10 +6,12 @@ A condition is live while it is active, pending or in a suppression window. When
 a rule's alarm types has a live condition of the device (most rules of most devices, most
 of the time), an OK or HOLD verdict of that rule changes nothing: only a FAULT does. And
 building the observations of those OK verdicts (a tuple, a values dict, a message) was
-most of what the rules cost. A rule whose `evaluate` takes a keyword `faults_only` is
-called with it set then (a keyword in the call, not a `functools.partial`: a partial with a
-keyword copies its keywords into a new dict at every call, ~5 % of a lamp reading's rules),
-and may leave out what is not a FAULT; its state changes must be
+most of what the rules cost. A rule whose `evaluate` takes `faults_only` as its fifth
+parameter is called with it set then, by position (not a `functools.partial`: a partial with
+a keyword copies its keywords into a new dict at every call, ~5 % of a lamp reading's rules;
+nor a keyword: a compiled function's wrapper unpacks positional arguments directly and parses
+keywords the slow way, and a keyword-only parameter puts every call on that way), and may
+leave out what is not a FAULT; its state changes must be
 the same either way, and it observes only its own `alarm_types` (tests/rules/
 test_quiet_screening.py holds every packaged rule to both). Issue 23, docs/performance.md.
 """
@@ -25,7 +27,7 @@ from hub.rules.config import ResolvedRule
 from hub.rules.interface import AnyRule, DeviceInfo
 
 Evaluate = Callable[[Reading, DeviceInfo, Any, Any], Iterable[Observation]]
-# An `Evaluate` of a rule that screens: it also takes the keyword `faults_only`.
+# An `Evaluate` of a rule that screens: it also takes `faults_only`, fifth, by position.
 Screening = Callable[..., Iterable[Observation]]
 
 
@@ -33,7 +35,7 @@ class PlanStep(NamedTuple):
     """One rule as the engine runs it for a device."""
 
     evaluate: Evaluate  # every observation
-    screens: bool  # takes faults_only=True: for a quiet device, at least its FAULT observations
+    screens: bool  # takes faults_only (True for a quiet device: at least its FAULT observations)
     states: dict[str, Any]  # the rule's state per device id
     stateful: bool
     params: Any
@@ -46,8 +48,16 @@ Plan = tuple[PlanStep, ...]
 
 
 def screens_faults(rule: AnyRule) -> bool:
-    """Whether the rule's `evaluate` takes `faults_only`."""
-    return "faults_only" in inspect.signature(rule.evaluate).parameters
+    """Whether the rule's `evaluate` takes `faults_only` as its fifth parameter, by position.
+
+    A rule that takes it only by keyword is called without it (it still works, unscreened).
+    """
+    parameters = list(inspect.signature(rule.evaluate).parameters.values())
+    return (
+        len(parameters) >= 5
+        and parameters[4].name == "faults_only"
+        and parameters[4].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    )
 
 
 def build_plan(

@@ -131,7 +131,6 @@ class RouteDeviationRule(_TruckRule):
         device: DeviceInfo,
         state: _RouteState,
         params: RouteParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT beyond corridor + jitter (and until back inside for `rejoin_s`: a fix that
@@ -220,7 +219,6 @@ class DumpingRule(_TruckRule):
         device: DeviceInfo,
         state: _DumpState,
         params: DumpParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Open an episode at an unload event; FAULT while the truck stays at its spot."""
@@ -275,7 +273,6 @@ class PermitRule(_StatelessTruckRule):
         device: DeviceInfo,
         state: None,
         params: PermitParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """OUTSIDE_HOURS and NO_PERMIT verdicts of one position."""
@@ -352,7 +349,6 @@ class CoverRule(_StatelessTruckRule):
         device: DeviceInfo,
         state: None,
         params: CoverParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT moving loaded with cover open, HOLD stopped so, OK otherwise."""
@@ -393,7 +389,6 @@ class SpeedRule(_StatelessTruckRule):
         device: DeviceInfo,
         state: None,
         params: SpeedParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT above limit + tolerance, OK below limit − clear_below, HOLD between."""
@@ -441,7 +436,6 @@ class TrackRule(_StatelessTruckRule):
         device: DeviceInfo,
         state: None,
         params: TrackParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """Judge the step from the previous fix to this one."""
@@ -496,7 +490,6 @@ class ZoneRule(_StatelessTruckRule):
         device: DeviceInfo,
         state: None,
         params: ZoneParams,
-        *,
         faults_only: bool = False,
     ) -> Iterable[Observation]:
         """FAULT inside a restricted zone in force, OK elsewhere."""

@@ -85,6 +85,30 @@ def test_every_hot_rule_screens() -> None:
     assert {"manhole_tilt", "manhole_cover_open", "manhole_water_alert"} <= names
 
 
+def test_a_rule_screens_only_when_it_takes_faults_only_fifth_by_position() -> None:
+    class Positional:
+        def evaluate(
+            self, reading: Any, device: Any, state: Any, params: Any, faults_only: bool = False
+        ) -> list[Any]:
+            return []
+
+    class KeywordOnly:
+        def evaluate(
+            self, reading: Any, device: Any, state: Any, params: Any, *, faults_only: bool = False
+        ) -> list[Any]:
+            return []
+
+    class Without:
+        def evaluate(self, reading: Any, device: Any, state: Any, params: Any) -> list[Any]:
+            return []
+
+    screens: Any = screens_faults
+    assert screens(Positional())
+    # The engine passes it by position: a keyword-only one would fail; it runs unscreened.
+    assert not screens(KeywordOnly())
+    assert not screens(Without())
+
+
 @pytest.mark.parametrize("rule", SCREENING, ids=lambda rule: rule.name)
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
@@ -103,7 +127,7 @@ def test_a_rule_asked_for_faults_only_gives_the_same_faults_and_state(
     twin = copy.deepcopy(state)
     evaluate: Any = rule.evaluate
 
-    some = list(evaluate(last, device, state, params, faults_only=True))
+    some = list(evaluate(last, device, state, params, True))  # by position, as the engine
     every = list(rule.evaluate(last, device, twin, params))
 
     def faults(observations: list[Any]) -> list[Any]:
