@@ -36,6 +36,15 @@ KINDS = ("lighting", "parking", "truck")
 KEPT_UP_S = 1.0  # a paced run kept up: its last row at most this long after its schedule
 
 
+def behind_schedule_s(done: float, first_publish: float, count: int, rate: float) -> float:
+    """How long after a paced run's scheduled last publish its last row was stored (>= 0).
+
+    Read from the schedule, not from when the publisher finished: on a saturated machine
+    the publisher falls behind, and the rate it was asked for is not the rate it sent.
+    """
+    return max(0.0, done - (first_publish + count / rate))
+
+
 def payload(kind: str, ts_ms: int, i: int) -> bytes:
     """A realistic ~200-byte reading of a kind."""
     body: dict[str, object]
@@ -274,7 +283,7 @@ def bench_hub(
     done = wait_rows(pg_url, tables, before + n, 600)
     cpu_s = sum(cpu_seconds(hub.pid) for hub in hubs) - cpu_before
     if paced is not None:
-        drain_s = max(0.0, done - (started + n / paced))
+        drain_s = behind_schedule_s(done, started, n, paced)
     publisher.wait()
     for hub in hubs:
         hub.terminate()

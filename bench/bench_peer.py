@@ -37,8 +37,10 @@ from typing import Protocol
 import numpy as np
 import psycopg
 from bench_ingest import (
+    KEPT_UP_S,
     KINDS,
     RateSearch,
+    behind_schedule_s,
     build_messages,
     hub_member_envs,
     payload,
@@ -53,7 +55,6 @@ from hub.cli.local_stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NODE_RED_DIR = ROOT / "var" / "peer-node-red"
-KEPT_UP_S = 1.0  # the last row at most this long after the schedule's last publish: kept up
 HUB_TABLES = tuple(f"telemetry_{kind}" for kind in KINDS)
 # bench/publisher.py's publish_file, then when it returned on this machine's monotonic clock:
 # with its elapsed time that dates the first publish without the process's start and exit.
@@ -155,11 +156,7 @@ class Run:
     p99_ms: float | None = None
     quiet_s: float = 0.0  # after the last row, until the side's CPU use was back to idle
     late_s: float = 0.0  # a paced publisher's last acknowledgement after its schedule's end
-
-    @property
-    def behind_s(self) -> float:
-        """The last row after the schedule's last publish (after the last, at full speed)."""
-        return self.drain_s + self.late_s
+    behind_s: float = 0.0  # the last row after the schedule's last publish (full speed: the last)
 
     @property
     def kept_up(self) -> bool:
@@ -483,19 +480,22 @@ def measure(
     p50_ms, p99_ms = (
         latency_percentiles_ms(progress, first_publish, paced, count) if paced else (None, None)
     )
+    drain_s = max(0.0, done - published_at)
     late_s = max(0.0, elapsed_s - count / paced) if paced else 0.0
+    behind_s = behind_schedule_s(done, first_publish, count, paced) if paced else drain_s
     return Run(
         side.name,
         paced,
         count,
         stored,
         count / (done - first_publish),
-        max(0.0, done - published_at),
+        drain_s,
         cpu_s,
         p50_ms,
         p99_ms,
         quiet_s,
         late_s,
+        behind_s,
     )
 
 

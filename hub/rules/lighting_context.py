@@ -16,7 +16,7 @@ from astral.sun import dawn, dusk
 
 from hub.devices.decode import Reading
 from hub.devices.lighting import CabinetPayload, LightingPayload
-from hub.rules.condition import epoch_s
+from hub.rules.condition import epoch_s, real_number
 from hub.rules.interface import DeviceInfo
 
 SUPPLY_LOSS_CODE = "SUPPLY_LOSS"
@@ -216,12 +216,8 @@ def sun_position(
 
 def rated_power_w(device: DeviceInfo) -> float | None:
     """The lamp's rating from its registry attributes, None when unknown."""
-    value = device.attributes.get("rated_power_w")
-    # A tuple, not `int | float`: compiled, that builds a union object per call (~1,200
-    # instructions; the rating is read for every lamp reading).
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return None
+    rating = real_number(device.attributes.get("rated_power_w"))
+    return rating if rating is not None and rating > 0 else None
 
 
 class LampView:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType, Severity
-from hub.rules.condition import Observation, Verdict, observation
+from hub.rules.condition import Observation, Verdict, observation, real_number
 from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.manhole_params import (
     BatteryParams,
@@ -32,11 +32,8 @@ MAIN_ROAD = "main"
 
 def baseline_tilt_deg(device: DeviceInfo) -> float:
     """The cover's installed (or last recalibrated) tilt; 0 when never calibrated."""
-    value = device.attributes.get("baseline_tilt_deg")
-    # A tuple, not `int | float`: compiled, that builds a union object per call.
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return 0.0
+    baseline = real_number(device.attributes.get("baseline_tilt_deg"))
+    return 0.0 if baseline is None else baseline
 
 
 def cover_type(device: DeviceInfo) -> str:
@@ -184,10 +181,9 @@ class LevelRule:
     ) -> Iterable[Observation]:
         """A verdict when the reading carries the field; nothing when it does not."""
         del device, state
-        raw = reading.value(self.field_name)
-        if raw is None or isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        value = real_number(reading.value(self.field_name))
+        if value is None:
             return ()
-        value = float(raw)
         verdict = _level_verdict(value, params, high_is_bad=self.high_is_bad)
         if faults_only and verdict is not Verdict.FAULT:
             return ()  # a quiet cover: only a FAULT changes anything

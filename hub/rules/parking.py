@@ -18,7 +18,7 @@ from datetime import datetime
 from hub.devices.decode import Reading
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import AlarmType
-from hub.rules.condition import Observation, Verdict, observation
+from hub.rules.condition import Observation, Verdict, observation, real_number
 from hub.rules.interface import AnyRule, DeviceInfo
 from hub.rules.parking_params import DEFAULT_CONFIRM_S, SpotParams
 
@@ -71,11 +71,8 @@ def state_at(changes: Sequence[SpotChange], at: datetime) -> bool | None:
 
 def max_stay_min(device: DeviceInfo) -> float | None:
     """The spot's maximum stay in minutes (its zone's rule), None when unlimited."""
-    value = device.attributes.get("max_stay_min")
-    # A tuple, not `int | float`: compiled, that builds a union object per call.
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    return None
+    limit = real_number(device.attributes.get("max_stay_min"))
+    return limit if limit is not None and limit > 0 else None
 
 
 class SpotState:

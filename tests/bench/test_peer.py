@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from bench_ingest import RateSearch
+from bench_ingest import RateSearch, behind_schedule_s
 from bench_peer import (
     ROOT,
     WARM_UP_S,
@@ -115,17 +115,22 @@ def test_nothing_kept_up_is_said_as_below_the_lowest_failure() -> None:
 
 
 def test_a_paced_run_kept_up_only_when_the_last_row_came_within_a_second_of_its_schedule() -> None:
-    def run(drain_s: float, late_s: float, stored: int = 100) -> Run:
-        return Run("hub", 10.0, 100, stored, 10.0, drain_s, (0.004,), late_s=late_s)
+    # 1,000 messages at 100 msg/s from t = 50 s: the schedule's last publish at 60 s.
+    on_time = behind_schedule_s(60.3, 50.0, 1_000, 100.0)
+    # The publisher held back 1.7 s on a saturated machine, the last row 0.5 s after it:
+    # 2.2 s behind the schedule, though only 0.5 s behind the last publish.
+    held_back = behind_schedule_s(62.2, 50.0, 1_000, 100.0)
 
-    assert run(0.3, 0.0).kept_up
-    assert run(0.3, 0.6).kept_up  # 0.9 s behind the schedule
-    # The last row 0.5 s after the last publish, but the publisher was held back 1.7 s on a
-    # saturated machine: the rate was not sustained.
-    assert not run(0.5, 1.7).kept_up
-    assert run(0.5, 1.7).behind_s == pytest.approx(2.2)
-    assert not run(1.2, 0.0).kept_up
-    assert not run(0.1, 0.0, stored=99).kept_up
+    def run(behind_s: float, stored: int = 1_000) -> Run:
+        return Run("hub", 100.0, 1_000, stored, 100.0, 0.5, (0.004,), behind_s=behind_s)
+
+    assert on_time == pytest.approx(0.3)
+    assert held_back == pytest.approx(2.2)
+    assert behind_schedule_s(59.0, 50.0, 1_000, 100.0) == 0.0  # never negative
+    assert run(on_time).kept_up
+    assert not run(held_back).kept_up
+    assert not run(1.2).kept_up
+    assert not run(on_time, stored=999).kept_up
 
 
 def test_latency_is_read_from_the_row_count_series() -> None:
