@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hub.devices.kinds import Kind
 from hub.rules.alarm_types import Severity
 from hub.rules.condition import ConditionPolicy
+from hub.rules.readable_params import readable
 
 OFFLINE_RULE = "offline"
 POLICY_KEYS = frozenset(
@@ -108,6 +109,8 @@ class ResolvedRule:
     enabled: bool
     policy: ConditionPolicy
     params: Any
+    # The same values as a plain object, what the rules are given (hub/rules/readable_params.py).
+    values: Any
 
 
 def _describe(err: ValidationError, where: str) -> str:
@@ -248,4 +251,9 @@ def resolve_rule(
         assume_persists=bool(merged.get("assume_persists", False)),
         evidence_max=config.evidence_max,
     )
-    return ResolvedRule(enabled=bool(merged.get("enabled", True)), policy=policy, params=params)
+    return ResolvedRule(
+        enabled=bool(merged.get("enabled", True)),
+        policy=policy,
+        params=params,
+        values=readable(params),
+    )

@@ -49,6 +49,7 @@ from hub.rules.condition import (
     Verdict,
     datetime_from_epoch,
     remember_epoch,
+    utc_seconds,
 )
 from hub.rules.config import (
     OFFLINE_RULE,
@@ -347,12 +348,12 @@ class RuleEngine:
             if slot is None or slot.info.kind is not reading.kind:
                 stats.unknown_device += 1
                 continue
-            ts_s = reading.ts.timestamp()
+            ts_s = utc_seconds(reading.ts)
             received_at = reading.received_at
             if received_at is last_received:
                 received_s = last_received_s
             else:
-                received_s = last_received_s = received_at.timestamp()
+                received_s = last_received_s = utc_seconds(received_at)
                 last_received = received_at
             if ts_s > received_s:
                 # A device clock ahead of the hub's (accepted up to HUB_MAX_AHEAD_S): alarm
@@ -548,7 +549,7 @@ class RuleEngine:
             if not resolved.enabled:
                 continue
             members = self._group_latest[group_rule.name].setdefault(info.group_id, {})
-            members[info.device_id] = group_rule.project(reading, resolved.params)
+            members[info.device_id] = group_rule.project(reading, resolved.values)
             key = (position, info.group_id)
             if key not in self._dirty_groups:
                 self._dirty_groups[key] = received_s
@@ -578,7 +579,7 @@ class RuleEngine:
                 latest=self._group_latest[group_rule.name].get(group_id, {}),
                 ts=group_ts,
             )
-            for obs in group_rule.evaluate_group(view, resolved.params):
+            for obs in group_rule.evaluate_group(view, resolved.values):
                 signal = self._table.observe(
                     SourceKind.GROUP, group_id, obs, resolved.policy, received_s
                 )

@@ -84,7 +84,7 @@ def build_plan(
                 screen_quiet and screens_faults(rule),
                 states[rule.name],
                 stateful[rule.name],
-                effective.params,
+                effective.values,
                 effective.policy,
                 rule.initial_state,
                 rule.alarm_types,

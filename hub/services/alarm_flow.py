@@ -308,14 +308,19 @@ class AlarmFlow:
     def _hand_off_others(
         self, cluster: ClusterSeat, readings: Sequence[Reading], now: datetime
     ) -> list[Reading]:
-        if any(r.device_id not in self._owners for r in readings):
+        owners = self._owners
+        found = [owners.get(r.device_id) for r in readings]
+        if None in found:
             # A device registered since the last refresh: learn its parent before routing.
             self._refresh_registry(now, force=True)
+            found = [owners.get(r.device_id) for r in readings]
+        member = cluster.member
         mine: list[Reading] = []
         theirs: dict[int, list[Reading]] = {}
-        for reading in readings:
-            owner = self._owner(reading.device_id)
-            if owner == cluster.member:
+        for reading, known in zip(readings, found, strict=True):
+            # Not in the registry: by its own id.
+            owner = cluster.owner(reading.device_id, None) if known is None else known
+            if owner == member:
                 mine.append(reading)
             else:
                 theirs.setdefault(owner, []).append(reading)
