@@ -190,35 +190,9 @@ def epoch_s(at: datetime) -> float:
     last = _LAST_EPOCH.pair
     if last is not None and last[0] is at:
         return last[1]
-    seconds = utc_seconds(at)
+    seconds = at.timestamp()
     _LAST_EPOCH.pair = (at, seconds)
     return seconds
-
-
-# Days from 0001-01-01 (ordinal 1) to 1970-01-01; microseconds a float holds exactly.
-_EPOCH_ORDINAL: Final = 719_163
-_EXACT_MICROS: Final = 2**53
-
-
-def utc_seconds(at: datetime) -> float:
-    """`at.timestamp()`, for a datetime in UTC by its fields (any other, by `timestamp`).
-
-    An aware datetime's `timestamp()` subtracts the epoch (a timedelta built) and converts
-    the difference through Python integers: ~2,300 instructions, taken for every reading;
-    compiled, this reads the fields and counts whole microseconds in machine integers
-    (~600). The same float: both divide an exact count of microseconds by a million, once
-    (below 2**53 microseconds, until the year 2255, the count converts to a float exactly;
-    beyond, by `timestamp`).
-    """
-    if at.tzinfo is not UTC:
-        return at.timestamp()
-    days = at.toordinal() - _EPOCH_ORDINAL
-    micros = (
-        days * 86_400 + at.hour * 3_600 + at.minute * 60 + at.second
-    ) * 1_000_000 + at.microsecond
-    if not -_EXACT_MICROS < micros < _EXACT_MICROS:
-        return at.timestamp()
-    return micros / 1_000_000
 
 
 def remember_epoch(at: datetime, seconds: float) -> None:

@@ -49,7 +49,6 @@ from hub.rules.condition import (
     Verdict,
     datetime_from_epoch,
     remember_epoch,
-    utc_seconds,
 )
 from hub.rules.config import (
     OFFLINE_RULE,
@@ -348,12 +347,12 @@ class RuleEngine:
             if slot is None or slot.info.kind is not reading.kind:
                 stats.unknown_device += 1
                 continue
-            ts_s = utc_seconds(reading.ts)
+            ts_s = reading.ts.timestamp()
             received_at = reading.received_at
             if received_at is last_received:
                 received_s = last_received_s
             else:
-                received_s = last_received_s = utc_seconds(received_at)
+                received_s = last_received_s = received_at.timestamp()
                 last_received = received_at
             if ts_s > received_s:
                 # A device clock ahead of the hub's (accepted up to HUB_MAX_AHEAD_S): alarm
