@@ -31,11 +31,15 @@ def test_devices_publish_only_to_their_own_topics(secured_broker: RepositoryBrok
         session(secured_broker.device_port, "L-1", "lamp-one", "L-1") as lamp,
     ):
         hub.subscribe("city/#")
+        # The cluster's hand-off (a member rebuilds handed readings without validating them
+        # again, docs/security.md): watched, so a lamp's write there would be seen.
+        hub.subscribe("hub/#")
         lamp.publish("city/lighting/L-1/telemetry", b"{}")
         lamp.publish("city/lighting/L-2/telemetry", b"{}")
         lamp.publish("city/lighting/L-1/cmd", b"{}")
         lamp.publish("city/alarms/device/L-2/lamp_out", b"{}")
         lamp.publish("hub/handoff/L-2", b"{}")
+        lamp.publish("hub/city/city-hubs/rules/0", b'{"v": 3}')
         # The hub's own publish is the fence: everything the lamp sent was routed before it.
         hub.publish("city/lighting/L-9/cmd", b"fence")
         topics = [topic for topic, _ in hub.received(2)]
