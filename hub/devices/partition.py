@@ -174,7 +174,6 @@ def encode_handoff(readings: Sequence[Reading]) -> bytes:
 def decode_handoff(raw: bytes) -> list[Reading]:
     """The readings of a hand-off message; ValueError when it is not one this hub writes.
 
-    The payloads are validated again, by the same models as at ingest (one call per group).
     Version 3's payloads were validated by the member that decoded the device's message,
     with the same models, and come on a topic only the hub's own account may write
     (deploy/mosquitto/platform.acl): their models are rebuilt from the fields as written,
