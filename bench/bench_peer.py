@@ -49,7 +49,7 @@ from bench_ingest import (
 )
 from figures import Figure, add_json_option, encode_figures
 from node_red_peer import PEER_TABLE, PEER_TABLE_DDL, NodeRedProcess, install_node_red
-from stack import HubChild, Stack, cpu_seconds, hub_env, local_stack
+from stack import HubChild, Stack, cpu_seconds, hub_env, local_stack, thread_cpu_seconds
 
 from hub.cli.local_stack import free_port
 
@@ -93,6 +93,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compare-label", default="before", help="how the table names the --compare-root sides"
     )
+    parser.add_argument(
+        "--hub-setting",
+        action="append",
+        default=[],
+        metavar="HUB_NAME=VALUE",
+        help="a setting of the hub sides of this checkout, not of the --compare-root ones"
+        " (e.g. HUB_BATCH_MAX_WAIT_MS=200): with --compare-root on the same commit, an A/B"
+        " of a setting in one session; the table names it",
+    )
     parser.add_argument("--steps", type=int, default=5, help="paced runs per side (bisection)")
     parser.add_argument("--paced-seconds", type=float, default=10.0, help="length of a paced run")
     parser.add_argument("--low-fraction", type=float, default=0.4)
@@ -118,6 +127,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--steady-fraction is a share of the rate kept up, between 0 and 1")
     if args.no_peer and not args.members:
         parser.error("nothing to run")
+    for item in args.hub_setting:
+        name, sep, _ = item.partition("=")
+        if not sep or not name.startswith("HUB_"):
+            parser.error(f"--hub-setting {item!r}: give HUB_NAME=VALUE")
     return args
 
 
@@ -157,6 +170,8 @@ class Run:
     quiet_s: float = 0.0  # after the last row, until the side's CPU use was back to idle
     late_s: float = 0.0  # a paced publisher's last acknowledgement after its schedule's end
     behind_s: float = 0.0  # the last row after the schedule's last publish (full speed: the last)
+    # CPU seconds per thread name, the side's processes together (same span as cpu_s)
+    threads: dict[str, float] = field(default_factory=dict)
 
     @property
     def kept_up(self) -> bool:
@@ -170,6 +185,11 @@ class Run:
     def cpu_us_per_message(self) -> tuple[float, ...]:
         """CPU per message of each process of the side."""
         return tuple(s / self.published * 1e6 for s in self.cpu_s)
+
+    def thread_us_per_message(self) -> dict[str, float]:
+        """CPU per message of each thread name, the side's processes together, most first."""
+        ordered = sorted(self.threads.items(), key=lambda item: -item[1])
+        return {name: s / self.published * 1e6 for name, s in ordered}
 
 
 def cpu_text(run: Run | None) -> str:
@@ -227,6 +247,7 @@ class HubSide:
     children: list[HubChild] = field(default_factory=list)
     code_root: Path | None = None
     label: str = ""
+    settings: dict[str, str] = field(default_factory=dict)  # extra HUB_* of its processes
 
     @property
     def name(self) -> str:
@@ -248,6 +269,7 @@ class HubSide:
             self.root,
             HUB_LOG_LEVEL="INFO",  # "subscribing to" is how HubChild sees it ready
             HUB_MAX_AGE_S=str(30 * 86400),
+            **self.settings,
         )
         if self.code_root is not None:
             # That checkout first; PYTHONSAFEPATH keeps `-m` from putting the working
@@ -412,6 +434,21 @@ QUIET_WINDOW_S = 0.2
 QUIET_CPU_S = 0.02  # per process in a window: 10 % of a core (an idle hub: ~2 %)
 
 
+def side_threads(pids: Sequence[int]) -> dict[str, float]:
+    """CPU seconds so far per thread name, over a side's processes."""
+    total: dict[str, float] = {}
+    for pid in pids:
+        for name, seconds in thread_cpu_seconds(pid).items():
+            total[name] = total.get(name, 0.0) + seconds
+    return total
+
+
+def threads_text(run: Run, top: int = 4) -> str:
+    """The threads that took most CPU per message, e.g. "ingest-writer 17, alarm-flow 15"."""
+    busiest = list(run.thread_us_per_message().items())[:top]
+    return ", ".join(f"{name} {us:.1f}" for name, us in busiest if us >= 0.05)
+
+
 def cpu_when_quiet(pids: Sequence[int], timeout_s: float = 30.0) -> tuple[list[float], float]:
     """Each process's CPU seconds once the side is quiet again, and how long that took.
 
@@ -450,6 +487,7 @@ def measure(
     progress: list[tuple[float, int]] = []
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         cpu_before = [cpu_seconds(pid) for pid in pids]
+        threads_before = side_threads(pids)
         publisher = start_publisher(stack.mqtt_url, messages, work, f"{side.root}-run", paced)
         published_at: float | None = None
         elapsed_s = 0.0
@@ -474,6 +512,12 @@ def measure(
             time.sleep(poll_s)
         cpu_after, quiet_s = cpu_when_quiet(pids)
         cpu_s = tuple(after - before for after, before in zip(cpu_after, cpu_before, strict=True))
+        threads_after = side_threads(pids)
+        threads = {
+            name: seconds - threads_before.get(name, 0.0)
+            for name, seconds in threads_after.items()
+            if seconds > threads_before.get(name, 0.0)
+        }
     assert published_at is not None  # noqa: S101 - the loop leaves only after it is set
     first_publish = published_at - elapsed_s
     done = progress[-1][0]
@@ -496,6 +540,7 @@ def measure(
         quiet_s,
         late_s,
         behind_s,
+        threads,
     )
 
 
@@ -511,6 +556,8 @@ def describe_run(run: Run) -> str:
     if run.p50_ms is not None:
         text += f"  p50/p99 {run.p50_ms:,.0f}/{run.p99_ms:,.0f} ms"
         text += "  kept up" if run.kept_up else "  NOT kept up"
+    if run.threads:
+        text += f"  [µs/msg by thread: {threads_text(run)}]"
     return text
 
 
@@ -556,6 +603,28 @@ def table_lines(results: Sequence[SideResult]) -> list[str]:
             f"| {cpu_text(full)} | {cpu_text(best)} | {cpu_text(result.steady)} |"
         )
     return lines
+
+
+def thread_lines(results: Sequence[SideResult], top: int = 5) -> list[str]:
+    """Where each side's CPU per message went, by thread, at full speed and at the steady rate
+    (issue 23: which stage costs more under a steady load)."""
+    lines = [
+        "| side | thread | CPU per message, full speed | at the steady rate | change |",
+        "|---|---|---|---|---|",
+    ]
+    for result in results:
+        full = min(result.full, key=lambda run: abs(run.rate - result.full_rate()))
+        steady = result.steady
+        if steady is None or not full.threads:
+            continue
+        at_full, at_steady = full.thread_us_per_message(), steady.thread_us_per_message()
+        for name in list(at_full)[:top]:
+            before, after = at_full[name], at_steady.get(name, 0.0)
+            lines.append(
+                f"| {result.name} | {name} | {before:.1f} µs | {after:.1f} µs"
+                f" | {after - before:+.1f} µs |"
+            )
+    return lines if len(lines) > 2 else []
 
 
 def ratio_lines(results: Sequence[SideResult], peer: str) -> list[str]:
@@ -649,7 +718,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sides: list[Side] = []
         try:
             for members in args.members:
-                hub = HubSide(members)
+                settings = dict(item.split("=", 1) for item in args.hub_setting)
+                hub = HubSide(members, settings=settings, label=", ".join(args.hub_setting))
                 sides.append(hub)
                 hub.start(stack, work)
                 if args.compare_root is not None:
@@ -730,6 +800,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"The steady rate: {args.steady_fraction:.0%} of each side's highest rate kept up.")
     for line in table_lines(results):
         print(line)
+    threads = thread_lines(results)
+    if threads:
+        print()
+        print("CPU per message by thread (the OS's thread names; a side's processes together):")
+        for line in threads:
+            print(line)
     for line in ratio_lines(results, PeerSide.name):
         print(line)
     if args.json is not None:

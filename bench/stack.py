@@ -105,6 +105,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100.0  # utime, stime in USER_HZ ticks
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User plus system CPU time so far of each thread name of a process (threads of one
+    name summed; the hub names its threads, hub/services/os_threads.py). A thread that
+    ended takes its time with it: read before and after, for threads that live throughout."""
+    seconds: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / 100.0
+    return seconds
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak resident) of a process from /proc, in KiB."""
     values: dict[str, int] = {}

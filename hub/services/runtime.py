@@ -25,6 +25,7 @@ from hub.ingest.pipeline import IdsFetch, IngestPipeline, KindIndex, KindIndexFe
 from hub.services.alarm_flow import AlarmServices
 from hub.services.lighting import LightingServices
 from hub.services.manholes import ManholeCommandService
+from hub.services.os_threads import name_os_threads
 from hub.settings import Settings
 from hub.store.access import AccessStore
 from hub.store.database import Database, SchemaNotReadyError, bounded_wait
@@ -169,6 +170,7 @@ class HubProcess:
 
     def run(self) -> int:
         """Run until SIGINT or SIGTERM; flush what was accepted before exiting."""
+        name_os_threads()  # before the first thread (the database pool's workers)
         settings = self.settings
         db = Database(settings.database_url, max_size=10)
         db.open()

@@ -21,6 +21,7 @@ from bench_peer import (
     parse_args,
     ratio_lines,
     table_lines,
+    thread_lines,
     warm_up_messages,
 )
 from node_red_peer import (
@@ -166,6 +167,32 @@ def test_the_steady_run_and_the_ratios_to_the_peer_are_reported() -> None:
         " (9,000 against 10,000 msg/s)"
     ]
     assert ratio_lines([hub], "Node-RED 4 batch flow") == []  # no peer, no ratio
+
+
+def test_the_cpu_by_thread_compares_full_speed_with_the_steady_rate() -> None:
+    def run(paced: float | None, writer_s: float, rules_s: float) -> Run:
+        threads = {"alarm-flow": rules_s, "ingest-writer": writer_s}
+        return Run("hub", paced, 100_000, 100_000, 20_000.0, 0.1, (2.0,), threads=threads)
+
+    hub = SideResult("hub, 1 process", full=[run(None, 1.7, 1.5)])
+    hub.steady = run(16_000, 1.8, 1.4)
+    peer = SideResult("Node-RED 4 batch flow", full=[_run("Node-RED 4 batch flow", None)])
+
+    lines = thread_lines([hub, peer])
+
+    assert lines[2:] == [  # the busiest thread first; the peer had no steady run
+        "| hub, 1 process | ingest-writer | 17.0 µs | 18.0 µs | +1.0 µs |",
+        "| hub, 1 process | alarm-flow | 15.0 µs | 14.0 µs | -1.0 µs |",
+    ]
+    assert thread_lines([peer]) == []  # nothing to compare: no table
+
+
+def test_a_setting_for_the_hub_sides_of_this_checkout() -> None:
+    args = parse_args(["--hub-setting", "HUB_BATCH_MAX_WAIT_MS=200"])
+    assert args.hub_setting == ["HUB_BATCH_MAX_WAIT_MS=200"]
+    for wrong in ("BATCH_MAX_WAIT_MS=200", "HUB_BATCH_MAX_WAIT_MS"):
+        with pytest.raises(SystemExit):
+            parse_args(["--hub-setting", wrong])
 
 
 def test_the_steady_fraction_is_a_share() -> None:
