@@ -70,7 +70,12 @@ def test_the_thread_runs_unprofiled_after_naming() -> None:
 
 
 def test_without_it_a_thread_keeps_the_process_name() -> None:
-    assert run_until_read("not-named") != "not-named"
+    hook = threading.getprofile()
+    threading.setprofile(None)  # whatever ran before in this process
+    try:
+        assert run_until_read("not-named") != "not-named"
+    finally:
+        threading.setprofile(hook)
 
 
 def test_the_os_name_keeps_whole_characters() -> None:
