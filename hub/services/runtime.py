@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 
 import uvicorn
+from prometheus_client.process_collector import ProcessCollector
 
 from hub import native
 from hub.api.access import AccessConfig
@@ -25,7 +26,7 @@ from hub.ingest.pipeline import IdsFetch, IngestPipeline, KindIndex, KindIndexFe
 from hub.services.alarm_flow import AlarmServices
 from hub.services.lighting import LightingServices
 from hub.services.manholes import ManholeCommandService
-from hub.services.os_threads import name_os_threads
+from hub.services.os_threads import ThreadCpuCollector, name_os_threads
 from hub.settings import Settings
 from hub.store.access import AccessStore
 from hub.store.database import Database, SchemaNotReadyError, bounded_wait
@@ -196,6 +197,9 @@ class HubProcess:
             on_duty = lease.held
 
         metrics = IngestMetrics()
+        # The process's CPU and memory, and each thread's CPU: which stage is at its core.
+        ProcessCollector(registry=metrics.registry)
+        metrics.registry.register(ThreadCpuCollector())
         kinds = KindIndex(
             *registry_fetchers(db, REGISTRY_WAIT_S), refresh_s=settings.registry_refresh_s
         )

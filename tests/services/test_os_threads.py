@@ -1,13 +1,15 @@
-"""name_os_threads: threads started afterwards carry their Python name as their OS name."""
+"""Threads outside Python: named after their Python names, and their CPU time by name."""
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from hub.services.os_threads import name_os_threads, os_thread_name
+from hub.services.os_threads import ThreadCpuCollector, name_os_threads, os_thread_name
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc/<pid>/task/<tid>/comm"
@@ -83,3 +85,47 @@ def test_the_os_name_keeps_whole_characters() -> None:
     assert os_thread_name("a" * 20) == "a" * 15
     assert os_thread_name("规则" * 5) == "规则规则规"  # 15 bytes: five 3-byte characters
     assert os_thread_name("ab规则规则规则") == "ab规则规则"  # 14 bytes, not half a character
+
+
+def test_each_live_thread_has_its_cpu_time_for_prometheus() -> None:
+    registry = CollectorRegistry()
+    registry.register(ThreadCpuCollector())
+    spun, release = threading.Event(), threading.Event()
+
+    def spin() -> None:
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        spun.set()
+        release.wait(10)
+
+    spinner = threading.Thread(target=spin, name="ingest-writer")
+    sleeper = threading.Thread(target=release.wait, args=(10,), name="alarm-flow")
+    spinner.start()
+    sleeper.start()
+    try:
+        assert spun.wait(10)
+        text = generate_latest(registry).decode()
+        writer = registry.get_sample_value(
+            "hub_thread_cpu_seconds_total", {"thread": "ingest-writer"}
+        )
+        rules = registry.get_sample_value("hub_thread_cpu_seconds_total", {"thread": "alarm-flow"})
+    finally:
+        release.set()
+        spinner.join(10)
+        sleeper.join(10)
+    assert writer is not None
+    assert writer >= 0.25  # /proc counts in 10 ms ticks
+    assert rules is not None
+    assert rules < 0.1  # it waited
+    assert 'hub_thread_cpu_seconds_total{thread="MainThread"}' in text
+    assert [m.type for m in registry.collect()] == ["counter"]
+
+
+def test_without_proc_the_family_is_empty(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    registry.register(ThreadCpuCollector(tmp_path / "no-such-dir"))
+    assert (
+        registry.get_sample_value("hub_thread_cpu_seconds_total", {"thread": "MainThread"}) is None
+    )
+    assert [(m.type, m.samples) for m in registry.collect()] == [("counter", [])]
