@@ -717,8 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             conn.execute(PEER_TABLE_DDL.encode())
         sides: list[Side] = []
         try:
+            settings = dict(item.split("=", 1) for item in args.hub_setting)
             for members in args.members:
-                settings = dict(item.split("=", 1) for item in args.hub_setting)
                 hub = HubSide(members, settings=settings, label=", ".join(args.hub_setting))
                 sides.append(hub)
                 hub.start(stack, work)

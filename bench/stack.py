@@ -22,6 +22,7 @@ from mqtt_load import LoadPublisher
 from hub.cli.local_stack import LocalMosquitto, LocalPostgres, free_port
 from hub.devices.registry import DeviceRecord, parse_device_file
 from hub.rules import truck_records
+from hub.services.os_threads import stat_cpu_seconds
 from hub.store import parking, registry
 from hub.store.database import Database
 from hub.store.migrations import apply_migrations
@@ -101,8 +102,7 @@ def hub_env(stack: Stack, root: str, **extra: str) -> dict[str, str]:
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0  # utime, stime in USER_HZ ticks
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
@@ -113,10 +113,10 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            used = stat_cpu_seconds(task / "stat")
         except (FileNotFoundError, ProcessLookupError):
             continue  # the thread ended meanwhile
-        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / 100.0
+        seconds[name] = seconds.get(name, 0.0) + used
     return seconds
 
 

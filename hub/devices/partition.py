@@ -38,6 +38,8 @@ def _list_adapter(model: type[Payload]) -> TypeAdapter[list[Payload]]:
 
 
 _LIST_ADAPTERS = {kind: _list_adapter(model) for kind, model in PAYLOAD_MODELS.items()}
+# Each kind's model field names, in the model's order: named once per hand-off group.
+_FIELD_NAMES = {kind: list(model.model_fields) for kind, model in PAYLOAD_MODELS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ def _converter(annotation: Any) -> Callable[[Any], Any] | None:
     raise TypeError(f"no rebuild of {annotation}")
 
 
-def _rebuild_plan(model: type[Payload]) -> _Rebuild | None:
+def _rebuild_plan(model: type[Payload], names: list[str]) -> _Rebuild | None:
     converters: list[tuple[str, Callable[[Any], Any]]] = []
     for name, info in model.model_fields.items():
         try:
@@ -83,10 +85,12 @@ def _rebuild_plan(model: type[Payload]) -> _Rebuild | None:
             return None
         if convert is not None:
             converters.append((name, convert))
-    return _Rebuild(model, list(model.model_fields), tuple(converters))
+    return _Rebuild(model, names, tuple(converters))
 
 
-_REBUILDS = {kind: _rebuild_plan(model) for kind, model in PAYLOAD_MODELS.items()}
+_REBUILDS = {
+    kind: _rebuild_plan(model, _FIELD_NAMES[kind]) for kind, model in PAYLOAD_MODELS.items()
+}
 _new_object = object.__new__
 _set_slot = object.__setattr__
 
@@ -161,7 +165,7 @@ def encode_handoff(readings: Sequence[Reading]) -> bytes:
                     positions[kind, channel],
                     [r.device_id for r in group],
                     [arrivals[r.received_at] for r in group],
-                    list(PAYLOAD_MODELS[kind].model_fields),
+                    _FIELD_NAMES[kind],
                     [r.payload.__dict__ for r in group],
                     [r.payload.__pydantic_extra__ or None for r in group],
                 ]

@@ -22,6 +22,14 @@ from prometheus_client.registry import Collector
 from setproctitle import setthreadtitle
 
 OS_NAME_BYTES = 15  # Linux's TASK_COMM_LEN, less the terminating NUL
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+def stat_cpu_seconds(stat: Path) -> float:
+    """User plus system CPU time from a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat
+    file; OSError when it is not there (the process or thread ended, or no /proc)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # after the name, which may hold ")"
+    return (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
 
 
 def os_thread_name(name: str) -> str:
@@ -51,7 +59,6 @@ class ThreadCpuCollector(Collector):
 
     def __init__(self, tasks: Path = Path("/proc/self/task")) -> None:
         self._tasks = tasks
-        self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 
     def collect(self) -> Iterator[Metric]:
         """One sample per thread name."""
@@ -65,11 +72,9 @@ class ThreadCpuCollector(Collector):
             if thread.native_id is None:
                 continue
             try:
-                stat = (self._tasks / str(thread.native_id) / "stat").read_text()
+                used = stat_cpu_seconds(self._tasks / str(thread.native_id) / "stat")
             except OSError:  # ended meanwhile, or no /proc here
                 continue
-            fields = stat.rsplit(")", 1)[1].split()
-            used = (int(fields[11]) + int(fields[12])) * self._tick_s  # utime, stime
             seconds[thread.name] = seconds.get(thread.name, 0.0) + used
         for name, used in sorted(seconds.items()):
             family.add_metric([name], used)
