@@ -268,13 +268,18 @@ class IngestPipeline:
             self._kinds.refresh()
         except Exception:
             log.exception("registry refresh failed; decoding with the cached registry")
+        cpu_started = time.thread_time()
         items = self._decode_all(messages)
         batch = Batch.of(items)
+        cpu_decoded = time.thread_time()
         result = self._write(batch)
         if isinstance(result, BatchRejectedError):
             batch, inserted = self._isolate(messages, items, result)
         else:
             inserted = result
+        stages = self._metrics.stages
+        stages.add("decode", cpu_decoded - cpu_started, count)
+        stages.add("store", time.thread_time() - cpu_decoded, count)
         for _ in range(count):
             self._buffer.popleft()
         if self._acknowledger is not None:

@@ -25,6 +25,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import httpx
+from prometheus_client import CollectorRegistry
 
 from hub.api import alarms as alarms_api
 from hub.api import cases as cases_api
@@ -39,6 +40,7 @@ from hub.devices.partition import (
 from hub.devices.registry import DeviceRecord, resume_point
 from hub.ingest.alarm_publisher import MqttAlarmPublisher
 from hub.ingest.feed import DocumentSink
+from hub.ingest.metrics import StageCpu
 from hub.ingest.outbound import MqttOutbound
 from hub.rules import trucks as truck_rules
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind, AlarmPublisher
@@ -127,6 +129,7 @@ class AlarmFlow:
         ingest_healthy: Callable[[], bool] = _always,
         context_refreshers: Sequence[Callable[[], object]] = (),
         cluster: ClusterSeat | None = None,
+        stages: StageCpu | None = None,
     ) -> None:
         self._db = db
         self._alarms = alarms
@@ -143,6 +146,8 @@ class AlarmFlow:
         # Domain contexts the rules read (truck permits and sites), reloaded with the registry.
         self._context_refreshers = tuple(context_refreshers)
         self._cluster = cluster
+        # CPU time by stage for /metrics; a registry of its own where no one reads it.
+        self._stages = stages if stages is not None else StageCpu(CollectorRegistry())
         # The owner of every registered device (a cluster only); the engine holds our own.
         self._owners: dict[str, int] = {}
         self.handed_off = 0
@@ -268,7 +273,9 @@ class AlarmFlow:
 
     def on_handoff(self, raw: bytes) -> None:
         """Queue readings another cluster member handed to us (called on the MQTT thread)."""
+        started = time.thread_time()
         readings = decode_handoff(raw)
+        self._stages.add("hand_in", time.thread_time() - started, len(readings))
         self.handed_in += len(readings)
         self._enqueue(readings, handed=True)
 
@@ -297,12 +304,22 @@ class AlarmFlow:
         of those devices are not handed on (silence by the receive clock covers them).
         """
         now = self._clock()
+        stages = self._stages
+        started = time.thread_time()
         if self._cluster is not None and not handed:
+            received = len(readings)
             readings = self._hand_off_others(self._cluster, readings, now)
             statuses = [s for s in statuses if self._owns(s.device_id)]
-        changes = self._apply(self.engine.process(readings, statuses), now)
+            routed = time.thread_time()
+            stages.add("hand_off", routed - started, received - len(readings))
+            started = routed
+        signals = self.engine.process(readings, statuses)
+        judged = time.thread_time()
+        stages.add("rules", judged - started, len(readings))
+        changes = self._apply(signals, now)
         if any(_may_fall_due(change) for change in changes):
             self._run_case_policy(now)
+        stages.add("alarms", time.thread_time() - judged, len(signals))
         return changes
 
     def _hand_off_others(
@@ -332,6 +349,13 @@ class AlarmFlow:
 
     def tick(self, now: datetime) -> list[AlarmChange]:
         """Clock work: registry changes, held readings, offline checks, due filings, clearances."""
+        started = time.thread_time()
+        try:
+            return self._tick(now)
+        finally:
+            self._stages.add("clock", time.thread_time() - started, 1)
+
+    def _tick(self, now: datetime) -> list[AlarmChange]:
         self._refresh_registry(now)
         signals: list[AlarmSignal] = []
         if self._ingest_healthy():
@@ -439,6 +463,7 @@ class AlarmServices:
         ingest_healthy: Callable[[], bool] = _always,
         clock: Clock = utc_now,
         extra_publishers: Sequence[AlarmPublisher] = (),
+        stages: StageCpu | None = None,
     ) -> None:
         self.settings = settings
         self.setup = with_imported_calendar(load_case_setup(settings), db, clock())
@@ -484,6 +509,7 @@ class AlarmServices:
                 LightingIntentRefresher(db, LIGHTING_INTENT).refresh,
             ],
             cluster=cluster,
+            stages=stages,
         )
         self._http = httpx.Client(timeout=settings.case_webhook_timeout_s)
         self.forwarder: CaseForwarder | None = build_forwarder(settings, Outbox(db), self._http)

@@ -232,6 +232,7 @@ class HubProcess:
                 receiver.connected and pipeline.lag_s() < settings.health_max_lag_s
             ),
             extra_publishers=[lighting.alerts],
+            stages=metrics.stages,
         )
         receiver = MqttReceiver(
             url=settings.mqtt_url,

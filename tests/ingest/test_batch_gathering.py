@@ -27,7 +27,12 @@ class RecordingSink:
 
 
 def make_pipeline(
-    sink: RecordingSink, *, min_rows: int, max_wait_s: float, clock_at: datetime = NOW
+    sink: RecordingSink,
+    *,
+    min_rows: int,
+    max_wait_s: float,
+    clock_at: datetime = NOW,
+    metrics: IngestMetrics | None = None,
 ) -> IngestPipeline:
     devices = {f"P-{i}": Kind.PARKING for i in range(100)}
     return IngestPipeline(
@@ -35,7 +40,7 @@ def make_pipeline(
         kinds=KindIndex(lambda since: (devices, None), lambda: set(devices), 60.0),
         root="city",
         limits=DecodeLimits(),
-        metrics=IngestMetrics(),
+        metrics=metrics or IngestMetrics(),
         batch_interval_s=0.01,
         batch_min_rows=min_rows,
         batch_max_wait_s=max_wait_s,

@@ -5,14 +5,17 @@ from datetime import datetime, timedelta
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry
 
 from hub.cases.workflow import Action, CaseStatus
 from hub.devices.decode import Reading
+from hub.devices.partition import encode_handoff, owner_of
+from hub.ingest.metrics import StageCpu
 from hub.rules.alarm_changes import AlarmChange, AlarmChangeKind
 from hub.rules.alarm_types import AlarmType, Severity
 from hub.rules.condition import Observation
 from hub.rules.interface import DeviceInfo
-from hub.services.alarm_flow import AlarmFlow
+from hub.services.alarm_flow import AlarmFlow, ClusterSeat
 from hub.store.alarms import AlarmStore
 from hub.store.cases import CaseStore, FiledAlarm
 from hub.store.database import Database
@@ -86,6 +89,8 @@ def make_flow(
     healthy: bool = True,
     cases: CaseStore | None = None,
     rule: TiltRule | None = None,
+    stages: StageCpu | None = None,
+    cluster: ClusterSeat | None = None,
 ) -> AlarmFlow:
     setup = offline_filing_setup() if offline_cases else case_setup()
     config = make_config(
@@ -106,6 +111,8 @@ def make_flow(
         stay_clear=timedelta(minutes=10),
         registry_refresh_s=0.0,
         ingest_healthy=lambda: healthy,
+        stages=stages,
+        cluster=cluster,
     )
     flow.start_up()
     return flow
@@ -144,6 +151,55 @@ def test_tilt_becomes_a_dispatched_case_and_its_clearance_evidence(
     events = rows(database_url, "SELECT action, actor_role FROM case_events ORDER BY seq")
     assert events[-1] == (Action.ATTACH_EVIDENCE.value, "system")
     assert rows(database_url, "SELECT status FROM cases") == [(CaseStatus.DISPATCHED.value,)]
+
+
+def stage_figures(registry: CollectorRegistry, stage: str) -> tuple[float, float]:
+    """(CPU seconds, items) counted for a stage."""
+    cpu = registry.get_sample_value("hub_stage_cpu_seconds_total", {"stage": stage})
+    items = registry.get_sample_value("hub_stage_items_total", {"stage": stage})
+    assert cpu is not None
+    assert items is not None
+    return cpu, items
+
+
+def test_each_stage_of_the_flow_counts_its_cpu_time_and_what_it_handled(
+    db: Database, database_url: str
+) -> None:
+    register_device(database_url, "mh-1", class_code="01003")
+    registry = CollectorRegistry()
+    clock = FakeClock(at(1))
+    flow = make_flow(db, clock, RecordingPublisher(), stages=StageCpu(registry))
+    flow.process([tilt(0, 3.0), tilt(1, 15.0)])  # judged; one alarm raised and stored
+    flow.process([tilt(2, 16.0)])  # judged; nothing changes
+    flow.tick(at(3))
+    rules_cpu, rules_items = stage_figures(registry, "rules")
+    alarms_cpu, alarms_items = stage_figures(registry, "alarms")
+    assert (rules_items, alarms_items) == (3, 1)  # readings judged, signals applied
+    assert rules_cpu > 0
+    assert alarms_cpu > 0
+    assert stage_figures(registry, "clock")[1] == 1
+    assert stage_figures(registry, "hand_off") == (0, 0)  # not in a cluster
+
+
+def test_a_cluster_member_counts_what_it_hands_on_and_what_is_handed_in(
+    db: Database, database_url: str
+) -> None:
+    # Devices by their owner in a cluster of two; none registered, so owned by their id.
+    theirs = [f"mh-{i}" for i in range(40) if owner_of(f"mh-{i}", 2) == 1][:3]
+    handed: list[tuple[int, Sequence[Reading]]] = []
+    registry = CollectorRegistry()
+    flow = make_flow(
+        db,
+        FakeClock(at(1)),
+        RecordingPublisher(),
+        stages=StageCpu(registry),
+        cluster=ClusterSeat(2, 0, hand_off=lambda member, rs: handed.append((member, rs))),
+    )
+    flow.process([manhole_reading(device, 0, 1.0) for device in [*theirs, "mh-mine"]])
+    assert [(member, len(rs)) for member, rs in handed] == [(1, len(theirs))]
+    assert stage_figures(registry, "hand_off")[1] == len(theirs)
+    flow.on_handoff(encode_handoff(handed[0][1]))  # as if the other member handed them back
+    assert stage_figures(registry, "hand_in")[1] == len(theirs)
 
 
 def test_a_restart_restores_open_alarms_instead_of_raising_again(

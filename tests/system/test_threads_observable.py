@@ -30,6 +30,16 @@ def thread_cpu(text: str) -> dict[str, float]:
     }
 
 
+def stage_items(text: str) -> dict[str, float]:
+    return {
+        sample.labels["stage"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "hub_stage_items"
+        for sample in family.samples
+        if sample.name == "hub_stage_items_total"
+    }
+
+
 def test_the_stages_are_named_threads_with_their_cpu_time(
     database_url: str, mqtt_url: str, mqtt_root: str, tmp_path: Path
 ) -> None:
@@ -51,6 +61,13 @@ def test_the_stages_are_named_threads_with_their_cpu_time(
             10,
             "the writer's CPU time to grow",
         )
+        # Each stage's CPU time and what it handled: every message decoded and stored,
+        # every reading judged (the rules trail the writer).
+        wait_for(
+            lambda: stage_items(scrape(api_port, headers)).get("rules", 0) >= len(good),
+            10,
+            "the rules to count the readings",
+        )
         names = {
             (task / "comm").read_text().strip()
             for task in Path(f"/proc/{child.pid}/task").iterdir()
@@ -61,5 +78,17 @@ def test_the_stages_are_named_threads_with_their_cpu_time(
     # The stages, as top -H and ps -L show them (Linux keeps 15 bytes of a name).
     assert {"ingest-writer", "alarm-flow", "mqtt-network"} <= names
     assert {"ingest-writer", "alarm-flow", "mqtt-network", "MainThread"} <= set(before)
+    items = stage_items(metrics)
+    assert items["decode"] == items["store"] >= len(good)  # each message once in each
+    assert {"decode", "store", "rules", "alarms", "clock"} <= set(items)
+    stage_cpu = {
+        sample.labels["stage"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "hub_stage_cpu_seconds"
+        for sample in family.samples
+        if sample.name == "hub_stage_cpu_seconds_total"
+    }
+    assert stage_cpu["decode"] > 0
+    assert stage_cpu["rules"] > 0
     assert "process_cpu_seconds_total" in metrics  # and the process's own
     assert "process_resident_memory_bytes" in metrics
