@@ -29,11 +29,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import httpx
 import numpy as np
 import psycopg
 from bench_ingest import (
@@ -49,9 +50,14 @@ from bench_ingest import (
 )
 from figures import Figure, add_json_option, encode_figures
 from node_red_peer import PEER_TABLE, PEER_TABLE_DDL, NodeRedProcess, install_node_red
+from prometheus_client.parser import text_string_to_metric_families
 from stack import HubChild, Stack, cpu_seconds, hub_env, local_stack, thread_cpu_seconds
 
 from hub.cli.local_stack import free_port
+from hub.ingest.metrics import STAGES
+from hub.principals import AccessRole
+from hub.store.access import AccessStore
+from hub.store.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NODE_RED_DIR = ROOT / "var" / "peer-node-red"
@@ -101,6 +107,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="a setting of the hub sides of this checkout, not of the --compare-root ones"
         " (e.g. HUB_BATCH_MAX_WAIT_MS=200): with --compare-root on the same commit, an A/B"
         " of a setting in one session; the table names it",
+    )
+    parser.add_argument(
+        "--by-stage",
+        action="store_true",
+        help="hub sides serve their API (a read-only token) and each run reads their"
+        " hub_stage_cpu_seconds_total from /metrics: CPU per message by stage, full speed"
+        " against the steady rate",
     )
     parser.add_argument("--steps", type=int, default=5, help="paced runs per side (bisection)")
     parser.add_argument("--paced-seconds", type=float, default=10.0, help="length of a paced run")
@@ -172,6 +185,8 @@ class Run:
     behind_s: float = 0.0  # the last row after the schedule's last publish (full speed: the last)
     # CPU seconds per thread name, the side's processes together (same span as cpu_s)
     threads: dict[str, float] = field(default_factory=dict)
+    # CPU seconds per stage of the hot path from the hubs' /metrics (--by-stage; else empty)
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def kept_up(self) -> bool:
@@ -188,8 +203,16 @@ class Run:
 
     def thread_us_per_message(self) -> dict[str, float]:
         """CPU per message of each thread name, the side's processes together, most first."""
-        ordered = sorted(self.threads.items(), key=lambda item: -item[1])
-        return {name: s / self.published * 1e6 for name, s in ordered}
+        return _per_message(self.threads, self.published)
+
+    def stage_us_per_message(self) -> dict[str, float]:
+        """CPU per message of each stage, the side's processes together, most first."""
+        return _per_message(self.stages, self.published)
+
+
+def _per_message(seconds: dict[str, float], published: int) -> dict[str, float]:
+    ordered = sorted(seconds.items(), key=lambda item: -item[1])
+    return {name: s / published * 1e6 for name, s in ordered}
 
 
 def cpu_text(run: Run | None) -> str:
@@ -231,6 +254,10 @@ class Side(Protocol):
         """Its processes, for CPU time."""
         ...
 
+    def stage_seconds(self) -> dict[str, float]:
+        """CPU seconds so far per stage of the hot path, its processes together (or none)."""
+        ...
+
     def stop(self) -> None:
         """Stop its processes."""
         ...
@@ -248,6 +275,9 @@ class HubSide:
     code_root: Path | None = None
     label: str = ""
     settings: dict[str, str] = field(default_factory=dict)  # extra HUB_* of its processes
+    # With an API token: each member serves its API on a port of its own (--by-stage).
+    api_headers: dict[str, str] | None = None
+    api_ports: list[int] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -275,14 +305,31 @@ class HubSide:
             # That checkout first; PYTHONSAFEPATH keeps `-m` from putting the working
             # directory (this checkout) before it.
             base.update(PYTHONPATH=str(self.code_root), PYTHONSAFEPATH="1")
+        api = self.api_headers is not None
         for i, env in enumerate(hub_member_envs(base, self.members)):
-            child = HubChild(env, work / f"{self.root}-{i}.log")
+            if api:
+                self.api_ports.append(free_port())
+            port = {"HUB_API_PORT": str(self.api_ports[-1])} if api else {}
+            child = HubChild({**env, **port}, work / f"{self.root}-{i}.log", api=api)
             child.start(timeout_s=120)
             self.children.append(child)
 
     def pids(self) -> list[int]:
         """The members' processes."""
         return [child.pid for child in self.children]
+
+    def stage_seconds(self) -> dict[str, float]:
+        """The members' hub_stage_cpu_seconds_total, summed by stage (none without --by-stage,
+        and none from a --compare-root checkout that does not count them)."""
+        total: dict[str, float] = {}
+        for port in self.api_ports:
+            response = httpx.get(
+                f"http://127.0.0.1:{port}/metrics", headers=self.api_headers, timeout=10
+            )
+            response.raise_for_status()
+            for stage, seconds in stage_seconds_of(response.text).items():
+                total[stage] = total.get(stage, 0.0) + seconds
+        return total
 
     def stop(self) -> None:
         """SIGTERM each member."""
@@ -306,6 +353,10 @@ class PeerSide:
     def pids(self) -> list[int]:
         """The node process."""
         return [self.node_red.pid]
+
+    def stage_seconds(self) -> dict[str, float]:
+        """None: the flow has no stages of the hub's."""
+        return {}
 
     def stop(self) -> None:
         """SIGTERM Node-RED."""
@@ -400,6 +451,17 @@ def start_publisher(
     )
 
 
+def read_only_headers(database_url: str) -> dict[str, str]:
+    """An Authorization header with a new read-only API token: /metrics of the hub sides."""
+    db = Database(database_url, max_size=1)
+    db.open()
+    try:
+        _, secret = AccessStore(db).create_token("bench-peer", AccessRole.READ_ONLY)
+    finally:
+        db.close()
+    return {"Authorization": f"Bearer {secret}"}
+
+
 def truncate(database_url: str, tables: Sequence[str]) -> None:
     """Empty a side's tables so counting its next run stays cheap."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -441,6 +503,26 @@ def side_threads(pids: Sequence[int]) -> dict[str, float]:
         for name, seconds in thread_cpu_seconds(pid).items():
             total[name] = total.get(name, 0.0) + seconds
     return total
+
+
+def grown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What grew between two readings of named counters, by name."""
+    return {
+        name: seconds - before.get(name, 0.0)
+        for name, seconds in after.items()
+        if seconds > before.get(name, 0.0)
+    }
+
+
+def stage_seconds_of(text: str) -> dict[str, float]:
+    """hub_stage_cpu_seconds_total by stage from a /metrics page (docs/scaling.md)."""
+    return {
+        sample.labels["stage"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "hub_stage_cpu_seconds"
+        for sample in family.samples
+        if sample.name == "hub_stage_cpu_seconds_total"
+    }
 
 
 def threads_text(run: Run, top: int = 4) -> str:
@@ -488,6 +570,7 @@ def measure(
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
         cpu_before = [cpu_seconds(pid) for pid in pids]
         threads_before = side_threads(pids)
+        stages_before = side.stage_seconds()
         publisher = start_publisher(stack.mqtt_url, messages, work, f"{side.root}-run", paced)
         published_at: float | None = None
         elapsed_s = 0.0
@@ -512,12 +595,8 @@ def measure(
             time.sleep(poll_s)
         cpu_after, quiet_s = cpu_when_quiet(pids)
         cpu_s = tuple(after - before for after, before in zip(cpu_after, cpu_before, strict=True))
-        threads_after = side_threads(pids)
-        threads = {
-            name: seconds - threads_before.get(name, 0.0)
-            for name, seconds in threads_after.items()
-            if seconds > threads_before.get(name, 0.0)
-        }
+        threads = grown(threads_before, side_threads(pids))
+        stages = grown(stages_before, side.stage_seconds())
     assert published_at is not None  # noqa: S101 - the loop leaves only after it is set
     first_publish = published_at - elapsed_s
     done = progress[-1][0]
@@ -541,6 +620,7 @@ def measure(
         late_s,
         behind_s,
         threads,
+        stages,
     )
 
 
@@ -608,16 +688,30 @@ def table_lines(results: Sequence[SideResult]) -> list[str]:
 def thread_lines(results: Sequence[SideResult], top: int = 5) -> list[str]:
     """Where each side's CPU per message went, by thread, at full speed and at the steady rate
     (issue 23: which stage costs more under a steady load)."""
+    return _split_lines(results, "thread", Run.thread_us_per_message, top)
+
+
+def stage_lines(results: Sequence[SideResult]) -> list[str]:
+    """The same by stage of the hot path, from the hubs' own counters (--by-stage)."""
+    return _split_lines(results, "stage", Run.stage_us_per_message, len(STAGES))
+
+
+def _split_lines(
+    results: Sequence[SideResult],
+    what: str,
+    split: Callable[[Run], dict[str, float]],
+    top: int,
+) -> list[str]:
     lines = [
-        "| side | thread | CPU per message, full speed | at the steady rate | change |",
+        f"| side | {what} | CPU per message, full speed | at the steady rate | change |",
         "|---|---|---|---|---|",
     ]
     for result in results:
         full = min(result.full, key=lambda run: abs(run.rate - result.full_rate()))
         steady = result.steady
-        if steady is None or not full.threads:
+        if steady is None:
             continue
-        at_full, at_steady = full.thread_us_per_message(), steady.thread_us_per_message()
+        at_full, at_steady = split(full), split(steady)
         for name in list(at_full)[:top]:
             before, after = at_full[name], at_steady.get(name, 0.0)
             lines.append(
@@ -716,15 +810,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         with psycopg.connect(stack.database_url) as conn:
             conn.execute(PEER_TABLE_DDL.encode())
         sides: list[Side] = []
+        api_headers = read_only_headers(stack.database_url) if args.by_stage else None
         try:
             settings = dict(item.split("=", 1) for item in args.hub_setting)
             for members in args.members:
-                hub = HubSide(members, settings=settings, label=", ".join(args.hub_setting))
+                hub = HubSide(
+                    members,
+                    settings=settings,
+                    label=", ".join(args.hub_setting),
+                    api_headers=api_headers,
+                )
                 sides.append(hub)
                 hub.start(stack, work)
                 if args.compare_root is not None:
                     other = HubSide(
-                        members, code_root=args.compare_root.resolve(), label=args.compare_label
+                        members,
+                        code_root=args.compare_root.resolve(),
+                        label=args.compare_label,
+                        api_headers=api_headers,
                     )
                     sides.append(other)
                     other.start(stack, work)
@@ -805,6 +908,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print("CPU per message by thread (the OS's thread names; a side's processes together):")
         for line in threads:
+            print(line)
+    stages = stage_lines(results)
+    if stages:
+        print()
+        print("CPU per message by stage (the hubs' hub_stage_cpu_seconds_total; members together):")
+        for line in stages:
             print(line)
     for line in ratio_lines(results, PeerSide.name):
         print(line)

@@ -17,9 +17,12 @@ from bench_peer import (
     SideResult,
     Windows,
     cpu_when_quiet,
+    grown,
     latency_percentiles_ms,
     parse_args,
     ratio_lines,
+    stage_lines,
+    stage_seconds_of,
     table_lines,
     thread_lines,
     warm_up_messages,
@@ -31,6 +34,9 @@ from node_red_peer import (
     node_red_flow,
     node_red_settings,
 )
+from prometheus_client import CollectorRegistry, generate_latest
+
+from hub.ingest.metrics import StageCpu
 
 
 def test_the_defaults_are_a_short_run_of_every_side() -> None:
@@ -185,6 +191,39 @@ def test_the_cpu_by_thread_compares_full_speed_with_the_steady_rate() -> None:
         "| hub, 1 process | alarm-flow | 15.0 µs | 14.0 µs | -1.0 µs |",
     ]
     assert thread_lines([peer]) == []  # nothing to compare: no table
+
+
+def test_the_cpu_by_stage_is_read_from_the_hubs_metrics_and_compared() -> None:
+    registry = CollectorRegistry()
+    stages = StageCpu(registry)
+    stages.add("decode", 0.75, 1_000)
+    stages.add("rules", 1.25, 1_000)
+    page = generate_latest(registry).decode()  # what a hub's /metrics serves
+
+    seconds = stage_seconds_of(page)
+
+    assert seconds["decode"] == 0.75
+    assert seconds["rules"] == 1.25
+    assert seconds["store"] == 0.0  # every stage is there from the start
+    assert stage_seconds_of("# a page without them\n") == {}  # a hub that does not count
+    assert grown({"rules": 1.0, "store": 0.5}, {"rules": 1.25, "store": 0.5, "decode": 0.5}) == {
+        "rules": 0.25,
+        "decode": 0.5,
+    }
+
+    def run(paced: float | None, decode_s: float, rules_s: float) -> Run:
+        by_stage = {"decode": decode_s, "rules": rules_s, "store": 0.0}
+        return Run("hub", paced, 100_000, 100_000, 20_000.0, 0.1, (2.0,), stages=by_stage)
+
+    hub = SideResult("hub, 2 members", full=[run(None, 0.8, 1.1)])
+    hub.steady = run(16_000, 0.9, 1.3)
+    assert stage_lines([hub])[2:] == [  # the costliest stage first
+        "| hub, 2 members | rules | 11.0 µs | 13.0 µs | +2.0 µs |",
+        "| hub, 2 members | decode | 8.0 µs | 9.0 µs | +1.0 µs |",
+        "| hub, 2 members | store | 0.0 µs | 0.0 µs | +0.0 µs |",
+    ]
+    assert stage_lines([SideResult("Node-RED 4 batch flow", full=[hub.full[0]])]) == []
+    assert not parse_args([]).by_stage  # the hubs serve no API unless asked
 
 
 def test_a_setting_for_the_hub_sides_of_this_checkout() -> None:
