@@ -50,8 +50,15 @@ from bench_ingest import (
 )
 from figures import Figure, add_json_option, encode_figures
 from node_red_peer import PEER_TABLE, PEER_TABLE_DDL, NodeRedProcess, install_node_red
-from prometheus_client.parser import text_string_to_metric_families
-from stack import HubChild, Stack, cpu_seconds, hub_env, local_stack, thread_cpu_seconds
+from stack import (
+    HubChild,
+    Stack,
+    cpu_seconds,
+    hub_env,
+    local_stack,
+    metric_by_label,
+    thread_cpu_seconds,
+)
 
 from hub.cli.local_stack import free_port
 from hub.ingest.metrics import STAGES
@@ -516,13 +523,7 @@ def grown(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
 
 def stage_seconds_of(text: str) -> dict[str, float]:
     """hub_stage_cpu_seconds_total by stage from a /metrics page (docs/scaling.md)."""
-    return {
-        sample.labels["stage"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "hub_stage_cpu_seconds"
-        for sample in family.samples
-        if sample.name == "hub_stage_cpu_seconds_total"
-    }
+    return metric_by_label(text, "hub_stage_cpu_seconds_total", "stage")
 
 
 def threads_text(run: Run, top: int = 4) -> str:
@@ -903,18 +904,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"The steady rate: {args.steady_fraction:.0%} of each side's highest rate kept up.")
     for line in table_lines(results):
         print(line)
-    threads = thread_lines(results)
-    if threads:
-        print()
-        print("CPU per message by thread (the OS's thread names; a side's processes together):")
-        for line in threads:
-            print(line)
-    stages = stage_lines(results)
-    if stages:
-        print()
-        print("CPU per message by stage (the hubs' hub_stage_cpu_seconds_total; members together):")
-        for line in stages:
-            print(line)
+    splits = (
+        ("by thread (the OS's thread names; a side's processes together)", thread_lines),
+        ("by stage (the hubs' hub_stage_cpu_seconds_total; members together)", stage_lines),
+    )
+    for title, split in splits:
+        lines = split(results)
+        if lines:
+            print()
+            print(f"CPU per message {title}:")
+            for line in lines:
+                print(line)
     for line in ratio_lines(results, PeerSide.name):
         print(line)
     if args.json is not None:

@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: the hub child helpers live in tests/
     sys.path.insert(0, str(ROOT))
 
-from tests.hub_process import HubChild, running_hub  # noqa: E402
+from tests.hub_process import HubChild, metric_by_label, running_hub  # noqa: E402
 
-__all__ = ["HubChild", "LoadPublisher", "running_hub"]  # the tests' hub child; the load client
+# The tests' hub child and /metrics reader; the load client.
+__all__ = ["HubChild", "LoadPublisher", "metric_by_label", "running_hub"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import orjson
 import paho.mqtt.client as paho
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 from hub.settings import MqttEndpoint
 
@@ -90,6 +91,17 @@ class HubChild:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+
+def metric_by_label(text: str, sample: str, label: str) -> dict[str, float]:
+    """A /metrics page's values of one sample name (e.g. "hub_stage_cpu_seconds_total")
+    by the value of one of its labels."""
+    return {
+        found.labels[label]: found.value
+        for family in text_string_to_metric_families(text)
+        for found in family.samples
+        if found.name == sample
+    }
 
 
 def hub_env(database_url: str, mqtt_url: str, root: str, **extra: str) -> dict[str, str]:

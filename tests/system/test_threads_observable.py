@@ -6,10 +6,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from hub.cli.local_stack import free_port
-from tests.hub_process import HubChild, api_headers, hub_env, publish_all, wait_for
+from tests.hub_process import (
+    HubChild,
+    api_headers,
+    hub_env,
+    metric_by_label,
+    publish_all,
+    wait_for,
+)
 from tests.ingest.test_ingest_end_to_end import register_devices, stored_total, telemetry
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -22,22 +28,11 @@ def scrape(api_port: int, headers: dict[str, str]) -> str:
 
 
 def thread_cpu(text: str) -> dict[str, float]:
-    return {
-        sample.labels["thread"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "hub_thread_cpu_seconds"
-        for sample in family.samples
-    }
+    return metric_by_label(text, "hub_thread_cpu_seconds_total", "thread")
 
 
 def stage_items(text: str) -> dict[str, float]:
-    return {
-        sample.labels["stage"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "hub_stage_items"
-        for sample in family.samples
-        if sample.name == "hub_stage_items_total"
-    }
+    return metric_by_label(text, "hub_stage_items_total", "stage")
 
 
 def test_the_stages_are_named_threads_with_their_cpu_time(
@@ -81,13 +76,7 @@ def test_the_stages_are_named_threads_with_their_cpu_time(
     items = stage_items(metrics)
     assert items["decode"] == items["store"] >= len(good)  # each message once in each
     assert {"decode", "store", "rules", "alarms", "clock"} <= set(items)
-    stage_cpu = {
-        sample.labels["stage"]: sample.value
-        for family in text_string_to_metric_families(metrics)
-        if family.name == "hub_stage_cpu_seconds"
-        for sample in family.samples
-        if sample.name == "hub_stage_cpu_seconds_total"
-    }
+    stage_cpu = metric_by_label(metrics, "hub_stage_cpu_seconds_total", "stage")
     assert stage_cpu["decode"] > 0
     assert stage_cpu["rules"] > 0
     assert "process_cpu_seconds_total" in metrics  # and the process's own
