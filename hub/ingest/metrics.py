@@ -27,7 +27,8 @@ class StageCpu:
         )
         items = Counter(
             "hub_stage_items",
-            "Messages (decode, store) or readings (the rest) a stage handled; ticks for clock",
+            "What a stage handled: messages (decode, store), readings (rules, hand_off,"
+            " hand_in), alarm signals (alarms), ticks (clock)",
             ["stage"],
             registry=registry,
         )
