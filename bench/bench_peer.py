@@ -53,6 +53,7 @@ from node_red_peer import PEER_TABLE, PEER_TABLE_DDL, NodeRedProcess, install_no
 from stack import (
     HubChild,
     Stack,
+    api_headers,
     cpu_seconds,
     hub_env,
     local_stack,
@@ -62,9 +63,6 @@ from stack import (
 
 from hub.cli.local_stack import free_port
 from hub.ingest.metrics import STAGES
-from hub.principals import AccessRole
-from hub.store.access import AccessStore
-from hub.store.database import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_NODE_RED_DIR = ROOT / "var" / "peer-node-red"
@@ -458,17 +456,6 @@ def start_publisher(
     )
 
 
-def read_only_headers(database_url: str) -> dict[str, str]:
-    """An Authorization header with a new read-only API token: /metrics of the hub sides."""
-    db = Database(database_url, max_size=1)
-    db.open()
-    try:
-        _, secret = AccessStore(db).create_token("bench-peer", AccessRole.READ_ONLY)
-    finally:
-        db.close()
-    return {"Authorization": f"Bearer {secret}"}
-
-
 def truncate(database_url: str, tables: Sequence[str]) -> None:
     """Empty a side's tables so counting its next run stays cheap."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -811,7 +798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with psycopg.connect(stack.database_url) as conn:
             conn.execute(PEER_TABLE_DDL.encode())
         sides: list[Side] = []
-        api_headers = read_only_headers(stack.database_url) if args.by_stage else None
+        headers = api_headers(stack.database_url, "read_only") if args.by_stage else None
         try:
             settings = dict(item.split("=", 1) for item in args.hub_setting)
             for members in args.members:
@@ -819,7 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     members,
                     settings=settings,
                     label=", ".join(args.hub_setting),
-                    api_headers=api_headers,
+                    api_headers=headers,
                 )
                 sides.append(hub)
                 hub.start(stack, work)
@@ -828,7 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         members,
                         code_root=args.compare_root.resolve(),
                         label=args.compare_label,
-                        api_headers=api_headers,
+                        api_headers=headers,
                     )
                     sides.append(other)
                     other.start(stack, work)

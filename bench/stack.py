@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: the hub child helpers live in tests/
     sys.path.insert(0, str(ROOT))
 
-from tests.hub_process import HubChild, metric_by_label, running_hub  # noqa: E402
+from tests.hub_process import HubChild, api_headers, metric_by_label, running_hub  # noqa: E402
 
-# The tests' hub child and /metrics reader; the load client.
-__all__ = ["HubChild", "LoadPublisher", "metric_by_label", "running_hub"]
+# The tests' hub child, API token and /metrics reader; the load client.
+__all__ = ["HubChild", "LoadPublisher", "api_headers", "metric_by_label", "running_hub"]
 
 
 @dataclass(frozen=True, slots=True)
