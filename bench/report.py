@@ -74,7 +74,10 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(
         "peer",
         "bench_peer.py",
-        ("--messages", "5000", "--devices", "1000", "--steps", "1", "--paced-seconds", "3"),
+        (
+            *("--messages", "5000", "--devices", "1000", "--steps", "1", "--paced-seconds", "3"),
+            *("--repeats", "1", "--steady-repeats", "1"),
+        ),
     ),
     Benchmark("memory", "bench_memory.py", ("--devices", "10000")),
     Benchmark("storage", "bench_storage.py", ("--readings", "20000")),
