@@ -296,17 +296,16 @@ def record_latest_reports(conn: Conn, stage: str) -> None:
     )
 
 
-def record_stored_reports(conn: Conn, stage: str) -> None:
-    """`record_latest_reports` for a staged batch that was stored as it is (no report in it
-    was there before, none twice): its reports are the stored ones, read from the stage."""
-    conn.execute(
-        sql.SQL(
-            _UPSERT_LATEST.format(
-                "SELECT DISTINCT ON (device_id) device_id, ts, received_at, occupied, battery_pct"
-                " FROM {} ORDER BY device_id, ts DESC"
-            )
-        ).format(sql.Identifier(stage))
-    )
+def stored_reports_statement(stage: str) -> sql.Composed:
+    """`record_latest_reports` for a staged batch that is stored as it is (no report in it
+    was there before, none twice): its reports are the stored ones, read from the stage.
+    A statement, for the telemetry writer to send with the insert from the stage."""
+    return sql.SQL(
+        _UPSERT_LATEST.format(
+            "SELECT DISTINCT ON (device_id) device_id, ts, received_at, occupied, battery_pct"
+            " FROM {} ORDER BY device_id, ts DESC"
+        )
+    ).format(sql.Identifier(stage))
 
 
 def rebuild_latest_reports(conn: Conn) -> int:

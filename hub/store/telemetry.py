@@ -109,13 +109,6 @@ class TelemetryWriter:
                     " ON COMMIT DELETE ROWS"
                 ).format(sql.Identifier(stage), sql.Identifier(table.table))
             )
-            if table.kind is Kind.PARKING:
-                self._conn.execute(
-                    sql.SQL(
-                        "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE parking_spot_latest)"
-                        " ON COMMIT DELETE ROWS"
-                    ).format(sql.Identifier(_LATEST_STAGE))
-                )
             found = dict(
                 self._conn.execute(
                     "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute"
@@ -189,23 +182,26 @@ class TelemetryWriter:
         return statements
 
     def _copy_kind(self, table: KindTable, readings: Sequence[Reading]) -> int:
-        """COPY a kind's readings straight into its table; _RedeliveredError on a duplicate."""
+        """COPY a kind's readings straight into its table; _RedeliveredError on a duplicate.
+
+        Parking's go through its stage: one statement then inserts them into the table and
+        moves each spot's latest report from the same rows, so they are sent once (a
+        second COPY of the spots' reports cost the writer 2-3 µs per report and two round
+        trips per batch; docs/performance.md).
+        """
         stage, types = self._ensure_stage(table)
         statements = self._kind_statements(table, stage)
         cursor = self._conn.cursor()
         try:
-            _copy_readings(cursor, statements.copy_table, types, table, readings)
+            if statements.insert_staged is None:
+                _copy_readings(cursor, statements.copy_table, types, table, readings)
+            else:
+                _copy_readings(cursor, statements.copy_stage, types, table, readings)
+                cursor.execute(statements.insert_staged)
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected) as err:
             # A deadlock too: copied in arrival order, two members writing the same rows
             # in opposite orders can wait on each other; the merge inserts in key order.
             raise _RedeliveredError(str(err)) from err
-        if table.kind is Kind.PARKING:
-            with cursor.copy(_COPY_LATEST) as copy:
-                copy.set_types(_LATEST_TYPES)
-                write_row = copy.write_row
-                for _, device_id, _, ts, received_at, payload in readings:
-                    write_row((device_id, ts, received_at, *_SPOT(payload.__dict__)))
-            parking.record_stored_reports(self._conn, _LATEST_STAGE)
         return len(readings)
 
     def _merge_kind(self, table: KindTable, readings: Sequence[Reading]) -> int:
@@ -236,22 +232,14 @@ def _copy_readings(
             write_row(reading_row(table, reading))
 
 
-# The parking writer's stage of the spots' reports in a batch copied straight in.
-_LATEST_STAGE = "stage_parking_latest"
-_COPY_LATEST = (
-    f"COPY {_LATEST_STAGE} (device_id, ts, received_at, occupied, battery_pct)"
-    " FROM STDIN (FORMAT BINARY)"
-).encode()
-_LATEST_TYPES = ["text", "timestamptz", "timestamptz", "boolean", "real"]
-_SPOT = itemgetter("occupied", "battery_pct")  # of a parking payload's __dict__
-
-
 class _Statements(NamedTuple):
     """A kind's statements as the bytes sent."""
 
     copy_table: bytes
     copy_stage: bytes
     merge: bytes
+    # Parking's: its stage into its table and each spot's latest report, in one query.
+    insert_staged: bytes | None
 
 
 def _statements(table: KindTable, stage: str, conn: psycopg.Connection[Any]) -> _Statements:
@@ -263,6 +251,15 @@ def _statements(table: KindTable, stage: str, conn: psycopg.Connection[Any]) -> 
     """
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.columns)
     copy = "COPY {} ({}) FROM STDIN (FORMAT BINARY)"
+    insert_staged = None
+    if table.kind is Kind.PARKING:
+        # Two statements in one simple query (no parameters): one round trip. Without ON
+        # CONFLICT: a reading stored before raises the unique violation the merge takes over.
+        insert_staged = sql.SQL(
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}; "
+        ).format(
+            table=sql.Identifier(table.table), columns=columns, stage=sql.Identifier(stage)
+        ).as_bytes(conn) + parking.stored_reports_statement(stage).as_bytes(conn)
     return _Statements(
         sql.SQL(copy).format(sql.Identifier(table.table), columns).as_bytes(conn),
         sql.SQL(copy).format(sql.Identifier(stage), columns).as_bytes(conn),
@@ -272,6 +269,7 @@ def _statements(table: KindTable, stage: str, conn: psycopg.Connection[Any]) -> 
         )
         .format(table=sql.Identifier(table.table), columns=columns, stage=sql.Identifier(stage))
         .as_bytes(conn),
+        insert_staged,
     )
 
 

@@ -185,13 +185,15 @@ def test_generated_batches_store_each_reading_once_and_the_newest_report_per_spo
     assert latest == newest
 
 
-def test_a_batch_deadlocked_with_another_writer_is_merged(database_url: str) -> None:
+@pytest.mark.parametrize("kind", [Kind.LIGHTING, Kind.PARKING])
+def test_a_batch_deadlocked_with_another_writer_is_merged(database_url: str, kind: Kind) -> None:
     """Another member's transaction holds one of the batch's rows and then waits for one the
-    batch copied first: PostgreSQL breaks the deadlock by failing the batch's COPY (it waited
-    first), and the writer merges the batch instead of failing it."""
+    batch wrote first: PostgreSQL breaks the deadlock by failing the batch's COPY (parking's:
+    the insert from its stage; it waited first), and the writer merges the batch instead of
+    failing it."""
     first, second = readings_batch(offset_s=1), readings_batch(offset_s=2)
-    lamp_first = [r for r in first.readings if r.kind is Kind.LIGHTING]
-    lamp_second = [r for r in second.readings if r.kind is Kind.LIGHTING]
+    kind_first = [r for r in first.readings if r.kind is kind]
+    kind_second = [r for r in second.readings if r.kind is kind]
     outcome: dict[str, object] = {}
     with (
         psycopg.connect(database_url, autocommit=True) as conn,
@@ -199,12 +201,12 @@ def test_a_batch_deadlocked_with_another_writer_is_merged(database_url: str) -> 
     ):
         other_writer = TelemetryWriter(other)
         other.execute("SET deadlock_timeout = '10s'")  # the batch's backend detects it
-        other_writer._copy_kind(TABLES[Kind.LIGHTING], lamp_second)  # holds the second row
+        other_writer._copy_kind(TABLES[kind], kind_second)  # holds the second row
 
         def write() -> None:
             try:
                 outcome["inserted"] = TelemetryWriter(conn).write_batch(
-                    Batch(readings=lamp_first + lamp_second)
+                    Batch(readings=kind_first + kind_second)
                 )
             except Exception as err:  # noqa: BLE001 - reported below
                 outcome["error"] = err
@@ -213,11 +215,14 @@ def test_a_batch_deadlocked_with_another_writer_is_merged(database_url: str) -> 
         writer.start()
         time.sleep(0.5)  # the batch has copied its first row and waits for the second
         try:
-            other_writer._copy_kind(TABLES[Kind.LIGHTING], lamp_first)  # waits for the first
+            # A writer writes a kind once per transaction; here twice: parking's stage
+            # (emptied at commit) must hold this call's reports only.
+            other.execute(f"DELETE FROM stage_{kind.value}")
+            other_writer._copy_kind(TABLES[kind], kind_first)  # waits for the first
             other.commit()
         except psycopg.errors.DeadlockDetected:  # pragma: no cover - the other way round
             other.rollback()
         writer.join(timeout=30)
         assert "error" not in outcome, outcome
-        rows = conn.execute("SELECT count(*) FROM telemetry_lighting").fetchone()
+        rows = conn.execute(f"SELECT count(*) FROM telemetry_{kind.value}").fetchone()
     assert rows == (2,)
