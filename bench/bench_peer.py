@@ -683,11 +683,22 @@ class SideResult:
             return None
         return total_cpu_us(steady) / total_cpu_us(self.full_run())
 
-    def rate_target(self) -> float | None:
+    def rate_target(self) -> str | None:
         """Issue 23's least multiple of the peer's highest rate kept up, for a hub side."""
         if self.members is None:
             return None
-        return 1.25 if self.members > 1 else 1.0
+        return ">= 1.25" if self.members > 1 else ">= 1"
+
+    def cpu_target(self) -> str | None:
+        """Issue 23's most for the steady rate's CPU per message over full speed's (hubs)."""
+        return None if self.members is None else "<= 1"
+
+    def median_runs_text(self) -> str:
+        """Which runs the CPU ratio compares."""
+        return (
+            f"the runs of median CPU of {len(self.steady)} steady and {len(self.full)}"
+            " full-speed runs"
+        )
 
     def best_paced(self) -> Run | None:
         """The run at the highest paced rate kept up."""
@@ -762,11 +773,6 @@ def _split_lines(
     return lines if len(lines) > 2 else []
 
 
-def runs_text(count: int) -> str:
-    """ "1 run", "3 runs"."""
-    return f"{count} run" if count == 1 else f"{count} runs"
-
-
 def verdict(value: float, target: str | None) -> str:
     """ "met" or "missed" against a target like ">= 1.25", or "" without one."""
     met = target_met(value, target)
@@ -781,12 +787,6 @@ def rate_ratio(result: SideResult, reference: Run | None) -> float | None:
     return best.paced / reference.paced
 
 
-def rate_target_text(result: SideResult) -> str | None:
-    """The rate target of a side as a figure's target."""
-    target = result.rate_target()
-    return None if target is None else f">= {target:g}"
-
-
 def ratio_lines(results: Sequence[SideResult], peer: str) -> list[str]:
     """Issue 23's targets: each other side's highest rate kept up as a multiple of the peer's,
     and each side's CPU per message at the steady rate as a multiple of full speed's."""
@@ -799,19 +799,17 @@ def ratio_lines(results: Sequence[SideResult], peer: str) -> list[str]:
         lines.append(
             f"{result.name}: {ratio:.2f}× {peer}'s highest rate kept up"
             f" ({best.paced or 0:,.0f} against {reference.paced or 0:,.0f} msg/s"
-            f"{verdict(ratio, rate_target_text(result))})"
+            f"{verdict(ratio, result.rate_target())})"
         )
     for result in results:
         cpu = result.cpu_ratio()
         steady = result.steady_run()
         if cpu is None or steady is None:
             continue
-        target = "<= 1" if result.members is not None else None
         lines.append(
             f"{result.name}: CPU per message at the steady rate {cpu:.2f}× full speed's"
             f" ({total_cpu_us(steady):.1f} against {total_cpu_us(result.full_run()):.1f} µs,"
-            f" the runs of median CPU of {runs_text(len(result.steady))} and {len(result.full)}"
-            f"{verdict(cpu, target)})"
+            f" {result.median_runs_text()}{verdict(cpu, result.cpu_target())})"
         )
     return lines
 
@@ -856,7 +854,7 @@ def peer_figures(results: Sequence[SideResult], peer: str) -> list[Figure]:
                     worst.p99_ms,
                     "ms",
                     "< 500" if result.members is not None else None,
-                    f"the highest of {runs_text(runs)}; {kept} of {runs} kept up",
+                    f"the highest of {runs} runs; {kept} of {runs} kept up",
                 ),
                 Figure(
                     "peer",
@@ -864,16 +862,15 @@ def peer_figures(results: Sequence[SideResult], peer: str) -> list[Figure]:
                     total_cpu_us(steady),
                     "µs",
                     None,
-                    f"the run of median CPU of {runs_text(runs)}; all processes of the side"
-                    " together",
+                    f"the run of median CPU of {runs}; all processes of the side together",
                 ),
                 Figure(
                     "peer",
                     f"{result.name}, CPU per message at the steady rate / at full speed",
                     result.cpu_ratio(),
                     "×",
-                    "<= 1" if result.members is not None else None,
-                    f"the runs of median CPU of {runs_text(runs)} and {len(result.full)}",
+                    result.cpu_target(),
+                    result.median_runs_text(),
                 ),
             ]
         ratio = rate_ratio(result, reference)
@@ -884,7 +881,7 @@ def peer_figures(results: Sequence[SideResult], peer: str) -> list[Figure]:
                     f"{result.name} / {peer}, highest paced rate kept up",
                     ratio,
                     "×",
-                    rate_target_text(result),
+                    result.rate_target(),
                 )
             )
     return figures

@@ -85,7 +85,9 @@ class TelemetryWriter:
     rolls the batch back and it is written again by the merge (COPY into a session's
     staging table, then `INSERT … SELECT DISTINCT ON … ON CONFLICT DO NOTHING`), which the
     next batches keep using until one of them holds no duplicate. The straight COPY costs
-    PostgreSQL 35-40 % less per row than the merge (docs/performance.md).
+    PostgreSQL 35-40 % less per row than the merge (docs/performance.md). Parking's readings
+    take their staging table on the straight path too, and a plain insert from it, so that
+    the spots' latest reports are moved from the same rows (`_copy_kind`).
     """
 
     def __init__(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:

@@ -181,7 +181,8 @@ def test_the_steady_run_and_the_ratios_to_the_peer_are_reported() -> None:
         "hub, 1 process: 0.90× Node-RED 4 batch flow's highest rate kept up"
         " (9,000 against 10,000 msg/s; issue 23: >= 1×, missed)",
         "hub, 1 process: CPU per message at the steady rate 1.00× full speed's"
-        " (40.0 against 40.0 µs, the runs of median CPU of 2 runs and 1; issue 23: <= 1×, met)",
+        " (40.0 against 40.0 µs, the runs of median CPU of 2 steady and 1 full-speed runs;"
+        " issue 23: <= 1×, met)",
     ]
     assert ratio_lines([hub], "Node-RED 4 batch flow") == ratios[1:]  # no peer: no rate ratio
 
