@@ -211,18 +211,27 @@ def test_a_batch_deadlocked_with_another_writer_is_merged(database_url: str, kin
             except Exception as err:  # noqa: BLE001 - reported below
                 outcome["error"] = err
 
+        batch_pid = conn.info.backend_pid
+        conn.execute("SET deadlock_timeout = '2s'")  # the other writer has 2 s to wait too
         writer = threading.Thread(target=write)
         writer.start()
-        time.sleep(0.5)  # the batch has copied its first row and waits for the second
-        try:
-            # A writer writes a kind once per transaction; here twice: parking's stage
-            # (emptied at commit) must hold this call's reports only.
-            other.execute(f"DELETE FROM stage_{kind.value}")
-            other_writer._copy_kind(TABLES[kind], kind_first)  # waits for the first
-            other.commit()
-        except psycopg.errors.DeadlockDetected:  # pragma: no cover - the other way round
-            other.rollback()
+        # On once the batch has written its first row and waits for the second. (A fixed
+        # sleep could lose the race on a loaded machine: the batch's one deadlock check, a
+        # deadlock_timeout after it began to wait, found no cycle yet, and the other
+        # writer's check found it 10 s later.)
+        with psycopg.connect(database_url, autocommit=True) as watch:
+            deadline = time.monotonic() + 30
+            waiting = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s"
+            while watch.execute(waiting, (batch_pid,)).fetchone() != ("Lock",):
+                assert time.monotonic() < deadline, "the batch never waited for the held row"
+                time.sleep(0.01)
+        # A writer writes a kind once per transaction; here twice: parking's stage
+        # (emptied at commit) must hold this call's reports only.
+        other.execute(f"DELETE FROM stage_{kind.value}")
+        other_writer._copy_kind(TABLES[kind], kind_first)  # waits for the first
+        other.commit()
         writer.join(timeout=30)
         assert "error" not in outcome, outcome
         rows = conn.execute(f"SELECT count(*) FROM telemetry_{kind.value}").fetchone()
     assert rows == (2,)
+    assert outcome["inserted"] == 0  # merged: both rows were the other writer's by then
