@@ -779,6 +779,11 @@ def verdict(value: float, target: str | None) -> str:
     return "" if met is None else f"; issue 23: {target}×, {'met' if met else 'missed'}"
 
 
+def peer_best(results: Sequence[SideResult], peer: str) -> Run | None:
+    """The peer's run at its highest paced rate kept up, the reference of the rate ratios."""
+    return next((r.best_paced() for r in results if r.name == peer), None)
+
+
 def rate_ratio(result: SideResult, reference: Run | None) -> float | None:
     """A side's highest rate kept up as a multiple of the peer's best run."""
     best = result.best_paced()
@@ -790,7 +795,7 @@ def rate_ratio(result: SideResult, reference: Run | None) -> float | None:
 def ratio_lines(results: Sequence[SideResult], peer: str) -> list[str]:
     """Issue 23's targets: each other side's highest rate kept up as a multiple of the peer's,
     and each side's CPU per message at the steady rate as a multiple of full speed's."""
-    reference = next((r.best_paced() for r in results if r.name == peer), None)
+    reference = peer_best(results, peer)
     lines = []
     for result in results:
         ratio, best = rate_ratio(result, reference), result.best_paced()
@@ -817,7 +822,7 @@ def ratio_lines(results: Sequence[SideResult], peer: str) -> list[str]:
 def peer_figures(results: Sequence[SideResult], peer: str) -> list[Figure]:
     """The table as rows for bench/report.py, issue 23's targets with theirs."""
     figures: list[Figure] = []
-    reference = next((r.best_paced() for r in results if r.name == peer), None)
+    reference = peer_best(results, peer)
     for result in results:
         best = result.best_paced()
         figures.append(Figure("peer", f"{result.name}, full speed", result.full_rate(), "msg/s"))
@@ -854,7 +859,7 @@ def peer_figures(results: Sequence[SideResult], peer: str) -> list[Figure]:
                     worst.p99_ms,
                     "ms",
                     "< 500" if result.members is not None else None,
-                    f"the highest of {runs} runs; {kept} of {runs} kept up",
+                    f"the highest of {runs} run(s); {kept} of {runs} kept up",
                 ),
                 Figure(
                     "peer",

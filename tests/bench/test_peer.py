@@ -289,7 +289,7 @@ def test_issue_23s_targets_are_judged_on_the_median_runs_and_the_worst_latency()
     assert cpu.target == "<= 1"
     latency = figures["hub, 2 members, p99 publish→stored at 10,400 msg/s (steady)"]
     assert (latency.value, latency.target) == (620, "< 500")
-    assert latency.note == "the highest of 3 runs; 3 of 3 kept up"
+    assert latency.note == "the highest of 3 run(s); 3 of 3 kept up"
     assert figures["hub, 2 members, CPU per message at the steady rate"].value == pytest.approx(31)
     peer_cpu = figures["Node-RED 4 batch flow, CPU per message at the steady rate / at full speed"]
     assert peer_cpu.target is None
