@@ -812,7 +812,7 @@ def ratio_lines(results: Sequence[SideResult], peer: str) -> list[str]:
         if cpu is None or steady is None:
             continue
         lines.append(
-            f"{result.name}: CPU per message at the steady rate {cpu:.2f}× full speed's"
+            f"{result.name}: CPU per message at the steady rate {cpu:.3f}× full speed's"
             f" ({total_cpu_us(steady):.1f} against {total_cpu_us(result.full_run()):.1f} µs,"
             f" {result.median_runs_text()}{verdict(cpu, result.cpu_target())})"
         )

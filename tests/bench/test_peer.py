@@ -180,7 +180,7 @@ def test_the_steady_run_and_the_ratios_to_the_peer_are_reported() -> None:
     assert ratios == [
         "hub, 1 process: 0.90× Node-RED 4 batch flow's highest rate kept up"
         " (9,000 against 10,000 msg/s; issue 23: >= 1×, missed)",
-        "hub, 1 process: CPU per message at the steady rate 1.00× full speed's"
+        "hub, 1 process: CPU per message at the steady rate 1.000× full speed's"
         " (40.0 against 40.0 µs, the runs of median CPU of 2 steady and 1 full-speed runs;"
         " issue 23: <= 1×, met)",
     ]
@@ -273,10 +273,10 @@ def test_issue_23s_targets_are_judged_on_the_median_runs_and_the_worst_latency()
 
     assert lines[0].endswith("(13,000 against 10,000 msg/s; issue 23: >= 1.25×, met)")
     assert lines[1].endswith("(9,500 against 10,000 msg/s; issue 23: >= 1×, missed)")
-    assert "1.03× full speed's (31.0 against 30.0 µs" in lines[2]
+    assert "1.033× full speed's (31.0 against 30.0 µs" in lines[2]
     assert lines[2].endswith("issue 23: <= 1×, missed)")
     assert lines[3].endswith("issue 23: <= 1×, met)")
-    assert "1.20× full speed's" in lines[4]  # the peer's own, with no target
+    assert "1.200× full speed's" in lines[4]  # the peer's own, with no target
     assert "issue 23" not in lines[4]
     ratio = figures["hub, 2 members / Node-RED 4 batch flow, highest paced rate kept up"]
     assert ratio.value == pytest.approx(1.3)
