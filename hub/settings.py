@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(
         default=100, ge=1, description="longest a small batch waits to fill (docs/performance.md)"
     )
+    # Measured in docs/performance.md (twelfth session): alone, publish → stored p50 117 →
+    # 88 ms at 18,000 msg/s on 2 cores; two members sharing those cores, 143 → 252 ms.
+    decode_ahead: bool | None = Field(
+        default=None,
+        description="decode the next batch while the last one commits: it pays with a core"
+        " to spare; unset, a hub alone does and a cluster member (whose core the cluster"
+        " keeps busy) does not",
+    )
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     max_age_s: int = Field(default=7 * 24 * 3600, ge=1, description="oldest accepted ts")
     max_ahead_s: int = Field(default=300, ge=0, description="furthest future ts accepted")
@@ -270,6 +278,13 @@ class Settings(BaseSettings):
                 " the hubs split the stream through"
             )
         return self
+
+    @property
+    def decodes_ahead(self) -> bool:
+        """Whether the ingest writer decodes a batch ahead (HUB_DECODE_AHEAD, or by the seat)."""
+        if self.decode_ahead is not None:
+            return self.decode_ahead
+        return self.cluster_members == 1
 
     @property
     def seat(self) -> Seat:

@@ -3,9 +3,10 @@
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # The stages of the hot path whose CPU time is counted (docs/scaling.md, "what to watch"):
-# on the writer thread, decoding a batch and committing it; on the rules' thread, judging
-# readings, storing and publishing the alarm changes, handing readings to their owners in a
-# cluster, and the clock's work; on the network thread, reading back what was handed in.
+# on the decoder's and the writer's threads, decoding a batch and committing it; on the
+# rules' thread, judging readings, storing and publishing the alarm changes, handing
+# readings to their owners in a cluster, and the clock's work; on the network thread,
+# reading back what was handed in.
 STAGES = ("decode", "store", "rules", "alarms", "hand_off", "clock", "hand_in")
 
 
@@ -77,7 +78,7 @@ class IngestMetrics:
         )
         self.write_seconds = Histogram(
             "hub_batch_write_seconds",
-            "Time to decode and commit one batch",
+            "Time from taking a batch to its commit: decoding, its turn, the commit",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )

@@ -2,6 +2,7 @@
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -124,6 +125,15 @@ class KindIndex:
         return len(self._kinds)
 
 
+class _Prepared(NamedTuple):
+    """A batch taken from the buffer and decoded, waiting for its commit."""
+
+    messages: list[RawMessage]
+    items: list[Decoded | DeadLetter | None]
+    batch: Batch
+    started: float  # perf_counter when it was taken
+
+
 class StoppedWhileFailingError(Exception):
     """The hub is stopping while batches cannot be committed; they stay unacknowledged."""
 
@@ -143,6 +153,7 @@ class IngestPipeline:
         batch_interval_s: float = 0.2,
         batch_min_rows: int = 1,
         batch_max_wait_s: float = 0.0,
+        decode_ahead: bool = True,
         clock: Clock = utc_now,
         retry_max_s: float = 10.0,
     ) -> None:
@@ -156,9 +167,15 @@ class IngestPipeline:
         # A batch smaller than this waits for more, until its oldest message is this old.
         self._batch_min_rows = batch_min_rows
         self._batch_max_wait_s = max(batch_max_wait_s, batch_interval_s)
+        self._decode_ahead = decode_ahead
         self._clock = clock
         self._retry_max_s = retry_max_s
         self._buffer: deque[RawMessage] = deque()
+        # The first `_taken` messages of the buffer are in batches being decoded or
+        # committed; they leave it when committed. Both change under `_take_lock`.
+        self._taken = 0
+        self._take_lock = threading.Lock()
+        self._decoding = True  # the writer loop's decoder may go on
         self._wake = threading.Event()
         self._observers: list[BatchObserver] = []
         self._acknowledger: Acknowledger | None = None
@@ -185,7 +202,7 @@ class IngestPipeline:
         """Accept a message from the network thread; never blocks."""
         self._buffer.append(message)
         self._submitted += 1
-        if len(self._buffer) >= self._batch_max_rows:
+        if len(self._buffer) - self._taken >= self._batch_max_rows:
             self._wake.set()
 
     @property
@@ -258,12 +275,28 @@ class IngestPipeline:
         )
 
     def flush(self) -> int:
-        """Commit what is buffered (up to one batch), acknowledge it, notify observers."""
-        count = min(len(self._buffer), self._batch_max_rows)
-        if count == 0:
-            return 0
+        """Commit what is buffered (up to one batch), acknowledge it, notify observers.
+
+        Decoding and committing in one call, on the caller's thread: what the writer loop
+        does in two threads, one batch apart (`run`), and what it does itself at a stop.
+        """
+        prepared = self._prepare()
+        return 0 if prepared is None else self._commit(prepared)
+
+    def _untaken(self) -> int:
+        """Messages buffered and not yet in a batch being decoded or committed."""
+        return len(self._buffer) - self._taken
+
+    def _prepare(self) -> "_Prepared | None":
+        """Take the next batch after those already taken, and decode it."""
+        with self._take_lock:
+            offset = self._taken
+            count = min(len(self._buffer) - offset, self._batch_max_rows)
+            if count <= 0:
+                return None
+            messages = list(itertools.islice(self._buffer, offset, offset + count))
+            self._taken = offset + count
         started = time.perf_counter()
-        messages = list(itertools.islice(self._buffer, count))
         try:
             self._kinds.refresh()
         except Exception:
@@ -271,17 +304,25 @@ class IngestPipeline:
         cpu_started = time.thread_time()
         items = self._decode_all(messages)
         batch = Batch.of(items)
-        cpu_decoded = time.thread_time()
+        self._metrics.stages.add("decode", time.thread_time() - cpu_started, count)
+        return _Prepared(messages, items, batch, started)
+
+    def _commit(self, prepared: "_Prepared") -> int:
+        """Commit a decoded batch (the first taken), acknowledge it, notify observers."""
+        messages, items, batch, started = prepared
+        count = len(messages)
+        cpu_started = time.thread_time()
         result = self._write(batch)
         if isinstance(result, BatchRejectedError):
             batch, inserted = self._isolate(messages, items, result)
         else:
             inserted = result
-        stages = self._metrics.stages
-        stages.add("decode", cpu_decoded - cpu_started, count)
-        stages.add("store", time.thread_time() - cpu_decoded, count)
-        for _ in range(count):
-            self._buffer.popleft()
+        self._metrics.stages.add("store", time.thread_time() - cpu_started, count)
+        with self._take_lock:
+            buffer = self._buffer
+            for _ in range(count):
+                buffer.popleft()
+            self._taken -= count
         if self._acknowledger is not None:
             self._acknowledger.ack([m.ack_token for m in messages])
         self._record(batch, inserted, count, time.perf_counter() - started)
@@ -403,27 +444,25 @@ class IngestPipeline:
         metrics.lag_seconds.set(self.lag_s())
 
     def run(self, stop: threading.Event) -> None:
-        """The writer loop: flush every interval or when a full batch waits; flush on stop.
+        """The writer loop: commit a batch each interval or when a full one waits; then the
+        rest on stop.
+
+        With `decode_ahead` a decoder thread takes and decodes the next batch while this
+        one commits the last: a batch's commit is mostly waiting for PostgreSQL (its COPY,
+        its commit), and decoding is the other half of the writer's work (issue 23). That
+        pays where the process has a core to spare; where it has not, the two threads only
+        take turns at the GIL. Either way batches are committed, acknowledged and handed
+        to the observers in the order they arrived.
 
         A stop while the database is failing ends the loop at once: what is not committed
         is not acknowledged, and the broker delivers it again to the next hub.
         """
         self._stop = stop
         try:
-            while not stop.is_set():
-                self._wake.wait(self._batch_interval_s)
-                self._wake.clear()
-                self._gather(stop)
-                try:
-                    while self.flush() >= self._batch_max_rows:
-                        pass
-                except StoppedWhileFailingError:
-                    raise
-                except Exception:
-                    log.exception("ingest writer iteration failed; continuing")
-                    stop.wait(1.0)
-                self._metrics.pending.set(len(self._buffer))
-                self._metrics.lag_seconds.set(self.lag_s())
+            if self._decode_ahead:
+                self._run_decoding_ahead(stop)
+            else:
+                self._run_in_turn(stop)
             while self.flush():
                 pass
         except StoppedWhileFailingError as err:
@@ -433,6 +472,130 @@ class IngestPipeline:
                 err,
                 len(self._buffer),
             )
+
+    def _run_in_turn(self, stop: threading.Event) -> None:
+        """Decode and commit on this thread, one batch after the other."""
+        while not stop.is_set():
+            self._wait_interval()
+            self._gather(stop)
+            try:
+                while self.flush() >= self._batch_max_rows:
+                    pass
+            except StoppedWhileFailingError:
+                raise
+            except Exception:
+                log.exception("ingest writer iteration failed; continuing")
+                stop.wait(1.0)
+            self._metrics.pending.set(len(self._buffer))
+            self._metrics.lag_seconds.set(self.lag_s())
+
+    def _run_decoding_ahead(self, stop: threading.Event) -> None:
+        """Commit what the decoder thread hands over, until it hands over the end."""
+        self._decoding = True
+        handoff: queue.Queue[_Prepared | None] = queue.Queue(maxsize=1)
+        turn = threading.Semaphore(1)
+        decoder = threading.Thread(
+            target=self._decode_loop,
+            args=(stop, handoff, turn),
+            name="ingest-decoder",
+            daemon=True,
+        )
+        decoder.start()
+        try:
+            while True:
+                prepared = handoff.get()
+                if prepared is None:
+                    return
+                turn.release()  # the decoder may take the next batch meanwhile
+                self._commit_until_done(prepared, stop)
+                self._metrics.pending.set(len(self._buffer))
+                self._metrics.lag_seconds.set(self.lag_s())
+        finally:
+            self._decoding = False
+            decoder.join()
+            with self._take_lock:  # a batch the decoder could not hand over
+                self._taken = 0
+
+    def _commit_until_done(self, prepared: "_Prepared", stop: threading.Event) -> None:
+        """Commit a handed batch; after an unexpected failure, try the same batch again.
+
+        The same batch, not the next: the batches after it are decoded from the messages
+        after its own, which stay first in the buffer until it is committed. (The store's
+        own failures are retried inside `_write`; this is for what is not expected.)
+        """
+        while True:
+            try:
+                self._commit(prepared)
+            except StoppedWhileFailingError:
+                raise
+            except Exception:
+                if self._taken_below(prepared):
+                    log.exception("ingest writer failed after its commit; continuing")
+                    return
+                log.exception("ingest writer iteration failed; trying the batch again")
+                if stop.wait(1.0):
+                    raise StoppedWhileFailingError("stopped while a batch kept failing") from None
+            else:
+                return
+
+    def _taken_below(self, prepared: "_Prepared") -> bool:
+        """Whether this batch's messages have left the buffer (it was committed)."""
+        with self._take_lock:
+            return not self._buffer or self._buffer[0] is not prepared.messages[0]
+
+    def _decode_loop(
+        self,
+        stop: threading.Event,
+        handoff: "queue.Queue[_Prepared | None]",
+        turn: threading.Semaphore,
+    ) -> None:
+        """Wait for a batch's turn, decode it and hand it over.
+
+        The next batch is taken only once the writer has begun committing the last one
+        (`turn`), and an interval after that: one batch decoded ahead, never more.
+        """
+        try:
+            while not stop.is_set() and self._decoding:
+                if not turn.acquire(timeout=0.1):
+                    continue
+                # The writer has begun committing the last batch (or none is in flight):
+                # the next one gathers for an interval meanwhile, and is decoded while
+                # that commit waits for PostgreSQL.
+                self._wait_interval()
+                self._gather(stop)
+                if stop.is_set():
+                    break
+                try:
+                    prepared = self._prepare()
+                except Exception:
+                    log.exception("ingest decoder iteration failed; continuing")
+                    prepared = None
+                    stop.wait(1.0)
+                if prepared is None:
+                    turn.release()
+                else:
+                    self._hand_over(handoff, prepared)
+        finally:
+            # The writer commits the batches handed over, then leaves at this None.
+            self._hand_over(handoff, None)
+
+    def _hand_over(
+        self, handoff: "queue.Queue[_Prepared | None]", item: "_Prepared | None"
+    ) -> None:
+        """Put a batch (or the end) in the hand-off, unless the writer has left."""
+        while self._decoding:
+            try:
+                handoff.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            else:
+                return
+
+    def _wait_interval(self) -> None:
+        """Wait `batch_interval_s` for messages to gather, unless a full batch waits."""
+        if self._untaken() < self._batch_max_rows:
+            self._wake.wait(self._batch_interval_s)
+        self._wake.clear()
 
     def _gather(self, stop: threading.Event) -> None:
         """Under a light, steady load, wait for a fuller batch, up to the latency cap.
@@ -446,14 +609,15 @@ class IngestPipeline:
         clock is a test's). A backlog or a fast stream fills a batch at once and is not held.
         """
         waited_s = self._batch_interval_s
-        buffer = self._buffer
         while (
-            buffer
-            and len(buffer) < self._batch_min_rows
+            0 < self._untaken() < self._batch_min_rows
             and waited_s < self._batch_max_wait_s
             and not stop.is_set()
         ):
-            age_s = (self._clock() - buffer[0].received_at).total_seconds()
+            oldest = self._oldest_untaken()
+            if oldest is None:
+                return
+            age_s = (self._clock() - oldest.received_at).total_seconds()
             left_s = self._batch_max_wait_s - max(age_s, waited_s)
             if left_s <= 0:
                 return
@@ -461,6 +625,13 @@ class IngestPipeline:
             self._wake.wait(step_s)
             self._wake.clear()
             waited_s += step_s
+
+    def _oldest_untaken(self) -> RawMessage | None:
+        """The first message not yet in a batch, None when there is none."""
+        with self._take_lock:
+            if len(self._buffer) <= self._taken:
+                return None
+            return self._buffer[self._taken]
 
     def stop_waiting(self) -> None:
         """Wake the writer loop (used at shutdown)."""

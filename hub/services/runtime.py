@@ -216,6 +216,7 @@ class HubProcess:
             batch_interval_s=settings.batch_interval_ms / 1000,
             batch_min_rows=settings.batch_min_rows,
             batch_max_wait_s=settings.batch_max_wait_ms / 1000,
+            decode_ahead=settings.decodes_ahead,
         )
         lighting = LightingServices(
             settings,

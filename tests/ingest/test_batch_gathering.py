@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from hub.devices.batch import Batch
+from hub.devices.batch import Batch, BatchSink
 from hub.devices.decode import DecodeLimits
 from hub.devices.kinds import Kind
 from hub.ingest.metrics import IngestMetrics
@@ -27,12 +27,13 @@ class RecordingSink:
 
 
 def make_pipeline(
-    sink: RecordingSink,
+    sink: BatchSink,
     *,
     min_rows: int,
     max_wait_s: float,
     clock_at: datetime = NOW,
     metrics: IngestMetrics | None = None,
+    decode_ahead: bool = True,
 ) -> IngestPipeline:
     devices = {f"P-{i}": Kind.PARKING for i in range(100)}
     return IngestPipeline(
@@ -44,6 +45,7 @@ def make_pipeline(
         batch_interval_s=0.01,
         batch_min_rows=min_rows,
         batch_max_wait_s=max_wait_s,
+        decode_ahead=decode_ahead,
         clock=lambda: clock_at,
     )
 
