@@ -302,8 +302,15 @@ class IngestPipeline:
         except Exception:
             log.exception("registry refresh failed; decoding with the cached registry")
         cpu_started = time.thread_time()
-        items = self._decode_all(messages)
-        batch = Batch.of(items)
+        try:
+            items = self._decode_all(messages)
+            batch = Batch.of(items)
+        except BaseException:
+            # Not handed to the writer: its messages go back to the untaken part, or the
+            # writer would take a later batch's commit for theirs.
+            with self._take_lock:
+                self._taken = offset
+            raise
         self._metrics.stages.add("decode", time.thread_time() - cpu_started, count)
         return _Prepared(messages, items, batch, started)
 

@@ -10,18 +10,18 @@ handed to the rules, and in which order.
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.devices.batch import Batch, BatchRejectedError
-from hub.devices.decode import Reading
+from hub.devices.batch import Batch, BatchRejectedError, DeadLetter
+from hub.devices.decode import Decoded
 from hub.ingest.metrics import IngestMetrics
-from hub.ingest.pipeline import IngestPipeline
+from hub.ingest.pipeline import IngestPipeline, RawMessage
 from hub.settings import Settings
 from tests.ingest.test_batch_gathering import make_pipeline, message, run_writer
+from tests.ingest.test_batch_isolation import Acks, Seen
 
 WAIT_S = 10.0
 
@@ -50,22 +50,6 @@ class GatedSink:
         return len(batch.readings)
 
 
-class Acks:
-    def __init__(self) -> None:
-        self.tokens: list[int] = []
-
-    def ack(self, tokens: Sequence[int]) -> None:
-        self.tokens.extend(tokens)
-
-
-class Seen:
-    def __init__(self) -> None:
-        self.device_ids: list[str] = []
-
-    def on_batch(self, readings: Sequence[Reading], now: datetime) -> None:
-        self.device_ids.extend(r.device_id for r in readings)
-
-
 def decoded(metrics: IngestMetrics) -> float:
     value = metrics.registry.get_sample_value("hub_stage_items_total", {"stage": "decode"})
     return value or 0.0
@@ -92,6 +76,15 @@ def wired(
     return pipeline, metrics, acks, seen
 
 
+def hold_first_batch(pipeline: IngestPipeline, sink: GatedSink, first: int, total: int) -> None:
+    """Submit `first` messages, wait until their batch is held at the gate, then the rest."""
+    for i in range(first):
+        pipeline.submit(message(i))
+    assert sink.entered.wait(WAIT_S)  # the first batch is committing, held at the gate
+    for i in range(first, total):
+        pipeline.submit(message(i))
+
+
 def stop_writer(pipeline: IngestPipeline, stop: threading.Event, writer: threading.Thread) -> None:
     stop.set()
     pipeline.stop_waiting()
@@ -100,18 +93,22 @@ def stop_writer(pipeline: IngestPipeline, stop: threading.Event, writer: threadi
     assert not any(t.name == "ingest-decoder" for t in threading.enumerate())
 
 
-def test_the_next_batch_is_decoded_while_the_last_one_commits() -> None:
+@pytest.mark.parametrize("decode_ahead", [True, False])
+def test_the_next_batch_is_decoded_while_the_last_one_commits_when_decoding_ahead(
+    decode_ahead: bool,
+) -> None:
     sink = GatedSink(gated=True)
-    pipeline, metrics, acks, seen = wired(sink)
+    pipeline, metrics, acks, seen = wired(sink, decode_ahead=decode_ahead)
     stop = threading.Event()
     writer = run_writer(pipeline, stop)
     try:
-        for i in range(5):
-            pipeline.submit(message(i))
-        assert sink.entered.wait(WAIT_S)  # the first batch is committing, held at the gate
-        for i in range(5, 12):
-            pipeline.submit(message(i))
-        until(lambda: decoded(metrics) == 12, "the second batch decoded during the first commit")
+        hold_first_batch(pipeline, sink, 5, 12)
+        if decode_ahead:
+            until(lambda: decoded(metrics) == 12, "the second batch decoded during the commit")
+        else:
+            time.sleep(0.2)  # twenty intervals: time enough to have decoded them, were it to
+            assert decoded(metrics) == 5
+            assert not any(t.name == "ingest-decoder" for t in threading.enumerate())
         assert acks.tokens == []  # nothing is acknowledged before its commit
         assert pipeline.pending == 12
         sink.gate.set()
@@ -121,32 +118,8 @@ def test_the_next_batch_is_decoded_while_the_last_one_commits() -> None:
         stop_writer(pipeline, stop, writer)
     assert [len(b) for b in sink.batches] == [5, 7]
     assert acks.tokens == list(range(12))
-    assert seen.device_ids == [f"P-{i}" for i in range(12)]
+    assert [r.device_id for r in seen.readings] == [f"P-{i}" for i in range(12)]
     assert pipeline.pending == 0
-
-
-def test_without_decoding_ahead_the_next_batch_waits_for_the_last_commit() -> None:
-    sink = GatedSink(gated=True)
-    pipeline, metrics, acks, seen = wired(sink, decode_ahead=False)
-    stop = threading.Event()
-    writer = run_writer(pipeline, stop)
-    try:
-        for i in range(5):
-            pipeline.submit(message(i))
-        assert sink.entered.wait(WAIT_S)
-        for i in range(5, 12):
-            pipeline.submit(message(i))
-        time.sleep(0.2)  # twenty intervals: time enough to have decoded them, were it to
-        assert decoded(metrics) == 5
-        assert not any(t.name == "ingest-decoder" for t in threading.enumerate())
-        sink.gate.set()
-        until(lambda: pipeline.committed_messages == 12, "both batches committed")
-    finally:
-        sink.gate.set()
-        stop_writer(pipeline, stop, writer)
-    assert [len(b) for b in sink.batches] == [5, 7]
-    assert acks.tokens == list(range(12))
-    assert seen.device_ids == [f"P-{i}" for i in range(12)]
 
 
 @pytest.mark.parametrize(
@@ -171,11 +144,7 @@ def test_a_batch_whose_commit_fails_unexpectedly_is_tried_again_before_the_next(
     stop = threading.Event()
     writer = run_writer(pipeline, stop)
     try:
-        for i in range(3):
-            pipeline.submit(message(i))
-        assert sink.entered.wait(WAIT_S)
-        for i in range(3, 6):
-            pipeline.submit(message(i))
+        hold_first_batch(pipeline, sink, 3, 6)
         until(lambda: decoded(metrics) == 6, "the second batch decoded ahead")
         sink.gate.set()
         until(lambda: pipeline.committed_messages == 6, "both batches committed")
@@ -185,7 +154,36 @@ def test_a_batch_whose_commit_fails_unexpectedly_is_tried_again_before_the_next(
     assert sink.attempts == 8  # 6 refused, then each batch once
     assert sink.batches == [["P-0", "P-1", "P-2"], ["P-3", "P-4", "P-5"]]
     assert acks.tokens == list(range(6))
-    assert seen.device_ids == [f"P-{i}" for i in range(6)]
+    assert [r.device_id for r in seen.readings] == [f"P-{i}" for i in range(6)]
+
+
+def test_a_batch_whose_decoding_fails_unexpectedly_is_taken_again() -> None:
+    # The decoder's own failure (each message's is a dead letter; this is the batch's):
+    # the messages go back to the buffer's untaken part, and the next take has them.
+    sink = GatedSink()
+    pipeline, _, acks, seen = wired(sink)
+    decode_all = pipeline._decode_all
+    calls = []
+
+    def failing_once(messages: Sequence[RawMessage]) -> list[Decoded | DeadLetter | None]:
+        calls.append(len(messages))
+        if len(calls) == 1:
+            raise RuntimeError("a decoder bug, for the test")
+        return decode_all(messages)
+
+    pipeline._decode_all = failing_once  # type: ignore[method-assign]
+    stop = threading.Event()
+    for i in range(5):
+        pipeline.submit(message(i))
+    writer = run_writer(pipeline, stop)
+    try:
+        until(lambda: pipeline.committed_messages == 5, "the batch committed")
+    finally:
+        stop_writer(pipeline, stop, writer)
+    assert calls == [5, 5]
+    assert sink.batches == [[f"P-{i}" for i in range(5)]]
+    assert acks.tokens == list(range(5))
+    assert [r.device_id for r in seen.readings] == [f"P-{i}" for i in range(5)]
 
 
 def test_a_stop_with_a_batch_decoded_ahead_commits_it_and_the_rest() -> None:
@@ -193,11 +191,7 @@ def test_a_stop_with_a_batch_decoded_ahead_commits_it_and_the_rest() -> None:
     pipeline, metrics, acks, _ = wired(sink)
     stop = threading.Event()
     writer = run_writer(pipeline, stop)
-    for i in range(4):
-        pipeline.submit(message(i))
-    assert sink.entered.wait(WAIT_S)
-    for i in range(4, 9):
-        pipeline.submit(message(i))
+    hold_first_batch(pipeline, sink, 4, 9)
     until(lambda: decoded(metrics) == 9, "the second batch decoded ahead")
     for i in range(9, 20):
         pipeline.submit(message(i))  # not yet taken when the stop comes
@@ -240,5 +234,5 @@ def test_messages_are_committed_once_each_and_in_order_whatever_the_pace(
     finally:
         stop_writer(pipeline, stop, writer)
     assert acks.tokens == [i % 100 for i in range(total)]
-    assert seen.device_ids == [f"P-{i % 100}" for i in range(total)]
+    assert [r.device_id for r in seen.readings] == [f"P-{i % 100}" for i in range(total)]
     assert sum(len(b) for b in sink.batches) == total
