@@ -514,9 +514,7 @@ class IngestPipeline:
                 if prepared is None:
                     return
                 turn.release()  # the decoder may take the next batch meanwhile
-                self._commit_until_done(prepared, stop)
-                self._metrics.pending.set(len(self._buffer))
-                self._metrics.lag_seconds.set(self.lag_s())
+                self._commit_until_done(prepared, stop)  # its _record sets pending and lag
         finally:
             self._decoding = False
             decoder.join()

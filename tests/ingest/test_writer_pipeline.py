@@ -9,7 +9,7 @@ handed to the rules, and in which order.
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +20,7 @@ from hub.devices.decode import Decoded
 from hub.ingest.metrics import IngestMetrics
 from hub.ingest.pipeline import IngestPipeline, RawMessage
 from hub.settings import Settings
+from tests.hub_process import wait_for
 from tests.ingest.test_batch_gathering import make_pipeline, message, run_writer
 from tests.ingest.test_batch_isolation import Acks, Seen
 
@@ -53,14 +54,6 @@ class GatedSink:
 def decoded(metrics: IngestMetrics) -> float:
     value = metrics.registry.get_sample_value("hub_stage_items_total", {"stage": "decode"})
     return value or 0.0
-
-
-def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {WAIT_S} s: {what}")
-        time.sleep(0.005)
 
 
 def wired(
@@ -104,7 +97,9 @@ def test_the_next_batch_is_decoded_while_the_last_one_commits_when_decoding_ahea
     try:
         hold_first_batch(pipeline, sink, 5, 12)
         if decode_ahead:
-            until(lambda: decoded(metrics) == 12, "the second batch decoded during the commit")
+            wait_for(
+                lambda: decoded(metrics) == 12, WAIT_S, "the second batch decoded during the commit"
+            )
         else:
             time.sleep(0.2)  # twenty intervals: time enough to have decoded them, were it to
             assert decoded(metrics) == 5
@@ -112,7 +107,7 @@ def test_the_next_batch_is_decoded_while_the_last_one_commits_when_decoding_ahea
         assert acks.tokens == []  # nothing is acknowledged before its commit
         assert pipeline.pending == 12
         sink.gate.set()
-        until(lambda: pipeline.committed_messages == 12, "both batches committed")
+        wait_for(lambda: pipeline.committed_messages == 12, WAIT_S, "both batches committed")
     finally:
         sink.gate.set()
         stop_writer(pipeline, stop, writer)
@@ -145,9 +140,9 @@ def test_a_batch_whose_commit_fails_unexpectedly_is_tried_again_before_the_next(
     writer = run_writer(pipeline, stop)
     try:
         hold_first_batch(pipeline, sink, 3, 6)
-        until(lambda: decoded(metrics) == 6, "the second batch decoded ahead")
+        wait_for(lambda: decoded(metrics) == 6, WAIT_S, "the second batch decoded ahead")
         sink.gate.set()
-        until(lambda: pipeline.committed_messages == 6, "both batches committed")
+        wait_for(lambda: pipeline.committed_messages == 6, WAIT_S, "both batches committed")
     finally:
         sink.gate.set()
         stop_writer(pipeline, stop, writer)
@@ -177,7 +172,7 @@ def test_a_batch_whose_decoding_fails_unexpectedly_is_taken_again() -> None:
         pipeline.submit(message(i))
     writer = run_writer(pipeline, stop)
     try:
-        until(lambda: pipeline.committed_messages == 5, "the batch committed")
+        wait_for(lambda: pipeline.committed_messages == 5, WAIT_S, "the batch committed")
     finally:
         stop_writer(pipeline, stop, writer)
     assert calls == [5, 5]
@@ -192,7 +187,7 @@ def test_a_stop_with_a_batch_decoded_ahead_commits_it_and_the_rest() -> None:
     stop = threading.Event()
     writer = run_writer(pipeline, stop)
     hold_first_batch(pipeline, sink, 4, 9)
-    until(lambda: decoded(metrics) == 9, "the second batch decoded ahead")
+    wait_for(lambda: decoded(metrics) == 9, WAIT_S, "the second batch decoded ahead")
     for i in range(9, 20):
         pipeline.submit(message(i))  # not yet taken when the stop comes
     stop.set()
@@ -230,7 +225,7 @@ def test_messages_are_committed_once_each_and_in_order_whatever_the_pace(
                 pipeline.submit(message(total % 100))
                 total += 1
             time.sleep(0.002)
-        until(lambda: pipeline.committed_messages == total, "every message committed")
+        wait_for(lambda: pipeline.committed_messages == total, WAIT_S, "every message committed")
     finally:
         stop_writer(pipeline, stop, writer)
     assert acks.tokens == [i % 100 for i in range(total)]
